@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {MerchantRegistry} from "./base/MerchantRegistry.sol";
+import {IPrepaidLedger} from "./interfaces/IPrepaidLedger.sol";
+import {PackedAccount} from "./libraries/PackedAccount.sol";
+
+/// @title PrepaidLedger
+/// @notice Keeps the books of every prepaid card of every supervised merchant, and a hash chain
+/// over every record, from batches of encrypted records uploaded by the merchants' systems.
+/// @dev The details of a record travel only in calldata and events (`Recorded`): storage holds
+/// one word per account, two per merchant and the chain head, because a stored byte costs about
+/// twenty times a logged one. Formats: docs/FORMAT.md.
+contract PrepaidLedger is MerchantRegistry, Pausable {
+    using PackedAccount for uint256;
+    using SafeCast for uint256;
+
+    /// @notice The packed-records version this contract reads (docs/FORMAT.md 5).
+    uint8 public constant BATCH_VERSION = 1;
+
+    /// @dev kind u8 + amount u48 + account b32 + commitment b32 + ciphertextLength u16.
+    uint256 private constant _RECORD_HEAD = 73;
+    /// @dev version u8 + count u16.
+    uint256 private constant _BATCH_HEAD = 3;
+
+    /// @dev Recorded.selector (the event's topic 0) as a literal, for the hand-written log in
+    /// _bookAll; the constructor checks the two agree.
+    uint256 private constant _RECORDED_TOPIC = 0xf224eeb88d3d92740fd18c6f84a660cb680dbe9e1f177842394edd65ea7ca6d5;
+
+    bytes32 private immutable GENESIS_HEAD;
+
+    /// @dev A batch's running state, shared by the booking loop and recordBatch.
+    struct Batch {
+        uint32 merchantId;
+        uint64 index;
+        bytes32 head;
+        uint256 offset;
+        uint256 opened;
+        uint256 toppedUp;
+        uint256 consumed;
+        uint256 refunded;
+    }
+
+    mapping(bytes32 account => uint256 packed) private _accounts;
+    bytes32 private _head;
+    uint64 private _recordCount;
+
+    /// @param admin Holds DEFAULT_ADMIN_ROLE: manages regulators, pauses.
+    /// @param regulator The first regulator: registers and supervises merchants.
+    constructor(address admin, address regulator) MerchantRegistry(admin, regulator) {
+        assert(bytes32(_RECORDED_TOPIC) == Recorded.selector);
+        bytes32 genesis = keccak256(abi.encode(keccak256("prepaid-ledger.chain.v1"), block.chainid, address(this)));
+        GENESIS_HEAD = genesis;
+        _head = genesis;
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function pause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _pause();
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _unpause();
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function recordBatch(uint32 merchantId, uint64 sequence, bytes calldata envelope, bytes calldata records)
+        external
+        whenNotPaused
+        returns (uint64 firstRecordIndex, uint16 count)
+    {
+        Merchant storage m = _merchant(merchantId);
+        _checkUpload(merchantId, m.status, sequence, m.nextSequence);
+        count = _batchCount(records);
+
+        Batch memory b = Batch({
+            merchantId: merchantId,
+            index: _recordCount,
+            head: _head,
+            offset: _BATCH_HEAD,
+            opened: 0,
+            toppedUp: 0,
+            consumed: 0,
+            refunded: 0
+        });
+        firstRecordIndex = b.index + 1;
+        if (!_bookAll(b, records, count)) _explainFailure(merchantId, records, b.offset);
+        if (b.offset != records.length) revert LedgerMalformedBatch(b.offset, records.length);
+
+        _head = b.head;
+        _recordCount = b.index;
+        m.nextSequence = sequence + 1;
+        m.recordCount += count;
+        m.accountCount += b.opened.toUint32();
+        m.toppedUp += b.toppedUp.toUint64();
+        m.consumed += b.consumed.toUint64();
+        m.refunded += b.refunded.toUint64();
+        emit BatchRecorded(merchantId, sequence, msg.sender, firstRecordIndex, count, b.head, envelope);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function accountBooks(bytes32 account) external view returns (AccountBooks memory books) {
+        uint256 packed = _accounts[account];
+        books = AccountBooks({
+            merchantId: packed.merchantId(),
+            recordCount: packed.recordCount(),
+            initialAmount: packed.initialAmount(),
+            toppedUp: packed.toppedUp(),
+            consumed: packed.consumed(),
+            refunded: packed.refunded(),
+            balance: packed.balance()
+        });
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function balanceOf(bytes32 account) external view returns (uint256 balance) {
+        balance = _accounts[account].balance();
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function merchantBooks(uint32 merchantId) external view returns (MerchantBooks memory books) {
+        Merchant storage m = _merchant(merchantId);
+        books = MerchantBooks({
+            status: m.status,
+            nextSequence: m.nextSequence,
+            recordCount: m.recordCount,
+            accountCount: m.accountCount,
+            toppedUp: m.toppedUp,
+            consumed: m.consumed,
+            refunded: m.refunded,
+            liability: uint256(m.toppedUp) - m.consumed - m.refunded
+        });
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function chainHead() external view returns (uint64 recordCount, bytes32 head) {
+        return (_recordCount, _head);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function genesisHead() external view returns (bytes32) {
+        return GENESIS_HEAD;
+    }
+
+    /// @dev Who may upload, and whether this batch is the merchant's next one.
+    function _checkUpload(uint32 merchantId, MerchantStatus status, uint64 sequence, uint64 expected) private view {
+        if (status != MerchantStatus.Active) {
+            if (status == MerchantStatus.None) revert LedgerUnknownMerchant(merchantId);
+            revert LedgerMerchantSuspended(merchantId);
+        }
+        if (!hasRole(recorderRole(merchantId), msg.sender)) revert LedgerUnauthorizedRecorder(msg.sender, merchantId);
+        if (sequence != expected) {
+            if (sequence < expected) revert LedgerBatchReplayed(merchantId, sequence, expected);
+            revert LedgerSequenceGap(merchantId, sequence, expected);
+        }
+    }
+
+    /// @dev Reads and checks the batch header; returns the record count.
+    function _batchCount(bytes calldata records) private pure returns (uint16 count) {
+        if (records.length < _BATCH_HEAD) revert LedgerMalformedBatch(0, records.length);
+        uint8 version = uint8(records[0]);
+        if (version != BATCH_VERSION) revert LedgerUnsupportedVersion(version);
+        count = uint16(bytes2(records[1:3]));
+        if (count == 0) revert LedgerEmptyBatch();
+    }
+
+    /// @dev Books `count` records: for each, its one state change (the account's packed books,
+    /// with the same rules as PackedAccount.book), its chain link and its `Recorded` event.
+    /// This loop runs once per record, so it is hand-written: Solidity's checked arithmetic and
+    /// ABI encoder would spend more gas than the record's own bytes cost. On the first record
+    /// that breaks a rule it stops and returns false with `b.offset` at that record, and the
+    /// caller replays that record through the checked Solidity path to revert with the reason.
+    function _bookAll(Batch memory b, bytes calldata records, uint256 count) private returns (bool ok) {
+        assembly ("memory-safe") {
+            let merchantId := mload(b)
+            let index := mload(add(b, 0x20))
+            let head := mload(add(b, 0x40))
+            let offset := mload(add(b, 0x60))
+            // Sums of the batch, one word: toppedUp | consumed << 64 | refunded << 128 | opened << 192.
+            let sums := 0
+            // Scratch memory past the free-memory pointer; nothing in this block allocates.
+            let ptr := mload(0x40)
+            ok := 1
+            for { let last := add(index, count) } lt(index, last) {} {
+                // kind u8 | amount u48 | account b32 | commitment b32 | length u16 | ciphertext
+                let p := add(records.offset, offset)
+                let word := calldataload(p)
+                let account := calldataload(add(p, 7))
+                let length := shr(240, calldataload(add(p, 71)))
+                let next := add(add(offset, 73), length)
+                let amount := and(shr(200, word), 0xffffffffffff)
+                // `next` is past the end if the record's head or its ciphertext is cut short.
+                if or(or(gt(next, records.length), iszero(amount)), or(iszero(calldataload(add(p, 39))), iszero(length))) {
+                    ok := 0
+                    break
+                }
+
+                // The account's books, laid out as in PackedAccount.
+                mstore(0x00, account)
+                mstore(0x20, _accounts.slot)
+                let slot := keccak256(0x00, 0x40)
+                let packed := sload(slot)
+                let kind := shr(248, word)
+                if iszero(eq(and(packed, 0xffffffff), merchantId)) {
+                    // Another merchant's account, or a new one opened by anything but a top-up.
+                    if or(and(packed, 0xffffffff), iszero(eq(kind, 1))) {
+                        ok := 0
+                        break
+                    }
+                    packed := or(merchantId, shl(64, amount))
+                    sums := add(sums, shl(192, 1))
+                }
+                // kind - 1 wraps for 0, so this admits kinds 1-3 only.
+                if or(gt(sub(kind, 1), 2), eq(and(shr(32, packed), 0xffffffff), 0xffffffff)) {
+                    ok := 0
+                    break
+                }
+                let topped := and(shr(112, packed), 0xffffffffffff)
+                switch kind
+                case 1 {
+                    if gt(add(topped, amount), 0xffffffffffff) {
+                        ok := 0
+                        break
+                    }
+                }
+                default {
+                    // balance = toppedUp - consumed - refunded, never negative.
+                    if gt(amount, sub(sub(topped, and(shr(160, packed), 0xffffffffffff)), shr(208, packed))) {
+                        ok := 0
+                        break
+                    }
+                }
+                // Raise the kind's total (bit 64 + 48 × kind) and the record count (bit 32).
+                sstore(slot, add(add(packed, shl(add(64, mul(48, kind)), amount)), 0x100000000))
+                sums := add(sums, shl(mul(64, sub(kind, 1)), amount))
+
+                // head_n = keccak256(head_{n-1} | n u64 | merchantId u32 | record)
+                index := add(index, 1)
+                mstore(ptr, head)
+                mstore(add(ptr, 32), or(shl(192, index), shl(160, merchantId)))
+                calldatacopy(add(ptr, 44), p, add(73, length))
+                head := keccak256(ptr, add(117, length))
+
+                // Recorded(account, merchantId, commitment); data = recordIndex u64 | kind u8 |
+                // amount u48 | ciphertext, packed (docs/FORMAT.md 6).
+                mstore(ptr, shl(136, or(shl(56, index), shr(200, word))))
+                calldatacopy(add(ptr, 15), add(p, 73), length)
+                log4(ptr, add(15, length), _RECORDED_TOPIC, account, merchantId, calldataload(add(p, 39)))
+                offset := next
+            }
+            // Each sum is < 2^16 records × 2^48 < 2^64, so no field spills into the next.
+            mstore(add(b, 0x20), index)
+            mstore(add(b, 0x40), head)
+            mstore(add(b, 0x60), offset)
+            mstore(add(b, 0x80), shr(192, sums))
+            mstore(add(b, 0xa0), and(sums, 0xffffffffffffffff))
+            mstore(add(b, 0xc0), and(shr(64, sums), 0xffffffffffffffff))
+            mstore(add(b, 0xe0), and(shr(128, sums), 0xffffffffffffffff))
+        }
+    }
+
+    /// @dev Replays the record at `offset` through the checked path, which reverts with the
+    /// rule it breaks. Called only after `_bookAll` stopped there, so it never returns.
+    function _explainFailure(uint32 merchantId, bytes calldata records, uint256 offset) private view {
+        uint256 end = records.length;
+        if (offset + _RECORD_HEAD > end) revert LedgerMalformedBatch(offset, end);
+        bytes calldata r = records[offset:];
+        uint256 kind = uint8(r[0]);
+        uint256 amount = uint48(bytes6(r[1:7]));
+        bytes32 account = bytes32(r[7:39]);
+        bytes32 commitment = bytes32(r[39:71]);
+        uint256 cipherLength = uint16(bytes2(r[71:73]));
+        if (offset + _RECORD_HEAD + cipherLength > end) revert LedgerMalformedBatch(offset, end);
+        if (amount == 0) revert LedgerZeroAmount(account);
+        if (commitment == 0 || cipherLength == 0) revert LedgerMissingCommitment(account);
+        _accounts[account].book(merchantId, account, kind, amount);
+        // book() admitted what the fast path refused: the two disagree, which must never happen.
+        assert(false);
+    }
+}

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IPrepaidLedger
+/// @notice A regulator-supervised ledger of prepaid cards (gym, school, salon cards). Each
+/// merchant's system uploads its card transactions as records: a top-up, a consumption or a
+/// refund, each with a ciphertext of its details (readable only by the regulator, optionally
+/// the merchant) and a 32-byte hash commitment to them. The contract keeps every card's books
+/// (initial amount, totals, remaining balance, number of records) and a running hash chain over
+/// all records, so a regulator can prove what every merchant owes its card holders.
+/// @dev Byte formats (packed records, ciphertexts, envelope, hash chain) are specified in
+/// docs/FORMAT.md. Amounts are integers in the card's minor unit (fen, cents).
+interface IPrepaidLedger {
+    /// @notice What a record does to its account. Values 4-255 are reserved for modules.
+    enum RecordKind {
+        None,
+        TopUp,
+        Consume,
+        Refund
+    }
+
+    /// @notice A merchant's standing with the regulator.
+    enum MerchantStatus {
+        None,
+        Active,
+        Suspended
+    }
+
+    /// @notice The books of one prepaid account (card), as kept by the contract.
+    /// @param merchantId The merchant that sold the card; fixed by the account's first top-up.
+    /// @param recordCount Number of records booked against the account.
+    /// @param initialAmount Amount of the first top-up.
+    /// @param toppedUp Sum of all top-ups, the first included.
+    /// @param consumed Sum of all consumptions.
+    /// @param refunded Sum of all refunds paid back to the card holder.
+    /// @param balance What the merchant still owes: toppedUp - consumed - refunded.
+    struct AccountBooks {
+        uint32 merchantId;
+        uint32 recordCount;
+        uint48 initialAmount;
+        uint48 toppedUp;
+        uint48 consumed;
+        uint48 refunded;
+        uint256 balance;
+    }
+
+    /// @notice The books and standing of one merchant.
+    /// @param status Active, Suspended, or None if never registered.
+    /// @param nextSequence The sequence number the merchant's next batch must carry.
+    /// @param recordCount Number of records the merchant has uploaded.
+    /// @param accountCount Number of accounts the merchant has opened.
+    /// @param toppedUp Sum of all top-ups over the merchant's accounts.
+    /// @param consumed Sum of all consumptions over the merchant's accounts.
+    /// @param refunded Sum of all refunds over the merchant's accounts.
+    /// @param liability Prepaid money outstanding: toppedUp - consumed - refunded.
+    struct MerchantBooks {
+        MerchantStatus status;
+        uint64 nextSequence;
+        uint64 recordCount;
+        uint32 accountCount;
+        uint64 toppedUp;
+        uint64 consumed;
+        uint64 refunded;
+        uint256 liability;
+    }
+
+    // ---------------------------------------------------------------- events
+
+    /// @notice A regulator registered a merchant.
+    /// @param merchantId The new merchant's id.
+    /// @param recorder The first key allowed to upload the merchant's records.
+    /// @param regulator The regulator who registered it.
+    event MerchantRegistered(uint32 indexed merchantId, address indexed recorder, address indexed regulator);
+
+    /// @notice A regulator suspended a merchant: its recorders can upload nothing until reinstated.
+    /// @param merchantId The suspended merchant.
+    /// @param regulator The regulator who suspended it.
+    /// @param reason A short reason code chosen by the regulator (for example "licence-revoked").
+    event MerchantSuspended(uint32 indexed merchantId, address indexed regulator, bytes32 reason);
+
+    /// @notice A regulator reinstated a suspended merchant.
+    /// @param merchantId The reinstated merchant.
+    /// @param regulator The regulator who reinstated it.
+    event MerchantReinstated(uint32 indexed merchantId, address indexed regulator);
+
+    /// @notice A key was allowed to upload a merchant's records.
+    /// @param merchantId The merchant.
+    /// @param recorder The key.
+    /// @param regulator The regulator who allowed it.
+    event RecorderAdded(uint32 indexed merchantId, address indexed recorder, address indexed regulator);
+
+    /// @notice A key may no longer upload a merchant's records.
+    /// @param merchantId The merchant.
+    /// @param recorder The key.
+    /// @param regulator The regulator who removed it.
+    event RecorderRemoved(uint32 indexed merchantId, address indexed recorder, address indexed regulator);
+
+    /// @notice One record was booked. Emitted once per record, in record order.
+    /// @dev The log's data is NOT ABI-encoded: it is `recordIndex u64 | kind u8 | amount u48 |
+    /// ciphertext`, packed (docs/FORMAT.md 6), decoded by src/ledger/codec.ts. A record's log is
+    /// its largest cost after its storage word, and ABI encoding would add 64 bytes of offset
+    /// and length plus padding to every one (about 700 gas a record). Everything a regulator
+    /// filters by is an indexed topic, which any ABI decoder reads.
+    /// @param account The prepaid account (opaque id).
+    /// @param merchantId The merchant that owns the account.
+    /// @param commitment keccak256 of the record's canonical salted details (docs/FORMAT.md 2.1):
+    /// a card holder with a receipt can find the record by it.
+    event Recorded(bytes32 indexed account, uint32 indexed merchantId, bytes32 indexed commitment);
+
+    /// @notice A batch of records was booked; emitted after its records, in the same transaction.
+    /// @param merchantId The merchant whose records these are.
+    /// @param sequence The merchant's batch sequence number this batch consumed.
+    /// @param recorder The key that uploaded the batch.
+    /// @param firstRecordIndex Ledger-wide index of the batch's first record (records count from 1).
+    /// @param count Number of records in the batch.
+    /// @param chainHead The ledger's hash-chain head after the batch's last record.
+    /// @param envelope The batch's data key wrapped for each recipient (docs/FORMAT.md 4); may be empty.
+    event BatchRecorded(
+        uint32 indexed merchantId,
+        uint64 indexed sequence,
+        address indexed recorder,
+        uint64 firstRecordIndex,
+        uint16 count,
+        bytes32 chainHead,
+        bytes envelope
+    );
+
+    // ---------------------------------------------------------------- errors
+
+    /// @notice Merchant id 0 is reserved to mean "no merchant".
+    error LedgerInvalidMerchantId(uint32 merchantId);
+    /// @notice An address argument was the zero address.
+    error LedgerZeroAddress();
+    /// @notice The merchant is already registered.
+    error LedgerMerchantExists(uint32 merchantId);
+    /// @notice No merchant is registered under this id.
+    error LedgerUnknownMerchant(uint32 merchantId);
+    /// @notice The merchant is suspended and can upload nothing.
+    error LedgerMerchantSuspended(uint32 merchantId);
+    /// @notice The merchant is not suspended, so it cannot be reinstated.
+    error LedgerMerchantNotSuspended(uint32 merchantId);
+    /// @notice The caller is not a recorder of this merchant.
+    error LedgerUnauthorizedRecorder(address caller, uint32 merchantId);
+    /// @notice The batch's sequence number was already used: this batch (or another) landed before.
+    error LedgerBatchReplayed(uint32 merchantId, uint64 sequence, uint64 expected);
+    /// @notice The batch's sequence number skips ahead: an earlier batch is missing.
+    error LedgerSequenceGap(uint32 merchantId, uint64 sequence, uint64 expected);
+    /// @notice The packed batch does not parse: it ends early or has bytes after its last record.
+    /// @param offset Where parsing stopped (byte offset into the packed records).
+    /// @param length The packed records' length.
+    error LedgerMalformedBatch(uint256 offset, uint256 length);
+    /// @notice The packed batch's leading version byte is not one this contract reads.
+    error LedgerUnsupportedVersion(uint8 version);
+    /// @notice A batch must hold at least one record.
+    error LedgerEmptyBatch();
+    /// @notice The record's kind is not TopUp, Consume or Refund.
+    error LedgerInvalidKind(bytes32 account, uint8 kind);
+    /// @notice A record's amount must be at least 1 minor unit.
+    error LedgerZeroAmount(bytes32 account);
+    /// @notice A record must carry a non-zero commitment and a non-empty ciphertext.
+    error LedgerMissingCommitment(bytes32 account);
+    /// @notice Consumption or refund on an account that no top-up opened.
+    error LedgerUnknownAccount(bytes32 account);
+    /// @notice The account belongs to another merchant.
+    error LedgerAccountMerchantMismatch(bytes32 account, uint32 owner, uint32 merchantId);
+    /// @notice Consumption or refund beyond the account's balance.
+    error LedgerInsufficientBalance(bytes32 account, uint256 balance, uint256 needed);
+    /// @notice The account's top-up total (or record count) would exceed what its books can hold.
+    error LedgerAccountOverflow(bytes32 account, uint256 total);
+
+    // ---------------------------------------------------------------- merchants (regulator)
+
+    /// @notice Registers a merchant and its first recorder. Regulator only.
+    /// @param merchantId The merchant's id, chosen by the regulator; not 0, not yet used.
+    /// @param recorder The first key the merchant's system uploads with.
+    function registerMerchant(uint32 merchantId, address recorder) external;
+
+    /// @notice Suspends a merchant: its uploads revert until it is reinstated. Regulator only.
+    /// @param merchantId An active merchant.
+    /// @param reason A short reason code, emitted for the record.
+    function suspendMerchant(uint32 merchantId, bytes32 reason) external;
+
+    /// @notice Reinstates a suspended merchant. Regulator only.
+    /// @param merchantId A suspended merchant.
+    function reinstateMerchant(uint32 merchantId) external;
+
+    /// @notice Allows another key to upload a merchant's records. Regulator only.
+    /// @param merchantId A registered merchant.
+    /// @param recorder The key.
+    function addRecorder(uint32 merchantId, address recorder) external;
+
+    /// @notice Revokes a key's right to upload a merchant's records. Regulator only.
+    /// @param merchantId A registered merchant.
+    /// @param recorder The key.
+    function removeRecorder(uint32 merchantId, address recorder) external;
+
+    // ---------------------------------------------------------------- administration
+
+    /// @notice Stops all bookkeeping (uploads revert) until unpaused. Admin only. Merchant and
+    /// role management keep working, so an incident can be handled while paused.
+    function pause() external;
+
+    /// @notice Resumes bookkeeping. Admin only.
+    function unpause() external;
+
+    // ---------------------------------------------------------------- records (recorders)
+
+    /// @notice Books a batch of records for a merchant, all or none.
+    /// @dev `records` is `0x01 | count u16 | record × count`, each record
+    /// `kind u8 | amount u48 | account b32 | commitment b32 | ciphertextLength u16 | ciphertext`
+    /// (docs/FORMAT.md 5). A single record is a batch of one.
+    /// @param merchantId The merchant whose records these are; the caller must be its recorder.
+    /// @param sequence Must equal `merchant(merchantId).nextSequence`: a replayed batch reverts
+    /// with LedgerBatchReplayed, a skipped one with LedgerSequenceGap.
+    /// @param envelope The batch data key wrapped for each recipient, or empty (docs/FORMAT.md 4).
+    /// @param records The packed records.
+    /// @return firstRecordIndex Ledger-wide index of the first record booked.
+    /// @return count Number of records booked.
+    function recordBatch(uint32 merchantId, uint64 sequence, bytes calldata envelope, bytes calldata records)
+        external
+        returns (uint64 firstRecordIndex, uint16 count);
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice The books of one account; all zero if no top-up opened it.
+    /// @param account The opaque account id.
+    /// @return books The account's books, with its balance computed.
+    function accountBooks(bytes32 account) external view returns (AccountBooks memory books);
+
+    /// @notice What the merchant still owes on one account.
+    /// @param account The opaque account id.
+    /// @return balance toppedUp - consumed - refunded.
+    function balanceOf(bytes32 account) external view returns (uint256 balance);
+
+    /// @notice A merchant's standing, sequence and books.
+    /// @param merchantId The merchant.
+    /// @return books The merchant's books, with its liability computed.
+    function merchantBooks(uint32 merchantId) external view returns (MerchantBooks memory books);
+
+    /// @notice The hash chain over all records (docs/FORMAT.md 7).
+    /// @return recordCount Number of records booked so far (the index of the last one).
+    /// @return head The chain head after the last record, or the genesis head if none.
+    function chainHead() external view returns (uint64 recordCount, bytes32 head);
+
+    /// @notice The chain's starting value, bound to this chain id and contract address.
+    /// @return The head before the first record.
+    function genesisHead() external view returns (bytes32);
+
+    /// @notice The AccessControl role that lets a key upload a merchant's records.
+    /// @param merchantId The merchant.
+    /// @return The role id: keccak256(abi.encode("prepaid-ledger.recorder", merchantId)).
+    function recorderRole(uint32 merchantId) external pure returns (bytes32);
+
+    /// @notice The AccessControl role of regulators.
+    /// @return keccak256("prepaid-ledger.regulator").
+    function REGULATOR_ROLE() external pure returns (bytes32);
+}

@@ -1,0 +1,153 @@
+/**
+ * ECIES on secp256k1 through eth-crypto (FORMAT.md 3.1): `iv b16 | ephemeralPublicKey b33 |
+ * mac b32 | aesCbcCiphertext`. eth-crypto's API carries strings, so binary plaintext travels as
+ * base64 text inside the ciphertext.
+ */
+import EthCrypto from "eth-crypto";
+import { SigningKey, computeAddress } from "ethers";
+
+import { PrepaidLedgerError } from "../errors.js";
+import { bytesToHex, hexToBytes } from "./hash.js";
+
+const IV_LENGTH = 16;
+const EPHEMERAL_LENGTH = 33;
+const MAC_LENGTH = 32;
+const HEADER_LENGTH = IV_LENGTH + EPHEMERAL_LENGTH + MAC_LENGTH;
+const AES_BLOCK = 16;
+/** iv | ephemeral key | mac | at least one AES block. */
+export const ECIES_MIN_LENGTH = HEADER_LENGTH + AES_BLOCK;
+
+function badKey(reason: string): PrepaidLedgerError {
+  // No cause: errors from the curve library may quote the key.
+  return new PrepaidLedgerError("INVALID_ARGUMENT", "Invalid key", { details: { reason } });
+}
+
+/** Parses a private key (32 bytes of hex, `0x` optional) and checks it is a valid scalar. */
+function privateKeyBytes(privateKey: string): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = hexToBytes(privateKey);
+  } catch {
+    throw badKey("private key is not hex");
+  }
+  if (bytes.length !== 32) throw badKey("private key is not 32 bytes");
+  try {
+    SigningKey.computePublicKey(bytes, true); // throws for 0 or ≥ the curve order
+  } catch {
+    throw badKey("private key is out of range");
+  }
+  return bytes;
+}
+
+/**
+ * Normalizes a public key to eth-crypto's form: 64-byte uncompressed point as 128 hex digits
+ * without prefix. Accepts 64 or 65 (`04`-prefixed) byte uncompressed keys or 33-byte compressed
+ * ones, each with or without `0x`.
+ */
+function normalizePublicKey(publicKey: string): string {
+  let bytes: Uint8Array;
+  try {
+    bytes = hexToBytes(publicKey);
+  } catch {
+    throw badKey("public key is not hex");
+  }
+  // Length first: computePublicKey would also accept a 32-byte private key.
+  if (bytes.length !== 33 && bytes.length !== 64 && bytes.length !== 65) {
+    throw badKey("public key is not 33, 64 or 65 bytes");
+  }
+  try {
+    return SigningKey.computePublicKey(bytes, false).slice(4); // drop "0x04"
+  } catch {
+    throw badKey("public key is not a point on secp256k1");
+  }
+}
+
+/**
+ * Encrypts `plaintext` for `publicKey` with eth-crypto's ECIES.
+ *
+ * @param publicKey - recipient key: uncompressed (64 bytes, or 65 with `04`) or compressed (33
+ *   bytes), hex with or without `0x`
+ * @param plaintext - the bytes to encrypt
+ * @returns `EthCrypto.cipher.stringify(await EthCrypto.encryptWithPublicKey(pub, base64(plaintext)))`
+ *   as bytes
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` if the public key is malformed
+ */
+export async function eciesEncrypt(publicKey: string, plaintext: Uint8Array): Promise<Uint8Array> {
+  const pub = normalizePublicKey(publicKey);
+  const text = Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.length).toString("base64");
+  const encrypted = await EthCrypto.encryptWithPublicKey(pub, text);
+  return hexToBytes(EthCrypto.cipher.stringify(encrypted));
+}
+
+/**
+ * Decrypts an eth-crypto ECIES ciphertext made by {@link eciesEncrypt}.
+ *
+ * @param privateKey - 32-byte hex private key, `0x` optional
+ * @param cipher - `iv | ephemeralPublicKey (compressed) | mac | aesCbcCiphertext`
+ * @returns the plaintext bytes
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` for a bad private key; `MALFORMED_DATA` if the
+ *   ciphertext is too short, its AES part is not whole blocks, its ephemeral key is not a point,
+ *   or the decrypted text is not base64; `DECRYPTION_FAILED` if the MAC does not match (wrong key
+ *   or altered data)
+ */
+export async function eciesDecrypt(privateKey: string, cipher: Uint8Array): Promise<Uint8Array> {
+  const key = privateKeyBytes(privateKey);
+  if (cipher.length < ECIES_MIN_LENGTH || (cipher.length - HEADER_LENGTH) % AES_BLOCK !== 0) {
+    throw new PrepaidLedgerError("MALFORMED_DATA", "Malformed ECIES ciphertext", {
+      details: { reason: "bad length", length: cipher.length },
+    });
+  }
+  const ephemeral = cipher.subarray(IV_LENGTH, IV_LENGTH + EPHEMERAL_LENGTH);
+  try {
+    if (ephemeral[0] !== 0x02 && ephemeral[0] !== 0x03) throw new Error("not a compressed point");
+    SigningKey.computePublicKey(ephemeral, false);
+  } catch (e) {
+    throw new PrepaidLedgerError("MALFORMED_DATA", "Malformed ECIES ciphertext", {
+      details: { reason: "ephemeral key is not a point", offset: IV_LENGTH },
+      cause: e,
+    });
+  }
+  let text: string;
+  try {
+    const encrypted = EthCrypto.cipher.parse(bytesToHex(cipher).slice(2));
+    text = await EthCrypto.decryptWithPrivateKey(bytesToHex(key).slice(2), encrypted);
+  } catch (e) {
+    // "Bad MAC" is the expected failure; anything else after a good MAC (bad CBC padding) is
+    // equally a ciphertext that does not authenticate as a message from a correct sender.
+    throw new PrepaidLedgerError("DECRYPTION_FAILED", "ECIES decryption failed", {
+      details: { reason: e instanceof Error && e.message === "Bad MAC" ? "bad MAC" : "decryption error" },
+      cause: e,
+    });
+  }
+  const plain = Buffer.from(text, "base64");
+  // Buffer's base64 decoder skips junk silently; insist the text was exactly base64(plain).
+  if (plain.toString("base64") !== text) {
+    throw new PrepaidLedgerError("MALFORMED_DATA", "Malformed ECIES plaintext", {
+      details: { reason: "decrypted text is not base64" },
+    });
+  }
+  return new Uint8Array(plain);
+}
+
+/**
+ * The public key of a private key, in eth-crypto's form.
+ *
+ * @param privateKey - 32-byte hex private key, `0x` optional
+ * @returns the 64-byte uncompressed public key as 128 hex digits, no prefix (as
+ *   `EthCrypto.createIdentity().publicKey`)
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` for a bad private key
+ */
+export function publicKeyOf(privateKey: string): string {
+  return SigningKey.computePublicKey(privateKeyBytes(privateKey), false).slice(4);
+}
+
+/**
+ * The Ethereum address of a public key.
+ *
+ * @param publicKey - any form {@link eciesEncrypt} accepts
+ * @returns the checksummed `0x` address
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` if the public key is malformed
+ */
+export function addressOf(publicKey: string): string {
+  return computeAddress("0x04" + normalizePublicKey(publicKey));
+}

@@ -1,0 +1,452 @@
+import { expect } from "chai";
+import { hexlify, id, ZeroHash } from "ethers";
+import { network } from "hardhat";
+
+import { encodeRecord, genesisHead, linkHead, packBatch, type PackedRecord } from "../../src/ledger/codec.js";
+import { Consume, Refund, TopUp, account, expectedLink, record } from "../helpers/records.js";
+
+const { ethers, networkHelpers } = await network.create();
+
+const M1 = 1;
+const M2 = 2;
+const NO_ENVELOPE = "0x";
+const MAX48 = (1n << 48n) - 1n;
+
+async function deployLedger() {
+  const [admin, regulator, recorder1, recorder2, stranger] = await ethers.getSigners();
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  await ledger.connect(regulator).registerMerchant(M1, recorder1.address);
+  await ledger.connect(regulator).registerMerchant(M2, recorder2.address);
+  return { ledger, admin, regulator, recorder1, recorder2, stranger };
+}
+
+type Fixture = Awaited<ReturnType<typeof deployLedger>>;
+
+/** Uploads records as merchant M1's next batch. */
+async function upload(f: Fixture, records: PackedRecord[], sequence?: bigint, envelope = NO_ENVELOPE) {
+  const seq = sequence ?? (await f.ledger.merchantBooks(M1)).nextSequence;
+  return f.ledger.connect(f.recorder1).recordBatch(M1, seq, envelope, packBatch(records));
+}
+
+/** Everything a failed upload must leave untouched. */
+async function snapshot(f: Fixture, accounts: Uint8Array[]) {
+  return {
+    head: await f.ledger.chainHead(),
+    merchant: await f.ledger.merchantBooks(M1),
+    accounts: await Promise.all(accounts.map((a) => f.ledger.accountBooks(a))),
+  };
+}
+
+describe("PrepaidLedger", function () {
+  describe("deployment", function () {
+    it("grants the admin and regulator roles", async function () {
+      const { ledger, admin, regulator, stranger } = await networkHelpers.loadFixture(deployLedger);
+      expect(await ledger.hasRole(ZeroHash, admin.address)).to.equal(true);
+      expect(await ledger.hasRole(await ledger.REGULATOR_ROLE(), regulator.address)).to.equal(true);
+      expect(await ledger.hasRole(await ledger.REGULATOR_ROLE(), stranger.address)).to.equal(false);
+      expect(await ledger.REGULATOR_ROLE()).to.equal(id("prepaid-ledger.regulator"));
+    });
+
+    it("starts the hash chain at a genesis bound to the chain id and address", async function () {
+      const { ledger } = await networkHelpers.loadFixture(deployLedger);
+      const { chainId } = await ethers.provider.getNetwork();
+      const expected = hexlify(genesisHead(chainId, await ledger.getAddress()));
+      expect(await ledger.genesisHead()).to.equal(expected);
+      expect(await ledger.chainHead()).to.deep.equal([0n, expected]);
+    });
+
+    it("refuses a zero admin or regulator", async function () {
+      const [admin] = await ethers.getSigners();
+      const factory = await ethers.getContractFactory("PrepaidLedger");
+      await expect(factory.deploy(ethers.ZeroAddress, admin.address)).to.be.revertedWithCustomError(
+        factory,
+        "LedgerZeroAddress",
+      );
+      await expect(factory.deploy(admin.address, ethers.ZeroAddress)).to.be.revertedWithCustomError(
+        factory,
+        "LedgerZeroAddress",
+      );
+    });
+  });
+
+  describe("merchants", function () {
+    it("registers a merchant with its first recorder", async function () {
+      const { ledger, regulator, stranger } = await networkHelpers.loadFixture(deployLedger);
+      await expect(ledger.connect(regulator).registerMerchant(7, stranger.address))
+        .to.emit(ledger, "MerchantRegistered")
+        .withArgs(7, stranger.address, regulator.address);
+      const books = await ledger.merchantBooks(7);
+      expect(books.status).to.equal(1n);
+      expect(books.nextSequence).to.equal(1n);
+      expect(await ledger.hasRole(await ledger.recorderRole(7), stranger.address)).to.equal(true);
+      expect(await ledger.getRoleAdmin(await ledger.recorderRole(7))).to.equal(await ledger.REGULATOR_ROLE());
+    });
+
+    it("derives recorder roles per merchant", async function () {
+      const { ledger } = await networkHelpers.loadFixture(deployLedger);
+      const coder = ethers.AbiCoder.defaultAbiCoder();
+      expect(await ledger.recorderRole(9)).to.equal(
+        ethers.keccak256(coder.encode(["string", "uint32"], ["prepaid-ledger.recorder", 9])),
+      );
+    });
+
+    describe("when the input is wrong", function () {
+      it("refuses id 0, a zero recorder and an existing id", async function () {
+        const { ledger, regulator, stranger } = await networkHelpers.loadFixture(deployLedger);
+        await expect(ledger.connect(regulator).registerMerchant(0, stranger.address))
+          .to.be.revertedWithCustomError(ledger, "LedgerInvalidMerchantId")
+          .withArgs(0);
+        await expect(ledger.connect(regulator).registerMerchant(8, ethers.ZeroAddress)).to.be.revertedWithCustomError(
+          ledger,
+          "LedgerZeroAddress",
+        );
+        await expect(ledger.connect(regulator).registerMerchant(M1, stranger.address))
+          .to.be.revertedWithCustomError(ledger, "LedgerMerchantExists")
+          .withArgs(M1);
+        expect((await ledger.merchantBooks(0)).status).to.equal(0n);
+        expect((await ledger.merchantBooks(8)).status).to.equal(0n);
+      });
+
+      it("lets only regulators manage merchants", async function () {
+        const { ledger, admin, recorder1, stranger } = await networkHelpers.loadFixture(deployLedger);
+        const role = await ledger.REGULATOR_ROLE();
+        for (const caller of [admin, recorder1, stranger]) {
+          const as = ledger.connect(caller);
+          for (const call of [
+            as.registerMerchant(9, stranger.address),
+            as.suspendMerchant(M1, id("x")),
+            as.reinstateMerchant(M1),
+            as.addRecorder(M1, stranger.address),
+            as.removeRecorder(M1, recorder1.address),
+          ]) {
+            await expect(call)
+              .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
+              .withArgs(caller.address, role);
+          }
+        }
+        expect((await ledger.merchantBooks(M1)).status).to.equal(1n);
+      });
+    });
+
+    it("suspends and reinstates a merchant", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      const reason = ethers.encodeBytes32String("licence-revoked");
+      await expect(f.ledger.connect(f.regulator).suspendMerchant(M1, reason))
+        .to.emit(f.ledger, "MerchantSuspended")
+        .withArgs(M1, f.regulator.address, reason);
+      expect((await f.ledger.merchantBooks(M1)).status).to.equal(2n);
+      await expect(upload(f, [record(TopUp, account("a"), 100n)]))
+        .to.be.revertedWithCustomError(f.ledger, "LedgerMerchantSuspended")
+        .withArgs(M1);
+      await expect(f.ledger.connect(f.regulator).suspendMerchant(M1, reason))
+        .to.be.revertedWithCustomError(f.ledger, "LedgerMerchantSuspended")
+        .withArgs(M1);
+      await expect(f.ledger.connect(f.regulator).reinstateMerchant(M1))
+        .to.emit(f.ledger, "MerchantReinstated")
+        .withArgs(M1, f.regulator.address);
+      await expect(f.ledger.connect(f.regulator).reinstateMerchant(M1))
+        .to.be.revertedWithCustomError(f.ledger, "LedgerMerchantNotSuspended")
+        .withArgs(M1);
+      await expect(upload(f, [record(TopUp, account("a"), 100n)])).to.emit(f.ledger, "BatchRecorded");
+    });
+
+    it("refuses to suspend, reinstate or staff an unknown merchant", async function () {
+      const { ledger, regulator, stranger } = await networkHelpers.loadFixture(deployLedger);
+      const as = ledger.connect(regulator);
+      for (const call of [
+        as.suspendMerchant(99, ZeroHash),
+        as.reinstateMerchant(99),
+        as.addRecorder(99, stranger.address),
+        as.removeRecorder(99, stranger.address),
+      ]) {
+        await expect(call).to.be.revertedWithCustomError(ledger, "LedgerUnknownMerchant").withArgs(99);
+      }
+      expect(await ledger.hasRole(await ledger.recorderRole(99), stranger.address)).to.equal(false);
+    });
+
+    it("adds and removes recorders", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      const as = f.ledger.connect(f.regulator);
+      await expect(as.addRecorder(M1, f.stranger.address))
+        .to.emit(f.ledger, "RecorderAdded")
+        .withArgs(M1, f.stranger.address, f.regulator.address);
+      await expect(as.addRecorder(M1, f.stranger.address)).not.to.emit(f.ledger, "RecorderAdded");
+      await expect(as.addRecorder(M1, ethers.ZeroAddress)).to.be.revertedWithCustomError(f.ledger, "LedgerZeroAddress");
+      const batch = packBatch([record(TopUp, account("s"), 5n)]);
+      await expect(f.ledger.connect(f.stranger).recordBatch(M1, 1, NO_ENVELOPE, batch)).to.emit(f.ledger, "BatchRecorded");
+
+      await expect(as.removeRecorder(M1, f.stranger.address))
+        .to.emit(f.ledger, "RecorderRemoved")
+        .withArgs(M1, f.stranger.address, f.regulator.address);
+      await expect(as.removeRecorder(M1, f.stranger.address)).not.to.emit(f.ledger, "RecorderRemoved");
+      await expect(f.ledger.connect(f.stranger).recordBatch(M1, 2, NO_ENVELOPE, batch))
+        .to.be.revertedWithCustomError(f.ledger, "LedgerUnauthorizedRecorder")
+        .withArgs(f.stranger.address, M1);
+    });
+  });
+
+  describe("pause", function () {
+    it("stops bookkeeping, not supervision, and only the admin may pause", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      await expect(f.ledger.connect(f.regulator).pause())
+        .to.be.revertedWithCustomError(f.ledger, "AccessControlUnauthorizedAccount")
+        .withArgs(f.regulator.address, ZeroHash);
+      await expect(f.ledger.connect(f.admin).pause()).to.emit(f.ledger, "Paused").withArgs(f.admin.address);
+      await expect(upload(f, [record(TopUp, account("a"), 1n)])).to.be.revertedWithCustomError(f.ledger, "EnforcedPause");
+      await expect(f.ledger.connect(f.regulator).suspendMerchant(M2, ZeroHash)).to.emit(f.ledger, "MerchantSuspended");
+      await expect(f.ledger.connect(f.recorder1).unpause())
+        .to.be.revertedWithCustomError(f.ledger, "AccessControlUnauthorizedAccount")
+        .withArgs(f.recorder1.address, ZeroHash);
+      await expect(f.ledger.connect(f.admin).unpause()).to.emit(f.ledger, "Unpaused").withArgs(f.admin.address);
+      await expect(upload(f, [record(TopUp, account("a"), 1n)])).to.emit(f.ledger, "BatchRecorded");
+    });
+  });
+
+  describe("recordBatch", function () {
+    it("opens an account with its first top-up and keeps its books", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      const a = account("alice");
+      await upload(f, [record(TopUp, a, 50_000n), record(Consume, a, 12_000n)]);
+      await upload(f, [record(TopUp, a, 20_000n), record(Refund, a, 8_000n), record(Consume, a, 1n)]);
+      const books = await f.ledger.accountBooks(a);
+      expect(books.merchantId).to.equal(BigInt(M1));
+      expect(books.recordCount).to.equal(5n);
+      expect(books.initialAmount).to.equal(50_000n);
+      expect(books.toppedUp).to.equal(70_000n);
+      expect(books.consumed).to.equal(12_001n);
+      expect(books.refunded).to.equal(8_000n);
+      expect(books.balance).to.equal(70_000n - 12_001n - 8_000n);
+      expect(await f.ledger.balanceOf(a)).to.equal(books.balance);
+
+      const m = await f.ledger.merchantBooks(M1);
+      expect([m.nextSequence, m.recordCount, m.accountCount]).to.deep.equal([3n, 5n, 1n]);
+      expect([m.toppedUp, m.consumed, m.refunded, m.liability]).to.deep.equal([70_000n, 12_001n, 8_000n, 49_999n]);
+    });
+
+    it("returns the first record index and count", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      const records = [record(TopUp, account("a"), 1n), record(TopUp, account("b"), 2n)];
+      const result = await f.ledger.connect(f.recorder1).recordBatch.staticCall(M1, 1, NO_ENVELOPE, packBatch(records));
+      expect(result).to.deep.equal([1n, 2n]);
+    });
+
+    it("emits one Recorded per record with its packed data, then BatchRecorded", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      const a = account("a");
+      const records = [record(TopUp, a, 0x123456789abcn), record(Consume, a, 7n)];
+      const envelope = "0x01020304";
+      const tx = upload(f, records, 1n, envelope);
+      await expect(tx)
+        .to.emit(f.ledger, "Recorded")
+        .withArgs(hexlify(a), M1, hexlify(records[0].commitment));
+      const receipt = await (await tx).wait();
+      const logs = receipt!.logs;
+      expect(logs).to.have.length(3);
+      for (const [i, r] of records.entries()) {
+        const data = ethers.solidityPacked(["uint64", "uint8", "uint48", "bytes"], [i + 1, r.kind, r.amount, r.ciphertext]);
+        expect(logs[i].data).to.equal(data);
+        expect(logs[i].topics[3]).to.equal(hexlify(r.commitment));
+      }
+      const head = (await f.ledger.chainHead())[1];
+      await expect(tx)
+        .to.emit(f.ledger, "BatchRecorded")
+        .withArgs(M1, 1n, f.recorder1.address, 1n, 2n, head, envelope);
+    });
+
+    it("links every record into the hash chain", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      let head = await f.ledger.genesisHead();
+      let index = 0n;
+      const a = account("a");
+      const b = account("b");
+      for (const batch of [
+        [record(TopUp, a, 100n)],
+        [record(TopUp, b, 300n), record(Consume, a, 40n), record(Refund, b, 1n)],
+      ]) {
+        await upload(f, batch);
+        for (const r of batch) head = expectedLink(head, ++index, M1, r);
+      }
+      await f.ledger
+        .connect(f.recorder2)
+        .recordBatch(M2, 1, NO_ENVELOPE, packBatch([record(TopUp, account("c"), 5n)]));
+      expect((await f.ledger.chainHead())[0]).to.equal(5n);
+      // The contract and two independent TypeScript implementations agree on head_4.
+      const rebuilt = (await f.ledger.queryFilter(f.ledger.filters.BatchRecorded(M1)))[1].args.chainHead;
+      expect(rebuilt).to.equal(head);
+    });
+
+    it("matches src/ledger/codec linkHead", async function () {
+      const r = record(Refund, account("z"), 77n);
+      const prev = id("prev");
+      expect(hexlify(linkHead(ethers.getBytes(prev), 42n, 7, encodeRecord(r)))).to.equal(expectedLink(prev, 42n, 7, r));
+    });
+
+    describe("when a record breaks a rule", function () {
+      const a = account("a");
+      const cases: { name: string; records: () => PackedRecord[]; error: string; args: () => unknown[] }[] = [
+        { name: "a zero amount", records: () => [record(TopUp, a, 0n)], error: "LedgerZeroAmount", args: () => [a] },
+        { name: "kind 0", records: () => [record(0, a, 5n)], error: "LedgerInvalidKind", args: () => [a, 0] },
+        { name: "kind 4 on a new account", records: () => [record(4, a, 5n)], error: "LedgerInvalidKind", args: () => [a, 4] },
+        {
+          name: "kind 4 on an open account",
+          records: () => [record(TopUp, a, 9n), record(4, a, 5n)],
+          error: "LedgerInvalidKind",
+          args: () => [a, 4],
+        },
+        { name: "consumption on an unknown account", records: () => [record(Consume, a, 5n)], error: "LedgerUnknownAccount", args: () => [a] },
+        { name: "refund on an unknown account", records: () => [record(Refund, a, 5n)], error: "LedgerUnknownAccount", args: () => [a] },
+        {
+          name: "an overdraw by consumption",
+          records: () => [record(TopUp, a, 100n), record(Consume, a, 60n), record(Consume, a, 41n)],
+          error: "LedgerInsufficientBalance",
+          args: () => [a, 40n, 41n],
+        },
+        {
+          name: "an overdraw by refund",
+          records: () => [record(TopUp, a, 100n), record(Refund, a, 101n)],
+          error: "LedgerInsufficientBalance",
+          args: () => [a, 100n, 101n],
+        },
+        {
+          name: "top-ups beyond 48 bits",
+          records: () => [record(TopUp, a, MAX48), record(TopUp, a, 1n)],
+          error: "LedgerAccountOverflow",
+          args: () => [a, MAX48 + 1n],
+        },
+        {
+          name: "a zero commitment",
+          records: () => [record(TopUp, a, 5n, { commitment: new Uint8Array(32) })],
+          error: "LedgerMissingCommitment",
+          args: () => [a],
+        },
+        {
+          name: "an empty ciphertext",
+          records: () => [record(TopUp, a, 5n, { ciphertext: new Uint8Array(0) })],
+          error: "LedgerMissingCommitment",
+          args: () => [a],
+        },
+      ];
+      for (const c of cases) {
+        it(`reverts on ${c.name}, and the whole batch changes nothing`, async function () {
+          const f = await networkHelpers.loadFixture(deployLedger);
+          const good = account("good");
+          await upload(f, [record(TopUp, good, 1000n)]);
+          const before = await snapshot(f, [a, good]);
+          await expect(upload(f, [record(Consume, good, 10n), ...c.records()]))
+            .to.be.revertedWithCustomError(f.ledger, c.error)
+            .withArgs(...c.args());
+          expect(await snapshot(f, [a, good])).to.deep.equal(before);
+        });
+      }
+
+      it("refuses a record on another merchant's account", async function () {
+        const f = await networkHelpers.loadFixture(deployLedger);
+        const a2 = account("m2-card");
+        await f.ledger.connect(f.recorder2).recordBatch(M2, 1, NO_ENVELOPE, packBatch([record(TopUp, a2, 500n)]));
+        for (const kind of [TopUp, Consume, Refund]) {
+          await expect(upload(f, [record(kind, a2, 1n)]))
+            .to.be.revertedWithCustomError(f.ledger, "LedgerAccountMerchantMismatch")
+            .withArgs(a2, M2, M1);
+        }
+        expect((await f.ledger.accountBooks(a2)).balance).to.equal(500n);
+      });
+    });
+
+    describe("when the caller or sequence is wrong", function () {
+      it("refuses a recorder acting for another merchant", async function () {
+        const f = await networkHelpers.loadFixture(deployLedger);
+        const batch = packBatch([record(TopUp, account("a"), 5n)]);
+        await expect(f.ledger.connect(f.recorder1).recordBatch(M2, 1, NO_ENVELOPE, batch))
+          .to.be.revertedWithCustomError(f.ledger, "LedgerUnauthorizedRecorder")
+          .withArgs(f.recorder1.address, M2);
+        await expect(f.ledger.connect(f.regulator).recordBatch(M1, 1, NO_ENVELOPE, batch))
+          .to.be.revertedWithCustomError(f.ledger, "LedgerUnauthorizedRecorder")
+          .withArgs(f.regulator.address, M1);
+        expect((await f.ledger.merchantBooks(M2)).nextSequence).to.equal(1n);
+      });
+
+      it("refuses an unknown merchant", async function () {
+        const f = await networkHelpers.loadFixture(deployLedger);
+        const batch = packBatch([record(TopUp, account("a"), 5n)]);
+        await expect(f.ledger.connect(f.recorder1).recordBatch(42, 1, NO_ENVELOPE, batch))
+          .to.be.revertedWithCustomError(f.ledger, "LedgerUnknownMerchant")
+          .withArgs(42);
+      });
+
+      it("refuses a replayed batch and a skipped sequence", async function () {
+        const f = await networkHelpers.loadFixture(deployLedger);
+        const batch = packBatch([record(TopUp, account("a"), 5n)]);
+        await f.ledger.connect(f.recorder1).recordBatch(M1, 1, NO_ENVELOPE, batch);
+        const before = await snapshot(f, [account("a")]);
+        await expect(f.ledger.connect(f.recorder1).recordBatch(M1, 1, NO_ENVELOPE, batch))
+          .to.be.revertedWithCustomError(f.ledger, "LedgerBatchReplayed")
+          .withArgs(M1, 1n, 2n);
+        await expect(f.ledger.connect(f.recorder1).recordBatch(M1, 0, NO_ENVELOPE, batch))
+          .to.be.revertedWithCustomError(f.ledger, "LedgerBatchReplayed")
+          .withArgs(M1, 0n, 2n);
+        await expect(f.ledger.connect(f.recorder1).recordBatch(M1, 3, NO_ENVELOPE, batch))
+          .to.be.revertedWithCustomError(f.ledger, "LedgerSequenceGap")
+          .withArgs(M1, 3n, 2n);
+        expect(await snapshot(f, [account("a")])).to.deep.equal(before);
+      });
+
+      it("keeps sequences per merchant", async function () {
+        const f = await networkHelpers.loadFixture(deployLedger);
+        await upload(f, [record(TopUp, account("a"), 5n)]);
+        await upload(f, [record(TopUp, account("a"), 5n)]);
+        expect((await f.ledger.merchantBooks(M1)).nextSequence).to.equal(3n);
+        expect((await f.ledger.merchantBooks(M2)).nextSequence).to.equal(1n);
+      });
+    });
+
+    describe("when the packed batch is malformed", function () {
+      const good = () => packBatch([record(TopUp, account("a"), 5n), record(TopUp, account("b"), 6n)]);
+      const cases: { name: string; bytes: () => Uint8Array; error: string; args: (b: Uint8Array) => unknown[] }[] = [
+        { name: "empty", bytes: () => new Uint8Array(0), error: "LedgerMalformedBatch", args: () => [0, 0] },
+        { name: "shorter than its header", bytes: () => Uint8Array.of(1, 0), error: "LedgerMalformedBatch", args: () => [0, 2] },
+        {
+          name: "of an unknown version",
+          bytes: () => Uint8Array.of(2, ...good().subarray(1)),
+          error: "LedgerUnsupportedVersion",
+          args: () => [2],
+        },
+        { name: "with a count of 0", bytes: () => Uint8Array.of(1, 0, 0), error: "LedgerEmptyBatch", args: () => [] },
+        {
+          name: "truncated inside a record head",
+          bytes: () => good().subarray(0, 3 + 147 + 40),
+          error: "LedgerMalformedBatch",
+          args: () => [3 + 147, 3 + 147 + 40],
+        },
+        {
+          name: "truncated inside a ciphertext",
+          bytes: () => good().subarray(0, good().length - 1),
+          error: "LedgerMalformedBatch",
+          args: (b) => [3 + 147, b.length],
+        },
+        {
+          name: "claiming more records than it holds",
+          bytes: () => Uint8Array.of(1, 0, 3, ...good().subarray(3)),
+          error: "LedgerMalformedBatch",
+          args: (b) => [b.length, b.length],
+        },
+        {
+          name: "with bytes after its last record",
+          bytes: () => Uint8Array.of(...good(), 0xff),
+          error: "LedgerMalformedBatch",
+          args: (b) => [b.length - 1, b.length],
+        },
+      ];
+      for (const c of cases) {
+        it(`refuses a batch ${c.name}`, async function () {
+          const f = await networkHelpers.loadFixture(deployLedger);
+          const bytes = c.bytes();
+          const before = await snapshot(f, [account("a"), account("b")]);
+          await expect(f.ledger.connect(f.recorder1).recordBatch(M1, 1, NO_ENVELOPE, bytes))
+            .to.be.revertedWithCustomError(f.ledger, c.error)
+            .withArgs(...c.args(bytes));
+          expect(await snapshot(f, [account("a"), account("b")])).to.deep.equal(before);
+        });
+      }
+    });
+  });
+});
