@@ -47,7 +47,7 @@ export class PrepaidLedgerError extends Error {
   constructor(code: ErrorCode, shortMessage: string, options: PrepaidLedgerErrorOptions = {}) {
     const details = options.details ?? {};
     const facts = Object.entries(details)
-      .map(([k, v]) => `${k}=${typeof v === "bigint" ? v.toString() : JSON.stringify(v)}`)
+      .map(([k, v]) => `${k}=${JSON.stringify(v, (_key, x: unknown) => (typeof x === "bigint" ? x.toString() : x))}`)
       .join(", ");
     super(facts.length > 0 ? `${shortMessage} (${facts}) [${code}]` : `${shortMessage} [${code}]`, {
       cause: options.cause,

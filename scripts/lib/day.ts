@@ -1,0 +1,218 @@
+/**
+ * "A realistic day" on a prepaid-card ledger, shared by the main job (scripts/main-job.ts) and
+ * its end-to-end test: deploy through Ignition, register merchants, open cards, upload a day of
+ * top-ups, consumption and refunds through the upload module (encrypted, batched), suspend one
+ * merchant at midday, then let the regulator read and verify everything.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import type { HardhatEthersProvider, HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+import { Contract, encodeBytes32String, id } from "ethers";
+
+import PrepaidLedgerModule from "../../ignition/modules/PrepaidLedger.js";
+import { publicKeyOf } from "../../src/crypto/ecies.js";
+import { RecordKind, type RecordDetails } from "../../src/crypto/details.js";
+import { isError } from "../../src/errors.js";
+import { RegulatorReader, type SupervisionReport } from "../../src/regulator/reader.js";
+import { Uploader, type UploadedRecord } from "../../src/upload/uploader.js";
+
+/** What `network.create()` gives a script: ethers and Ignition. */
+export interface DayConnection {
+  ethers: {
+    getSigners(): Promise<HardhatEthersSigner[]>;
+    provider: HardhatEthersProvider;
+  };
+  ignition: { deploy: (module: typeof PrepaidLedgerModule, options: object) => Promise<{ ledger: Contract }> };
+}
+
+export interface Merchant {
+  id: number;
+  name: string;
+  /** Cards sold this day, and a typical purchase in fen. */
+  cards: number;
+  cardPrice: bigint;
+  purchase: bigint;
+  memo: string;
+}
+
+export const MERCHANTS: readonly Merchant[] = [
+  { id: 101, name: "Sunrise Gym", cards: 40, cardPrice: 300_000n, purchase: 8_000n, memo: "spin class" },
+  { id: 102, name: "Little Scholars", cards: 30, cardPrice: 500_000n, purchase: 15_000n, memo: "math tutoring" },
+  { id: 103, name: "Lotus Salon", cards: 25, cardPrice: 100_000n, purchase: 6_800n, memo: "haircut" },
+  { id: 104, name: "Harbor Swim Club", cards: 35, cardPrice: 200_000n, purchase: 5_000n, memo: "swim lesson" },
+];
+/** The merchant the regulator suspends at midday. */
+export const SUSPENDED = 103;
+
+export interface DayResult {
+  ledgerAddress: string;
+  uploaded: UploadedRecord[];
+  /** Uploads the ledger refused (the suspended merchant's afternoon). */
+  refused: { merchantId: number; records: number; error: string }[];
+  report: SupervisionReport;
+  names: Map<number, string>;
+}
+
+/**
+ * The regulator's encryption key for the demo, derived from a label so every run can read the
+ * last one's records. A real regulator generates its key offline and publishes only the public key.
+ */
+export const DEMO_REGULATOR_KEY = id("prepaid-ledger demo: regulator encryption key");
+
+/** A seeded generator, so a day's traffic is the same on every run. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const cardId = (merchant: number, n: number) => id(`demo card ${merchant}-${String(n).padStart(5, "0")}`);
+
+/** Runs the day. `log` receives one line per step. */
+export async function runDay(conn: DayConnection, log: (line: string) => void = () => {}): Promise<DayResult> {
+  const signers = await conn.ethers.getSigners();
+  const [admin, regulator] = signers;
+  const recorders = new Map(MERCHANTS.map((m, i) => [m.id, signers[2 + i]]));
+
+  log("Deploying PrepaidLedger through Ignition…");
+  const { ledger } = await conn.ignition.deploy(PrepaidLedgerModule, {
+    parameters: { PrepaidLedgerModule: { admin: admin.address, regulator: regulator.address } },
+    displayUi: false,
+  });
+  const ledgerAddress = await ledger.getAddress();
+  const asRegulator = ledger.connect(regulator) as Contract;
+  log(`  ledger at ${ledgerAddress}`);
+
+  for (const m of MERCHANTS) {
+    const books = await ledger.merchantBooks(m.id);
+    if (books.status === 0n) {
+      await (await asRegulator.registerMerchant(m.id, recorders.get(m.id)!.address)).wait();
+      log(`  registered merchant ${m.id} ${m.name}`);
+    } else if (books.status === 2n) {
+      await (await asRegulator.reinstateMerchant(m.id)).wait();
+      log(`  reinstated merchant ${m.id} ${m.name} (suspended by an earlier run)`);
+    }
+  }
+
+  const journals = mkdtempSync(join(tmpdir(), "prepaid-ledger-day-"));
+  const uploaders = new Map<number, Uploader>();
+  for (const m of MERCHANTS) {
+    uploaders.set(
+      m.id,
+      await Uploader.open(
+        {
+          ledger: ledgerAddress,
+          merchantId: m.id,
+          regulatorPublicKey: publicKeyOf(DEMO_REGULATOR_KEY),
+          journalPath: join(journals, `merchant-${m.id}.jsonl`),
+        },
+        recorders.get(m.id)!,
+      ),
+    );
+  }
+
+  const random = rng(20261126);
+  const dayStart = Math.floor(Date.UTC(2026, 10, 26, 9, 0, 0) / 1000);
+  const balances = new Map<string, bigint>();
+  let order = 0;
+  const detail = (m: Merchant, kind: RecordKind, card: string, amount: bigint, minute: number, memo: string): RecordDetails => ({
+    kind,
+    merchantId: m.id,
+    account: card,
+    amount,
+    time: dayStart + minute * 60,
+    orderRef: `${m.name.slice(0, 3).toUpperCase()}-20261126-${String(++order).padStart(5, "0")}`,
+    memo,
+  });
+
+  /** One session of the day for one merchant: consumption on most cards, a few refunds. */
+  const session = (m: Merchant, from: number, to: number): RecordDetails[] => {
+    const out: RecordDetails[] = [];
+    for (let n = 0; n < m.cards; n++) {
+      const card = cardId(m.id, n);
+      const visits = Math.floor(random() * 4);
+      for (let v = 0; v < visits; v++) {
+        const amount = m.purchase + BigInt(Math.floor(random() * 5)) * 500n;
+        const left = balances.get(card) ?? 0n;
+        if (amount > left) break;
+        balances.set(card, left - amount);
+        out.push(detail(m, RecordKind.Consume, card, amount, from + Math.floor(random() * (to - from)), m.memo));
+      }
+      if (random() < 0.05 && (balances.get(card) ?? 0n) > 0n) {
+        const refund = balances.get(card)!;
+        balances.set(card, 0n);
+        out.push(detail(m, RecordKind.Refund, card, refund, to, "card cancelled, balance refunded"));
+      }
+    }
+    return out.sort((a, b) => a.time - b.time);
+  };
+
+  const uploaded: UploadedRecord[] = [];
+  const refused: DayResult["refused"] = [];
+  const upload = async (m: Merchant, details: RecordDetails[], when: string) => {
+    if (details.length === 0) return;
+    try {
+      const records = await uploaders.get(m.id)!.upload(details);
+      uploaded.push(...records);
+      const batches = new Set(records.map((r) => r.sequence)).size;
+      log(`  ${when}: ${m.name} uploaded ${records.length} records in ${batches} batch(es)`);
+    } catch (e) {
+      if (!isError(e, "LEDGER_REVERTED")) throw e;
+      refused.push({ merchantId: m.id, records: details.length, error: String(e.details.error) });
+      log(`  ${when}: ${m.name}'s ${details.length} records REFUSED by the ledger: ${e.details.error}`);
+    }
+  };
+
+  log("Morning: cards sold (each card's first top-up is its initial amount)…");
+  for (const m of MERCHANTS) {
+    const sales: RecordDetails[] = [];
+    for (let n = 0; n < m.cards; n++) {
+      const card = cardId(m.id, n);
+      const amount = m.cardPrice * BigInt(1 + Math.floor(random() * 2));
+      balances.set(card, (balances.get(card) ?? 0n) + amount);
+      sales.push(detail(m, RecordKind.TopUp, card, amount, Math.floor(random() * 120), "prepaid card sold"));
+    }
+    await upload(m, sales, "09:00-11:00");
+  }
+
+  log("Late morning: classes, lessons, appointments…");
+  for (const m of MERCHANTS) await upload(m, session(m, 120, 240), "11:00-13:00");
+
+  log(`Midday: the regulator suspends ${MERCHANTS.find((m) => m.id === SUSPENDED)!.name} (complaints about closing)…`);
+  await (await asRegulator.suspendMerchant(SUSPENDED, encodeBytes32String("complaints: closing"))).wait();
+
+  log("Afternoon: more consumption, some top-ups…");
+  for (const m of MERCHANTS) {
+    const details = session(m, 300, 480);
+    for (let n = 0; n < m.cards; n += 7) {
+      const card = cardId(m.id, n);
+      balances.set(card, (balances.get(card) ?? 0n) + m.cardPrice / 2n);
+      details.push(detail(m, RecordKind.TopUp, card, m.cardPrice / 2n, 480, "top-up"));
+    }
+    await upload(m, details, "13:00-18:00");
+  }
+  for (const u of uploaders.values()) u.close();
+
+  log("Regulator: reading every record back, decrypting and verifying…");
+  const reader = await RegulatorReader.open(
+    // From block 0: a local chain is short, and a rerun against `hardhat node` reuses the
+    // deployment Ignition journaled, so the whole history is read either way.
+    { ledger: ledgerAddress, privateKey: DEMO_REGULATOR_KEY, fromBlock: 0 },
+    conn.ethers.provider,
+  );
+  const report = await reader.read();
+  return {
+    ledgerAddress,
+    uploaded,
+    refused,
+    report,
+    names: new Map(MERCHANTS.map((m) => [m.id, m.name])),
+  };
+}

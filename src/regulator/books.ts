@@ -1,0 +1,90 @@
+/**
+ * Rebuilds every account's and merchant's books from records alone, with the contract's rules
+ * (docs/FORMAT.md 1), so the regulator can compare them with what the contract stores.
+ */
+
+export interface AccountState {
+  merchantId: number;
+  recordCount: number;
+  initialAmount: bigint;
+  toppedUp: bigint;
+  consumed: bigint;
+  refunded: bigint;
+}
+
+export interface MerchantState {
+  merchantId: number;
+  /** 1 Active, 2 Suspended, 0 unknown (no registration seen in the range read). */
+  status: number;
+  recordCount: number;
+  accountCount: number;
+  toppedUp: bigint;
+  consumed: bigint;
+  refunded: bigint;
+  /** Batches seen, and the next sequence number they imply. */
+  batches: number;
+  nextSequence: bigint;
+}
+
+export const balanceOf = (a: { toppedUp: bigint; consumed: bigint; refunded: bigint }): bigint =>
+  a.toppedUp - a.consumed - a.refunded;
+
+export class Books {
+  readonly accounts = new Map<string, AccountState>();
+  readonly merchants = new Map<number, MerchantState>();
+
+  merchant(merchantId: number): MerchantState {
+    let m = this.merchants.get(merchantId);
+    if (m === undefined) {
+      m = {
+        merchantId,
+        status: 0,
+        recordCount: 0,
+        accountCount: 0,
+        toppedUp: 0n,
+        consumed: 0n,
+        refunded: 0n,
+        batches: 0,
+        nextSequence: 1n,
+      };
+      this.merchants.set(merchantId, m);
+    }
+    return m;
+  }
+
+  /**
+   * Books one record. Returns undefined, or why the contract would have refused it (which a
+   * correct ledger never logs, so the reader reports it as a discrepancy); a refused record
+   * changes nothing.
+   */
+  apply(merchantId: number, account: string, kind: number, amount: bigint): string | undefined {
+    if (amount === 0n) return "zero amount";
+    let a = this.accounts.get(account);
+    const opening = a === undefined;
+    if (a !== undefined && a.merchantId !== merchantId) return `account belongs to merchant ${a.merchantId}`;
+    if (a === undefined) {
+      if (kind !== 1) return kind === 2 || kind === 3 ? "unknown account" : `invalid kind ${kind}`;
+      a = { merchantId, recordCount: 0, initialAmount: amount, toppedUp: 0n, consumed: 0n, refunded: 0n };
+    }
+    if (kind < 1 || kind > 3) return `invalid kind ${kind}`;
+    if (kind !== 1 && amount > balanceOf(a)) return `overdraw: balance ${balanceOf(a)}, needed ${amount}`;
+    const m = this.merchant(merchantId);
+    if (opening) {
+      this.accounts.set(account, a);
+      m.accountCount++;
+    }
+    a.recordCount++;
+    m.recordCount++;
+    if (kind === 1) {
+      a.toppedUp += amount;
+      m.toppedUp += amount;
+    } else if (kind === 2) {
+      a.consumed += amount;
+      m.consumed += amount;
+    } else {
+      a.refunded += amount;
+      m.refunded += amount;
+    }
+    return undefined;
+  }
+}

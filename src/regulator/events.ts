@@ -1,0 +1,94 @@
+/**
+ * Fast decoding of the ledger's logs from raw JSON-RPC form. The reader handles every record's
+ * log, so this skips ethers' generic ABI decoding for `Recorded` (whose data is packed anyway,
+ * docs/FORMAT.md 6) and uses it only for the once-per-batch `BatchRecorded`.
+ */
+import { Interface } from "ethers";
+
+import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
+import { RECORDED_DATA_HEAD_BYTES, decodeRecordedData } from "../ledger/codec.js";
+import type { RpcLog } from "./logs.js";
+
+const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
+
+/** topic0 of the events the reader follows. */
+export const LEDGER_TOPICS = {
+  Recorded: ledgerInterface.getEvent("Recorded")!.topicHash,
+  BatchRecorded: ledgerInterface.getEvent("BatchRecorded")!.topicHash,
+  MerchantRegistered: ledgerInterface.getEvent("MerchantRegistered")!.topicHash,
+  MerchantSuspended: ledgerInterface.getEvent("MerchantSuspended")!.topicHash,
+  MerchantReinstated: ledgerInterface.getEvent("MerchantReinstated")!.topicHash,
+} as const;
+
+export interface LogPosition {
+  txHash: string;
+  blockNumber: number;
+  logIndex: number;
+}
+
+export interface RecordedLog extends LogPosition {
+  recordIndex: bigint;
+  merchantId: number;
+  /** 0x-hex, lowercase, as in the log topic. */
+  account: string;
+  accountBytes: Uint8Array;
+  commitment: Uint8Array;
+  kind: number;
+  amount: bigint;
+  ciphertext: Uint8Array;
+  /** The log's whole data: recordIndex u64 | kind u8 | amount u48 | ciphertext. */
+  data: Uint8Array;
+}
+
+export interface BatchRecordedLog extends LogPosition {
+  merchantId: number;
+  sequence: bigint;
+  recorder: string;
+  firstRecordIndex: bigint;
+  count: number;
+  chainHead: Uint8Array;
+  envelope: Uint8Array;
+}
+
+const bytes = (hex: string): Uint8Array => {
+  const b = Buffer.from(hex.slice(2), "hex");
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+};
+
+function position(log: RpcLog): LogPosition {
+  return { txHash: log.transactionHash, blockNumber: Number(log.blockNumber), logIndex: Number(log.logIndex) };
+}
+
+/** Decodes a `Recorded` log (topics: account, merchantId, commitment; data packed). */
+export function decodeRecorded(log: RpcLog): RecordedLog {
+  const data = bytes(log.data);
+  const d = decodeRecordedData(data);
+  const account = log.topics[1].toLowerCase();
+  return {
+    ...position(log),
+    recordIndex: d.recordIndex,
+    merchantId: Number.parseInt(log.topics[2].slice(-8), 16),
+    account,
+    accountBytes: bytes(account),
+    commitment: bytes(log.topics[3]),
+    kind: d.kind,
+    amount: d.amount,
+    ciphertext: data.subarray(RECORDED_DATA_HEAD_BYTES),
+    data,
+  };
+}
+
+/** Decodes a `BatchRecorded` log. */
+export function decodeBatchRecorded(log: RpcLog): BatchRecordedLog {
+  const parsed = ledgerInterface.parseLog({ topics: log.topics, data: log.data })!;
+  return {
+    ...position(log),
+    merchantId: Number(parsed.args.merchantId),
+    sequence: parsed.args.sequence as bigint,
+    recorder: parsed.args.recorder as string,
+    firstRecordIndex: parsed.args.firstRecordIndex as bigint,
+    count: Number(parsed.args.count),
+    chainHead: bytes(parsed.args.chainHead as string),
+    envelope: bytes(parsed.args.envelope as string),
+  };
+}

@@ -1,0 +1,611 @@
+/**
+ * The regulator's reader: replays a ledger from its events and proves (or disproves) its books.
+ *
+ * For every record it checks the hash chain link, decrypts the details with the regulator's key,
+ * compares the decrypted kind and amount with the on-chain ones, recomputes the commitment, and
+ * books the record into accounts and merchants rebuilt from records alone. At the end it compares
+ * the rebuilt books and chain head with the contract's own views at the same block. Every problem
+ * becomes a Discrepancy naming its record; a bad record never stops the read.
+ *
+ * ```ts
+ * const reader = await RegulatorReader.open({ ledger, privateKey: regulatorKey }, provider);
+ * const report = await reader.read();
+ * if (!report.ok) console.table(report.discrepancies);
+ * ```
+ */
+import { Contract, type Provider } from "ethers";
+import { z } from "zod";
+
+import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
+import { PrepaidLedgerError, isError } from "../errors.js";
+import { canonicalFromSealed, decodeSealed, type SealedPayload } from "../crypto/details.js";
+import { openBatchRecord, openEnvelope } from "../crypto/envelope.js";
+import { bytesToHex, keccak256 } from "../crypto/hash.js";
+import { openSingle } from "../crypto/single.js";
+import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
+import { RECORDED_DATA_HEAD_BYTES, genesisHead } from "../ledger/codec.js";
+import { toLedgerError } from "../ledger/revert.js";
+import { Books, balanceOf, type MerchantState } from "./books.js";
+import { fetchLogs, type JsonRpcLike, type RpcLog } from "./logs.js";
+import { LEDGER_TOPICS, decodeBatchRecorded, decodeRecorded, type RecordedLog } from "./events.js";
+
+const blockSchema = z.union([z.number().int().min(0), z.bigint().min(0n)]);
+
+export const ReaderConfig = z
+  .object({
+    /** The PrepaidLedger address. */
+    ledger: addressSchema,
+    /** A recipient's private key (the regulator's); without it records are not decrypted. */
+    privateKey: privateKeySchema.optional(),
+    /** First block to read; the ledger's deployment block or earlier for a full proof. */
+    fromBlock: blockSchema.default(0),
+    /** Last block to read, or "latest" (fixed when read() starts). */
+    toBlock: z.union([blockSchema, z.literal("latest")]).default("latest"),
+    /** Blocks per eth_getLogs request to start with (halved when a node refuses). */
+    maxBlockRange: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Compare every account's books with the contract ("all"), or only merchants and the chain. */
+    compareAccounts: z.enum(["all", "none"]).default("all"),
+    /** Keep every verified record, decrypted, in the report (memory grows with the ledger). */
+    keepRecords: z.boolean().default(false),
+  })
+  .refine((c) => c.toBlock === "latest" || BigInt(c.fromBlock) <= BigInt(c.toBlock), {
+    message: "fromBlock is after toBlock",
+    path: ["fromBlock"],
+  });
+export type ReaderConfigInput = z.input<typeof ReaderConfig>;
+export type ReaderConfigValues = z.output<typeof ReaderConfig>;
+
+/** The kinds of problem the reader reports. */
+export type DiscrepancyKind =
+  | "corrupt-ciphertext" // authentication failed: the ciphertext was altered
+  | "wrong-key" // the record or batch was not encrypted for this key
+  | "wrapped-key-corrupt" // the batch data key wrapped for this key fails to unwrap
+  | "malformed-envelope" // the batch envelope does not parse
+  | "unsupported-format" // a ciphertext format byte this reader does not know
+  | "malformed-payload" // decrypted, but not a valid sealed payload
+  | "commitment-mismatch" // the commitment is not keccak256 of the decrypted details
+  | "amount-mismatch" // the decrypted amount differs from the on-chain amount
+  | "kind-mismatch" // the decrypted kind differs from the on-chain kind
+  | "chain-break" // a record is missing, out of order, or the chain head does not match
+  | "rule-violation" // a logged record breaks the ledger's rules (a correct ledger never logs one)
+  | "books-mismatch"; // rebuilt books differ from the contract's stored figures
+
+export interface Discrepancy {
+  kind: DiscrepancyKind;
+  message: string;
+  recordIndex?: bigint;
+  merchantId?: number;
+  account?: string;
+  txHash?: string;
+  blockNumber?: number;
+  logIndex?: number;
+  details?: Record<string, unknown>;
+}
+
+/** One record as the reader saw it. */
+export interface VerifiedRecord {
+  recordIndex: bigint;
+  merchantId: number;
+  account: string;
+  kind: number;
+  amount: bigint;
+  commitment: string;
+  txHash: string;
+  blockNumber: number;
+  logIndex: number;
+  /** The decrypted details, when they could be decrypted. */
+  details?: SealedPayload;
+  /** The kinds of discrepancy found on this record (empty: verified). */
+  problems: DiscrepancyKind[];
+}
+
+export interface MerchantReport extends MerchantState {
+  liability: bigint;
+  /** Records of this merchant with at least one problem. */
+  badRecords: number;
+}
+
+export interface SupervisionReport {
+  chainId: bigint;
+  ledger: string;
+  fromBlock: bigint;
+  toBlock: bigint;
+  records: number;
+  batches: number;
+  /** Records whose details were decrypted and matched their commitment and on-chain values. */
+  verified: number;
+  accounts: number;
+  chain: {
+    /** Records counted and head computed from the logs read. */
+    recordCount: bigint;
+    head: string;
+    /** The contract's chainHead() at toBlock. */
+    contractRecordCount: bigint;
+    contractHead: string;
+    /** The range began after the ledger's first record: links before it could not be checked. */
+    startedMidway: boolean;
+  };
+  merchants: MerchantReport[];
+  discrepancies: Discrepancy[];
+  /** No discrepancy at all. */
+  ok: boolean;
+  /** Every record read, decrypted, when `keepRecords` is set. */
+  kept?: VerifiedRecord[];
+}
+
+export interface ReaderOptions {
+  /** Where eth_getLogs goes (defaults to the provider); tests put a tampering proxy here. */
+  rpc?: JsonRpcLike;
+  /** Called for every record, in order, once it is verified. */
+  onRecord?: (record: VerifiedRecord) => void;
+}
+
+type Sendable = Provider & JsonRpcLike;
+
+export class RegulatorReader {
+  readonly config: ReaderConfigValues;
+  private readonly provider: Provider;
+  private readonly rpc: JsonRpcLike;
+  private readonly ledger: Contract;
+  private readonly onRecord?: (record: VerifiedRecord) => void;
+
+  private constructor(config: ReaderConfigValues, provider: Sendable, options: ReaderOptions) {
+    this.config = config;
+    this.provider = provider;
+    this.rpc = options.rpc ?? provider;
+    this.onRecord = options.onRecord;
+    this.ledger = new Contract(config.ledger, PREPAID_LEDGER_ABI, provider);
+  }
+
+  /**
+   * @param input - see {@link ReaderConfig}
+   * @param provider - an ethers provider with `send` (JsonRpcProvider, Hardhat's provider)
+   * @throws PrepaidLedgerError `INVALID_CONFIG` (every wrong field, by path; no contract at the
+   *   address), `RPC_ERROR`
+   */
+  static async open(input: ReaderConfigInput, provider: Sendable, options: ReaderOptions = {}): Promise<RegulatorReader> {
+    const config = parseConfig(ReaderConfig, input, "reader");
+    let code: string;
+    try {
+      code = await provider.getCode(config.ledger);
+    } catch (e) {
+      throw toLedgerError(e, { ledger: config.ledger });
+    }
+    if (code === "0x") {
+      throw new PrepaidLedgerError("INVALID_CONFIG", "no contract at the ledger address on this chain", {
+        details: { ledger: config.ledger },
+      });
+    }
+    return new RegulatorReader(config, provider, options);
+  }
+
+  /**
+   * Reads the configured block range and verifies everything in it.
+   *
+   * @throws PrepaidLedgerError `WRONG_KEY` if a key was given and it opens none of the records
+   *   (it is not a recipient's key); `RPC_ERROR` (retryable) if the node fails
+   */
+  async read(): Promise<SupervisionReport> {
+    try {
+      return await this.readRange();
+    } catch (e) {
+      throw toLedgerError(e, { ledger: this.config.ledger });
+    }
+  }
+
+  private async readRange(): Promise<SupervisionReport> {
+    const chainId = (await this.provider.getNetwork()).chainId;
+    const fromBlock = BigInt(this.config.fromBlock);
+    const toBlock =
+      this.config.toBlock === "latest" ? BigInt(await this.provider.getBlockNumber()) : BigInt(this.config.toBlock);
+    const run = new Replay(this.config, genesisHead(chainId, this.config.ledger), this.onRecord);
+    for await (const page of fetchLogs(this.rpc, {
+      address: this.config.ledger,
+      fromBlock,
+      toBlock,
+      maxBlockRange: this.config.maxBlockRange,
+    })) {
+      for (const log of page) await run.log(log);
+    }
+    run.finish();
+    if (this.config.privateKey !== undefined && run.wrongKey > 0 && run.decrypted === 0) {
+      throw new PrepaidLedgerError("WRONG_KEY", "the key opens none of the records: it is not a recipient's key", {
+        details: { records: run.records, notForThisKey: run.wrongKey },
+      });
+    }
+    await this.compareWithContract(run, toBlock);
+    const merchants = [...run.books.merchants.values()]
+      .sort((a, b) => a.merchantId - b.merchantId)
+      .map((m) => ({ ...m, liability: balanceOf(m), badRecords: run.badRecordsByMerchant.get(m.merchantId) ?? 0 }));
+    const [contractRecordCount, contractHead] = (await this.ledger.chainHead({ blockTag: toBlock })) as [bigint, string];
+    return {
+      chainId,
+      ledger: this.config.ledger,
+      fromBlock,
+      toBlock,
+      records: run.records,
+      batches: run.batches,
+      verified: run.verified,
+      accounts: run.books.accounts.size,
+      chain: {
+        recordCount: run.lastIndex,
+        head: bytesToHex(run.head),
+        contractRecordCount,
+        contractHead,
+        startedMidway: run.startedMidway,
+      },
+      merchants,
+      discrepancies: run.discrepancies,
+      ok: run.discrepancies.length === 0,
+      kept: this.config.keepRecords ? run.kept : undefined,
+    };
+  }
+
+  /** Rebuilt books and head against the contract's views at `toBlock`. */
+  private async compareWithContract(run: Replay, toBlock: bigint): Promise<void> {
+    const at = { blockTag: toBlock };
+    const [count, head] = (await this.ledger.chainHead(at)) as [bigint, string];
+    if (!run.startedMidway && (count !== run.lastIndex || head !== bytesToHex(run.head))) {
+      run.report({
+        kind: "chain-break",
+        message: "the chain head rebuilt from the logs differs from the contract's",
+        details: { rebuiltCount: run.lastIndex, rebuiltHead: bytesToHex(run.head), contractCount: count, contractHead: head },
+      });
+    }
+    if (run.startedMidway) return; // partial books cannot be compared with the contract's totals
+    for (const m of run.books.merchants.values()) {
+      const c = await this.ledger.merchantBooks(m.merchantId, at);
+      const fields: [string, unknown, unknown][] = [
+        ["status", BigInt(m.status), c.status],
+        ["nextSequence", m.nextSequence, c.nextSequence],
+        ["recordCount", BigInt(m.recordCount), c.recordCount],
+        ["accountCount", BigInt(m.accountCount), c.accountCount],
+        ["toppedUp", m.toppedUp, c.toppedUp],
+        ["consumed", m.consumed, c.consumed],
+        ["refunded", m.refunded, c.refunded],
+      ];
+      for (const [field, rebuilt, stored] of fields) {
+        if (rebuilt !== stored) {
+          run.report({
+            kind: "books-mismatch",
+            merchantId: m.merchantId,
+            message: `merchant ${m.merchantId}: ${field} rebuilt from records differs from the contract's`,
+            details: { field, rebuilt, contract: stored },
+          });
+        }
+      }
+    }
+    if (this.config.compareAccounts === "none") return;
+    const entries = [...run.books.accounts.entries()];
+    for (let i = 0; i < entries.length; i += 64) {
+      const slice = entries.slice(i, i + 64);
+      const stored = await Promise.all(slice.map(([account]) => this.ledger.accountBooks(account, at)));
+      slice.forEach(([account, a], j) => {
+        const c = stored[j];
+        const fields: [string, bigint, bigint][] = [
+          ["merchantId", BigInt(a.merchantId), c.merchantId],
+          ["recordCount", BigInt(a.recordCount), c.recordCount],
+          ["initialAmount", a.initialAmount, c.initialAmount],
+          ["toppedUp", a.toppedUp, c.toppedUp],
+          ["consumed", a.consumed, c.consumed],
+          ["refunded", a.refunded, c.refunded],
+          ["balance", balanceOf(a), c.balance],
+        ];
+        for (const [field, rebuilt, contract] of fields) {
+          if (rebuilt !== contract) {
+            run.report({
+              kind: "books-mismatch",
+              account,
+              merchantId: a.merchantId,
+              message: `account ${account}: ${field} rebuilt from records differs from the contract's`,
+              details: { field, rebuilt, contract },
+            });
+          }
+        }
+      });
+    }
+  }
+}
+
+/** One pass over the logs: the state of a read. */
+class Replay {
+  readonly books = new Books();
+  readonly discrepancies: Discrepancy[] = [];
+  readonly badRecordsByMerchant = new Map<number, number>();
+  readonly kept: VerifiedRecord[] = [];
+  head: Uint8Array;
+  lastIndex = 0n;
+  startedMidway = false;
+  records = 0;
+  batches = 0;
+  verified = 0;
+  decrypted = 0;
+  wrongKey = 0;
+  /** Recorded logs waiting for the BatchRecorded log that closes their batch. */
+  private pending: RecordedLog[] = [];
+  private scratch = new Uint8Array(44 + 73 + 0xffff);
+  private seenFirst = false;
+
+  constructor(
+    private readonly config: ReaderConfigValues,
+    genesis: Uint8Array,
+    private readonly onRecord?: (record: VerifiedRecord) => void,
+  ) {
+    this.head = genesis;
+  }
+
+  report(d: Discrepancy): void {
+    this.discrepancies.push(d);
+  }
+
+  async log(log: RpcLog): Promise<void> {
+    const topic = log.topics[0];
+    if (topic === LEDGER_TOPICS.Recorded) {
+      this.pending.push(decodeRecorded(log));
+      return;
+    }
+    if (topic === LEDGER_TOPICS.BatchRecorded) {
+      await this.batch(log);
+      return;
+    }
+    const merchantId = log.topics.length > 1 ? Number(BigInt(log.topics[1])) : 0;
+    if (topic === LEDGER_TOPICS.MerchantRegistered) {
+      const m = this.books.merchant(merchantId);
+      m.status = 1;
+    } else if (topic === LEDGER_TOPICS.MerchantSuspended) {
+      this.books.merchant(merchantId).status = 2;
+    } else if (topic === LEDGER_TOPICS.MerchantReinstated) {
+      this.books.merchant(merchantId).status = 1;
+    }
+  }
+
+  finish(): void {
+    for (const r of this.pending) {
+      this.report({
+        kind: "chain-break",
+        message: "a record without the BatchRecorded log that must follow it",
+        ...where(r),
+      });
+    }
+    this.pending = [];
+  }
+
+  private async batch(log: RpcLog): Promise<void> {
+    const b = decodeBatchRecorded(log);
+    const records = this.pending;
+    this.pending = [];
+    this.batches++;
+    const merchant = this.books.merchant(b.merchantId);
+    merchant.batches++;
+    if (b.sequence !== merchant.nextSequence && this.seenFirst) {
+      this.report({
+        kind: "chain-break",
+        merchantId: b.merchantId,
+        txHash: b.txHash,
+        blockNumber: b.blockNumber,
+        message: `merchant ${b.merchantId}: batch sequence ${b.sequence} where ${merchant.nextSequence} was next`,
+      });
+    }
+    merchant.nextSequence = b.sequence + 1n;
+    const problems = records.length !== b.count || records.some((r, i) => r.recordIndex !== b.firstRecordIndex + BigInt(i) || r.txHash !== b.txHash);
+    if (problems) {
+      this.report({
+        kind: "chain-break",
+        merchantId: b.merchantId,
+        txHash: b.txHash,
+        blockNumber: b.blockNumber,
+        message: `batch ${b.sequence} of merchant ${b.merchantId} announces ${b.count} records from #${b.firstRecordIndex}, ${records.length} were logged before it`,
+        details: { logged: records.map((r) => r.recordIndex) },
+      });
+    }
+    if (!this.seenFirst) {
+      this.seenFirst = true;
+      if (b.firstRecordIndex > 1n) {
+        // The range starts after the ledger's first record: trust this batch's end as the base.
+        this.startedMidway = true;
+        this.lastIndex = b.firstRecordIndex - 1n;
+      }
+    }
+    const key = await this.batchKey(records, b.envelope);
+    for (const [i, r] of records.entries()) {
+      const pending = this.record(r, i, key);
+      if (pending !== undefined) await pending; // only single-record ECIES is asynchronous
+    }
+    if (this.startedMidway && this.lastIndex === b.firstRecordIndex - 1n + BigInt(records.length) && this.batches === 1) {
+      this.head = b.chainHead;
+    } else if (bytesToHex(this.head) !== bytesToHex(b.chainHead)) {
+      this.report({
+        kind: "chain-break",
+        merchantId: b.merchantId,
+        txHash: b.txHash,
+        blockNumber: b.blockNumber,
+        message: `the chain head after batch ${b.sequence} of merchant ${b.merchantId} differs from the one it announces`,
+        details: { rebuilt: bytesToHex(this.head), announced: bytesToHex(b.chainHead) },
+      });
+      this.head = b.chainHead; // go on from the announced head, so one break is reported once
+    }
+  }
+
+  /** The batch's data key, or the discrepancy kind every 0x02 record of the batch gets. */
+  private async batchKey(records: RecordedLog[], envelope: Uint8Array): Promise<Uint8Array | DiscrepancyKind | undefined> {
+    if (this.config.privateKey === undefined || !records.some((r) => r.ciphertext[0] === 0x02)) return undefined;
+    if (envelope.length === 0) return "wrong-key";
+    try {
+      return await openEnvelope(this.config.privateKey, envelope);
+    } catch (e) {
+      if (isError(e, "WRONG_KEY")) return "wrong-key";
+      if (isError(e, "WRAPPED_KEY_CORRUPT")) return "wrapped-key-corrupt";
+      if (isError(e, "MALFORMED_DATA") || isError(e, "UNSUPPORTED_VERSION")) return "malformed-envelope";
+      throw e;
+    }
+  }
+
+  private record(r: RecordedLog, position: number, key: Uint8Array | DiscrepancyKind | undefined): Promise<void> | undefined {
+    this.records++;
+    const found: DiscrepancyKind[] = [];
+    const flag = (kind: DiscrepancyKind, message: string, details?: Record<string, unknown>) => {
+      found.push(kind);
+      this.report({ kind, message, ...where(r), details });
+    };
+
+    // Chain: records come in index order with no gap, and each links to the one before.
+    if (r.recordIndex !== this.lastIndex + 1n) {
+      flag("chain-break", `record #${r.recordIndex} where #${this.lastIndex + 1n} was next`);
+    }
+    this.lastIndex = r.recordIndex;
+    this.head = this.link(r);
+
+    // Books, from the on-chain kind and amount.
+    const violation = this.books.apply(r.merchantId, r.account, r.kind, r.amount);
+    if (violation !== undefined) flag("rule-violation", `record breaks the ledger's rules: ${violation}`);
+
+    // Details: decrypt, compare, recompute the commitment.
+    const privateKey = this.config.privateKey;
+    if (privateKey === undefined) {
+      this.conclude(r, found, undefined);
+      return undefined;
+    }
+    if (r.ciphertext[0] === 0x01) {
+      return openSingle(privateKey, r.ciphertext).then(
+        (sealed) => {
+          this.decrypted++;
+          this.conclude(r, found, this.check(r, sealed, flag));
+        },
+        (e: unknown) => {
+          this.failedToOpen(e, flag);
+          this.conclude(r, found, undefined);
+        },
+      );
+    }
+    this.conclude(r, found, this.open(r, position, key, flag));
+    return undefined;
+  }
+
+  /** Counts the record and hands it on. */
+  private conclude(r: RecordedLog, found: DiscrepancyKind[], details: SealedPayload | undefined): void {
+    if (found.length > 0) {
+      this.badRecordsByMerchant.set(r.merchantId, (this.badRecordsByMerchant.get(r.merchantId) ?? 0) + 1);
+    } else if (details !== undefined) {
+      this.verified++;
+    }
+    if (this.onRecord === undefined && !this.config.keepRecords) return;
+    const v: VerifiedRecord = {
+      recordIndex: r.recordIndex,
+      merchantId: r.merchantId,
+      account: r.account,
+      kind: r.kind,
+      amount: r.amount,
+      commitment: bytesToHex(r.commitment),
+      txHash: r.txHash,
+      blockNumber: r.blockNumber,
+      logIndex: r.logIndex,
+      details,
+      problems: found,
+    };
+    if (this.config.keepRecords) this.kept.push(v);
+    this.onRecord?.(v);
+  }
+
+  private failedToOpen(e: unknown, flag: (kind: DiscrepancyKind, message: string) => void): void {
+    if (isError(e, "WRONG_KEY")) {
+      this.wrongKey++;
+      flag("wrong-key", "the record was not encrypted for this key");
+    } else if (isError(e, "DECRYPTION_FAILED") || isError(e, "MALFORMED_DATA")) {
+      flag("corrupt-ciphertext", "the ciphertext fails authentication: altered or corrupt");
+    } else if (isError(e, "UNSUPPORTED_VERSION")) {
+      flag("malformed-payload", "decrypted, but the details are of an unknown version");
+    } else {
+      throw e;
+    }
+  }
+
+  /** Opens a batch record (format 0x02) with the batch's data key. */
+  private open(
+    r: RecordedLog,
+    position: number,
+    key: Uint8Array | DiscrepancyKind | undefined,
+    flag: (kind: DiscrepancyKind, message: string, details?: Record<string, unknown>) => void,
+  ): SealedPayload | undefined {
+    const format = r.ciphertext[0];
+    if (format !== 0x02) {
+      flag("unsupported-format", `unknown ciphertext format 0x${(format ?? 0).toString(16).padStart(2, "0")}`);
+      return undefined;
+    }
+    if (typeof key === "string" || key === undefined) {
+      const kind = key ?? "wrong-key";
+      if (kind === "wrong-key") this.wrongKey++;
+      flag(kind, `the batch's data key cannot be opened (${kind})`);
+      return undefined;
+    }
+    let sealed: Uint8Array;
+    try {
+      sealed = openBatchRecord(key, position, r.ciphertext);
+    } catch (e) {
+      this.failedToOpen(e, flag);
+      return undefined;
+    }
+    this.decrypted++;
+    return this.check(r, sealed, flag);
+  }
+
+  /** Compares decrypted details with the record's on-chain values and commitment. */
+  private check(
+    r: RecordedLog,
+    sealed: Uint8Array,
+    flag: (kind: DiscrepancyKind, message: string, details?: Record<string, unknown>) => void,
+  ): SealedPayload | undefined {
+    let details: SealedPayload;
+    try {
+      details = decodeSealed(sealed);
+    } catch (e) {
+      flag("malformed-payload", "decrypted, but the details do not parse", { code: isError(e) ? e.code : "unknown" });
+      return undefined;
+    }
+    if (details.kind !== r.kind) {
+      flag("kind-mismatch", "the decrypted kind differs from the on-chain kind", { onChain: r.kind, decrypted: details.kind });
+    }
+    if (details.amount !== r.amount) {
+      flag("amount-mismatch", "the decrypted amount differs from the on-chain amount", {
+        onChain: r.amount,
+        decrypted: details.amount,
+      });
+    }
+    const commitment = keccak256(canonicalFromSealed(sealed, r.merchantId, r.accountBytes));
+    if (!Buffer.from(commitment).equals(Buffer.from(r.commitment))) {
+      flag("commitment-mismatch", "the commitment is not the hash of the decrypted details", {
+        onChain: bytesToHex(r.commitment),
+        recomputed: bytesToHex(commitment),
+      });
+    }
+    return details;
+  }
+
+  /** head_n = keccak256(head_{n-1} | n u64 | merchantId u32 | record), built in one buffer. */
+  private link(r: RecordedLog): Uint8Array {
+    const s = this.scratch;
+    const view = new DataView(s.buffer);
+    s.set(this.head, 0);
+    view.setBigUint64(32, r.recordIndex);
+    view.setUint32(40, r.merchantId);
+    s[44] = r.kind;
+    // amount u48: the log data's bytes 9..15 hold it already
+    s.set(r.data.subarray(9, RECORDED_DATA_HEAD_BYTES), 45);
+    s.set(r.accountBytes, 51);
+    s.set(r.commitment, 83);
+    s[115] = r.ciphertext.length >>> 8;
+    s[116] = r.ciphertext.length & 0xff;
+    s.set(r.ciphertext, 117);
+    return keccak256(s.subarray(0, 117 + r.ciphertext.length));
+  }
+}
+
+function where(r: RecordedLog): Pick<Discrepancy, "recordIndex" | "merchantId" | "account" | "txHash" | "blockNumber" | "logIndex"> {
+  return {
+    recordIndex: r.recordIndex,
+    merchantId: r.merchantId,
+    account: r.account,
+    txHash: r.txHash,
+    blockNumber: r.blockNumber,
+    logIndex: r.logIndex,
+  };
+}

@@ -1,0 +1,350 @@
+/**
+ * The merchant's upload module: plain transaction details in, records on chain out.
+ *
+ * ```ts
+ * const uploader = await Uploader.open({ ledger, merchantId: 7, regulatorPublicKey,
+ *   journalPath: "./journal/merchant-7.jsonl" }, recorderSigner);
+ * const records = await uploader.upload([{ kind: RecordKind.TopUp, merchantId: 7, account,
+ *   amount: 50_000n, time, orderRef: "ORD-1", memo: "yoga 10 classes" }]);
+ * ```
+ *
+ * Safety: every batch is sealed once and written to the journal (fsync) before its transaction
+ * is sent, under the merchant's next batch sequence number. The contract refuses a sequence
+ * number twice, so resending a journaled batch can never book it twice; and after a crash,
+ * `recover()` (run by `upload()` before anything new) resends every journaled batch that has not
+ * landed, so none is lost. A batch is "ours" on chain when the transaction that consumed its
+ * sequence number carries its first record's commitment (salted, so no other batch has it).
+ */
+import { Contract, type ContractRunner, type Log, type Signer, type TransactionReceipt } from "ethers";
+import { z } from "zod";
+
+import { addressSchema, parseConfig, publicKeySchema } from "../config.js";
+import { PrepaidLedgerError, isError } from "../errors.js";
+import type { RecordDetails } from "../crypto/details.js";
+import type { Recipient } from "../crypto/envelope.js";
+import { bytesToHex, hexToBytes } from "../crypto/hash.js";
+import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
+import { toLedgerError } from "../ledger/revert.js";
+import { Journal, type JournalEntry } from "./journal.js";
+import { sealBatch, sealSingles, type SealedBatch } from "./sealing.js";
+
+/** EIP-7825: no transaction may use more gas than this. */
+export const MAX_TX_GAS = 1n << 24n;
+
+/** The uploader's configuration; see README "SDK". */
+export const UploaderConfig = z.object({
+  /** The PrepaidLedger address. */
+  ledger: addressSchema,
+  merchantId: z.number().int().min(1).max(2 ** 32 - 1),
+  /** The regulator's public key: always a recipient. */
+  regulatorPublicKey: publicKeySchema,
+  /** The merchant's own public key, to read its records back from the chain (optional). */
+  merchantPublicKey: publicKeySchema.optional(),
+  /** The journal file (JSON lines); one per merchant and ledger. */
+  journalPath: z.string().min(1),
+  /** Records per transaction. 400 keeps a batch of brand-new accounts under 2^24 gas. */
+  batchSize: z.number().int().min(1).max(4_000).default(400),
+  /** "batch": one AES-GCM data key per batch (fast); "single": ECIES per record. */
+  mode: z.enum(["batch", "single"]).default("batch"),
+  /** Blocks to wait after inclusion before a batch counts as landed. */
+  confirmations: z.number().int().min(1).max(64).default(1),
+  /**
+   * Simulate each batch (eth_estimateGas) before journaling it, so a batch the ledger would
+   * refuse (an overdraw, a suspended merchant) fails here and is never written or sent.
+   */
+  preflight: z.boolean().default(true),
+});
+export type UploaderConfigInput = z.input<typeof UploaderConfig>;
+export type UploaderConfigValues = z.output<typeof UploaderConfig>;
+
+/** What identifies one uploaded record on chain. */
+export interface UploadedRecord {
+  merchantId: number;
+  /** The batch sequence number that carried it. */
+  sequence: bigint;
+  /** Ledger-wide index (from 1): the `recordIndex` in its Recorded log and hash-chain link. */
+  recordIndex: bigint;
+  txHash: string;
+  blockNumber: number;
+  account: string;
+  commitment: string;
+  /** The record's salt: with the details it opens the commitment (give it to the card holder). */
+  salt: string;
+}
+
+export class Uploader {
+  readonly config: UploaderConfigValues;
+  readonly journal: Journal;
+  private readonly ledger: Contract;
+  private readonly recipients: Recipient[];
+  private nextSequence: bigint | undefined;
+  private recovered = false;
+
+  private constructor(config: UploaderConfigValues, ledger: Contract, journal: Journal) {
+    this.config = config;
+    this.ledger = ledger;
+    this.journal = journal;
+    this.recipients = [{ publicKey: config.regulatorPublicKey, role: "regulator" }];
+    if (config.merchantPublicKey !== undefined) {
+      this.recipients.push({ publicKey: config.merchantPublicKey, role: "merchant" });
+    }
+  }
+
+  /**
+   * Validates the configuration, connects to the ledger and opens the journal.
+   *
+   * @param input - see {@link UploaderConfig}
+   * @param signer - a recorder key of the merchant, connected to a provider
+   * @throws PrepaidLedgerError `INVALID_CONFIG` (every wrong field, by path), `RPC_ERROR`
+   */
+  static async open(input: UploaderConfigInput, signer: Signer): Promise<Uploader> {
+    const config = parseConfig(UploaderConfig, input, "uploader");
+    if (signer.provider === null) {
+      throw new PrepaidLedgerError("INVALID_CONFIG", "the signer must be connected to a provider");
+    }
+    let chainId: bigint;
+    let code: string;
+    try {
+      chainId = (await signer.provider.getNetwork()).chainId;
+      code = await signer.provider.getCode(config.ledger);
+    } catch (e) {
+      throw toLedgerError(e, { ledger: config.ledger });
+    }
+    if (code === "0x") {
+      throw new PrepaidLedgerError("INVALID_CONFIG", "no contract at the ledger address on this chain", {
+        details: { ledger: config.ledger, chainId },
+      });
+    }
+    const journal = Journal.open(config.journalPath, {
+      chainId: chainId.toString(),
+      ledger: config.ledger.toLowerCase(),
+      merchantId: config.merchantId,
+    });
+    return new Uploader(config, new Contract(config.ledger, PREPAID_LEDGER_ABI, signer as ContractRunner), journal);
+  }
+
+  /**
+   * Uploads records, in order, in batches of `batchSize`; resolves once every batch has landed.
+   * Recovers the journal's unfinished batches first.
+   *
+   * @returns one entry per record, in input order
+   * @throws PrepaidLedgerError `INVALID_ARGUMENT` (bad details: nothing sent), `LEDGER_REVERTED`
+   *   (the ledger refused a batch; earlier batches stay landed, the refused one is kept in the
+   *   journal as rejected), `RPC_ERROR` (retryable: call again, nothing is lost or doubled)
+   */
+  async upload(details: readonly RecordDetails[]): Promise<UploadedRecord[]> {
+    for (const [i, d] of details.entries()) {
+      if (d.merchantId !== this.config.merchantId) {
+        throw new PrepaidLedgerError("INVALID_ARGUMENT", "record belongs to another merchant", {
+          details: { index: i, merchantId: d.merchantId, expected: this.config.merchantId },
+        });
+      }
+    }
+    if (!this.recovered) await this.recover();
+    const out: UploadedRecord[] = [];
+    for (let start = 0; start < details.length; start += this.config.batchSize) {
+      const chunk = details.slice(start, start + this.config.batchSize);
+      const sealed =
+        this.config.mode === "batch"
+          ? await sealBatch(chunk, this.recipients)
+          : await sealSingles(chunk, this.config.regulatorPublicKey);
+      out.push(...(await this.submit(sealed)));
+    }
+    return out;
+  }
+
+  /**
+   * Settles every batch the journal holds that has not landed: resends it (same bytes) or, if it
+   * landed before a crash, records where. Safe to call any number of times.
+   *
+   * @returns the records of the batches it settled
+   */
+  async recover(): Promise<UploadedRecord[]> {
+    const out: UploadedRecord[] = [];
+    for (const entry of this.journal.pending()) out.push(...(await this.settle(entry, false)));
+    this.recovered = true;
+    return out;
+  }
+
+  /** Closes the journal file. */
+  close(): void {
+    this.journal.close();
+  }
+
+  /** Preflights, journals and settles one sealed batch. */
+  private async submit(sealed: SealedBatch): Promise<UploadedRecord[]> {
+    const sequence = await this.takeSequence();
+    const args = [this.config.merchantId, sequence, sealed.envelope, sealed.packed] as const;
+    if (this.config.preflight) {
+      try {
+        await this.ledger.recordBatch.estimateGas(...args);
+      } catch (e) {
+        this.nextSequence = undefined;
+        throw toLedgerError(e, { merchantId: this.config.merchantId, sequence });
+      }
+    }
+    this.journal.append({
+      t: "batch",
+      sequence: sequence.toString(),
+      envelope: bytesToHex(sealed.envelope),
+      packed: bytesToHex(sealed.packed),
+      count: sealed.records.length,
+      salts: sealed.salts.map(bytesToHex),
+    });
+    return this.settle(this.journal.entries.get(sequence.toString())!, true);
+  }
+
+  /** The sequence number for a new batch: the chain's, or past the journal's last. */
+  private async takeSequence(): Promise<bigint> {
+    if (this.nextSequence === undefined) this.nextSequence = await this.chainSequence();
+    const last = this.journal.lastSequence();
+    const sequence = this.nextSequence > last ? this.nextSequence : last + 1n;
+    this.nextSequence = sequence + 1n;
+    return sequence;
+  }
+
+  private async chainSequence(): Promise<bigint> {
+    try {
+      const books = await this.ledger.merchantBooks(this.config.merchantId);
+      return books.nextSequence as bigint;
+    } catch (e) {
+      throw toLedgerError(e, { merchantId: this.config.merchantId });
+    }
+  }
+
+  /**
+   * Brings one journaled batch to a final state: landed (done) or refused (rejected). Sends it
+   * when its sequence number is the chain's next; checks whether it is ours when the number is
+   * already used; moves it to a fresh number when another batch took its number.
+   *
+   * @param fresh - the batch was just given the next number we expect: send without asking the
+   *   chain first (a wrong guess comes back as a sequence error, and then the chain is asked)
+   */
+  private async settle(initial: JournalEntry, fresh: boolean): Promise<UploadedRecord[]> {
+    let entry = initial;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 8) {
+        throw new PrepaidLedgerError("SEQUENCE_CONFLICT", "could not place the batch after repeated sequence conflicts", {
+          details: { merchantId: this.config.merchantId, sequence: entry.batch.sequence },
+          retryable: true,
+        });
+      }
+      const sequence = BigInt(entry.batch.sequence);
+      const next = fresh && attempt === 0 ? sequence : await this.chainSequence();
+      if (next > sequence) {
+        const landed = await this.findLanded(entry);
+        if (landed !== undefined) return this.markDone(entry, landed);
+        const free = next > this.journal.lastSequence() ? next : this.journal.lastSequence() + 1n;
+        entry = this.journal.resequence(entry, free);
+        this.nextSequence = free + 1n;
+        continue;
+      }
+      if (next < sequence) {
+        throw new PrepaidLedgerError("SEQUENCE_CONFLICT", "the journal is ahead of the chain: an earlier batch is missing", {
+          details: { merchantId: this.config.merchantId, sequence, chainNext: next, journal: this.journal.path },
+        });
+      }
+      const receipt = await this.send(entry);
+      if (receipt !== undefined) return this.markDone(entry, receipt);
+      // The number was taken (by our own earlier send, or another uploader) or is not next yet:
+      // ask the chain and look again.
+    }
+  }
+
+  /** Sends a batch; returns its receipt, or undefined if the sequence number was already used. */
+  private async send(entry: JournalEntry): Promise<TransactionReceipt | undefined> {
+    const sequence = BigInt(entry.batch.sequence);
+    const envelope = hexToBytes(entry.batch.envelope);
+    const packed = hexToBytes(entry.batch.packed);
+    try {
+      const gasLimit = this.gasBound(entry.batch.count, envelope.length + packed.length);
+      const tx = await this.ledger.recordBatch(this.config.merchantId, sequence, envelope, packed, { gasLimit });
+      this.journal.append({ t: "sent", sequence: entry.batch.sequence, txHash: tx.hash });
+      const receipt = (await tx.wait(this.config.confirmations)) as TransactionReceipt;
+      return receipt;
+    } catch (e) {
+      const error = toLedgerError(e, { merchantId: this.config.merchantId, sequence });
+      if (isError(error, "LEDGER_REVERTED")) {
+        const name = error.details.error;
+        this.nextSequence = undefined;
+        if (name === "LedgerBatchReplayed" || name === "LedgerSequenceGap") return undefined;
+        this.journal.append({ t: "rejected", sequence: entry.batch.sequence, error: String(name) });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Gas to allow: a generous bound from the batch's size (new accounts cost ~29k gas a record,
+   * existing ones ~12k), capped at the EIP-7825 per-transaction maximum. Only the gas used is paid.
+   */
+  private gasBound(count: number, bytes: number): bigint {
+    const bound = 150_000n + 16n * BigInt(bytes) + 30_000n * BigInt(count);
+    return bound < MAX_TX_GAS ? bound : MAX_TX_GAS;
+  }
+
+  /** The receipt of the transaction that booked this batch, if one did. */
+  private async findLanded(entry: JournalEntry): Promise<TransactionReceipt | undefined> {
+    const first = bytesToHex(hexToBytes(entry.batch.packed).subarray(3 + 39, 3 + 71));
+    const provider = this.ledger.runner!.provider!;
+    try {
+      const candidates: string[] = [...entry.sentTxHashes];
+      const logs = await this.ledger.queryFilter(
+        this.ledger.filters.BatchRecorded(this.config.merchantId, BigInt(entry.batch.sequence)),
+      );
+      candidates.push(...logs.map((l: Log) => l.transactionHash));
+      for (const hash of new Set(candidates)) {
+        const receipt = await provider.getTransactionReceipt(hash);
+        if (receipt === null || receipt.status !== 1) continue;
+        const ours = receipt.logs.some((l) => l.topics.length === 4 && l.topics[3] === first);
+        if (ours) return receipt;
+      }
+      return undefined;
+    } catch (e) {
+      throw toLedgerError(e, { merchantId: this.config.merchantId, sequence: entry.batch.sequence });
+    }
+  }
+
+  private markDone(entry: JournalEntry, receipt: TransactionReceipt): UploadedRecord[] {
+    const batchLog = receipt.logs
+      .map((l) => {
+        try {
+          return this.ledger.interface.parseLog(l);
+        } catch {
+          return null;
+        }
+      })
+      .find((p) => p?.name === "BatchRecorded" && p.args.sequence === BigInt(entry.batch.sequence));
+    if (batchLog === undefined || batchLog === null) {
+      throw new PrepaidLedgerError("SEQUENCE_CONFLICT", "the landed transaction has no BatchRecorded for this batch", {
+        details: { txHash: receipt.hash, sequence: entry.batch.sequence },
+      });
+    }
+    const firstRecordIndex = batchLog.args.firstRecordIndex as bigint;
+    this.journal.append({
+      t: "done",
+      sequence: entry.batch.sequence,
+      txHash: receipt.hash,
+      blockNumber: receipt.blockNumber,
+      firstRecordIndex: firstRecordIndex.toString(),
+    });
+    const packed = hexToBytes(entry.batch.packed);
+    const out: UploadedRecord[] = [];
+    let at = 3;
+    for (let i = 0; i < entry.batch.count; i++) {
+      const length = (packed[at + 71] << 8) | packed[at + 72];
+      out.push({
+        merchantId: this.config.merchantId,
+        sequence: BigInt(entry.batch.sequence),
+        recordIndex: firstRecordIndex + BigInt(i),
+        txHash: receipt.hash,
+        blockNumber: receipt.blockNumber,
+        account: bytesToHex(packed.subarray(at + 7, at + 39)),
+        commitment: bytesToHex(packed.subarray(at + 39, at + 71)),
+        salt: entry.batch.salts[i],
+      });
+      at += 73 + length;
+    }
+    return out;
+  }
+}
