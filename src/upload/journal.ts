@@ -28,6 +28,8 @@ export interface JournalBatch {
   packed: string;
   count: number;
   salts: string[];
+  /** Gas to send it with (its preflight estimate plus a margin, or a bound from its size). */
+  gasLimit?: string;
 }
 
 export interface JournalSent {

@@ -15,14 +15,14 @@
  * landed, so none is lost. A batch is "ours" on chain when the transaction that consumed its
  * sequence number carries its first record's commitment (salted, so no other batch has it).
  */
-import { Contract, type ContractRunner, type Log, type Signer, type TransactionReceipt } from "ethers";
+import { Contract, type ContractRunner, type Log, type Provider, type Signer } from "ethers";
 import { z } from "zod";
 
 import { addressSchema, parseConfig, publicKeySchema } from "../config.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import type { RecordDetails } from "../crypto/details.js";
 import type { Recipient } from "../crypto/envelope.js";
-import { bytesToHex, hexToBytes } from "../crypto/hash.js";
+import { bytesToHex } from "../crypto/hash.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { Journal, type JournalEntry } from "./journal.js";
@@ -70,6 +70,47 @@ export interface UploadedRecord {
   commitment: string;
   /** The record's salt: with the details it opens the commitment (give it to the card holder). */
   salt: string;
+}
+
+/** What the uploader needs of a receipt: plain fields, cheap to build for a thousand logs. */
+interface Receipt {
+  hash: string;
+  blockNumber: number;
+  status: number;
+  logs: readonly { topics: readonly string[]; data: string }[];
+}
+
+/**
+ * Fetches a receipt. Through raw JSON-RPC when the provider offers `send`: ethers builds a full
+ * object per log, and a batch's receipt holds one log per record (a thousand objects, ~100 ms).
+ */
+async function fetchReceipt(provider: Provider, hash: string): Promise<Receipt | null> {
+  const rpc = provider as Provider & { send?: (method: string, params: unknown[]) => Promise<unknown> };
+  if (typeof rpc.send === "function") {
+    const raw = (await rpc.send("eth_getTransactionReceipt", [hash])) as {
+      transactionHash: string;
+      blockNumber: string;
+      status: string;
+      logs: { topics: string[]; data: string }[];
+    } | null;
+    if (raw === null) return null;
+    return { hash: raw.transactionHash, blockNumber: Number(raw.blockNumber), status: Number(raw.status), logs: raw.logs };
+  }
+  const r = await provider.getTransactionReceipt(hash);
+  return r === null ? null : { hash: r.hash, blockNumber: r.blockNumber, status: r.status ?? 0, logs: r.logs };
+}
+
+/** Hex the journal wrote itself (its lines are JSON-checked on reading): no shape check needed. */
+const journalBytes = (hex: string): Uint8Array => Buffer.from(hex.slice(2), "hex");
+
+/** Adds how far an upload got to the error that stopped it. */
+function withProgress(e: unknown, landed: number, total: number): unknown {
+  if (!(e instanceof PrepaidLedgerError)) return e;
+  return new PrepaidLedgerError(e.code, e.shortMessage, {
+    details: { ...e.details, landed, notLanded: total - landed },
+    cause: e.cause ?? e,
+    retryable: e.retryable,
+  });
 }
 
 export class Uploader {
@@ -141,14 +182,24 @@ export class Uploader {
       }
     }
     if (!this.recovered) await this.recover();
-    const out: UploadedRecord[] = [];
+    const chunks: RecordDetails[][] = [];
     for (let start = 0; start < details.length; start += this.config.batchSize) {
-      const chunk = details.slice(start, start + this.config.batchSize);
-      const sealed =
-        this.config.mode === "batch"
-          ? await sealBatch(chunk, this.recipients)
-          : await sealSingles(chunk, this.config.regulatorPublicKey);
-      out.push(...(await this.submit(sealed)));
+      chunks.push(details.slice(start, start + this.config.batchSize));
+    }
+    const out: UploadedRecord[] = [];
+    // Batch i+1 is sealed (JavaScript, this thread) while batch i's transaction executes (the
+    // node, another thread); only one batch is ever in flight, so sequence numbers stay in order.
+    let sealing = chunks.length > 0 ? this.seal(chunks[0]) : undefined;
+    for (let i = 0; i < chunks.length; i++) {
+      try {
+        const sealed = await sealing!;
+        const landing = this.submit(chunks[i], sealed, out);
+        sealing = i + 1 < chunks.length ? this.seal(chunks[i + 1]) : undefined;
+        await landing;
+      } catch (e) {
+        sealing?.catch(() => undefined);
+        throw withProgress(e, out.length, details.length);
+      }
     }
     return out;
   }
@@ -171,16 +222,38 @@ export class Uploader {
     this.journal.close();
   }
 
-  /** Preflights, journals and settles one sealed batch. */
-  private async submit(sealed: SealedBatch): Promise<UploadedRecord[]> {
+  private seal(chunk: readonly RecordDetails[]): Promise<SealedBatch> {
+    return this.config.mode === "batch" ? sealBatch(chunk, this.recipients) : sealSingles(chunk, this.config.regulatorPublicKey);
+  }
+
+  /**
+   * Preflights, journals and settles one sealed batch, appending its records to `out` once it
+   * lands. A batch whose gas would pass the EIP-7825 cap (brand-new accounts cost ~29k gas a
+   * record, existing ones ~12k) is split in two and each half sealed and submitted in turn,
+   * before anything is journaled.
+   */
+  private async submit(chunk: readonly RecordDetails[], sealed: SealedBatch, out: UploadedRecord[]): Promise<void> {
+    const split = async () => {
+      const half = Math.ceil(chunk.length / 2);
+      for (const part of [chunk.slice(0, half), chunk.slice(half)]) await this.submit(part, await this.seal(part), out);
+    };
+    let gasLimit = this.gasBound(chunk.length, sealed.envelope.length + sealed.packed.length);
+    if (!this.config.preflight && chunk.length > 1 && gasLimit >= MAX_TX_GAS) return split();
     const sequence = await this.takeSequence();
-    const args = [this.config.merchantId, sequence, sealed.envelope, sealed.packed] as const;
     if (this.config.preflight) {
       try {
-        await this.ledger.recordBatch.estimateGas(...args);
+        const estimate = await this.ledger.recordBatch.estimateGas(this.config.merchantId, sequence, sealed.envelope, sealed.packed);
+        if (estimate > MAX_TX_GAS && chunk.length > 1) {
+          this.nextSequence = sequence;
+          return split();
+        }
+        gasLimit = (estimate * 12n) / 10n < MAX_TX_GAS ? (estimate * 12n) / 10n : MAX_TX_GAS;
       } catch (e) {
-        this.nextSequence = undefined;
-        throw toLedgerError(e, { merchantId: this.config.merchantId, sequence });
+        this.nextSequence = sequence;
+        const error = toLedgerError(e, { merchantId: this.config.merchantId, sequence });
+        // Out of gas inside the 2^24 cap carries no revert data: the batch is too big, not wrong.
+        if (!isError(error, "LEDGER_REVERTED") && !isError(error, "RPC_ERROR") && chunk.length > 1) return split();
+        throw error;
       }
     }
     this.journal.append({
@@ -190,8 +263,9 @@ export class Uploader {
       packed: bytesToHex(sealed.packed),
       count: sealed.records.length,
       salts: sealed.salts.map(bytesToHex),
+      gasLimit: gasLimit.toString(),
     });
-    return this.settle(this.journal.entries.get(sequence.toString())!, true);
+    out.push(...(await this.settle(this.journal.entries.get(sequence.toString())!, true)));
   }
 
   /** The sequence number for a new batch: the chain's, or past the journal's last. */
@@ -252,16 +326,25 @@ export class Uploader {
   }
 
   /** Sends a batch; returns its receipt, or undefined if the sequence number was already used. */
-  private async send(entry: JournalEntry): Promise<TransactionReceipt | undefined> {
+  private async send(entry: JournalEntry): Promise<Receipt | undefined> {
     const sequence = BigInt(entry.batch.sequence);
-    const envelope = hexToBytes(entry.batch.envelope);
-    const packed = hexToBytes(entry.batch.packed);
+    const envelope = journalBytes(entry.batch.envelope);
+    const packed = journalBytes(entry.batch.packed);
     try {
-      const gasLimit = this.gasBound(entry.batch.count, envelope.length + packed.length);
+      const gasLimit = BigInt(entry.batch.gasLimit ?? this.gasBound(entry.batch.count, envelope.length + packed.length));
       const tx = await this.ledger.recordBatch(this.config.merchantId, sequence, envelope, packed, { gasLimit });
       this.journal.append({ t: "sent", sequence: entry.batch.sequence, txHash: tx.hash });
-      const receipt = (await tx.wait(this.config.confirmations)) as TransactionReceipt;
-      return receipt;
+      // Ask for the receipt once before ethers' wait(): on an automining node it is there at once,
+      // and wait() would first sleep a polling interval.
+      if (this.config.confirmations === 1) {
+        const receipt = await fetchReceipt(this.ledger.runner!.provider!, tx.hash);
+        if (receipt !== null) {
+          if (receipt.status !== 1) throw new PrepaidLedgerError("LEDGER_REVERTED", "the batch transaction reverted", { details: { txHash: tx.hash } });
+          return receipt;
+        }
+      }
+      await tx.wait(this.config.confirmations);
+      return (await fetchReceipt(this.ledger.runner!.provider!, tx.hash))!;
     } catch (e) {
       const error = toLedgerError(e, { merchantId: this.config.merchantId, sequence });
       if (isError(error, "LEDGER_REVERTED")) {
@@ -284,8 +367,9 @@ export class Uploader {
   }
 
   /** The receipt of the transaction that booked this batch, if one did. */
-  private async findLanded(entry: JournalEntry): Promise<TransactionReceipt | undefined> {
-    const first = bytesToHex(hexToBytes(entry.batch.packed).subarray(3 + 39, 3 + 71));
+  private async findLanded(entry: JournalEntry): Promise<Receipt | undefined> {
+    // The first record's commitment: bytes 42..74 of the packed batch (docs/FORMAT.md 5).
+    const first = "0x" + entry.batch.packed.slice(2 + 2 * 42, 2 + 2 * 74);
     const provider = this.ledger.runner!.provider!;
     try {
       const candidates: string[] = [...entry.sentTxHashes];
@@ -294,7 +378,7 @@ export class Uploader {
       );
       candidates.push(...logs.map((l: Log) => l.transactionHash));
       for (const hash of new Set(candidates)) {
-        const receipt = await provider.getTransactionReceipt(hash);
+        const receipt = await fetchReceipt(provider, hash);
         if (receipt === null || receipt.status !== 1) continue;
         const ours = receipt.logs.some((l) => l.topics.length === 4 && l.topics[3] === first);
         if (ours) return receipt;
@@ -305,17 +389,12 @@ export class Uploader {
     }
   }
 
-  private markDone(entry: JournalEntry, receipt: TransactionReceipt): UploadedRecord[] {
-    const batchLog = receipt.logs
-      .map((l) => {
-        try {
-          return this.ledger.interface.parseLog(l);
-        } catch {
-          return null;
-        }
-      })
-      .find((p) => p?.name === "BatchRecorded" && p.args.sequence === BigInt(entry.batch.sequence));
-    if (batchLog === undefined || batchLog === null) {
+  private markDone(entry: JournalEntry, receipt: Receipt): UploadedRecord[] {
+    const topic = this.ledger.interface.getEvent("BatchRecorded")!.topicHash;
+    const sequenceTopic = "0x" + BigInt(entry.batch.sequence).toString(16).padStart(64, "0");
+    const raw = receipt.logs.find((l) => l.topics[0] === topic && l.topics[2] === sequenceTopic);
+    const batchLog = raw === undefined ? null : this.ledger.interface.parseLog({ topics: [...raw.topics], data: raw.data });
+    if (batchLog === null) {
       throw new PrepaidLedgerError("SEQUENCE_CONFLICT", "the landed transaction has no BatchRecorded for this batch", {
         details: { txHash: receipt.hash, sequence: entry.batch.sequence },
       });
@@ -328,7 +407,7 @@ export class Uploader {
       blockNumber: receipt.blockNumber,
       firstRecordIndex: firstRecordIndex.toString(),
     });
-    const packed = hexToBytes(entry.batch.packed);
+    const packed = journalBytes(entry.batch.packed);
     const out: UploadedRecord[] = [];
     let at = 3;
     for (let i = 0; i < entry.batch.count; i++) {
