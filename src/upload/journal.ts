@@ -8,7 +8,7 @@
  * (transaction hash), and `done` (where it landed). A torn last line, from a crash in the middle
  * of a write, is ignored: the batch it would have recorded was never sent.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 import { PrepaidLedgerError } from "../errors.js";
@@ -119,17 +119,20 @@ export class Journal {
   }
 
   private static readLines(path: string): JournalLine[] {
-    const text = readFileSync(path, "utf8");
+    let text = readFileSync(path, "utf8");
+    if (text.length > 0 && !text.endsWith("\n")) {
+      // A crash mid-write left a torn last line: drop it, so the next line starts clean.
+      const keep = text.lastIndexOf("\n") + 1;
+      truncateSync(path, Buffer.byteLength(text.slice(0, keep)));
+      text = text.slice(0, keep);
+    }
     const raw = text.split("\n");
-    const torn = !text.endsWith("\n");
     const lines: JournalLine[] = [];
     for (const [i, line] of raw.entries()) {
       if (line === "") continue;
       try {
         lines.push(JSON.parse(line) as JournalLine);
       } catch (e) {
-        // Only the last line may be torn by a crash mid-write; anything else is damage.
-        if (torn && i === raw.length - 1) break;
         throw new PrepaidLedgerError("JOURNAL_CORRUPT", "a journal line cannot be parsed", {
           details: { path, line: i + 1 },
           cause: e,

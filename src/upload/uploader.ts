@@ -217,6 +217,17 @@ export class Uploader {
     return out;
   }
 
+  /**
+   * How many records the journal has accepted: every record of every batch it holds, except
+   * batches the ledger rejected. They have landed or will land at the next recover(). A process
+   * restarted after a crash resumes its stream of records after this many.
+   */
+  journaledCount(): number {
+    let n = 0;
+    for (const entry of this.journal.entries.values()) if (entry.rejected === undefined) n += entry.batch.count;
+    return n;
+  }
+
   /** Closes the journal file. */
   close(): void {
     this.journal.close();

@@ -76,10 +76,10 @@ type Defect = "none" | "zeroCommitment" | "emptyCiphertext";
 /**
  * Which card a record names, resolved when the batch is played (`accountOf`): "usual" is what a
  * well-behaved merchant would name (a top-up goes to one of its own cards, a consumption or
- * refund to a card it has opened), "home" any of its own cards, opened or not, and "any" any
- * card in the pool, perhaps the other merchant's.
+ * refund to a card it has opened), "home" any of its own cards, opened or not, "any" any card
+ * in the pool, perhaps the other merchant's, and "foreign" a card the other merchant opened.
  */
-type Target = "usual" | "home" | "any";
+type Target = "usual" | "home" | "any" | "foreign";
 
 interface RecordSpec {
   kind: number;
@@ -158,7 +158,7 @@ const sequenceArb: fc.Arbitrary<SequenceSpec> = fc.oneof(
  */
 const hostileRecordArb: fc.Arbitrary<RecordSpec> = fc.record({
   kind: fc.constantFrom(0, TopUp, Consume, Refund, 4, 255),
-  target: fc.constantFrom("usual" as const, "home" as const, "any" as const),
+  target: fc.constantFrom("usual" as const, "home" as const, "any" as const, "foreign" as const),
   slot: fc.nat({ max: POOL.length - 1 }),
   amount: fc.oneof(fc.constant(0n), fc.bigInt({ min: 1n, max: 2_000n }), fc.constantFrom("edge" as const, "edge+1" as const)),
   defect: fc.constantFrom("none" as const, "zeroCommitment" as const, "emptyCiphertext" as const),
@@ -206,9 +206,10 @@ const runArb = fc
   )
   .map(([openings, batches]) => [...openings, ...batches]);
 
-/** The card a record names; `opened` are the cards the merchant owns when the record comes. */
-function accountOf(spec: RecordSpec, merchantId: number, opened: readonly string[]): string {
+/** The card a record names, as `books` stand when the record comes. */
+function accountOf(spec: RecordSpec, merchantId: MerchantId, books: LedgerModel): string {
   const home = POOL[(merchantId - 1) * HOME_CARDS + (spec.slot % HOME_CARDS)];
+  const opened = books.cardsOf(merchantId);
   switch (spec.target) {
     case "usual":
       return spec.kind === TopUp || opened.length === 0 ? home : opened[spec.slot % opened.length];
@@ -216,6 +217,10 @@ function accountOf(spec: RecordSpec, merchantId: number, opened: readonly string
       return home;
     case "any":
       return POOL[spec.slot];
+    case "foreign": {
+      const theirs = books.cardsOf(merchantId === M1 ? M2 : M1);
+      return theirs.length === 0 ? POOL[spec.slot] : theirs[spec.slot % theirs.length];
+    }
   }
 }
 
@@ -250,8 +255,8 @@ function amountOf(spec: AmountSpec, kind: number, card: AccountModel | undefined
  * Commitment and ciphertext are derived from `tag` (the record's position in the run), not
  * drawn at random, so a counterexample replays byte for byte.
  */
-function buildRecord(spec: RecordSpec, merchantId: number, books: LedgerModel, tag: string): PackedRecord {
-  const acct = accountOf(spec, merchantId, books.cardsOf(merchantId));
+function buildRecord(spec: RecordSpec, merchantId: MerchantId, books: LedgerModel, tag: string): PackedRecord {
+  const acct = accountOf(spec, merchantId, books);
   const seed = getBytes(id(`record:${tag}`));
   const length = spec.defect === "emptyCiphertext" ? 0 : spec.cipherLength;
   const ciphertext = Uint8Array.from({ length }, (_, i) => (i === 0 ? 2 : seed[i % 32] ^ i));
@@ -409,7 +414,7 @@ class LedgerModel {
     if (a.recordCount + 1n > MAX32) return failure("LedgerAccountOverflow", acct, a.recordCount + 1n);
     if (r.kind === TopUp) {
       const total = a.toppedUp + r.amount;
-      if (total > MAX48) return failure("LedgerAccountOverflow", acct, total);
+      if (total >= MAX48) return failure("LedgerAccountOverflow", acct, total);
       a.toppedUp = total;
       m.toppedUp += r.amount;
     } else if (r.kind === Consume || r.kind === Refund) {
@@ -428,7 +433,7 @@ class LedgerModel {
     a.recordCount += 1n;
     m.recordCount += 1n;
     this.recordCount += 1n;
-    this.head = expectedLink(this.head, this.recordCount + 1n, merchantId, r);
+    this.head = expectedLink(this.head, this.recordCount, merchantId, r);
     this.booked.push({ merchantId, record: r });
     return undefined;
   }

@@ -1,0 +1,63 @@
+/**
+ * prepaid-ledger: the public API. Everything a merchant dApp or a regulator's tool needs, by
+ * name; anything not listed here is internal and may change. test/index.test.ts snapshots this
+ * list, so a change to it is deliberate.
+ */
+
+// Errors
+export { ERROR_CODES, PrepaidLedgerError, isError } from "./errors.js";
+export type { ErrorCode, PrepaidLedgerErrorOptions } from "./errors.js";
+
+// Crypto layer (docs/FORMAT.md 2-4)
+export {
+  RecordKind,
+  addressOf,
+  canonicalFromSealed,
+  commitmentOf,
+  createBatchKey,
+  decodeSealed,
+  encodeCanonical,
+  encodeSealed,
+  keccak256,
+  openBatchRecord,
+  openEnvelope,
+  openSingle,
+  parseEnvelope,
+  publicKeyOf,
+  sealBatchRecord,
+  sealDetails,
+  sealSingle,
+  validateDetails,
+} from "./crypto/index.js";
+export type { EnvelopeEntry, Recipient, RecipientRole, RecordDetails, SealedPayload } from "./crypto/index.js";
+
+// Ledger formats and ABI (docs/FORMAT.md 5-7)
+export { PREPAID_LEDGER_ABI } from "./ledger/abi.js";
+export {
+  decodeRecordedData,
+  encodeRecord,
+  genesisHead,
+  linkHead,
+  packBatch,
+  unpackBatch,
+} from "./ledger/codec.js";
+export type { PackedRecord, RecordedData } from "./ledger/codec.js";
+export { decodeRevert } from "./ledger/revert.js";
+
+// Upload layer (merchants)
+export { Uploader, UploaderConfig } from "./upload/uploader.js";
+export type { UploadedRecord, UploaderConfigInput } from "./upload/uploader.js";
+export { sealBatch, sealSingles } from "./upload/sealing.js";
+export type { SealedBatch } from "./upload/sealing.js";
+
+// Regulator layer
+export { RegulatorReader, ReaderConfig } from "./regulator/reader.js";
+export type {
+  Discrepancy,
+  DiscrepancyKind,
+  MerchantReport,
+  ReaderConfigInput,
+  SupervisionReport,
+  VerifiedRecord,
+} from "./regulator/reader.js";
+export { formatAmount, formatReport } from "./regulator/report.js";

@@ -1,0 +1,89 @@
+/**
+ * Real processes for integration tests: a `hardhat node` on 127.0.0.1 and TypeScript workers.
+ * Every process started here is stopped by the test that started it (and killed on exit).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const require = createRequire(import.meta.url);
+const alive = new Set<ChildProcess>();
+process.on("exit", () => alive.forEach((p) => p.kill("SIGKILL")));
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Running {
+  process: ChildProcess;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+function track(child: ChildProcess): Running {
+  alive.add(child);
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return {
+    process: child,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+      alive.delete(child);
+    },
+  };
+}
+
+/** Starts `hardhat node` on 127.0.0.1 and resolves once it accepts JSON-RPC. */
+export async function startHardhatNode(): Promise<Running & { url: string }> {
+  const port = await freePort();
+  // hardhat's package.json names its CLI as the `hardhat` bin; its "exports" hide the path.
+  const cli = join(dirname(require.resolve("hardhat/package.json")), "dist", "src", "cli.js");
+  const child = spawn(process.execPath, [cli, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const running = track(child);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`hardhat node exited: ${running.output()}`);
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+      });
+      if (res.ok) return { ...running, url };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await running.stop();
+  throw new Error("hardhat node did not start within 60 s");
+}
+
+/** Runs a TypeScript file with this Node and tsx. */
+export function startTs(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Running {
+  const child = spawn(process.execPath, ["--import", "tsx", join(root, file), ...args], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  return track(child);
+}

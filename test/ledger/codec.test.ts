@@ -1,0 +1,91 @@
+import { expect } from "chai";
+import { getBytes, hexlify, id, solidityPacked } from "ethers";
+import fc from "fast-check";
+
+import { isError } from "../../src/errors.js";
+import {
+  RECORD_HEAD_BYTES,
+  decodeRecordedData,
+  encodeRecord,
+  packBatch,
+  unpackBatch,
+  type PackedRecord,
+} from "../../src/ledger/codec.js";
+
+const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const record: fc.Arbitrary<PackedRecord> = fc.record({
+  kind: fc.integer({ min: 0, max: 255 }),
+  amount: fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }),
+  account: bytes32,
+  commitment: bytes32,
+  ciphertext: fc.uint8Array({ minLength: 0, maxLength: 300 }),
+});
+
+function expectCode(fn: () => unknown, code: string, details: Record<string, unknown> = {}) {
+  try {
+    fn();
+  } catch (e) {
+    expect(isError(e), String(e)).to.equal(true);
+    expect((e as { code: string }).code).to.equal(code);
+    expect((e as { details: object }).details).to.include(details);
+    return;
+  }
+  expect.fail(`expected ${code}`);
+}
+
+describe("ledger/codec", function () {
+  it("packs a record as kind | amount | account | commitment | length | ciphertext", function () {
+    const r: PackedRecord = {
+      kind: 2,
+      amount: 0x0102030405n,
+      account: getBytes(id("a")),
+      commitment: getBytes(id("c")),
+      ciphertext: Uint8Array.of(2, 9, 9),
+    };
+    const expected = solidityPacked(
+      ["uint8", "uint48", "bytes32", "bytes32", "uint16", "bytes"],
+      [2, 0x0102030405n, id("a"), id("c"), 3, "0x020909"],
+    );
+    expect(hexlify(encodeRecord(r))).to.equal(expected);
+    expect(hexlify(packBatch([r]))).to.equal("0x010001" + expected.slice(2));
+  });
+
+  it("round-trips any batch through packBatch and unpackBatch", function () {
+    fc.assert(
+      fc.property(fc.array(record, { minLength: 1, maxLength: 8 }), (records) => {
+        const back = unpackBatch(packBatch(records));
+        expect(back.map((r) => ({ ...r, account: hexlify(r.account), commitment: hexlify(r.commitment), ciphertext: hexlify(r.ciphertext) }))).to.deep.equal(
+          records.map((r) => ({ ...r, account: hexlify(r.account), commitment: hexlify(r.commitment), ciphertext: hexlify(r.ciphertext) })),
+        );
+      }),
+    );
+  });
+
+  it("refuses to pack what the contract could not read", function () {
+    const ok: PackedRecord = { kind: 1, amount: 1n, account: new Uint8Array(32), commitment: new Uint8Array(32), ciphertext: Uint8Array.of(1) };
+    expectCode(() => packBatch([]), "INVALID_ARGUMENT", { count: 0 });
+    expectCode(() => encodeRecord({ ...ok, kind: 256 }), "INVALID_ARGUMENT", { kind: 256 });
+    expectCode(() => encodeRecord({ ...ok, amount: 1n << 48n }), "INVALID_ARGUMENT");
+    expectCode(() => encodeRecord({ ...ok, amount: -1n }), "INVALID_ARGUMENT");
+    expectCode(() => encodeRecord({ ...ok, account: new Uint8Array(31) }), "INVALID_ARGUMENT");
+    expectCode(() => encodeRecord({ ...ok, ciphertext: new Uint8Array(0x10000) }), "INVALID_ARGUMENT");
+  });
+
+  it("refuses malformed packed batches with the offset", function () {
+    const good = packBatch([
+      { kind: 1, amount: 5n, account: new Uint8Array(32), commitment: new Uint8Array(32), ciphertext: Uint8Array.of(2, 1) },
+    ]);
+    expectCode(() => unpackBatch(good.subarray(0, 2)), "MALFORMED_DATA", { length: 2 });
+    expectCode(() => unpackBatch(Uint8Array.of(9, ...good.subarray(1))), "UNSUPPORTED_VERSION", { version: 9 });
+    expectCode(() => unpackBatch(good.subarray(0, 3 + RECORD_HEAD_BYTES - 1)), "MALFORMED_DATA", { offset: 3 });
+    expectCode(() => unpackBatch(good.subarray(0, good.length - 1)), "MALFORMED_DATA", { offset: 3 });
+    expectCode(() => unpackBatch(Uint8Array.of(...good, 0)), "MALFORMED_DATA", { offset: good.length });
+  });
+
+  it("decodes a Recorded log's packed data", function () {
+    const data = getBytes(solidityPacked(["uint64", "uint8", "uint48", "bytes"], [77, 3, 123456789n, "0x02aabb"]));
+    const d = decodeRecordedData(data);
+    expect([d.recordIndex, d.kind, d.amount, hexlify(d.ciphertext)]).to.deep.equal([77n, 3, 123456789n, "0x02aabb"]);
+    expectCode(() => decodeRecordedData(data.subarray(0, 14)), "MALFORMED_DATA", { length: 14 });
+  });
+});

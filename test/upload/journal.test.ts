@@ -1,0 +1,94 @@
+import { appendFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { expect } from "chai";
+
+import { isError } from "../../src/errors.js";
+import { Journal, type JournalBatch } from "../../src/upload/journal.js";
+import { tempDir } from "../helpers/ledger.js";
+
+const owner = { chainId: "31337", ledger: "0x5fbdb2315678afecb367f032d93f642f64180aa3", merchantId: 7 };
+const batch = (sequence: number, packed = `0x01${sequence}`): JournalBatch => ({
+  t: "batch",
+  sequence: String(sequence),
+  envelope: "0x",
+  packed,
+  count: 1,
+  salts: ["0x00"],
+});
+
+function expectCode(fn: () => unknown, code: string) {
+  try {
+    fn();
+  } catch (e) {
+    expect(isError(e, code as never), String(e)).to.equal(true);
+    return;
+  }
+  expect.fail(`expected ${code}`);
+}
+
+describe("upload/journal", function () {
+  it("reads back what it wrote: pending, done, rejected, moved", function () {
+    const path = join(tempDir(), "j.jsonl");
+    const j = Journal.open(path, owner);
+    j.append(batch(1));
+    j.append(batch(2));
+    j.append(batch(3));
+    j.append({ t: "sent", sequence: "1", txHash: "0xaa" });
+    j.append({ t: "done", sequence: "1", txHash: "0xaa", blockNumber: 5, firstRecordIndex: "1" });
+    j.append({ t: "rejected", sequence: "3", error: "LedgerInsufficientBalance" });
+    j.close();
+    const again = Journal.open(path, owner);
+    expect(again.pending().map((e) => e.batch.sequence)).to.deep.equal(["2"]);
+    expect(again.entries.get("1")!.sentTxHashes).to.deep.equal(["0xaa"]);
+    // A rejected batch never held its number on chain, so the last number in use is 2.
+    expect(again.lastSequence()).to.equal(2n);
+    const moved = again.resequence(again.entries.get("2")!, 4n);
+    expect(moved.batch.sequence).to.equal("4");
+    expect(again.pending().map((e) => e.batch.sequence)).to.deep.equal(["4"]);
+    again.close();
+  });
+
+  it("ignores a torn last line (a crash mid-write) and keeps appending after it", function () {
+    const path = join(tempDir(), "j.jsonl");
+    const j = Journal.open(path, owner);
+    j.append(batch(1));
+    j.close();
+    appendFileSync(path, '{"t":"batch","sequence":"2","envel');
+    const again = Journal.open(path, owner);
+    expect(again.pending().map((e) => e.batch.sequence)).to.deep.equal(["1"]);
+    again.append(batch(2));
+    again.close();
+    expect(Journal.open(path, owner).pending().map((e) => e.batch.sequence)).to.deep.equal(["1", "2"]);
+  });
+
+  it("refuses a damaged line that is not the last", function () {
+    const path = join(tempDir(), "j.jsonl");
+    const j = Journal.open(path, owner);
+    j.append(batch(1));
+    j.close();
+    appendFileSync(path, "garbage\n" + JSON.stringify(batch(2)) + "\n");
+    expectCode(() => Journal.open(path, owner), "JOURNAL_CORRUPT");
+  });
+
+  it("refuses a journal of another chain, ledger or merchant", function () {
+    const path = join(tempDir(), "j.jsonl");
+    Journal.open(path, owner).close();
+    expectCode(() => Journal.open(path, { ...owner, chainId: "1" }), "INVALID_CONFIG");
+    expectCode(() => Journal.open(path, { ...owner, merchantId: 8 }), "INVALID_CONFIG");
+    expectCode(() => Journal.open(path, { ...owner, ledger: "0x" + "11".repeat(20) }), "INVALID_CONFIG");
+    // The refused opens wrote nothing.
+    expect(readFileSync(path, "utf8").trim().split("\n")).to.have.length(1);
+  });
+
+  it("keeps one copy of a batch left under two numbers by a crash inside resequence()", function () {
+    const path = join(tempDir(), "j.jsonl");
+    const j = Journal.open(path, owner);
+    j.append(batch(1, "0xfeed"));
+    j.append(batch(5, "0xfeed")); // resequence wrote the new line, then the process died
+    j.close();
+    const again = Journal.open(path, owner);
+    expect(again.pending().map((e) => e.batch.sequence)).to.deep.equal(["5"]);
+    again.close();
+  });
+});
