@@ -32,10 +32,12 @@ export default defineConfig({
       // maximum-size batch transactions (2^24 gas each, EIP-7825).
       blockGasLimit: 60_000_000n,
     },
+    // `npx hardhat node` in another terminal. PREPAID_LEDGER_LOCALHOST_URL moves it (tests start
+    // their node on a free port); it is an address, not a secret.
     localhost: {
       type: "http",
       chainType: "l1",
-      url: "http://127.0.0.1:8545",
+      url: process.env.PREPAID_LEDGER_LOCALHOST_URL ?? "http://127.0.0.1:8545",
     },
   },
 });

@@ -4,9 +4,10 @@
  * top-ups, consumption and refunds through the upload module (encrypted, batched), suspend one
  * merchant at midday, then let the regulator read and verify everything.
  */
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 import type { HardhatEthersProvider, HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import { Contract, encodeBytes32String, id } from "ethers";
@@ -61,6 +62,22 @@ export interface DayResult {
  */
 export const DEMO_REGULATOR_KEY = id("prepaid-ledger demo: regulator encryption key");
 
+/**
+ * Ignition journals a deployment per chain id (ignition/deployments/chain-31337) and reuses it on
+ * the next run: that is what makes a rerun against the same `hardhat node` a no-op deploy. A
+ * restarted `hardhat node` has the same chain id and an empty state, so the journaled contract
+ * is gone; on the local chain id only, that stale demo deployment is forgotten and redone.
+ */
+async function forgetStaleDeployment(conn: DayConnection): Promise<void> {
+  const { chainId } = await conn.ethers.provider.getNetwork();
+  const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "ignition", "deployments", `chain-${chainId}`);
+  const file = join(dir, "deployed_addresses.json");
+  if (chainId !== 31337n || !existsSync(file)) return;
+  const addresses = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
+  const address = addresses["PrepaidLedgerModule#PrepaidLedger"];
+  if (address === undefined || (await conn.ethers.provider.getCode(address)) === "0x") rmSync(dir, { recursive: true });
+}
+
 /** A seeded generator, so a day's traffic is the same on every run. */
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -81,6 +98,7 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   const [admin, regulator] = signers;
   const recorders = new Map(MERCHANTS.map((m, i) => [m.id, signers[2 + i]]));
 
+  await forgetStaleDeployment(conn);
   log("Deploying PrepaidLedger through Ignition…");
   const { ledger } = await conn.ignition.deploy(PrepaidLedgerModule, {
     parameters: { PrepaidLedgerModule: { admin: admin.address, regulator: regulator.address } },

@@ -56,18 +56,21 @@ export class Books {
    * Books one record. Returns undefined, or why the contract would have refused it (which a
    * correct ledger never logs, so the reader reports it as a discrepancy); a refused record
    * changes nothing.
+   *
+   * @param changesOnly - the records read start mid-ledger, so earlier top-ups are unknown:
+   *   accumulate the changes without the balance and opening rules
    */
-  apply(merchantId: number, account: string, kind: number, amount: bigint): string | undefined {
+  apply(merchantId: number, account: string, kind: number, amount: bigint, changesOnly = false): string | undefined {
     if (amount === 0n) return "zero amount";
     let a = this.accounts.get(account);
     const opening = a === undefined;
     if (a !== undefined && a.merchantId !== merchantId) return `account belongs to merchant ${a.merchantId}`;
-    if (a === undefined) {
-      if (kind !== 1) return kind === 2 || kind === 3 ? "unknown account" : `invalid kind ${kind}`;
-      a = { merchantId, recordCount: 0, initialAmount: amount, toppedUp: 0n, consumed: 0n, refunded: 0n };
-    }
     if (kind < 1 || kind > 3) return `invalid kind ${kind}`;
-    if (kind !== 1 && amount > balanceOf(a)) return `overdraw: balance ${balanceOf(a)}, needed ${amount}`;
+    if (a === undefined) {
+      if (kind !== 1 && !changesOnly) return "unknown account";
+      a = { merchantId, recordCount: 0, initialAmount: kind === 1 ? amount : 0n, toppedUp: 0n, consumed: 0n, refunded: 0n };
+    }
+    if (kind !== 1 && amount > balanceOf(a) && !changesOnly) return `overdraw: balance ${balanceOf(a)}, needed ${amount}`;
     const m = this.merchant(merchantId);
     if (opening) {
       this.accounts.set(account, a);

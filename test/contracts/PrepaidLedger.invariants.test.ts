@@ -396,7 +396,10 @@ class LedgerModel {
     const acct = hexlify(r.account);
     // _explainFailure: these two come before any account rule.
     if (r.amount === 0n) return failure("LedgerZeroAmount", acct);
-    if (r.commitment.every((b) => b === 0) || r.ciphertext.length === 0) return failure("LedgerMissingCommitment", acct);
+    const missing = r.commitment.every((b) => b === 0) || r.ciphertext.length === 0;
+    const prior = this.accounts.get(acct);
+    if (missing && prior !== undefined && prior.merchantId !== merchantId) return failure("LedgerAccountMerchantMismatch", acct, prior.merchantId, merchantId);
+    if (missing) return failure("LedgerMissingCommitment", acct);
 
     // PackedAccount.book from here on.
     const m = this.merchant(merchantId);
@@ -414,7 +417,7 @@ class LedgerModel {
     if (a.recordCount + 1n > MAX32) return failure("LedgerAccountOverflow", acct, a.recordCount + 1n);
     if (r.kind === TopUp) {
       const total = a.toppedUp + r.amount;
-      if (total >= MAX48) return failure("LedgerAccountOverflow", acct, total);
+      if (total > MAX48) return failure("LedgerAccountOverflow", acct, total);
       a.toppedUp = total;
       m.toppedUp += r.amount;
     } else if (r.kind === Consume || r.kind === Refund) {

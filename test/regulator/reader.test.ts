@@ -1,0 +1,318 @@
+import { join } from "node:path";
+
+import { expect } from "chai";
+import { JsonRpcProvider, Network, id } from "ethers";
+import { network } from "hardhat";
+
+import { createBatchKey } from "../../src/crypto/envelope.js";
+import { isError, type PrepaidLedgerError } from "../../src/errors.js";
+import { packBatch } from "../../src/ledger/codec.js";
+import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
+import { RegulatorReader, type Discrepancy, type ReaderConfigInput } from "../../src/regulator/reader.js";
+import { sealBatch, sealSingles, type SealedBatch } from "../../src/upload/sealing.js";
+import { Uploader } from "../../src/upload/uploader.js";
+import { MERCHANT_KEY, MERCHANT_PUB, REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
+import { freePort } from "../helpers/processes.js";
+
+const { ethers, networkHelpers } = await network.create();
+const M1 = 1;
+const M2 = 2;
+const regulatorOnly = [{ publicKey: REGULATOR_PUB, role: "regulator" as const }];
+
+/** A ledger with an honest day of traffic for two merchants (36 records in 6 batches). */
+async function ledgerWithTraffic() {
+  const [admin, regulator, recorder1, recorder2] = await ethers.getSigners();
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const address = await ledger.getAddress();
+  await ledger.connect(regulator).registerMerchant(M1, recorder1.address);
+  await ledger.connect(regulator).registerMerchant(M2, recorder2.address);
+  const open = (merchantId: number, signer: typeof recorder1) =>
+    Uploader.open(
+      { ledger: address, merchantId, regulatorPublicKey: REGULATOR_PUB, journalPath: join(tempDir(), "j.jsonl"), batchSize: 10 },
+      signer,
+    );
+  const u1 = await open(M1, recorder1);
+  const u2 = await open(M2, recorder2);
+  await u1.upload(openings(M1, 12, 50_000n));
+  await u2.upload(openings(M2, 6, 80_000n, 100));
+  await u1.upload([
+    ...Array.from({ length: 12 }, (_, i) => detail(M1, 2, card(i), 3_000n + BigInt(i), 200 + i)),
+    detail(M1, 3, card(0), 10_000n, 300),
+  ]);
+  await u2.upload(Array.from({ length: 5 }, (_, i) => detail(M2, 2, card(100 + i), 9_000n, 400 + i)));
+  await ledger.connect(regulator).suspendMerchant(M2, id("complaints"));
+  return { ledger, address, admin, regulator, recorder1, recorder2 };
+}
+type Fixture = Awaited<ReturnType<typeof ledgerWithTraffic>>;
+
+async function read(f: Fixture, overrides: Partial<ReaderConfigInput> = {}, rpc?: JsonRpcLike) {
+  const reader = await RegulatorReader.open({ ledger: f.address, privateKey: REGULATOR_KEY, ...overrides }, ethers.provider, { rpc });
+  return reader.read();
+}
+
+/** Submits a (possibly tampered) batch for merchant 1 directly; returns its first record index. */
+async function submit(f: Fixture, sealed: { envelope: Uint8Array; packed: Uint8Array }): Promise<bigint> {
+  const books = await f.ledger.merchantBooks(M1);
+  const tx = await f.ledger.connect(f.recorder1).recordBatch(M1, books.nextSequence, sealed.envelope, sealed.packed);
+  await tx.wait();
+  return (await f.ledger.chainHead())[0] - BigInt(unpackCount(sealed.packed)) + 1n;
+}
+const unpackCount = (packed: Uint8Array) => (packed[1] << 8) | packed[2];
+
+/** Seals consumptions of 100 on cards 0..n-1 of merchant 1, ready to tamper with. */
+const honest = (n: number, recipients = regulatorOnly): Promise<SealedBatch> =>
+  sealBatch(
+    Array.from({ length: n }, (_, i) => detail(M1, 2, card(i), 100n, 900 + i)),
+    recipients,
+  );
+
+const kinds = (ds: Discrepancy[]) => ds.map((d) => [d.kind, d.recordIndex]);
+
+async function expectRejects(p: Promise<unknown>, code: string): Promise<PrepaidLedgerError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(isError(e), String(e)).to.equal(true);
+    expect((e as PrepaidLedgerError).code, String(e)).to.equal(code);
+    return e as PrepaidLedgerError;
+  }
+  expect.fail(`expected ${code}`);
+}
+
+describe("RegulatorReader", function () {
+  describe("on an honest ledger", function () {
+    it("decrypts and verifies every record and agrees with every contract figure", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const report = await read(f);
+      expect(report.discrepancies).to.deep.equal([]);
+      expect(report.ok).to.equal(true);
+      expect([report.records, report.verified, report.batches, report.accounts]).to.deep.equal([36, 36, 6, 18]);
+      const [count, head] = await f.ledger.chainHead();
+      expect([report.chain.recordCount, report.chain.head]).to.deep.equal([count, head]);
+      for (const m of report.merchants) {
+        const c = await f.ledger.merchantBooks(m.merchantId);
+        expect([BigInt(m.status), m.toppedUp, m.consumed, m.refunded, m.liability, BigInt(m.accountCount)]).to.deep.equal([
+          c.status,
+          c.toppedUp,
+          c.consumed,
+          c.refunded,
+          c.liability,
+          c.accountCount,
+        ]);
+      }
+      expect(report.merchants.map((m) => m.status)).to.deep.equal([1, 2]);
+    });
+
+    it("returns each record's decrypted details when asked", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const seen: bigint[] = [];
+      const reader = await RegulatorReader.open({ ledger: f.address, privateKey: REGULATOR_KEY, keepRecords: true }, ethers.provider, {
+        onRecord: (r) => seen.push(r.recordIndex),
+      });
+      const report = await reader.read();
+      expect(seen).to.deep.equal(Array.from({ length: 36 }, (_, i) => BigInt(i + 1)));
+      const last = report.kept!.at(-1)!;
+      expect(last.details).to.include({ kind: 2, orderRef: "ORD-2026-11-000404", memo: "yoga class" });
+      expect(last.details!.amount).to.equal(9_000n);
+      expect(last.problems).to.deep.equal([]);
+    });
+
+    it("verifies single-record ECIES ciphertexts", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      await submit(f, await sealSingles([detail(M1, 2, card(3), 50n, 1)], REGULATOR_PUB));
+      const report = await read(f);
+      expect(report.discrepancies).to.deep.equal([]);
+      expect(report.verified).to.equal(37);
+    });
+
+    it("reads without a key: chain and books only", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const report = await read(f, { privateKey: undefined, compareAccounts: "none" });
+      expect([report.ok, report.records, report.verified]).to.deep.equal([true, 36, 0]);
+    });
+
+    it("pages through a node that refuses large eth_getLogs ranges", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const ranges: number[] = [];
+      const picky: JsonRpcLike = {
+        send: async (method, params) => {
+          const q = params[0] as { fromBlock: string; toBlock: string };
+          const span = Number(BigInt(q.toBlock) - BigInt(q.fromBlock)) + 1;
+          if (span > 2) throw Object.assign(new Error("query returned more than 10000 results"), { code: -32005 });
+          ranges.push(span);
+          return ethers.provider.send(method, params);
+        },
+      };
+      const report = await read(f, { maxBlockRange: 64 }, picky);
+      expect(report.ok).to.equal(true);
+      expect(report.records).to.equal(36);
+      expect(ranges.length).to.be.greaterThan(5);
+      expect(Math.max(...ranges)).to.equal(2);
+    });
+
+    it("reads a range that starts mid-ledger, checking links from there on", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const [third] = (await f.ledger.queryFilter(f.ledger.filters.BatchRecorded())).slice(2);
+      const report = await read(f, { fromBlock: third.blockNumber });
+      expect(report.chain.startedMidway).to.equal(true);
+      expect(report.discrepancies).to.deep.equal([]);
+      expect(report.records).to.be.lessThan(36);
+    });
+  });
+
+  describe("when a record was tampered with", function () {
+    it("reports exactly the record whose ciphertext has one flipped byte", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const sealed = await honest(3);
+      sealed.records[1].ciphertext[20] ^= 0x01;
+      const first = await submit(f, { envelope: sealed.envelope, packed: packBatch(sealed.records) });
+      const report = await read(f);
+      expect(kinds(report.discrepancies)).to.deep.equal([["corrupt-ciphertext", first + 1n]]);
+      expect(report.merchants.find((m) => m.merchantId === M1)!.badRecords).to.equal(1);
+      expect(report.verified).to.equal(36 + 2);
+    });
+
+    it("reports exactly the record whose commitment has one flipped byte", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const sealed = await honest(3);
+      sealed.records[2].commitment[0] ^= 0x80;
+      const first = await submit(f, { envelope: sealed.envelope, packed: packBatch(sealed.records) });
+      const report = await read(f);
+      expect(kinds(report.discrepancies)).to.deep.equal([["commitment-mismatch", first + 2n]]);
+    });
+
+    it("reports exactly the records of a batch whose wrapped key has one flipped byte", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const sealed = await honest(2);
+      // envelope: version, n, then address 20 | role 1 | length 2 | wrapped (FORMAT.md 4)
+      sealed.envelope[2 + 20 + 1 + 2 + 40] ^= 0x01;
+      const first = await submit(f, sealed);
+      const report = await read(f);
+      expect(kinds(report.discrepancies)).to.deep.equal([
+        ["wrapped-key-corrupt", first],
+        ["wrapped-key-corrupt", first + 1n],
+      ]);
+    });
+
+    it("reports a decrypted amount or kind that differs from the on-chain one", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const sealed = await honest(2);
+      sealed.records[0].amount = 99n; // sealed and committed: 100
+      sealed.records[1].kind = 3; // sealed and committed: consumption
+      const first = await submit(f, { envelope: sealed.envelope, packed: packBatch(sealed.records) });
+      const report = await read(f);
+      expect(kinds(report.discrepancies)).to.deep.equal([
+        ["amount-mismatch", first],
+        ["kind-mismatch", first + 1n],
+      ]);
+      expect(report.discrepancies[0].details).to.deep.equal({ onChain: 99n, decrypted: 100n });
+    });
+
+    it("reports the records of a batch the regulator cannot open (not a recipient)", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const sealed = await honest(2, [{ publicKey: MERCHANT_PUB, role: "regulator" }]);
+      const first = await submit(f, sealed);
+      const report = await read(f);
+      expect(kinds(report.discrepancies)).to.deep.equal([
+        ["wrong-key", first],
+        ["wrong-key", first + 1n],
+      ]);
+    });
+
+    it("reports an unknown ciphertext format and a corrupt single-record ciphertext", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const single = await sealSingles([detail(M1, 2, card(1), 5n, 1), detail(M1, 2, card(2), 5n, 2)], REGULATOR_PUB);
+      single.records[0].ciphertext[0] = 0x07;
+      single.records[1].ciphertext[60] ^= 0x01;
+      const first = await submit(f, { envelope: single.envelope, packed: packBatch(single.records) });
+      const report = await read(f);
+      expect(kinds(report.discrepancies)).to.deep.equal([
+        ["unsupported-format", first],
+        ["corrupt-ciphertext", first + 1n],
+      ]);
+    });
+  });
+
+  describe("when the node's logs are wrong", function () {
+    /** A node that passes every log through `edit` (return undefined to drop it). */
+    const editing = (edit: (log: RpcLog) => RpcLog | undefined): JsonRpcLike => ({
+      send: async (method, params) => {
+        const logs = (await ethers.provider.send(method, params)) as RpcLog[];
+        return logs.map(edit).filter((l) => l !== undefined);
+      },
+    });
+    const recordedTopic = id("Recorded(bytes32,uint32,bytes32)");
+
+    it("reports a break in the chain when a record's log is missing", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      let seen = 0;
+      const dropFifth = editing((l) => (l.topics[0] === recordedTopic && ++seen === 5 ? undefined : l));
+      const report = await read(f, {}, dropFifth);
+      const breaks = report.discrepancies.filter((d) => d.kind === "chain-break");
+      expect(breaks.length).to.be.greaterThan(0);
+      expect(breaks.some((d) => d.recordIndex === 6n)).to.equal(true);
+      expect(report.discrepancies.some((d) => d.kind === "books-mismatch")).to.equal(true);
+      expect(report.ok).to.equal(false);
+    });
+
+    it("reports a log whose amount was altered: amount, chain and books all disagree", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      let seen = 0;
+      const inflate = editing((l) => {
+        if (l.topics[0] !== recordedTopic || ++seen !== 3) return l;
+        // data = recordIndex u64 | kind u8 | amount u48 | ciphertext: raise the amount's low byte
+        const hex = l.data;
+        const at = 2 + 2 * 14;
+        const low = (parseInt(hex.slice(at, at + 2), 16) + 1) & 0xff;
+        return { ...l, data: hex.slice(0, at) + low.toString(16).padStart(2, "0") + hex.slice(at + 2) };
+      });
+      const report = await read(f, {}, inflate);
+      const at3 = report.discrepancies.filter((d) => d.recordIndex === 3n).map((d) => d.kind);
+      expect(at3).to.include("amount-mismatch");
+      expect(report.discrepancies.map((d) => d.kind)).to.include.members(["chain-break", "books-mismatch"]);
+    });
+  });
+
+  describe("when the input is wrong", function () {
+    it("throws WRONG_KEY for a key that opens none of the records", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const e = await expectRejects(read(f, { privateKey: MERCHANT_KEY }), "WRONG_KEY");
+      expect(e.details).to.deep.equal({ records: 36, notForThisKey: 36 });
+      expect(JSON.stringify(e.details)).not.to.include(MERCHANT_KEY.slice(2));
+    });
+
+    it("reports every wrong configuration field, and never echoes a key", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const e = await expectRejects(
+        RegulatorReader.open({ ledger: "nope", privateKey: "0x1234secret", maxBlockRange: 0 } as never, ethers.provider),
+        "INVALID_CONFIG",
+      );
+      expect((e.details.issues as { path: string }[]).map((i) => i.path).sort()).to.deep.equal(["ledger", "maxBlockRange", "privateKey"]);
+      expect(e.message).not.to.include("1234secret");
+      const range = await expectRejects(
+        RegulatorReader.open({ ledger: f.address, fromBlock: 900, toBlock: 800 }, ethers.provider),
+        "INVALID_CONFIG",
+      );
+      expect(range.details.issues).to.deep.equal([{ path: "fromBlock", message: "fromBlock is after toBlock" }]);
+    });
+
+    it("refuses an address with no contract", async function () {
+      const [, , , , stranger] = await ethers.getSigners();
+      await expectRejects(RegulatorReader.open({ ledger: stranger.address }, ethers.provider), "INVALID_CONFIG");
+    });
+
+    it("reports an unreachable node as a retryable RPC_ERROR", async function () {
+      const port = await freePort(); // nothing listens there
+      const provider = new JsonRpcProvider(`http://127.0.0.1:${port}`, Network.from(31337), { staticNetwork: true });
+      try {
+        const e = await expectRejects(
+          RegulatorReader.open({ ledger: "0x5FbDB2315678afecb367f032d93F642f64180aa3" }, provider),
+          "RPC_ERROR",
+        );
+        expect(e.retryable).to.equal(true);
+      } finally {
+        provider.destroy();
+      }
+    });
+  });
+});
