@@ -45,6 +45,7 @@ describe("PrepaidLedger", function () {
       expect(await ledger.hasRole(await ledger.REGULATOR_ROLE(), regulator.address)).to.equal(true);
       expect(await ledger.hasRole(await ledger.REGULATOR_ROLE(), stranger.address)).to.equal(false);
       expect(await ledger.REGULATOR_ROLE()).to.equal(id("prepaid-ledger.regulator"));
+      expect(await ledger.BATCH_VERSION()).to.equal(1n);
     });
 
     it("starts the hash chain at a genesis bound to the chain id and address", async function () {
