@@ -6,11 +6,22 @@
  * The model restates the rules of `PackedAccount.book` and `PrepaidLedger.recordBatch` /
  * `_explainFailure` in their order of precedence, so it predicts for every batch either success
  * (with the `BatchRecorded` it emits) or the exact custom error and arguments of the first record
- * that breaks a rule. It never calls src/ledger/codec's chain code: chain links come from
- * test/helpers/records.ts's `expectedLink` (ethers' solidityPackedKeccak256).
+ * that breaks a rule. Chain links come from test/helpers/records.ts's `expectedLink` (ethers'
+ * solidityPackedKeccak256), not from src/ledger/codec's `linkHead`.
  */
 import { expect } from "chai";
-import { AbiCoder, ZeroAddress, ZeroHash, dataSlice, getBytes, hexlify, id, keccak256, toBigInt, toNumber } from "ethers";
+import {
+  AbiCoder,
+  ZeroAddress,
+  ZeroHash,
+  dataSlice,
+  getBytes,
+  hexlify,
+  id,
+  keccak256,
+  toBigInt,
+  toNumber,
+} from "ethers";
 import fc from "fast-check";
 import { network } from "hardhat";
 
@@ -105,7 +116,7 @@ interface BatchSpec {
   records: RecordSpec[];
 }
 
-/** Weighted so that valid kinds dominate; 0 and 4 (reserved for modules) are invalid. */
+/** Weighted so that valid kinds dominate; 0 (none) and 4 (reserved for modules) are refused. */
 const kindArb = fc.oneof(
   { weight: 16, arbitrary: fc.constant(TopUp) },
   { weight: 12, arbitrary: fc.constant(Consume) },
@@ -163,7 +174,11 @@ const hostileRecordArb: fc.Arbitrary<RecordSpec> = fc.record({
     { weight: 1, arbitrary: fc.constantFrom("usual" as const, "home" as const, "any" as const) },
   ),
   slot: fc.nat({ max: POOL.length - 1 }),
-  amount: fc.oneof(fc.constant(0n), fc.bigInt({ min: 1n, max: 2_000n }), fc.constantFrom("edge" as const, "edge+1" as const)),
+  amount: fc.oneof(
+    fc.constant(0n),
+    fc.bigInt({ min: 1n, max: 2_000n }),
+    fc.constantFrom("edge" as const, "edge+1" as const),
+  ),
   defect: fc.constantFrom("none" as const, "zeroCommitment" as const, "emptyCiphertext" as const),
   cipherLength: fc.integer({ min: 1, max: 96 }),
 });
@@ -339,8 +354,10 @@ interface Books {
   }[];
 }
 
-/** An independent model of the books. Merchant totals are kept as counters of their own, not
- * summed from the accounts, so comparing the two is a real check. */
+/**
+ * An independent model of the books. Merchant totals are counters of their own, not sums over
+ * the accounts, so invariant_balancesEqualDepositsMinusConsumption compares two things.
+ */
 class LedgerModel {
   readonly accounts = new Map<string, AccountModel>();
   readonly merchants = new Map<number, MerchantModel>();
@@ -350,7 +367,14 @@ class LedgerModel {
 
   constructor(public head: string) {
     for (const m of MERCHANTS) {
-      this.merchants.set(m, { nextSequence: 1n, recordCount: 0n, accountCount: 0n, toppedUp: 0n, consumed: 0n, refunded: 0n });
+      this.merchants.set(m, {
+        nextSequence: 1n,
+        recordCount: 0n,
+        accountCount: 0n,
+        toppedUp: 0n,
+        consumed: 0n,
+        refunded: 0n,
+      });
     }
   }
 
@@ -377,7 +401,13 @@ class LedgerModel {
    * record in order against the books as the earlier records of the batch left them. The model
    * changes only if the whole batch succeeds.
    */
-  recordBatch(merchantId: number, sequence: bigint, caller: string, isRecorder: boolean, records: PackedRecord[]): Outcome {
+  recordBatch(
+    merchantId: number,
+    sequence: bigint,
+    caller: string,
+    isRecorder: boolean,
+    records: PackedRecord[],
+  ): Outcome {
     if (!isRecorder) return failure("LedgerUnauthorizedRecorder", caller, merchantId);
     const expected = this.merchant(merchantId).nextSequence;
     if (sequence < expected) return failure("LedgerBatchReplayed", merchantId, sequence, expected);
@@ -399,25 +429,25 @@ class LedgerModel {
     const acct = hexlify(r.account);
     // _explainFailure: these two come before any account rule.
     if (r.amount === 0n) return failure("LedgerZeroAmount", acct);
-    if (r.commitment.every((b) => b === 0) || r.ciphertext.length === 0) return failure("LedgerMissingCommitment", acct);
+    const missing = r.commitment.every((b) => b === 0) || r.ciphertext.length === 0;
+    if (missing) return failure("LedgerMissingCommitment", acct);
 
     // PackedAccount.book from here on.
     const m = this.merchant(merchantId);
     let a = this.accounts.get(acct);
-    const owner = a?.merchantId ?? 0;
-    if (owner !== merchantId) {
-      if (owner !== 0) return failure("LedgerAccountMerchantMismatch", acct, owner, merchantId);
+    if (a?.merchantId !== merchantId) {
+      if (a !== undefined) return failure("LedgerAccountMerchantMismatch", acct, a.merchantId, merchantId);
+      // A new card: only a top-up opens it, and that top-up is its initial amount.
       if (r.kind === Consume || r.kind === Refund) return failure("LedgerUnknownAccount", acct);
       if (r.kind !== TopUp) return failure("LedgerInvalidKind", acct, r.kind);
       a = { merchantId, recordCount: 0n, initialAmount: r.amount, toppedUp: 0n, consumed: 0n, refunded: 0n };
       this.accounts.set(acct, a);
       m.accountCount += 1n;
     }
-    a = a!;
     if (a.recordCount + 1n > MAX32) return failure("LedgerAccountOverflow", acct, a.recordCount + 1n);
     if (r.kind === TopUp) {
       const total = a.toppedUp + r.amount;
-      if (total >= MAX48) return failure("LedgerAccountOverflow", acct, total);
+      if (total > MAX48) return failure("LedgerAccountOverflow", acct, total);
       a.toppedUp = total;
       m.toppedUp += r.amount;
     } else if (r.kind === Consume || r.kind === Refund) {
@@ -469,7 +499,15 @@ class LedgerModel {
       accounts: POOL.map((acct) => {
         const a = this.accounts.get(acct);
         if (a === undefined) {
-          return { merchantId: 0n, recordCount: 0n, initialAmount: 0n, toppedUp: 0n, consumed: 0n, refunded: 0n, balance: 0n };
+          return {
+            merchantId: 0n,
+            recordCount: 0n,
+            initialAmount: 0n,
+            toppedUp: 0n,
+            consumed: 0n,
+            refunded: 0n,
+            balance: 0n,
+          };
         }
         return {
           merchantId: BigInt(a.merchantId),
@@ -517,10 +555,9 @@ async function readBooks(ledger: Ledger): Promise<Books> {
   };
 }
 
+/** One batch as played: what was generated, what was sent, what the model predicted. */
 interface Step {
-  index: number;
   spec: BatchSpec;
-  sequence: bigint;
   records: PackedRecord[];
   outcome: Outcome;
 }
@@ -550,9 +587,10 @@ async function play(
 
     const tx = f.ledger.connect(caller).recordBatch(spec.merchantId, sequence, NO_ENVELOPE, packBatch(records));
     if (outcome.ok) {
+      const { firstRecordIndex, count, head } = outcome;
       await expect(tx)
         .to.emit(f.ledger, "BatchRecorded")
-        .withArgs(spec.merchantId, sequence, caller.address, outcome.firstRecordIndex, outcome.count, outcome.head, NO_ENVELOPE);
+        .withArgs(spec.merchantId, sequence, caller.address, firstRecordIndex, count, head, NO_ENVELOPE);
     } else {
       await expect(tx)
         .to.be.revertedWithCustomError(f.ledger, outcome.error)
@@ -560,7 +598,7 @@ async function play(
     }
     const label = outcome.ok ? "success" : outcome.error;
     tally.set(label, (tally.get(label) ?? 0) + 1);
-    await check(f, model, { index, spec, sequence, records, outcome }, before);
+    await check(f, model, { spec, records, outcome }, before);
   }
 }
 
@@ -580,7 +618,9 @@ async function assertInvariant(check: Parameters<typeof play>[2]): Promise<void>
 }
 
 /** Reads the chain back from the raw `Recorded` logs (FORMAT.md 6), decoding them by hand. */
-async function recordsFromLogs(ledger: Ledger): Promise<{ index: bigint; merchantId: number; record: PackedRecord }[]> {
+async function recordsFromLogs(
+  ledger: Ledger,
+): Promise<{ index: bigint; merchantId: number; record: PackedRecord }[]> {
   const logs = await ethers.provider.getLogs({
     address: await ledger.getAddress(),
     topics: [id("Recorded(bytes32,uint32,bytes32)")],
@@ -612,7 +652,8 @@ describe("PrepaidLedger invariants", function () {
       const model = new LedgerModel(ZeroHash);
       for (const [index, spec] of batches.entries()) {
         const sequence = sequenceOf(spec.sequence, model.merchant(spec.merchantId).nextSequence);
-        const outcome = model.recordBatch(spec.merchantId, sequence, ZeroAddress, !spec.byOtherRecorder, resolveRecords(model, spec, index));
+        const records = resolveRecords(model, spec, index);
+        const outcome = model.recordBatch(spec.merchantId, sequence, ZeroAddress, !spec.byOtherRecorder, records);
         seen.add(outcome.ok ? "success" : outcome.error);
       }
     }
@@ -695,6 +736,7 @@ describe("PrepaidLedger invariants", function () {
   });
 
   it("invariant_failedBatchChangesNothing", async function () {
+    // Compared with the contract's own state before the batch, not with the model.
     await assertInvariant(async (f, _model, step, before) => {
       const after = await readBooks(f.ledger);
       if (!step.outcome.ok) {
