@@ -35,6 +35,8 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     /// @dev A batch's running state, shared by the booking loop and recordBatch.
     struct Batch {
         uint32 merchantId;
+        /// @dev The storage slot of _accounts[merchantId], hashed once per batch.
+        bytes32 accounts;
         uint64 index;
         bytes32 head;
         uint256 offset;
@@ -44,7 +46,10 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         uint256 refunded;
     }
 
-    mapping(bytes32 account => uint256 packed) private _accounts;
+    /// @dev Accounts are keyed by merchant first: a card id is only ever one merchant's, so no
+    /// merchant can open (squat) a card id another merchant is about to use and make its
+    /// batches revert.
+    mapping(uint32 merchantId => mapping(bytes32 account => uint256 packed)) private _accounts;
     bytes32 private _head;
     uint64 private _recordCount;
 
@@ -77,8 +82,15 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         _checkUpload(merchantId, m.status, sequence, m.nextSequence);
         count = _batchCount(records);
 
+        bytes32 accounts;
+        assembly ("memory-safe") {
+            mstore(0x00, merchantId)
+            mstore(0x20, _accounts.slot)
+            accounts := keccak256(0x00, 0x40)
+        }
         Batch memory b = Batch({
             merchantId: merchantId,
+            accounts: accounts,
             index: _recordCount,
             head: _head,
             offset: _BATCH_HEAD,
@@ -103,8 +115,8 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     }
 
     /// @inheritdoc IPrepaidLedger
-    function accountBooks(bytes32 account) external view returns (AccountBooks memory books) {
-        uint256 packed = _accounts[account];
+    function accountBooks(uint32 merchantId, bytes32 account) external view returns (AccountBooks memory books) {
+        uint256 packed = _accounts[merchantId][account];
         books = AccountBooks({
             merchantId: packed.merchantId(),
             recordCount: packed.recordCount(),
@@ -117,8 +129,8 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     }
 
     /// @inheritdoc IPrepaidLedger
-    function balanceOf(bytes32 account) external view returns (uint256 balance) {
-        balance = _accounts[account].balance();
+    function balanceOf(uint32 merchantId, bytes32 account) external view returns (uint256 balance) {
+        balance = _accounts[merchantId][account].balance();
     }
 
     /// @inheritdoc IPrepaidLedger
@@ -177,9 +189,10 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     function _bookAll(Batch memory b, bytes calldata records, uint256 count) private returns (bool ok) {
         assembly ("memory-safe") {
             let merchantId := mload(b)
-            let index := mload(add(b, 0x20))
-            let head := mload(add(b, 0x40))
-            let offset := mload(add(b, 0x60))
+            let accounts := mload(add(b, 0x20))
+            let index := mload(add(b, 0x40))
+            let head := mload(add(b, 0x60))
+            let offset := mload(add(b, 0x80))
             // Sums of the batch, one word: toppedUp | consumed << 64 | refunded << 128 | opened << 192.
             let sums := 0
             // Scratch memory past the free-memory pointer; nothing in this block allocates.
@@ -199,15 +212,15 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
                     break
                 }
 
-                // The account's books, laid out as in PackedAccount.
+                // The account's books, _accounts[merchantId][account], laid out as in PackedAccount.
                 mstore(0x00, account)
-                mstore(0x20, _accounts.slot)
+                mstore(0x20, accounts)
                 let slot := keccak256(0x00, 0x40)
                 let packed := sload(slot)
                 let kind := shr(248, word)
-                if iszero(eq(and(packed, 0xffffffff), merchantId)) {
-                    // Another merchant's account, or a new one opened by anything but a top-up.
-                    if or(and(packed, 0xffffffff), iszero(eq(kind, 1))) {
+                if iszero(packed) {
+                    // A new account: only a top-up opens it.
+                    if iszero(eq(kind, 1)) {
                         ok := 0
                         break
                     }
@@ -253,13 +266,13 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
                 offset := next
             }
             // Each sum is < 2^16 records × 2^48 < 2^64, so no field spills into the next.
-            mstore(add(b, 0x20), index)
-            mstore(add(b, 0x40), head)
-            mstore(add(b, 0x60), offset)
-            mstore(add(b, 0x80), shr(192, sums))
-            mstore(add(b, 0xa0), and(sums, 0xffffffffffffffff))
-            mstore(add(b, 0xc0), and(shr(64, sums), 0xffffffffffffffff))
-            mstore(add(b, 0xe0), and(shr(128, sums), 0xffffffffffffffff))
+            mstore(add(b, 0x40), index)
+            mstore(add(b, 0x60), head)
+            mstore(add(b, 0x80), offset)
+            mstore(add(b, 0xa0), shr(192, sums))
+            mstore(add(b, 0xc0), and(sums, 0xffffffffffffffff))
+            mstore(add(b, 0xe0), and(shr(64, sums), 0xffffffffffffffff))
+            mstore(add(b, 0x100), and(shr(128, sums), 0xffffffffffffffff))
         }
     }
 
@@ -277,7 +290,7 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         if (offset + _RECORD_HEAD + cipherLength > end) revert LedgerMalformedBatch(offset, end);
         if (amount == 0) revert LedgerZeroAmount(account);
         if (commitment == 0 || cipherLength == 0) revert LedgerMissingCommitment(account);
-        _accounts[account].book(merchantId, account, kind, amount);
+        _accounts[merchantId][account].book(merchantId, account, kind, amount);
         // book() admitted what the fast path refused: the two disagree, which must never happen.
         assert(false);
     }

@@ -27,7 +27,7 @@ interface IPrepaidLedger {
     }
 
     /// @notice The books of one prepaid account (card), as kept by the contract.
-    /// @param merchantId The merchant that sold the card; fixed by the account's first top-up.
+    /// @param merchantId The merchant that sold the card (0 while no top-up has opened it).
     /// @param recordCount Number of records booked against the account.
     /// @param initialAmount Amount of the first top-up.
     /// @param toppedUp Sum of all top-ups, the first included.
@@ -161,8 +161,6 @@ interface IPrepaidLedger {
     error LedgerMissingCommitment(bytes32 account);
     /// @notice Consumption or refund on an account that no top-up opened.
     error LedgerUnknownAccount(bytes32 account);
-    /// @notice The account belongs to another merchant.
-    error LedgerAccountMerchantMismatch(bytes32 account, uint32 owner, uint32 merchantId);
     /// @notice Consumption or refund beyond the account's balance.
     error LedgerInsufficientBalance(bytes32 account, uint256 balance, uint256 needed);
     /// @notice The account's top-up total (or record count) would exceed what its books can hold.
@@ -222,15 +220,18 @@ interface IPrepaidLedger {
 
     // ---------------------------------------------------------------- views
 
-    /// @notice The books of one account; all zero if no top-up opened it.
+    /// @notice The books of one account; all zero if no top-up opened it. Accounts are per
+    /// merchant: the same opaque id under two merchants is two accounts.
+    /// @param merchantId The merchant that sold the card.
     /// @param account The opaque account id.
     /// @return books The account's books, with its balance computed.
-    function accountBooks(bytes32 account) external view returns (AccountBooks memory books);
+    function accountBooks(uint32 merchantId, bytes32 account) external view returns (AccountBooks memory books);
 
     /// @notice What the merchant still owes on one account.
+    /// @param merchantId The merchant that sold the card.
     /// @param account The opaque account id.
     /// @return balance toppedUp - consumed - refunded.
-    function balanceOf(bytes32 account) external view returns (uint256 balance);
+    function balanceOf(uint32 merchantId, bytes32 account) external view returns (uint256 balance);
 
     /// @notice A merchant's standing, sequence and books.
     /// @param merchantId The merchant.

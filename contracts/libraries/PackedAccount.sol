@@ -44,7 +44,9 @@ library PackedAccount {
         }
     }
 
-    /// @notice Applies one record to an account's books, or reverts with the reason.
+    /// @notice Applies one record to an account's books, or reverts with the reason. The account
+    /// is the merchant's own (the storage is keyed by merchant), so `merchant` only fills an
+    /// opening account's merchant field.
     /// @return updated The new packed books.
     function book(uint256 packed, uint32 merchant, bytes32 account, uint256 kind, uint256 amount)
         internal
@@ -52,9 +54,7 @@ library PackedAccount {
         returns (uint256 updated)
     {
         if (amount == 0) revert IPrepaidLedger.LedgerZeroAmount(account);
-        uint32 owner = uint32(packed);
-        if (owner != merchant) {
-            if (owner != 0) revert IPrepaidLedger.LedgerAccountMerchantMismatch(account, owner, merchant);
+        if (packed == 0) {
             // A new account: only a top-up opens it, and its first top-up is its initial amount.
             if (kind != uint256(IPrepaidLedger.RecordKind.TopUp)) {
                 if (kind == uint256(IPrepaidLedger.RecordKind.Consume) || kind == uint256(IPrepaidLedger.RecordKind.Refund)) {

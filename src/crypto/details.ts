@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 
 import { PrepaidLedgerError } from "../errors.js";
-import { hexToBytes, keccak256 } from "./hash.js";
+import { keccak256 } from "./hash.js";
 
 /** Record kinds of FORMAT.md section 1 (`0` is invalid, `4`–`255` are reserved for modules). */
 export const RecordKind = { TopUp: 1, Consume: 2, Refund: 3 } as const;
@@ -66,7 +66,6 @@ const SEALED_MIN = SEALED_FIXED + 2;
 /** merchantId u32 | account b32, present in canonical but not in sealed. */
 const IDS_LENGTH = 36;
 
-const utf8Encoder = new TextEncoder();
 // ignoreBOM keeps a leading U+FEFF in the text instead of silently dropping it.
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -149,32 +148,51 @@ function readUint(bytes: Uint8Array, offset: number, len: number): number {
   return value;
 }
 
+// Records are encoded into this scratch space, then copied out once: one allocation per form
+// instead of one per field. Shared by every call, which is safe because encoding is synchronous.
+const scratch = new Uint8Array(2 + IDS_LENGTH + TAIL_FIXED + 2 * (1 + MAX_STR8));
+const scratchBuffer = Buffer.from(scratch.buffer, scratch.byteOffset, scratch.length);
+
+/**
+ * Writes the canonical form of validated details into `scratch`; returns its length. The sealed
+ * form is the same bytes without `merchantId | account` (bytes 2 to 37).
+ */
+function writeCanonical(d: RecordDetails, salt: Uint8Array): number {
+  const b = scratchBuffer;
+  b[0] = DETAILS_VERSION;
+  b[1] = d.kind;
+  b.writeUInt32BE(d.merchantId, 2);
+  b.write(d.account.slice(2), 6, 32, "hex"); // validated: exactly 64 hex digits
+  let o = 2 + IDS_LENGTH;
+  b.writeUIntBE(Number(d.amount), o, 6); // < 2^48, exact as a number
+  b.writeUIntBE(d.time, o + 6, 5);
+  b.set(salt, o + 11);
+  o += TAIL_FIXED;
+  // Validated: well-formed and at most 255 UTF-8 bytes, so each is written whole.
+  const refLength = b.write(d.orderRef, o + 1, "utf8");
+  b[o] = refLength;
+  o += 1 + refLength;
+  const memoLength = b.write(d.memo, o + 1, "utf8");
+  b[o] = memoLength;
+  return o + 1 + memoLength;
+}
+
+/** The sealed form of the canonical bytes in `scratch[0, end)`. */
+function sealedFromScratch(end: number): Uint8Array {
+  const out = new Uint8Array(end - IDS_LENGTH);
+  out[0] = scratch[0];
+  out[1] = scratch[1];
+  out.set(scratch.subarray(2 + IDS_LENGTH, end), 2);
+  return out;
+}
+
 /**
  * Encodes validated details. With `ids`, the canonical form; without, the sealed form.
  * Both share the tail `amount | time | salt | orderRef | memo`.
  */
 function encode(d: RecordDetails, salt: Uint8Array, ids: boolean): Uint8Array {
-  const orderRef = utf8Encoder.encode(d.orderRef);
-  const memo = utf8Encoder.encode(d.memo);
-  const head = ids ? 2 + IDS_LENGTH : 2;
-  const out = new Uint8Array(head + TAIL_FIXED + 1 + orderRef.length + 1 + memo.length);
-  out[0] = DETAILS_VERSION;
-  out[1] = d.kind;
-  if (ids) {
-    writeUint(out, 2, d.merchantId, 4);
-    out.set(hexToBytes(d.account), 6);
-  }
-  let o = head;
-  writeUint(out, o, Number(d.amount), 6); // < 2^48, exact as a number
-  writeUint(out, o + 6, d.time, 5);
-  out.set(salt, o + 11);
-  o += TAIL_FIXED;
-  out[o++] = orderRef.length;
-  out.set(orderRef, o);
-  o += orderRef.length;
-  out[o++] = memo.length;
-  out.set(memo, o);
-  return out;
+  const end = writeCanonical(d, salt);
+  return ids ? scratch.slice(0, end) : sealedFromScratch(end);
 }
 
 /**
@@ -298,6 +316,16 @@ export function commitmentOf(canonical: Uint8Array): Uint8Array {
 export function sealDetails(d: RecordDetails, salt: Uint8Array = newSalt()): SealedDetails {
   validateDetails(d);
   checkSalt(salt);
-  const canonical = encode(d, salt, true);
-  return { canonical, sealed: encode(d, salt, false), commitment: keccak256(canonical), salt };
+  return sealValidatedDetails(d, salt);
+}
+
+/**
+ * {@link sealDetails} without its checks, for a caller that has already run
+ * {@link validateDetails} on `d` and holds a 16-byte `salt` (sealing.ts checks a whole batch
+ * first, so that a bad record fails it before any work). Internal: not in the public API.
+ */
+export function sealValidatedDetails(d: RecordDetails, salt: Uint8Array): SealedDetails {
+  const end = writeCanonical(d, salt);
+  const canonical = scratch.slice(0, end);
+  return { canonical, sealed: sealedFromScratch(end), commitment: keccak256(canonical), salt };
 }

@@ -76,6 +76,18 @@ function malformed(reason: string, facts: Record<string, unknown>): PrepaidLedge
  *   a bad public key, the same key twice, or no regulator
  */
 export async function createBatchKey(recipients: Recipient[]): Promise<BatchKey> {
+  const key = drawBatchKey(recipients);
+  return { dataKey: key.dataKey, envelope: await key.wrap() };
+}
+
+/**
+ * {@link createBatchKey} in two steps: checks the recipients and draws the data key at once, and
+ * leaves the ECIES wrapping (milliseconds of curve arithmetic) to `wrap()`, so a caller can
+ * encrypt the records first (sealing.ts). Internal: not in the public API.
+ *
+ * @throws PrepaidLedgerError as {@link createBatchKey}, from this call (never from `wrap()`)
+ */
+export function drawBatchKey(recipients: Recipient[]): { dataKey: Uint8Array; wrap: () => Promise<Uint8Array> } {
   if (!Array.isArray(recipients) || recipients.length === 0 || recipients.length > MAX_RECIPIENTS) {
     throw invalid("need 1 to 255 recipients", { count: Array.isArray(recipients) ? recipients.length : undefined });
   }
@@ -91,22 +103,25 @@ export async function createBatchKey(recipients: Recipient[]): Promise<BatchKey>
   if (!recipients.some((r) => r.role === "regulator")) throw invalid("no regulator among the recipients");
 
   const dataKey = new Uint8Array(randomBytes(DATA_KEY_LENGTH));
-  const wrapped = await Promise.all(recipients.map((r) => eciesEncrypt(r.publicKey, dataKey)));
-  const length = 2 + wrapped.reduce((sum, w) => sum + ENTRY_HEADER + w.length, 0);
-  const envelope = new Uint8Array(length);
-  envelope[0] = ENVELOPE_VERSION;
-  envelope[1] = recipients.length;
-  let o = 2;
-  recipients.forEach((r, i) => {
-    const w = wrapped[i]!;
-    envelope.set(Buffer.from(addresses[i]!.slice(2), "hex"), o);
-    envelope[o + 20] = ROLE_BYTE[r.role];
-    envelope[o + 21] = w.length >> 8;
-    envelope[o + 22] = w.length & 0xff;
-    envelope.set(w, o + ENTRY_HEADER);
-    o += ENTRY_HEADER + w.length;
-  });
-  return { dataKey, envelope };
+  const wrap = async (): Promise<Uint8Array> => {
+    const wrapped = await Promise.all(recipients.map((r) => eciesEncrypt(r.publicKey, dataKey)));
+    const length = 2 + wrapped.reduce((sum, w) => sum + ENTRY_HEADER + w.length, 0);
+    const envelope = new Uint8Array(length);
+    envelope[0] = ENVELOPE_VERSION;
+    envelope[1] = recipients.length;
+    let o = 2;
+    recipients.forEach((r, i) => {
+      const w = wrapped[i]!;
+      envelope.set(Buffer.from(addresses[i]!.slice(2), "hex"), o);
+      envelope[o + 20] = ROLE_BYTE[r.role];
+      envelope[o + 21] = w.length >> 8;
+      envelope[o + 22] = w.length & 0xff;
+      envelope.set(w, o + ENTRY_HEADER);
+      o += ENTRY_HEADER + w.length;
+    });
+    return envelope;
+  };
+  return { dataKey, wrap };
 }
 
 /**

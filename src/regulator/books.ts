@@ -5,6 +5,8 @@
 
 export interface AccountState {
   merchantId: number;
+  /** The opaque account id, 0x-hex. */
+  account: string;
   recordCount: number;
   initialAmount: bigint;
   toppedUp: bigint;
@@ -29,7 +31,11 @@ export interface MerchantState {
 export const balanceOf = (a: { toppedUp: bigint; consumed: bigint; refunded: bigint }): bigint =>
   a.toppedUp - a.consumed - a.refunded;
 
+/** Accounts are per merchant (the contract keys them so): `${merchantId}:${account}`. */
+export const accountKey = (merchantId: number, account: string) => `${merchantId}:${account}`;
+
 export class Books {
+  /** By {@link accountKey}. */
   readonly accounts = new Map<string, AccountState>();
   readonly merchants = new Map<number, MerchantState>();
 
@@ -62,18 +68,18 @@ export class Books {
    */
   apply(merchantId: number, account: string, kind: number, amount: bigint, changesOnly = false): string | undefined {
     if (amount === 0n) return "zero amount";
-    let a = this.accounts.get(account);
+    const key = accountKey(merchantId, account);
+    let a = this.accounts.get(key);
     const opening = a === undefined;
-    if (a !== undefined && a.merchantId !== merchantId) return `account belongs to merchant ${a.merchantId}`;
     if (kind < 1 || kind > 3) return `invalid kind ${kind}`;
     if (a === undefined) {
       if (kind !== 1 && !changesOnly) return "unknown account";
-      a = { merchantId, recordCount: 0, initialAmount: kind === 1 ? amount : 0n, toppedUp: 0n, consumed: 0n, refunded: 0n };
+      a = { merchantId, account, recordCount: 0, initialAmount: kind === 1 ? amount : 0n, toppedUp: 0n, consumed: 0n, refunded: 0n };
     }
     if (kind !== 1 && amount > balanceOf(a) && !changesOnly) return `overdraw: balance ${balanceOf(a)}, needed ${amount}`;
     const m = this.merchant(merchantId);
     if (opening) {
-      this.accounts.set(account, a);
+      this.accounts.set(key, a);
       m.accountCount++;
     }
     a.recordCount++;

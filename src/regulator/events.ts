@@ -6,7 +6,7 @@
 import { Interface } from "ethers";
 
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
-import { RECORDED_DATA_HEAD_BYTES, decodeRecordedData } from "../ledger/codec.js";
+import { decodeRecordedData } from "../ledger/codec.js";
 import type { RpcLog } from "./logs.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
@@ -64,8 +64,11 @@ export function decodeRecorded(log: RpcLog): RecordedLog {
   const data = bytes(log.data);
   const d = decodeRecordedData(data);
   const account = log.topics[1].toLowerCase();
+  // One object literal, no spread: this runs for every record the reader reads.
   return {
-    ...position(log),
+    txHash: log.transactionHash,
+    blockNumber: Number(log.blockNumber),
+    logIndex: Number(log.logIndex),
     recordIndex: d.recordIndex,
     merchantId: Number.parseInt(log.topics[2].slice(-8), 16),
     account,
@@ -73,7 +76,7 @@ export function decodeRecorded(log: RpcLog): RecordedLog {
     commitment: bytes(log.topics[3]),
     kind: d.kind,
     amount: d.amount,
-    ciphertext: data.subarray(RECORDED_DATA_HEAD_BYTES),
+    ciphertext: d.ciphertext,
     data,
   };
 }

@@ -205,7 +205,10 @@ export class RegulatorReader {
       toBlock,
       maxBlockRange: this.config.maxBlockRange,
     })) {
-      for (const log of page) await run.log(log);
+      for (const log of page) {
+        const pending = run.log(log);
+        if (pending !== undefined) await pending; // only a batch's end is asynchronous
+      }
     }
     run.finish();
     if (this.config.privateKey !== undefined && run.wrongKey > 0 && run.decrypted === 0) {
@@ -279,8 +282,9 @@ export class RegulatorReader {
     const entries = [...run.books.accounts.entries()];
     for (let i = 0; i < entries.length; i += 64) {
       const slice = entries.slice(i, i + 64);
-      const stored = await Promise.all(slice.map(([account]) => this.ledger.accountBooks(account, at)));
-      slice.forEach(([account, a], j) => {
+      const stored = await Promise.all(slice.map(([, a]) => this.ledger.accountBooks(a.merchantId, a.account, at)));
+      slice.forEach(([, a], j) => {
+        const account = a.account;
         const c = stored[j];
         const fields: [string, bigint, bigint][] = [
           ["merchantId", BigInt(a.merchantId), c.merchantId],
@@ -324,6 +328,7 @@ class Replay {
   /** Recorded logs waiting for the BatchRecorded log that closes their batch. */
   private pending: RecordedLog[] = [];
   private scratch = new Uint8Array(44 + 73 + 0xffff);
+  private scratchView = new DataView(this.scratch.buffer);
   private seenFirst = false;
 
   constructor(
@@ -338,16 +343,14 @@ class Replay {
     this.discrepancies.push(d);
   }
 
-  async log(log: RpcLog): Promise<void> {
+  /** Takes one log; returns a promise only for work that is asynchronous (closing a batch). */
+  log(log: RpcLog): Promise<void> | undefined {
     const topic = log.topics[0];
     if (topic === LEDGER_TOPICS.Recorded) {
       this.pending.push(decodeRecorded(log));
-      return;
+      return undefined;
     }
-    if (topic === LEDGER_TOPICS.BatchRecorded) {
-      await this.batch(log);
-      return;
-    }
+    if (topic === LEDGER_TOPICS.BatchRecorded) return this.batch(log);
     const merchantId = log.topics.length > 1 ? Number(BigInt(log.topics[1])) : 0;
     if (topic === LEDGER_TOPICS.MerchantRegistered) {
       const m = this.books.merchant(merchantId);
@@ -357,6 +360,7 @@ class Replay {
     } else if (topic === LEDGER_TOPICS.MerchantReinstated) {
       this.books.merchant(merchantId).status = 1;
     }
+    return undefined;
   }
 
   finish(): void {
@@ -409,8 +413,8 @@ class Replay {
       });
     }
     const key = await this.batchKey(records, b.envelope);
-    for (const [i, r] of records.entries()) {
-      const pending = this.record(r, i, key);
+    for (let i = 0; i < records.length; i++) {
+      const pending = this.record(records[i], i, key);
       if (pending !== undefined) await pending; // only single-record ECIES is asynchronous
     }
     if (this.startedMidway && this.lastIndex === b.firstRecordIndex - 1n + BigInt(records.length) && this.batches === 1) {
@@ -573,7 +577,7 @@ class Replay {
       });
     }
     const commitment = keccak256(canonicalFromSealed(sealed, r.merchantId, r.accountBytes));
-    if (!Buffer.from(commitment).equals(Buffer.from(r.commitment))) {
+    if (!equalBytes(commitment, r.commitment)) {
       flag("commitment-mismatch", "the commitment is not the hash of the decrypted details", {
         onChain: bytesToHex(r.commitment),
         recomputed: bytesToHex(commitment),
@@ -585,7 +589,7 @@ class Replay {
   /** head_n = keccak256(head_{n-1} | n u64 | merchantId u32 | record), built in one buffer. */
   private link(r: RecordedLog): Uint8Array {
     const s = this.scratch;
-    const view = new DataView(s.buffer);
+    const view = this.scratchView;
     s.set(this.head, 0);
     view.setBigUint64(32, r.recordIndex);
     view.setUint32(40, r.merchantId);
@@ -599,6 +603,13 @@ class Replay {
     s.set(r.ciphertext, 117);
     return keccak256(s.subarray(0, 117 + r.ciphertext.length));
   }
+}
+
+/** a == b, byte by byte (no Buffer views to allocate for a 32-byte compare). */
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function where(r: RecordedLog): Pick<Discrepancy, "recordIndex" | "merchantId" | "account" | "txHash" | "blockNumber" | "logIndex"> {

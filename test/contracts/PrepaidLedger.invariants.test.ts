@@ -280,7 +280,7 @@ function buildRecord(spec: RecordSpec, merchantId: MerchantId, books: LedgerMode
   const ciphertext = Uint8Array.from({ length }, (_, i) => (i === 0 ? 2 : seed[i % 32] ^ i));
   return {
     kind: spec.kind,
-    amount: amountOf(spec.amount, spec.kind, books.accounts.get(acct)),
+    amount: amountOf(spec.amount, spec.kind, books.accounts.get(slotKey(merchantId, acct))),
     account: getBytes(acct),
     commitment: spec.defect === "zeroCommitment" ? new Uint8Array(32) : getBytes(id(`commitment:${tag}`)),
     ciphertext,
@@ -358,6 +358,11 @@ interface Books {
  * An independent model of the books. Merchant totals are counters of their own, not sums over
  * the accounts, so invariant_balancesEqualDepositsMinusConsumption compares two things.
  */
+/** Every (merchant, card) pair: the contract keeps accounts per merchant. */
+const SLOTS = MERCHANTS.flatMap((m) => POOL.map((acct) => [m, acct] as const));
+const slotKey = (merchantId: number, acct: string) => `${merchantId}:${acct}`;
+const slotName = ([merchantId, acct]: readonly [number, string]) => `${acct} of merchant ${merchantId}`;
+
 class LedgerModel {
   readonly accounts = new Map<string, AccountModel>();
   readonly merchants = new Map<number, MerchantModel>();
@@ -393,7 +398,7 @@ class LedgerModel {
 
   /** The pool cards a merchant has opened, in pool order. */
   cardsOf(merchantId: number): string[] {
-    return POOL.filter((acct) => this.accounts.get(acct)?.merchantId === merchantId);
+    return POOL.filter((acct) => this.accounts.has(slotKey(merchantId, acct)));
   }
 
   /**
@@ -434,14 +439,13 @@ class LedgerModel {
 
     // PackedAccount.book from here on.
     const m = this.merchant(merchantId);
-    let a = this.accounts.get(acct);
-    if (a?.merchantId !== merchantId) {
-      if (a !== undefined) return failure("LedgerAccountMerchantMismatch", acct, a.merchantId, merchantId);
+    let a = this.accounts.get(slotKey(merchantId, acct));
+    if (a === undefined) {
       // A new card: only a top-up opens it, and that top-up is its initial amount.
       if (r.kind === Consume || r.kind === Refund) return failure("LedgerUnknownAccount", acct);
       if (r.kind !== TopUp) return failure("LedgerInvalidKind", acct, r.kind);
       a = { merchantId, recordCount: 0n, initialAmount: r.amount, toppedUp: 0n, consumed: 0n, refunded: 0n };
-      this.accounts.set(acct, a);
+      this.accounts.set(slotKey(merchantId, acct), a);
       m.accountCount += 1n;
     }
     if (a.recordCount + 1n > MAX32) return failure("LedgerAccountOverflow", acct, a.recordCount + 1n);
@@ -496,8 +500,8 @@ class LedgerModel {
           liability: m.toppedUp - m.consumed - m.refunded,
         };
       }),
-      accounts: POOL.map((acct) => {
-        const a = this.accounts.get(acct);
+      accounts: SLOTS.map(([merchantId, acct]) => {
+        const a = this.accounts.get(slotKey(merchantId, acct));
         if (a === undefined) {
           return {
             merchantId: 0n,
@@ -529,7 +533,7 @@ async function readBooks(ledger: Ledger): Promise<Books> {
   const [chain, merchants, accounts] = await Promise.all([
     ledger.chainHead(),
     Promise.all(MERCHANTS.map((m) => ledger.merchantBooks(m))),
-    Promise.all(POOL.map((a) => ledger.accountBooks(a))),
+    Promise.all(SLOTS.map(([m, a]) => ledger.accountBooks(m, a))),
   ]);
   return {
     chain: { recordCount: chain.recordCount, head: chain.head },
@@ -658,7 +662,6 @@ describe("PrepaidLedger invariants", function () {
       }
     }
     expect([...seen].sort()).to.deep.equal([
-      "LedgerAccountMerchantMismatch",
       "LedgerAccountOverflow",
       "LedgerBatchReplayed",
       "LedgerInsufficientBalance",
@@ -681,16 +684,16 @@ describe("PrepaidLedger invariants", function () {
   it("invariant_balancesEqualDepositsMinusConsumption", async function () {
     await assertInvariant(async (f, model) => {
       const books = await readBooks(f.ledger);
-      const balances = await Promise.all(POOL.map((a) => f.ledger.balanceOf(a)));
+      const balances = await Promise.all(SLOTS.map(([m, a]) => f.ledger.balanceOf(m, a)));
       for (const [i, a] of books.accounts.entries()) {
-        const m = model.accounts.get(POOL[i]);
+        const m = model.accounts.get(slotKey(...SLOTS[i]));
         const deposits = m === undefined ? 0n : m.toppedUp - m.consumed - m.refunded;
-        expect(a.balance, `balance of ${POOL[i]}`).to.equal(deposits);
-        expect(a.balance, `books of ${POOL[i]}`).to.equal(a.toppedUp - a.consumed - a.refunded);
-        expect(balances[i], `balanceOf(${POOL[i]})`).to.equal(a.balance);
-        expect(a.initialAmount <= a.toppedUp, `initial amount of ${POOL[i]}`).to.equal(true);
+        expect(a.balance, `balance of ${slotName(SLOTS[i])}`).to.equal(deposits);
+        expect(a.balance, `books of ${slotName(SLOTS[i])}`).to.equal(a.toppedUp - a.consumed - a.refunded);
+        expect(balances[i], `balanceOf(${slotName(SLOTS[i])})`).to.equal(a.balance);
+        expect(a.initialAmount <= a.toppedUp, `initial amount of ${slotName(SLOTS[i])}`).to.equal(true);
         // An account exists exactly when a top-up opened it.
-        expect(a.merchantId === 0n, `owner of ${POOL[i]}`).to.equal(a.recordCount === 0n);
+        expect(a.merchantId === 0n, `owner of ${slotName(SLOTS[i])}`).to.equal(a.recordCount === 0n);
       }
       // Every card is in the pool, so a merchant's books are the sums over its pool cards.
       for (const [i, merchantId] of MERCHANTS.entries()) {
@@ -744,9 +747,11 @@ describe("PrepaidLedger invariants", function () {
         return;
       }
       // A booked batch touches only its own merchant and the cards it names.
-      const named = new Set(step.records.map((r) => hexlify(r.account)));
-      for (const [i, acct] of POOL.entries()) {
-        if (!named.has(acct)) expect(after.accounts[i], `untouched card ${acct}`).to.deep.equal(before.accounts[i]);
+      const named = new Set(step.records.map((r) => slotKey(step.spec.merchantId, hexlify(r.account))));
+      for (const [i, slot] of SLOTS.entries()) {
+        if (!named.has(slotKey(...slot))) {
+          expect(after.accounts[i], `untouched card ${slotName(slot)}`).to.deep.equal(before.accounts[i]);
+        }
       }
       for (const [i, merchantId] of MERCHANTS.entries()) {
         if (merchantId !== step.spec.merchantId) {

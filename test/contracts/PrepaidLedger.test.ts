@@ -33,7 +33,7 @@ async function snapshot(f: Fixture, accounts: Uint8Array[]) {
   return {
     head: await f.ledger.chainHead(),
     merchant: await f.ledger.merchantBooks(M1),
-    accounts: await Promise.all(accounts.map((a) => f.ledger.accountBooks(a))),
+    accounts: await Promise.all(accounts.map((a) => f.ledger.accountBooks(M1, a))),
   };
 }
 
@@ -209,7 +209,7 @@ describe("PrepaidLedger", function () {
       const a = account("alice");
       await upload(f, [record(TopUp, a, 50_000n), record(Consume, a, 12_000n)]);
       await upload(f, [record(TopUp, a, 20_000n), record(Refund, a, 8_000n), record(Consume, a, 1n)]);
-      const books = await f.ledger.accountBooks(a);
+      const books = await f.ledger.accountBooks(M1, a);
       expect(books.merchantId).to.equal(BigInt(M1));
       expect(books.recordCount).to.equal(5n);
       expect(books.initialAmount).to.equal(50_000n);
@@ -217,7 +217,8 @@ describe("PrepaidLedger", function () {
       expect(books.consumed).to.equal(12_001n);
       expect(books.refunded).to.equal(8_000n);
       expect(books.balance).to.equal(70_000n - 12_001n - 8_000n);
-      expect(await f.ledger.balanceOf(a)).to.equal(books.balance);
+      expect(await f.ledger.balanceOf(M1, a)).to.equal(books.balance);
+      expect((await f.ledger.accountBooks(M2, a)).recordCount).to.equal(0n);
 
       const m = await f.ledger.merchantBooks(M1);
       expect([m.nextSequence, m.recordCount, m.accountCount]).to.deep.equal([3n, 5n, 1n]);
@@ -340,16 +341,19 @@ describe("PrepaidLedger", function () {
         });
       }
 
-      it("refuses a record on another merchant's account", async function () {
+      it("keeps accounts per merchant, so no merchant can squat another's card id", async function () {
         const f = await networkHelpers.loadFixture(deployLedger);
-        const a2 = account("m2-card");
-        await f.ledger.connect(f.recorder2).recordBatch(M2, 1, NO_ENVELOPE, packBatch([record(TopUp, a2, 500n)]));
-        for (const kind of [TopUp, Consume, Refund]) {
-          await expect(upload(f, [record(kind, a2, 1n)]))
-            .to.be.revertedWithCustomError(f.ledger, "LedgerAccountMerchantMismatch")
-            .withArgs(a2, M2, M1);
-        }
-        expect((await f.ledger.accountBooks(a2)).balance).to.equal(500n);
+        const shared = account("same-id");
+        // Merchant 2 opens the id first (say, copied from merchant 1's pending transaction)...
+        await f.ledger.connect(f.recorder2).recordBatch(M2, 1, NO_ENVELOPE, packBatch([record(TopUp, shared, 500n)]));
+        // ...and merchant 1's own card with that id is untouched and opens normally.
+        await upload(f, [record(TopUp, shared, 70n), record(Consume, shared, 20n)]);
+        expect((await f.ledger.accountBooks(M1, shared)).balance).to.equal(50n);
+        expect((await f.ledger.accountBooks(M2, shared)).balance).to.equal(500n);
+        expect((await f.ledger.accountBooks(M1, shared)).merchantId).to.equal(BigInt(M1));
+        await expect(upload(f, [record(Consume, account("m2-only"), 1n)]))
+          .to.be.revertedWithCustomError(f.ledger, "LedgerUnknownAccount")
+          .withArgs(account("m2-only"));
       });
     });
 

@@ -3,8 +3,10 @@
  * Every process started here is stopped by the test that started it (and killed on exit).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -86,4 +88,59 @@ export function startTs(file: string, args: string[], env: NodeJS.ProcessEnv = {
     env: { ...process.env, ...env },
   });
   return track(child);
+}
+
+/**
+ * The path of a Foundry binary (anvil, cast) shipped inside its npm platform package, so tests
+ * run it directly rather than through the npm wrapper (which would leave it orphaned if killed).
+ */
+export function foundryBinary(tool: "anvil" | "cast"): string {
+  const arch = process.arch === "x64" ? "amd64" : process.arch;
+  const pkg = `@foundry-rs/${tool}-${process.platform}-${arch}`;
+  return join(dirname(require.resolve(`${pkg}/package.json`)), "bin", process.platform === "win32" ? `${tool}.exe` : tool);
+}
+
+/**
+ * Starts anvil on 127.0.0.1 with a private HOME (it writes caches there) and --prune-history
+ * (it keeps no history states, which otherwise fill the disk); resolves once it answers.
+ */
+export async function startAnvil(): Promise<Running & { url: string; home: string }> {
+  const port = await freePort();
+  const home = mkdtempSync(join(tmpdir(), "prepaid-ledger-anvil-"));
+  const child = spawn(foundryBinary("anvil"), ["--host", "127.0.0.1", "--port", String(port), "--prune-history"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, HOME: home },
+  });
+  const running = track(child);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`anvil exited: ${running.output()}`);
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+      });
+      if (res.ok) return { ...running, url, home };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await running.stop();
+  throw new Error("anvil did not start within 30 s");
+}
+
+/** Runs `cast` with the given arguments; resolves with its trimmed standard output. */
+export async function cast(args: string[], home: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(foundryBinary("cast"), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HOME: home } });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.once("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`cast ${args[0]} failed (${code}): ${err}`))));
+  });
 }

@@ -1,12 +1,14 @@
 import { expect } from "chai";
-import { getBytes, hexlify, id, solidityPacked } from "ethers";
+import { Interface, getBytes, hexlify, id, solidityPacked } from "ethers";
 import fc from "fast-check";
 
 import { isError } from "../../src/errors.js";
+import { PREPAID_LEDGER_ABI } from "../../src/ledger/abi.js";
 import {
   RECORD_HEAD_BYTES,
   decodeRecordedData,
   encodeRecord,
+  encodeRecordBatchCall,
   packBatch,
   unpackBatch,
   type PackedRecord,
@@ -87,5 +89,23 @@ describe("ledger/codec", function () {
     const d = decodeRecordedData(data);
     expect([d.recordIndex, d.kind, d.amount, hexlify(d.ciphertext)]).to.deep.equal([77n, 3, 123456789n, "0x02aabb"]);
     expectCode(() => decodeRecordedData(data.subarray(0, 14)), "MALFORMED_DATA", { length: 14 });
+  });
+
+  it("encodes recordBatch calldata exactly as ethers' Interface does", function () {
+    const ledger = new Interface(PREPAID_LEDGER_ABI);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ maxLength: 300 }),
+        (merchantId, sequence, envelope, records) => {
+          const expected = ledger.encodeFunctionData("recordBatch", [merchantId, sequence, envelope, records]);
+          expect(hexlify(encodeRecordBatchCall(merchantId, sequence, envelope, records))).to.equal(expected);
+        },
+      ),
+    );
+    expectCode(() => encodeRecordBatchCall(2 ** 32, 1n, new Uint8Array(0), new Uint8Array(0)), "INVALID_ARGUMENT");
+    expectCode(() => encodeRecordBatchCall(1, 1n << 64n, new Uint8Array(0), new Uint8Array(0)), "INVALID_ARGUMENT");
   });
 });

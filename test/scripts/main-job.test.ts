@@ -61,7 +61,7 @@ describe("main job: a realistic day", function () {
   it("runs against a hardhat node (--network localhost), twice: the second deploy is Ignition's no-op", async function () {
     const node = await startHardhatNode();
     try {
-      const env = { PREPAID_LEDGER_LOCALHOST_URL: node.url };
+      const env = { LOCALHOST_RPC_URL: node.url };
       const first = hardhatRun(["--network", "localhost"], env);
       expect(await finished(first, 120_000), first.output()).to.equal(0);
       const address = /ledger at (0x[0-9a-fA-F]{40})/.exec(first.output())![1];

@@ -66,8 +66,8 @@ describe("Uploader", function () {
       expect(logs.map((l) => [l.transactionHash, l.topics[1], l.topics[3]])).to.deep.equal(
         records.map((r) => [r.txHash, r.account, r.commitment]),
       );
-      expect((await f.ledger.accountBooks(card(0))).balance).to.equal(93_000n);
-      expect((await f.ledger.accountBooks(card(1))).refunded).to.equal(1_000n);
+      expect((await f.ledger.accountBooks(M, card(0))).balance).to.equal(93_000n);
+      expect((await f.ledger.accountBooks(M, card(1))).refunded).to.equal(1_000n);
       expect(records.every((r) => /^0x[0-9a-f]{32}$/.test(r.salt))).to.equal(true);
     });
 
@@ -90,6 +90,37 @@ describe("Uploader", function () {
         expect(sequences.size).to.be.greaterThan(1);
         expect((await f.ledger.chainHead())[0]).to.equal(700n);
         expect((await f.ledger.merchantBooks(M)).accountCount).to.equal(700n);
+      });
+    }
+
+    it("without preflight, sends 1,000 consumptions in one transaction (the gas bound fits them)", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      const uploader = await Uploader.open(config(f, { batchSize: 1_000, preflight: false }), f.recorder);
+      await uploader.upload(openings(M, 500, 1_000_000n));
+      const consumptions = Array.from({ length: 1_000 }, (_, i) => detail(M, 2, card(i % 500), 100n, 1_000 + i));
+      const records = await uploader.upload(consumptions);
+      expect(new Set(records.map((r) => r.sequence)).size).to.equal(1);
+      expect((await f.ledger.chainHead())[0]).to.equal(1_500n);
+    });
+
+    for (const mode of ["batch", "single"] as const) {
+      it(`without preflight, the gas bound covers the costliest records (${mode} mode)`, async function () {
+        const f = await networkHelpers.loadFixture(deployLedger);
+        const uploader = await Uploader.open(config(f, { batchSize: 60, preflight: false, mode }), f.recorder);
+        // Longest strings (255 UTF-8 bytes each), so the longest ciphertexts; top-ups that open
+        // accounts (a fresh storage word each), then consumptions and refunds of them.
+        const longest = (d: ReturnType<typeof detail>) => ({ ...d, orderRef: "R".repeat(255), memo: "\u00e9".repeat(127) + "m" });
+        const opening = openings(M, 60, 1_000_000n).map(longest);
+        const spending = opening.map((d, i) => longest(detail(M, i % 2 === 0 ? 2 : 3, d.account, 1_000n, 100 + i)));
+        const records = await uploader.upload([...opening, ...spending]);
+        expect(records).to.have.length(120);
+        expect((await f.ledger.chainHead())[0]).to.equal(120n);
+        for (const txHash of new Set(records.map((r) => r.txHash))) {
+          const receipt = await ethers.provider.getTransactionReceipt(txHash);
+          const tx = await ethers.provider.getTransaction(txHash);
+          expect(receipt!.status).to.equal(1);
+          expect(receipt!.gasUsed < tx!.gasLimit, "bound above the gas used").to.equal(true);
+        }
       });
     }
 

@@ -1,0 +1,263 @@
+/**
+ * Records per second, end to end, on the in-process network: uploaded through the Uploader
+ * (seal, pack, journal with fsync, send, mined) and verified by the RegulatorReader (eth_getLogs,
+ * decrypt, commitments, hash chain, books). Every figure comes from a run whose result was
+ * checked on chain, so a broken run throws instead of printing a rate.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+
+import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+import { id } from "ethers";
+import { network } from "hardhat";
+
+import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
+import { RegulatorReader } from "../../src/regulator/reader.js";
+import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
+import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
+
+/** One upload configuration, timed over `records` records. */
+export interface UploadCase {
+  label: string;
+  batchSize: number;
+  preflight: boolean;
+  mode: "batch" | "single";
+  records: number;
+  /** Transactions that carried them (a batch over the gas cap is split). */
+  transactions: number;
+  seconds: number;
+  recordsPerSecond: number;
+}
+
+/** One verification of a whole ledger by the regulator. */
+export interface VerifyCase {
+  compareAccounts: "none" | "all";
+  records: number;
+  batches: number;
+  accounts: number;
+  /** Median of {@link VERIFY_RUNS} reads. */
+  seconds: number;
+  recordsPerSecond: number;
+}
+
+/** What {@link benchThroughput} measured, with the targets computed from it. */
+export interface ThroughputFigures {
+  /** `os.availableParallelism()`: the node (EDR) and the uploader share these. */
+  cores: number;
+  /** Default configuration (batchSize 400, preflight) and throughput configuration (1,000, none). */
+  upload: { default: UploadCase; throughput: UploadCase };
+  /** One transaction per record, each record ECIES-encrypted on its own. */
+  naive: UploadCase;
+  /** Over the ledger the throughput configuration wrote. */
+  verify: { none: VerifyCase; all: VerifyCase };
+  targets: { upload: number; verify: number };
+  met: { uploadDefault: boolean; uploadThroughput: boolean; verify: boolean };
+}
+
+const MERCHANT = 1;
+const CARDS = 1_000;
+const RECORDS = 20_000;
+const NAIVE_RECORDS = 300;
+const VERIFY_RUNS = 3;
+const OPENING = 2_000_000n; // 20,000.00 yuan: more than 20 consumptions of at most 580.00
+const MEMOS = ["yoga class", "haircut", "math tutor", "swim lesson"] as const;
+const START_TIME = Date.UTC(2026, 10, 26, 9, 0, 0) / 1000;
+
+// Fixed test keys: the bench decrypts what it uploads, so it needs the regulator's private key.
+const REGULATOR_KEY = id("bench:regulator");
+
+/** mulberry32: a fixed-seed generator, so amounts are the same on every run. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+const cardAccount = (card: number): string => id(`CARD-${String(card).padStart(8, "0")}`);
+
+/** Typical details: an order reference like ORD-2026-11-000042 and a short memo. */
+function details(kind: RecordDetails["kind"], card: number, amount: bigint, n: number): RecordDetails {
+  return {
+    kind,
+    merchantId: MERCHANT,
+    account: cardAccount(card),
+    amount,
+    time: START_TIME + 53 * n,
+    orderRef: `ORD-2026-11-${String(n).padStart(6, "0")}`,
+    memo: MEMOS[n % MEMOS.length]!,
+  };
+}
+
+/** `count` consumptions spread over the cards, 28.00 to 580.00 yuan each. */
+function consumptions(count: number, cards: number, seed: number): RecordDetails[] {
+  const random = prng(seed);
+  return Array.from({ length: count }, (_, i) =>
+    details(RecordKind.Consume, i % cards, 2_800n + 100n * BigInt(Math.floor(random() * 553)), cards + i),
+  );
+}
+
+/** Runs the bench on a fresh in-process network; throws if any upload or read is wrong. */
+export async function benchThroughput(): Promise<ThroughputFigures> {
+  const { ethers } = await network.create();
+  const [admin, regulator, recorder] = await ethers.getSigners();
+  const journals = mkdtempSync(join(tmpdir(), "prepaid-ledger-bench-"));
+  try {
+    /** A fresh ledger with the merchant registered, and an uploader for it (journal in `journals`). */
+    const setUp = async (label: string, config: Partial<UploaderConfigInput>) => {
+      const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+      await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
+      const address = await ledger.getAddress();
+      const uploader = await Uploader.open(
+        {
+          ledger: address,
+          merchantId: MERCHANT,
+          regulatorPublicKey: publicKeyOf(REGULATOR_KEY),
+          journalPath: join(journals, `${label}.jsonl`),
+          ...config,
+        },
+        recorder,
+      );
+      return { ledger, address, uploader };
+    };
+
+    /** Times one upload of `batch` and checks every record landed, in order, once. */
+    const timeUpload = async (
+      label: string,
+      ledger: PrepaidLedger,
+      uploader: Uploader,
+      batch: RecordDetails[],
+    ): Promise<UploadCase> => {
+      const [before] = await ledger.chainHead();
+      const started = performance.now();
+      const records = await uploader.upload(batch);
+      const seconds = (performance.now() - started) / 1000;
+      const [after] = await ledger.chainHead();
+      const consecutive = records.every((r, i) => r.recordIndex === before + 1n + BigInt(i));
+      if (records.length !== batch.length || after - before !== BigInt(batch.length) || !consecutive) {
+        throw new Error(
+          `${label}: ${batch.length} records sent, ${records.length} returned in order: ${consecutive}, ` +
+            `chain ${before} -> ${after}`,
+        );
+      }
+      const { batchSize, preflight, mode } = uploader.config;
+      return {
+        label,
+        batchSize,
+        preflight,
+        mode,
+        records: batch.length,
+        transactions: new Set(records.map((r) => r.txHash)).size,
+        seconds,
+        recordsPerSecond: batch.length / seconds,
+      };
+    };
+
+    /** Opens the cards (not timed), then times `count` consumptions. */
+    const uploadCase = async (label: string, config: Partial<UploaderConfigInput>, count: number, cards: number) => {
+      const { ledger, address, uploader } = await setUp(label.replace(/\W+/g, "-"), config);
+      await uploader.upload(Array.from({ length: cards }, (_, c) => details(RecordKind.TopUp, c, OPENING, c)));
+      const measured = await timeUpload(label, ledger, uploader, consumptions(count, cards, 20261126));
+      uploader.close();
+      return { measured, ledger, address };
+    };
+
+    const byDefault = await uploadCase("default config", {}, RECORDS, CARDS);
+    const fast = await uploadCase("throughput config", { batchSize: 1_000, preflight: false }, RECORDS, CARDS);
+    // The naive path books on fewer cards: it is about per-record cost, not account count.
+    const naive = await uploadCase(
+      "naive: 1 tx + 1 ECIES per record",
+      { batchSize: 1, preflight: false, mode: "single" },
+      NAIVE_RECORDS,
+      10,
+    );
+
+    const verify = async (compareAccounts: "none" | "all"): Promise<VerifyCase> => {
+      const reader = await RegulatorReader.open(
+        { ledger: fast.address, privateKey: REGULATOR_KEY, compareAccounts },
+        ethers.provider,
+      );
+      const [count] = await fast.ledger.chainHead();
+      const runs: { seconds: number; records: number; batches: number; accounts: number }[] = [];
+      for (let run = 0; run < VERIFY_RUNS; run++) {
+        const started = performance.now();
+        const report = await reader.read();
+        const seconds = (performance.now() - started) / 1000;
+        if (!report.ok || report.records !== Number(count) || report.verified !== report.records) {
+          throw new Error(
+            `verify (${compareAccounts}): ok ${report.ok}, ${report.verified} of ${report.records} verified, ` +
+              `chain holds ${count}, ${report.discrepancies.length} discrepancies`,
+          );
+        }
+        runs.push({ seconds, records: report.records, batches: report.batches, accounts: report.accounts });
+      }
+      const median = runs.sort((a, b) => a.seconds - b.seconds)[VERIFY_RUNS >> 1]!;
+      return { compareAccounts, ...median, recordsPerSecond: median.records / median.seconds };
+    };
+    const none = await verify("none");
+    const all = await verify("all");
+
+    const targets = { upload: 20_000, verify: 50_000 };
+    return {
+      cores: availableParallelism(),
+      upload: { default: byDefault.measured, throughput: fast.measured },
+      naive: naive.measured,
+      verify: { none, all },
+      targets,
+      met: {
+        uploadDefault: byDefault.measured.recordsPerSecond >= targets.upload,
+        uploadThroughput: fast.measured.recordsPerSecond >= targets.upload,
+        verify: none.recordsPerSecond >= targets.verify,
+      },
+    };
+  } finally {
+    rmSync(journals, { recursive: true, force: true });
+  }
+}
+
+const int = (x: number): string => Math.round(x).toLocaleString("en-US");
+const verdict = (ok: boolean): string => (ok ? "met" : "NOT met");
+
+/** The figures as table lines for the bench printout. */
+export function formatThroughput(f: ThroughputFigures): string {
+  const up = (c: UploadCase, target?: boolean): string =>
+    [
+      c.label.padEnd(34),
+      String(c.batchSize).padStart(5),
+      (c.preflight ? "yes" : "no").padStart(9),
+      c.mode.padStart(6),
+      int(c.records).padStart(7),
+      int(c.transactions).padStart(5),
+      c.seconds.toFixed(2).padStart(7),
+      int(c.recordsPerSecond).padStart(9),
+      target === undefined ? "" : `  target >= ${int(f.targets.upload)} ${verdict(target)}`,
+    ].join("  ");
+  const check = (c: VerifyCase, label: string, target?: boolean): string =>
+    [
+      label.padEnd(34),
+      c.seconds.toFixed(2).padStart(7),
+      int(c.recordsPerSecond).padStart(9),
+      target === undefined ? "" : `  target >= ${int(f.targets.verify)} ${verdict(target)}`,
+    ].join("  ");
+  const v = f.verify.none;
+  return [
+    `throughput on the in-process network, ${f.cores} cores shared by the node and the client`,
+    "upload end to end: seal, pack, journal (fsync), send, mined; chain checked to advance by every record",
+    `${"case".padEnd(34)}  batch  preflight    mode  records    txs  seconds  records/s`,
+    up(f.upload.default, f.met.uploadDefault),
+    up(f.upload.throughput, f.met.uploadThroughput),
+    up(f.naive),
+    `batching: ${int(f.upload.throughput.recordsPerSecond / f.naive.recordsPerSecond)}x the naive path's records/s`,
+    `verify: eth_getLogs, decrypt, commitments, hash chain, books rebuilt; report ok and every record verified`,
+    `over the throughput config's ledger: ${int(v.records)} records, ${int(v.batches)} batches, ` +
+      `${int(v.accounts)} accounts; median of ${VERIFY_RUNS} reads`,
+    `${"compareAccounts".padEnd(34)}  seconds  records/s`,
+    check(f.verify.none, '"none" (merchants and chain head)', f.met.verify),
+    check(f.verify.all, '"all" (+ every account via eth_call)'),
+  ]
+    .map((line) => line.trimEnd())
+    .join("\n");
+}
