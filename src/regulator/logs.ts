@@ -43,42 +43,61 @@ function errorText(e: unknown): string {
 
 const hex = (n: bigint) => "0x" + n.toString(16);
 
+/** Logs per request the pager aims for: big enough to amortize a request, small enough to overlap. */
+const TARGET_LOGS = 2_000;
+/** Blocks in the first request, before the pager has seen how dense the logs are. */
+const FIRST_RANGE = 8n;
+
 /**
  * Yields the logs of `address` from `fromBlock` to `toBlock` inclusive, one page at a time, in
- * chain order.
+ * chain order. While the caller works on one page, the next is already being fetched; page
+ * sizes follow the density of logs seen so far (about 2,000 logs a page, never more than
+ * `maxBlockRange` blocks), and halve when the node refuses a range.
  *
  * @throws PrepaidLedgerError `RPC_ERROR` (retryable) when the node keeps failing, or refuses
  *   even a single block
  */
 export async function* fetchLogs(rpc: JsonRpcLike, q: LogQuery): AsyncGenerator<RpcLog[]> {
   const retries = q.retries ?? 4;
-  let range = BigInt(q.maxBlockRange);
+  const max = BigInt(q.maxBlockRange);
+  let range = max < FIRST_RANGE ? max : FIRST_RANGE;
+  const request = (from: bigint, to: bigint) =>
+    (rpc.send("eth_getLogs", [{ address: q.address, fromBlock: hex(from), toBlock: hex(to) }]) as Promise<RpcLog[]>).then(
+      (logs) => ({ ok: true as const, logs }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+  const end = (from: bigint) => (from + range - 1n < q.toBlock ? from + range - 1n : q.toBlock);
   let from = q.fromBlock;
+  let to = end(from);
+  let pending = from <= q.toBlock ? request(from, to) : undefined;
   let failures = 0;
-  while (from <= q.toBlock) {
-    const to = from + range - 1n < q.toBlock ? from + range - 1n : q.toBlock;
-    let logs: RpcLog[];
-    try {
-      logs = (await rpc.send("eth_getLogs", [{ address: q.address, fromBlock: hex(from), toBlock: hex(to) }])) as RpcLog[];
-    } catch (e) {
-      const text = errorText(e);
-      if (TOO_BIG.test(text) && range > 1n) {
-        range = range / 2n;
-        continue;
-      }
-      if (++failures > retries) {
+  while (pending !== undefined) {
+    const result = await pending;
+    if (!result.ok) {
+      if (TOO_BIG.test(errorText(result.error)) && range > 1n) {
+        range = (to - from + 1n) / 2n > 0n ? (to - from + 1n) / 2n : 1n;
+      } else if (++failures > retries) {
         throw new PrepaidLedgerError("RPC_ERROR", "eth_getLogs kept failing", {
           details: { fromBlock: from, toBlock: to, attempts: failures },
-          cause: e,
+          cause: result.error,
           retryable: true,
         });
+      } else {
+        await new Promise((r) => setTimeout(r, 100 * 2 ** failures));
       }
-      await new Promise((r) => setTimeout(r, 100 * 2 ** failures));
+      to = end(from);
+      pending = request(from, to);
       continue;
     }
     failures = 0;
-    yield logs.filter((l) => l.removed !== true);
+    // Size the next page by the density of this one, then ask for it before yielding this one.
+    const span = to - from + 1n;
+    const count = BigInt(result.logs.length);
+    const fit = count === 0n ? span * 2n : (span * BigInt(TARGET_LOGS)) / count;
+    range = fit < 1n ? 1n : fit > max ? max : fit;
     from = to + 1n;
-    if (range < BigInt(q.maxBlockRange)) range = range * 2n > BigInt(q.maxBlockRange) ? BigInt(q.maxBlockRange) : range * 2n;
+    to = end(from);
+    pending = from <= q.toBlock ? request(from, to) : undefined;
+    yield result.logs.filter((l) => l.removed !== true);
   }
 }
