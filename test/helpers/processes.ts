@@ -103,11 +103,13 @@ export function foundryBinary(tool: "anvil" | "cast"): string {
 /**
  * Starts anvil on 127.0.0.1 with a private HOME (it writes caches there) and --prune-history
  * (it keeps no history states, which otherwise fill the disk); resolves once it answers.
+ * `extraArgs` go to anvil as they are (for example `["--hardfork", "london"]`).
  */
-export async function startAnvil(): Promise<Running & { url: string; home: string }> {
+export async function startAnvil(extraArgs: string[] = []): Promise<Running & { url: string; home: string }> {
   const port = await freePort();
   const home = mkdtempSync(join(tmpdir(), "prepaid-ledger-anvil-"));
-  const child = spawn(foundryBinary("anvil"), ["--host", "127.0.0.1", "--port", String(port), "--prune-history"], {
+  const args = ["--host", "127.0.0.1", "--port", String(port), "--prune-history", ...extraArgs];
+  const child = spawn(foundryBinary("anvil"), args, {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, HOME: home },
