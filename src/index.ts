@@ -61,3 +61,15 @@ export type {
   VerifiedRecord,
 } from "./regulator/reader.js";
 export { formatAmount, formatReport } from "./regulator/report.js";
+
+// Deployment reach: Besu QBFT consortium chains (docs/QBFT.md)
+export {
+  decodeQbftExtraData,
+  encodeQbftExtraData,
+  faultTolerance as qbftFaultTolerance,
+  qbftGenesis,
+  quorum as qbftQuorum,
+} from "./deploy/qbft.js";
+export type { QbftExtraData, QbftExtraDataInput, QbftGenesis, QbftGenesisOptionsInput } from "./deploy/qbft.js";
+export { qbftHealth } from "./deploy/health.js";
+export type { QbftHealth } from "./deploy/health.js";

@@ -1,0 +1,255 @@
+/**
+ * Records per second over HTTP, against real node processes: Foundry's anvil and a `hardhat node`,
+ * each started here on 127.0.0.1 and stopped before this returns. The same work as
+ * throughput.ts (same cards, details and amounts), through the same Uploader and RegulatorReader,
+ * but every call crosses JSON-RPC over a socket to another process, as it does in production.
+ * Every figure comes from a run whose result was checked on chain, so a broken run throws.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { ContractFactory, JsonRpcProvider, id, type JsonRpcSigner } from "ethers";
+import { artifacts } from "hardhat";
+
+import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
+import { RegulatorReader } from "../../src/regulator/reader.js";
+import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
+import { startAnvil, startHardhatNode } from "../../test/helpers/processes.js";
+import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
+import type { UploadCase, VerifyCase } from "./throughput.js";
+
+/** What one node did: both upload configurations and the regulator's read. */
+export interface NodeCase {
+  /** "anvil" or "hardhat node". */
+  node: string;
+  /** The node's `web3_clientVersion`. */
+  clientVersion: string;
+  upload: { throughput: UploadCase; default: UploadCase };
+  /** Over the ledger the throughput configuration wrote, compareAccounts "none". */
+  verify: VerifyCase;
+}
+
+/** What {@link benchNodes} measured. */
+export interface NodeFigures {
+  /** `os.availableParallelism()`: the node process and the client share these. */
+  cores: number;
+  nodes: NodeCase[];
+}
+
+const MERCHANT = 1;
+const CARDS = 1_000;
+// Half of throughput.ts's 20,000: two nodes, each started and fed twice, within about a minute.
+const RECORDS = 10_000;
+const VERIFY_RUNS = 3;
+const OPENING = 2_000_000n; // 20,000.00 yuan: more than 10 consumptions of at most 580.00
+const MEMOS = ["yoga class", "haircut", "math tutor", "swim lesson"] as const;
+const START_TIME = Date.UTC(2026, 10, 26, 9, 0, 0) / 1000;
+
+// Fixed test keys: the bench decrypts what it uploads, so it needs the regulator's private key.
+const REGULATOR_KEY = id("bench:regulator");
+
+// The record helpers below repeat throughput.ts's (which exports only its figures), so both
+// benches upload the same bytes and their figures compare like for like.
+
+/** mulberry32: a fixed-seed generator, so amounts are the same on every run. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+const cardAccount = (card: number): string => id(`CARD-${String(card).padStart(8, "0")}`);
+
+/** Typical details: an order reference like ORD-2026-11-000042 and a short memo. */
+function details(kind: RecordDetails["kind"], card: number, amount: bigint, n: number): RecordDetails {
+  return {
+    kind,
+    merchantId: MERCHANT,
+    account: cardAccount(card),
+    amount,
+    time: START_TIME + 53 * n,
+    orderRef: `ORD-2026-11-${String(n).padStart(6, "0")}`,
+    memo: MEMOS[n % MEMOS.length]!,
+  };
+}
+
+/** `count` consumptions spread over the cards, 28.00 to 580.00 yuan each. */
+function consumptions(count: number, cards: number, seed: number): RecordDetails[] {
+  const random = prng(seed);
+  return Array.from({ length: count }, (_, i) =>
+    details(RecordKind.Consume, i % cards, 2_800n + 100n * BigInt(Math.floor(random() * 553)), cards + i),
+  );
+}
+
+/** Runs the whole bench against one node at `url`; throws if any upload or read is wrong. */
+async function benchNode(node: string, url: string, journals: string): Promise<NodeCase> {
+  // ethers' defaults poll every 4 s (a receipt would wait for the poll, not the node) and keep
+  // each answer for 250 ms (a read right after an upload could miss its last blocks).
+  const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true, pollingInterval: 20, cacheTimeout: -1 });
+  try {
+    const clientVersion = String(await provider.send("web3_clientVersion", []));
+    // The node's unlocked dev accounts sign (eth_sendTransaction), as in throughput.ts.
+    const [admin, regulator, recorder] = await Promise.all([0, 1, 2].map((i) => provider.getSigner(i)));
+    const artifact = await artifacts.readArtifact("PrepaidLedger");
+    const factory = new ContractFactory(artifact.abi, artifact.bytecode, admin);
+
+    /** A fresh ledger with the merchant registered, and an uploader for it (journal in `journals`). */
+    const setUp = async (label: string, config: Partial<UploaderConfigInput>) => {
+      const deployed = await factory.deploy(admin.address, regulator.address);
+      await deployed.waitForDeployment();
+      // The factory is built from the artifact, so the contract has PrepaidLedger's ABI.
+      const ledger = deployed as unknown as PrepaidLedger;
+      await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
+      const address = await ledger.getAddress();
+      const uploader = await Uploader.open(
+        {
+          ledger: address,
+          merchantId: MERCHANT,
+          regulatorPublicKey: publicKeyOf(REGULATOR_KEY),
+          journalPath: join(journals, `${node.replace(/\W+/g, "-")}-${label}.jsonl`),
+          ...config,
+        },
+        recorder,
+      );
+      return { ledger, address, uploader };
+    };
+
+    /** Times one upload of `batch` and checks every record landed, in order, once. */
+    const timeUpload = async (
+      label: string,
+      ledger: PrepaidLedger,
+      uploader: Uploader,
+      batch: RecordDetails[],
+    ): Promise<UploadCase> => {
+      const [before] = await ledger.chainHead();
+      const started = performance.now();
+      const records = await uploader.upload(batch);
+      const seconds = (performance.now() - started) / 1000;
+      const [after] = await ledger.chainHead();
+      const consecutive = records.every((r, i) => r.recordIndex === before + 1n + BigInt(i));
+      if (records.length !== batch.length || after - before !== BigInt(batch.length) || !consecutive) {
+        throw new Error(
+          `${node}, ${label}: ${batch.length} records sent, ${records.length} returned in order: ${consecutive}, ` +
+            `chain ${before} -> ${after}`,
+        );
+      }
+      const { batchSize, preflight, mode } = uploader.config;
+      return {
+        label,
+        batchSize,
+        preflight,
+        mode,
+        records: batch.length,
+        transactions: new Set(records.map((r) => r.txHash)).size,
+        seconds,
+        recordsPerSecond: batch.length / seconds,
+      };
+    };
+
+    /** Opens the cards (not timed), then times `count` consumptions. */
+    const uploadCase = async (label: string, config: Partial<UploaderConfigInput>) => {
+      const { ledger, address, uploader } = await setUp(label.replace(/\W+/g, "-"), config);
+      try {
+        await uploader.upload(Array.from({ length: CARDS }, (_, c) => details(RecordKind.TopUp, c, OPENING, c)));
+        const measured = await timeUpload(label, ledger, uploader, consumptions(RECORDS, CARDS, 20261126));
+        return { measured, ledger, address };
+      } finally {
+        uploader.close();
+      }
+    };
+
+    const fast = await uploadCase("throughput config", { batchSize: 1_000, preflight: false });
+    const byDefault = await uploadCase("default config", {});
+
+    const reader = await RegulatorReader.open(
+      { ledger: fast.address, privateKey: REGULATOR_KEY, compareAccounts: "none" },
+      provider,
+    );
+    const [count] = await fast.ledger.chainHead();
+    const runs: { seconds: number; records: number; batches: number; accounts: number }[] = [];
+    for (let run = 0; run < VERIFY_RUNS; run++) {
+      const started = performance.now();
+      const report = await reader.read();
+      const seconds = (performance.now() - started) / 1000;
+      if (!report.ok || report.records !== Number(count) || report.verified !== report.records) {
+        throw new Error(
+          `${node}, verify: ok ${report.ok}, ${report.verified} of ${report.records} verified, ` +
+            `chain holds ${count}, ${report.discrepancies.length} discrepancies`,
+        );
+      }
+      runs.push({ seconds, records: report.records, batches: report.batches, accounts: report.accounts });
+    }
+    const median = runs.sort((a, b) => a.seconds - b.seconds)[VERIFY_RUNS >> 1]!;
+    return {
+      node,
+      clientVersion,
+      upload: { throughput: fast.measured, default: byDefault.measured },
+      verify: { compareAccounts: "none", ...median, recordsPerSecond: median.records / median.seconds },
+    };
+  } finally {
+    provider.destroy();
+  }
+}
+
+/** Starts each node in turn, benches it and stops it (also when the bench throws). */
+export async function benchNodes(): Promise<NodeFigures> {
+  const journals = mkdtempSync(join(tmpdir(), "prepaid-ledger-bench-nodes-"));
+  try {
+    const nodes: NodeCase[] = [];
+    const anvil = await startAnvil();
+    try {
+      nodes.push(await benchNode("anvil", anvil.url, journals));
+    } finally {
+      await anvil.stop();
+      rmSync(anvil.home, { recursive: true, force: true });
+    }
+    const hardhat = await startHardhatNode();
+    try {
+      nodes.push(await benchNode("hardhat node", hardhat.url, journals));
+    } finally {
+      await hardhat.stop();
+    }
+    return { cores: availableParallelism(), nodes };
+  } finally {
+    rmSync(journals, { recursive: true, force: true });
+  }
+}
+
+const int = (x: number): string => Math.round(x).toLocaleString("en-US");
+
+/** The figures as table lines for the bench printout, below throughput.ts's table. */
+export function formatNodes(f: NodeFigures): string {
+  const row = (label: string, batch: string, preflight: string, records: number, txs: string, seconds: number, rate: number) =>
+    [
+      label.padEnd(34),
+      batch.padStart(5),
+      preflight.padStart(9),
+      int(records).padStart(7),
+      txs.padStart(5),
+      seconds.toFixed(2).padStart(7),
+      int(rate).padStart(9),
+    ].join("  ");
+  const up = (c: UploadCase): string =>
+    row(c.label, String(c.batchSize), c.preflight ? "yes" : "no", c.records, int(c.transactions), c.seconds, c.recordsPerSecond);
+  const lines = [
+    `throughput over HTTP: the node is another process on 127.0.0.1, started by the bench; ${f.cores} cores shared`,
+    "same work, Uploader and RegulatorReader as the in-process table above (those figures are in-process,",
+    `with 20,000 records); here ${int(CARDS)} cards opened (not timed), then ${int(RECORDS)} consumptions timed`,
+    "upload end to end: seal, pack, journal (fsync), send, mined; chain checked to advance by every record",
+    "verify: compareAccounts \"none\", median of " + VERIFY_RUNS + " reads; report ok and every record verified",
+  ];
+  for (const n of f.nodes) {
+    lines.push(
+      `over HTTP: ${n.node} (${n.clientVersion})`,
+      `${"case".padEnd(34)}  batch  preflight  records    txs  seconds  records/s`,
+      up(n.upload.throughput),
+      up(n.upload.default),
+      row(`verify (${int(n.verify.batches)} batches)`, "", "", n.verify.records, "", n.verify.seconds, n.verify.recordsPerSecond),
+    );
+  }
+  return lines.map((line) => line.trimEnd()).join("\n");
+}
