@@ -6,10 +6,12 @@
  *   gas      — gas per record (1 and 100 per transaction) against the EIP-7623 floor for the same bytes
  *   upload   — records/s through the Uploader end to end, and the naive per-record baseline
  *   verify   — records/s the RegulatorReader verifies
+ *   nodes    — upload and verify records/s over HTTP against anvil and a `hardhat node`
  */
 import { availableParallelism, cpus } from "node:os";
 
 import { benchGas, formatGas } from "./bench/gas.js";
+import { benchNodes, formatNodes } from "./bench/nodes.js";
 import { benchThroughput, formatThroughput } from "./bench/throughput.js";
 
 console.log(`$ ${process.env.npm_lifecycle_event === "bench" ? "npm run bench" : ["npx hardhat", ...process.argv.slice(2)].join(" ")}`);
@@ -19,3 +21,5 @@ console.log("");
 console.log(formatGas(await benchGas()));
 console.log("");
 console.log(formatThroughput(await benchThroughput()));
+console.log("");
+console.log(formatNodes(await benchNodes()));
