@@ -30,6 +30,8 @@ export default defineConfig({
       cancun: solc("cancun"),
     },
   },
+  // `npx hardhat ignition verify chain-11155111`: the key is read only when verifying.
+  verify: { etherscan: { apiKey: configVariable("ETHERSCAN_API_KEY") } },
   networks: {
     default: {
       type: "edr-simulated",
