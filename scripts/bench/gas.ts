@@ -10,6 +10,7 @@ import { publicKeyOf, RecordKind, type Recipient, type RecordDetails } from "../
 import { RECORD_HEAD_BYTES } from "../../src/ledger/codec.js";
 import { sealBatch } from "../../src/upload/sealing.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
+import { MEMOS, MERCHANT, START_TIME, cardAccount, prng } from "./workload.js";
 
 /** One measured case: `batchSize` records per transaction, summed over `transactions`. */
 export interface GasCase {
@@ -44,14 +45,11 @@ export interface GasFigures {
   met: { batchedRatio: boolean; recordBytes: boolean };
 }
 
-const MERCHANT = 1;
 const BATCH = 100;
 const SINGLE_RUNS = 10;
 const SLOT_UPDATE = 5_000; // cold SLOAD 2,100 + SSTORE of a non-zero slot 2,900
 const SLOT_FRESH = 22_100; // cold SLOAD 2,100 + SSTORE of a zero slot 20,000
 const RECORDED_TOPICS = 4; // topic0 + account, merchantId, commitment
-const MEMOS = ["yoga class", "haircut", "math tutor", "swim lesson"] as const;
-const START_TIME = Date.UTC(2026, 10, 26, 9, 0, 0) / 1000;
 const OPENING_AMOUNTS = [300_000n, 500_000n, 800_000n, 1_000_000n] as const;
 
 /**
@@ -71,17 +69,6 @@ function floorPerRecord(batchSize: number, zero: number, nonZero: number, slotGa
   return 21_000 / batchSize + Math.max(calldataFloor, executionFloor);
 }
 
-/** mulberry32: a fixed-seed generator, so amounts are the same on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-const cardAccount = (card: number): string => id(`CARD-${String(card).padStart(8, "0")}`);
 
 /** Runs the bench on a fresh in-process network; throws if any batch fails to book. */
 export async function benchGas(): Promise<GasFigures> {

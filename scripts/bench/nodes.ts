@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { ContractFactory, JsonRpcProvider, id } from "ethers";
+import { ContractFactory, JsonRpcProvider } from "ethers";
 import { artifacts } from "hardhat";
 
 import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
@@ -18,6 +18,7 @@ import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js
 import { startAnvil, startHardhatNode } from "../../test/helpers/processes.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
 import type { UploadCase, VerifyCase } from "./throughput.js";
+import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, consumptions, details } from "./workload.js";
 
 /** What one node did: both upload configurations and the regulator's read. */
 export interface NodeCase {
@@ -37,55 +38,13 @@ export interface NodeFigures {
   nodes: NodeCase[];
 }
 
-const MERCHANT = 1;
-const CARDS = 1_000;
-const RECORDS = 20_000; // as in throughput.ts: the same work, so the figures compare
 const VERIFY_RUNS = 3;
-const OPENING = 2_000_000n; // 20,000.00 yuan: more than 20 consumptions of at most 580.00
-const MEMOS = ["yoga class", "haircut", "math tutor", "swim lesson"] as const;
-const START_TIME = Date.UTC(2026, 10, 26, 9, 0, 0) / 1000;
 
 /** See {@link benchNode}; printed with the figures. */
 const PROVIDER_OPTIONS = { staticNetwork: true, pollingInterval: 20, batchMaxCount: 1, cacheTimeout: -1 } as const;
 
-// Fixed test keys: the bench decrypts what it uploads, so it needs the regulator's private key.
-const REGULATOR_KEY = id("bench:regulator");
 
-// The record helpers below repeat throughput.ts's (which exports only its figures), so both
-// benches upload the same bytes and their figures compare like for like.
 
-/** mulberry32: a fixed-seed generator, so amounts are the same on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-const cardAccount = (card: number): string => id(`CARD-${String(card).padStart(8, "0")}`);
-
-/** Typical details: an order reference like ORD-2026-11-000042 and a short memo. */
-function details(kind: RecordDetails["kind"], card: number, amount: bigint, n: number): RecordDetails {
-  return {
-    kind,
-    merchantId: MERCHANT,
-    account: cardAccount(card),
-    amount,
-    time: START_TIME + 53 * n,
-    orderRef: `ORD-2026-11-${String(n).padStart(6, "0")}`,
-    memo: MEMOS[n % MEMOS.length]!,
-  };
-}
-
-/** `count` consumptions spread over the cards, 28.00 to 580.00 yuan each. */
-function consumptions(count: number, cards: number, seed: number): RecordDetails[] {
-  const random = prng(seed);
-  return Array.from({ length: count }, (_, i) =>
-    details(RecordKind.Consume, i % cards, 2_800n + 100n * BigInt(Math.floor(random() * 553)), cards + i),
-  );
-}
 
 /** Runs the whole bench against one node at `url`; throws if any upload or read is wrong. */
 async function benchNode(node: string, url: string, journals: string): Promise<NodeCase> {

@@ -9,13 +9,13 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
-import { id } from "ethers";
 import { network } from "hardhat";
 
 import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
+import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, consumptions, details } from "./workload.js";
 
 /** One upload configuration, timed over `records` records. */
 export interface UploadCase {
@@ -55,50 +55,10 @@ export interface ThroughputFigures {
   met: { uploadDefault: boolean; uploadThroughput: boolean; verify: boolean };
 }
 
-const MERCHANT = 1;
-const CARDS = 1_000;
-const RECORDS = 20_000;
 const NAIVE_RECORDS = 300;
 const VERIFY_RUNS = 3;
-const OPENING = 2_000_000n; // 20,000.00 yuan: more than 20 consumptions of at most 580.00
-const MEMOS = ["yoga class", "haircut", "math tutor", "swim lesson"] as const;
-const START_TIME = Date.UTC(2026, 10, 26, 9, 0, 0) / 1000;
 
-// Fixed test keys: the bench decrypts what it uploads, so it needs the regulator's private key.
-const REGULATOR_KEY = id("bench:regulator");
 
-/** mulberry32: a fixed-seed generator, so amounts are the same on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-const cardAccount = (card: number): string => id(`CARD-${String(card).padStart(8, "0")}`);
-
-/** Typical details: an order reference like ORD-2026-11-000042 and a short memo. */
-function details(kind: RecordDetails["kind"], card: number, amount: bigint, n: number): RecordDetails {
-  return {
-    kind,
-    merchantId: MERCHANT,
-    account: cardAccount(card),
-    amount,
-    time: START_TIME + 53 * n,
-    orderRef: `ORD-2026-11-${String(n).padStart(6, "0")}`,
-    memo: MEMOS[n % MEMOS.length]!,
-  };
-}
-
-/** `count` consumptions spread over the cards, 28.00 to 580.00 yuan each. */
-function consumptions(count: number, cards: number, seed: number): RecordDetails[] {
-  const random = prng(seed);
-  return Array.from({ length: count }, (_, i) =>
-    details(RecordKind.Consume, i % cards, 2_800n + 100n * BigInt(Math.floor(random() * 553)), cards + i),
-  );
-}
 
 /** Runs the bench on a fresh in-process network; throws if any upload or read is wrong. */
 export async function benchThroughput(): Promise<ThroughputFigures> {

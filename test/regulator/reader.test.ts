@@ -5,12 +5,12 @@ import { JsonRpcProvider, Network, id } from "ethers";
 import { network } from "hardhat";
 
 import { createBatchKey } from "../../src/crypto/envelope.js";
-import { isError, type PrepaidLedgerError } from "../../src/errors.js";
 import { packBatch } from "../../src/ledger/codec.js";
 import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
 import { RegulatorReader, type Discrepancy, type ReaderConfigInput } from "../../src/regulator/reader.js";
 import { sealBatch, sealSingles, type SealedBatch } from "../../src/upload/sealing.js";
 import { Uploader } from "../../src/upload/uploader.js";
+import { expectRejects } from "../helpers/errors.js";
 import { MERCHANT_KEY, MERCHANT_PUB, REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { freePort } from "../helpers/processes.js";
 
@@ -68,16 +68,6 @@ const honest = (n: number, recipients = regulatorOnly): Promise<SealedBatch> =>
 
 const kinds = (ds: Discrepancy[]) => ds.map((d) => [d.kind, d.recordIndex]);
 
-async function expectRejects(p: Promise<unknown>, code: string): Promise<PrepaidLedgerError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(isError(e), String(e)).to.equal(true);
-    expect((e as PrepaidLedgerError).code, String(e)).to.equal(code);
-    return e as PrepaidLedgerError;
-  }
-  expect.fail(`expected ${code}`);
-}
 
 describe("RegulatorReader", function () {
   describe("on an honest ledger", function () {

@@ -6,10 +6,10 @@ import { BrowserProvider, hexlify, type Eip1193Provider } from "ethers";
 import { network } from "hardhat";
 
 import { openEnvelope, parseEnvelope } from "../../src/crypto/envelope.js";
-import { isError, type PrepaidLedgerError } from "../../src/errors.js";
 import { Journal } from "../../src/upload/journal.js";
 import { sealBatch } from "../../src/upload/sealing.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
+import { expectRejects } from "../helpers/errors.js";
 import { MERCHANT_KEY, MERCHANT_PUB, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 
 const connection = await network.create();
@@ -35,16 +35,6 @@ function config(f: Fixture, overrides: Partial<UploaderConfigInput> = {}): Uploa
   };
 }
 
-async function expectRejects(p: Promise<unknown>, code: string): Promise<PrepaidLedgerError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(isError(e), String(e)).to.equal(true);
-    expect((e as PrepaidLedgerError).code, String(e)).to.equal(code);
-    return e as PrepaidLedgerError;
-  }
-  expect.fail(`expected ${code}`);
-}
 
 const journalLines = (path: string) =>
   readFileSync(path, "utf8")
