@@ -52,6 +52,9 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     mapping(uint32 merchantId => mapping(bytes32 account => uint256 packed)) private _accounts;
     bytes32 private _head;
     uint64 private _recordCount;
+    /// @dev Chain heads kept for checkpoints, by record count: one slot per mark, written only by
+    /// markCheckpoint, so recordBatch's per-record cost does not move.
+    mapping(uint64 recordCount => bytes32 head) private _marks;
 
     /// @param admin Holds DEFAULT_ADMIN_ROLE: manages regulators, pauses.
     /// @param regulator The first regulator: registers and supervises merchants.
@@ -115,6 +118,17 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     }
 
     /// @inheritdoc IPrepaidLedger
+    function markCheckpoint() external returns (uint64 recordCount, bytes32 head) {
+        recordCount = _recordCount;
+        if (recordCount == 0) revert LedgerNothingToMark();
+        head = _head;
+        // Heads never change once booked, so a stored mark already equals `head`.
+        if (_marks[recordCount] != 0) return (recordCount, head);
+        _marks[recordCount] = head;
+        emit CheckpointMarked(recordCount, head);
+    }
+
+    /// @inheritdoc IPrepaidLedger
     function accountBooks(uint32 merchantId, bytes32 account) external view returns (AccountBooks memory books) {
         uint256 packed = _accounts[merchantId][account];
         books = AccountBooks({
@@ -151,6 +165,11 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     /// @inheritdoc IPrepaidLedger
     function chainHead() external view returns (uint64 recordCount, bytes32 head) {
         return (_recordCount, _head);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function markedHead(uint64 recordCount) external view returns (bytes32) {
+        return _marks[recordCount];
     }
 
     /// @inheritdoc IPrepaidLedger

@@ -125,6 +125,11 @@ interface IPrepaidLedger {
         bytes envelope
     );
 
+    /// @notice The chain head at a record count was kept for checkpoints (see `markCheckpoint`).
+    /// @param recordCount The number of records the head covers (the index of the last one).
+    /// @param head The chain head after record `recordCount`.
+    event CheckpointMarked(uint64 indexed recordCount, bytes32 head);
+
     // ---------------------------------------------------------------- errors
 
     /// @notice Merchant id 0 is reserved to mean "no merchant".
@@ -165,6 +170,8 @@ interface IPrepaidLedger {
     error LedgerInsufficientBalance(bytes32 account, uint256 balance, uint256 needed);
     /// @notice The account's top-up total (or record count) would exceed what its books can hold.
     error LedgerAccountOverflow(bytes32 account, uint256 total);
+    /// @notice No record has been booked, so there is no chain head to mark.
+    error LedgerNothingToMark();
 
     // ---------------------------------------------------------------- merchants (regulator)
 
@@ -218,6 +225,17 @@ interface IPrepaidLedger {
         external
         returns (uint64 firstRecordIndex, uint16 count);
 
+    // ---------------------------------------------------------------- checkpoints (anyone)
+
+    /// @notice Keeps the current chain head under the current record count, so a checkpoint
+    /// over exactly these records can later be checked against the ledger (SupervisorQuorum
+    /// does). Anyone may call it, paused or not: it changes no books. Costs one storage slot
+    /// per mark, nothing per record; calling it again at the same count changes nothing and
+    /// emits nothing.
+    /// @return recordCount Number of records booked so far, now marked.
+    /// @return head The chain head after record `recordCount` (docs/FORMAT.md 7).
+    function markCheckpoint() external returns (uint64 recordCount, bytes32 head);
+
     // ---------------------------------------------------------------- views
 
     /// @notice The books of one account; all zero if no top-up opened it. Accounts are per
@@ -242,6 +260,11 @@ interface IPrepaidLedger {
     /// @return recordCount Number of records booked so far (the index of the last one).
     /// @return head The chain head after the last record, or the genesis head if none.
     function chainHead() external view returns (uint64 recordCount, bytes32 head);
+
+    /// @notice The chain head kept by `markCheckpoint` at a record count.
+    /// @param recordCount A record count.
+    /// @return The chain head after record `recordCount`, or zero if that count was never marked.
+    function markedHead(uint64 recordCount) external view returns (bytes32);
 
     /// @notice The chain's starting value, bound to this chain id and contract address.
     /// @return The head before the first record.

@@ -454,4 +454,43 @@ describe("PrepaidLedger", function () {
       }
     });
   });
+
+  describe("checkpoint marks", function () {
+    it("keeps the current head under the current count, for anyone, once", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      await upload(f, [record(TopUp, account("a"), 10n), record(Consume, account("a"), 3n)]);
+      const [count, head] = await f.ledger.chainHead();
+      expect(await f.ledger.markedHead(count)).to.equal(ZeroHash);
+      expect(await f.ledger.connect(f.stranger).markCheckpoint.staticCall()).to.deep.equal([count, head]);
+      await expect(f.ledger.connect(f.stranger).markCheckpoint()).to.emit(f.ledger, "CheckpointMarked").withArgs(count, head);
+      expect(await f.ledger.markedHead(count)).to.equal(head);
+
+      // Marking again at the same count returns the same mark and logs nothing.
+      expect(await f.ledger.markCheckpoint.staticCall()).to.deep.equal([count, head]);
+      await expect(f.ledger.markCheckpoint()).not.to.emit(f.ledger, "CheckpointMarked");
+
+      // Later records leave the mark alone; the next mark is at the next count.
+      await upload(f, [record(Consume, account("a"), 1n)]);
+      const [later, laterHead] = await f.ledger.chainHead();
+      expect(await f.ledger.markedHead(count)).to.equal(head);
+      expect(await f.ledger.markedHead(later)).to.equal(ZeroHash);
+      await expect(f.ledger.markCheckpoint()).to.emit(f.ledger, "CheckpointMarked").withArgs(later, laterHead);
+      expect(await f.ledger.markedHead(later)).to.equal(laterHead);
+      expect(laterHead).to.not.equal(head);
+    });
+
+    it("marks while paused: it changes no books", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      await upload(f, [record(TopUp, account("a"), 10n)]);
+      await f.ledger.connect(f.admin).pause();
+      const [count, head] = await f.ledger.chainHead();
+      await expect(f.ledger.connect(f.stranger).markCheckpoint()).to.emit(f.ledger, "CheckpointMarked").withArgs(count, head);
+    });
+
+    it("refuses to mark an empty ledger", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      await expect(f.ledger.markCheckpoint()).to.be.revertedWithCustomError(f.ledger, "LedgerNothingToMark");
+      expect(await f.ledger.markedHead(0)).to.equal(ZeroHash);
+    });
+  });
 });

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title ISupervisorQuorum
+/// @notice Confirmation of a PrepaidLedger by several independent supervisors. Each supervisor
+/// replays the ledger's records, rebuilds the books and signs a checkpoint: the ledger's hash
+/// chain head after a record count and a digest of the books it rebuilt. A checkpoint becomes
+/// final once `threshold` distinct supervisors of the current set have signed it, and every
+/// record up to its count is then confirmed.
+/// @dev Supervisors sign EIP-712 typed data, domain {name: "PrepaidLedgerSupervision",
+/// version: "1", chainId, verifyingContract: this quorum}, primary type
+/// `Checkpoint(address ledger,uint64 recordCount,bytes32 chainHead,bytes32 stateDigest,uint64 setId)`.
+/// The domain binds a signature to one chain and one quorum contract, `ledger` to one ledger,
+/// and `setId` to one supervisor set, so nothing signed for one of them counts for another.
+/// A checkpoint's head must be one the ledger marked (`IPrepaidLedger.markCheckpoint`).
+interface ISupervisorQuorum {
+    /// @notice Where a record stands.
+    /// @custom:value Unknown Index 0, or beyond the ledger's record count.
+    /// @custom:value Pending Booked, not yet covered by a final checkpoint.
+    /// @custom:value Confirmed Covered by a final checkpoint.
+    enum RecordStatus {
+        Unknown,
+        Pending,
+        Confirmed
+    }
+
+    /// @notice What supervisors sign. The chain id is in the EIP-712 domain.
+    /// @param ledger The ledger the checkpoint is about; must be this quorum's `LEDGER`.
+    /// @param recordCount Records covered: the index of the last one.
+    /// @param chainHead The ledger's chain head after record `recordCount` (docs/FORMAT.md 7).
+    /// @param stateDigest A digest of the books the supervisor rebuilt from those records.
+    /// @param setId The supervisor set the signature is given as a member of.
+    struct Checkpoint {
+        address ledger;
+        uint64 recordCount;
+        bytes32 chainHead;
+        bytes32 stateDigest;
+        uint64 setId;
+    }
+
+    // ---------------------------------------------------------------- events
+
+    /// @notice Governance installed a new supervisor set; signatures for earlier sets no longer count.
+    /// @param setId The new set's id (the first set, from the constructor, is 1).
+    /// @param supervisors The set's members, in the order given.
+    /// @param threshold How many distinct members must sign a checkpoint.
+    event SupervisorsChanged(uint64 indexed setId, address[] supervisors, uint8 threshold);
+
+    /// @notice A checkpoint became final: every record up to `recordCount` is confirmed.
+    /// @param recordCount Records covered.
+    /// @param chainHead The ledger's chain head after record `recordCount`.
+    /// @param stateDigest The books' digest the signers agreed on.
+    /// @param setId The set the signers belong to.
+    /// @param signers The signers, in the order their signatures were given.
+    event CheckpointFinalized(
+        uint64 indexed recordCount, bytes32 chainHead, bytes32 stateDigest, uint64 indexed setId, address[] signers
+    );
+
+    /// @notice A supervisor was proven to have signed two different checkpoints for the same
+    /// record count in the same set. Its signatures no longer count for that set; whether it is
+    /// removed is governance's call (`setSupervisors`).
+    /// @param supervisor The equivocating supervisor.
+    /// @param recordCount The record count both checkpoints claim.
+    /// @param setId The set it signed as a member of.
+    /// @param digestA The EIP-712 digest of the first checkpoint.
+    /// @param digestB The EIP-712 digest of the second checkpoint.
+    event EquivocationRecorded(
+        address indexed supervisor, uint64 indexed recordCount, uint64 setId, bytes32 digestA, bytes32 digestB
+    );
+
+    // ---------------------------------------------------------------- errors
+
+    /// @notice The governor or ledger given to the constructor is the zero address.
+    error QuorumZeroAddress();
+    /// @notice A supervisor set holds at most 255 members (a signer's position fits a uint8).
+    error QuorumTooManySupervisors(uint256 count);
+    /// @notice The threshold must be at least 1 and at most the number of supervisors.
+    error QuorumInvalidThreshold(uint8 threshold, uint256 supervisors);
+    /// @notice A supervisor in the new set is the zero address.
+    error QuorumZeroSupervisor(uint256 index);
+    /// @notice A supervisor appears twice in the new set.
+    error QuorumDuplicateSupervisor(address supervisor);
+    /// @notice The checkpoint names another ledger than this quorum's.
+    error QuorumWrongLedger(address ledger, address expected);
+    /// @notice The checkpoint names another supervisor set than the current one.
+    error QuorumWrongSet(uint64 setId, uint64 current);
+    /// @notice Checkpoints only move forward: this one covers no record the last final one did not.
+    error QuorumCheckpointNotNewer(uint64 recordCount, uint64 lastFinal);
+    /// @notice The ledger holds no marked chain head at this record count.
+    error QuorumUnmarkedCheckpoint(uint64 recordCount);
+    /// @notice The checkpoint's chain head is not the one the ledger marked at its record count.
+    error QuorumHeadMismatch(uint64 recordCount, bytes32 claimed, bytes32 ledger);
+    /// @notice A signature is malformed (length, high s, or recovers no address).
+    /// @param index Its position in the signatures given.
+    error QuorumInvalidSignature(uint256 index);
+    /// @notice A signature recovers to an address that is not a member of the set.
+    error QuorumSignerNotSupervisor(address signer, uint64 setId);
+    /// @notice Two signatures recover to the same supervisor.
+    error QuorumDuplicateSigner(address signer);
+    /// @notice The signer was proven to equivocate in this set: its signatures do not count.
+    error QuorumSignerEquivocated(address signer, uint64 setId);
+    /// @notice Fewer valid signatures than the threshold.
+    error QuorumBelowThreshold(uint256 valid, uint8 threshold);
+    /// @notice An equivocation report needs two checkpoints for the same record count.
+    error QuorumRecordCountMismatch(uint64 recordCountA, uint64 recordCountB);
+    /// @notice An equivocation report needs two checkpoints for the same supervisor set.
+    error QuorumSetMismatch(uint64 setIdA, uint64 setIdB);
+    /// @notice An equivocation report needs two different checkpoints.
+    error QuorumIdenticalCheckpoints(bytes32 digest);
+    /// @notice The two signatures of an equivocation report recover to different addresses.
+    error QuorumSignerMismatch(address signerA, address signerB);
+    /// @notice This supervisor's equivocation in this set is already recorded.
+    error QuorumEquivocationAlreadyRecorded(address supervisor, uint64 setId);
+
+    // ---------------------------------------------------------------- governance
+
+    /// @notice Replaces the whole supervisor set and threshold. Governance (DEFAULT_ADMIN_ROLE)
+    /// only. The set gets the next `setId`, so signatures given for earlier sets no longer
+    /// count; the last final checkpoint stays final.
+    /// @param supervisors The new members: 1 to 255 distinct, non-zero addresses.
+    /// @param threshold How many distinct members must sign: 1 to `supervisors.length`.
+    function setSupervisors(address[] calldata supervisors, uint8 threshold) external;
+
+    // ---------------------------------------------------------------- checkpoints (anyone)
+
+    /// @notice Makes a checkpoint final, given signatures of at least `threshold` distinct
+    /// members of the current set. Anyone may submit. Every signature given must be valid, by a
+    /// distinct member that was not proven to equivocate in the set, in any order.
+    /// @dev Reverts, changing nothing, with QuorumWrongLedger, QuorumWrongSet,
+    /// QuorumCheckpointNotNewer, QuorumUnmarkedCheckpoint, QuorumHeadMismatch,
+    /// QuorumInvalidSignature, QuorumSignerNotSupervisor, QuorumSignerEquivocated,
+    /// QuorumDuplicateSigner or QuorumBelowThreshold.
+    /// @param checkpoint The checkpoint: `ledger` is LEDGER, `setId` the current set,
+    /// `recordCount` beyond the last final one, `chainHead` the ledger's marked head there.
+    /// @param signatures 65-byte ECDSA signatures (r | s | v) over `checkpointDigest(checkpoint)`.
+    function finalize(Checkpoint calldata checkpoint, bytes[] calldata signatures) external;
+
+    /// @notice Records proof that a supervisor signed two different checkpoints (different
+    /// chain head or state digest) for the same record count in the same set. Anyone may submit.
+    /// From then on the supervisor's signatures do not count in `finalize` for that set.
+    /// @dev Works for past sets too (membership of every set is kept), so the record survives a
+    /// change of set. Neither checkpoint needs to match the ledger: signing both is the fault.
+    /// @param a The first checkpoint; its `ledger` must be LEDGER.
+    /// @param signatureA The supervisor's signature over `a`.
+    /// @param b The second checkpoint: same ledger, record count and set as `a`, otherwise different.
+    /// @param signatureB The supervisor's signature over `b`.
+    function reportEquivocation(
+        Checkpoint calldata a,
+        bytes calldata signatureA,
+        Checkpoint calldata b,
+        bytes calldata signatureB
+    ) external;
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice The ledger this quorum confirms.
+    /// @return The PrepaidLedger's address.
+    function LEDGER() external view returns (address);
+
+    /// @notice The EIP-712 typehash of `Checkpoint`.
+    /// @return keccak256("Checkpoint(address ledger,uint64 recordCount,bytes32 chainHead,bytes32 stateDigest,uint64 setId)").
+    function CHECKPOINT_TYPEHASH() external view returns (bytes32);
+
+    /// @notice The EIP-712 digest supervisors sign for a checkpoint, under this quorum's domain.
+    /// @param checkpoint The checkpoint.
+    /// @return The digest (what `TypedDataEncoder.hash(domain, types, checkpoint)` gives off-chain).
+    function checkpointDigest(Checkpoint calldata checkpoint) external view returns (bytes32);
+
+    /// @notice The last final checkpoint, all zero before the first.
+    /// @return recordCount Records it covers.
+    /// @return chainHead The ledger's chain head after record `recordCount`.
+    /// @return stateDigest The books' digest its signers agreed on.
+    function lastFinal() external view returns (uint64 recordCount, bytes32 chainHead, bytes32 stateDigest);
+
+    /// @notice Whether a record is covered by a final checkpoint.
+    /// @param recordIndex A ledger-wide record index (records count from 1).
+    /// @return True if 1 <= recordIndex <= lastFinal().recordCount.
+    function isConfirmed(uint64 recordIndex) external view returns (bool);
+
+    /// @notice Where a record stands, reading the ledger's record count.
+    /// @param recordIndex A ledger-wide record index (records count from 1).
+    /// @return Unknown (index 0 or not booked yet), Pending (booked) or Confirmed (final).
+    function status(uint64 recordIndex) external view returns (RecordStatus);
+
+    /// @notice The current supervisor set.
+    /// @return The members, in the order governance gave them.
+    function supervisors() external view returns (address[] memory);
+
+    /// @notice How many distinct members of the current set must sign a checkpoint.
+    /// @return The threshold.
+    function threshold() external view returns (uint8);
+
+    /// @notice The current supervisor set's id; it grows by one with every `setSupervisors`.
+    /// @return The id (the constructor's set is 1).
+    function setId() external view returns (uint64);
+
+    /// @notice Whether an address was a member of a supervisor set.
+    /// @param setId_ A set id, current or past.
+    /// @param account The address.
+    /// @return True if `account` belongs to set `setId_`.
+    function isSupervisor(uint64 setId_, address account) external view returns (bool);
+
+    /// @notice Whether a supervisor was proven to equivocate in a set.
+    /// @param setId_ A set id, current or past.
+    /// @param supervisor The supervisor.
+    /// @return True if an equivocation by `supervisor` in set `setId_` is recorded.
+    function isEquivocator(uint64 setId_, address supervisor) external view returns (bool);
+
+    /// @notice In how many sets a supervisor was proven to equivocate.
+    /// @param supervisor The supervisor.
+    /// @return The number of recorded equivocations (at most one per set).
+    function equivocationCount(address supervisor) external view returns (uint256);
+}

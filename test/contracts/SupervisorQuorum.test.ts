@@ -1,0 +1,779 @@
+import { expect } from "chai";
+import fc from "fast-check";
+import {
+  type BaseContract,
+  concat,
+  getAddress,
+  hexlify,
+  id,
+  recoverAddress,
+  Signature,
+  toBeHex,
+  TypedDataEncoder,
+  type TypedDataDomain,
+  Wallet,
+  ZeroAddress,
+  ZeroHash,
+} from "ethers";
+import { network } from "hardhat";
+
+import { packBatch, type PackedRecord } from "../../src/ledger/codec.js";
+import { Consume, Refund, TopUp, account, record } from "../helpers/records.js";
+
+const { ethers, networkHelpers } = await network.create();
+
+const M1 = 1;
+const THRESHOLD = 3;
+const SET_1 = 1n;
+const NO_ENVELOPE = "0x";
+/** secp256k1 group order, to build the high-s twin of a signature. */
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+
+/** The EIP-712 type supervisors sign (ISupervisorQuorum's NatSpec). */
+const TYPES = {
+  Checkpoint: [
+    { name: "ledger", type: "address" },
+    { name: "recordCount", type: "uint64" },
+    { name: "chainHead", type: "bytes32" },
+    { name: "stateDigest", type: "bytes32" },
+    { name: "setId", type: "uint64" },
+  ],
+};
+
+/** RecordStatus in ISupervisorQuorum. */
+const Unknown = 0n;
+const Pending = 1n;
+const Confirmed = 2n;
+
+interface Checkpoint {
+  ledger: string;
+  recordCount: bigint;
+  chainHead: string;
+  stateDigest: string;
+  setId: bigint;
+}
+
+interface TypedSigner {
+  address: string;
+  signTypedData(domain: TypedDataDomain, types: typeof TYPES, value: Checkpoint): Promise<string>;
+}
+
+/** A digest standing in for the books a supervisor rebuilt after `count` records. */
+const books = (count: bigint, variant = "") => id(`books after ${count}${variant}`);
+
+/**
+ * A ledger with 5 records: heads marked at counts 2 and 4, count 5 unmarked; and a quorum of 4
+ * supervisors with threshold 3 over it.
+ */
+async function deployQuorum() {
+  const [governor, regulator, recorder, stranger, s0, s1, s2, s3, outsider] = await ethers.getSigners();
+  const supervisors = [s0, s1, s2, s3];
+  const ledger = await ethers.deployContract("PrepaidLedger", [governor.address, regulator.address]);
+  await ledger.connect(regulator).registerMerchant(M1, recorder.address);
+  const quorum = await ethers.deployContract("SupervisorQuorum", [
+    governor.address,
+    await ledger.getAddress(),
+    supervisors.map((s) => s.address),
+    THRESHOLD,
+  ]);
+  const a = account("alice");
+  const b = account("bob");
+  const upload = async (records: PackedRecord[]) => {
+    const seq = (await ledger.merchantBooks(M1)).nextSequence;
+    await ledger.connect(recorder).recordBatch(M1, seq, NO_ENVELOPE, packBatch(records));
+  };
+  await upload([record(TopUp, a, 1_000n), record(Consume, a, 200n)]);
+  await ledger.markCheckpoint();
+  await upload([record(TopUp, b, 500n), record(Refund, a, 100n)]);
+  await ledger.markCheckpoint();
+  await upload([record(Consume, b, 50n)]);
+
+  const { chainId } = await ethers.provider.getNetwork();
+  const domain: TypedDataDomain = {
+    name: "PrepaidLedgerSupervision",
+    version: "1",
+    chainId,
+    verifyingContract: await quorum.getAddress(),
+  };
+  return { ledger, quorum, governor, regulator, recorder, stranger, outsider, supervisors, domain, upload };
+}
+
+type Fixture = Awaited<ReturnType<typeof deployQuorum>>;
+
+/** The honest checkpoint at `count`: the ledger's marked head, the set given (current by default). */
+async function checkpointAt(f: Fixture, count: bigint, overrides: Partial<Checkpoint> = {}): Promise<Checkpoint> {
+  return {
+    ledger: await f.ledger.getAddress(),
+    recordCount: count,
+    chainHead: await f.ledger.markedHead(count),
+    stateDigest: books(count),
+    setId: await f.quorum.setId(),
+    ...overrides,
+  };
+}
+
+/** Each signer's signature over `c`, under `domain` (the quorum's by default). */
+function signAll(f: Fixture, signers: TypedSigner[], c: Checkpoint, domain: TypedDataDomain = f.domain) {
+  return Promise.all(signers.map((s) => s.signTypedData(domain, TYPES, c)));
+}
+
+/** The address a signature over `c` under another domain recovers to under the quorum's. */
+const recoveredHere = (f: Fixture, c: Checkpoint, signature: string) =>
+  recoverAddress(TypedDataEncoder.hash(f.domain, TYPES, c), signature);
+
+/** Everything a refused call must leave untouched. */
+async function snapshot(f: Fixture) {
+  const set = await f.quorum.setId();
+  return {
+    lastFinal: await f.quorum.lastFinal(),
+    setId: set,
+    threshold: await f.quorum.threshold(),
+    supervisors: await f.quorum.supervisors(),
+    equivocators: await Promise.all(f.supervisors.map((s) => f.quorum.isEquivocator(set, s.address))),
+    counts: await Promise.all(f.supervisors.map((s) => f.quorum.equivocationCount(s.address))),
+  };
+}
+
+/** Asserts `call` reverts with `error(...args)` and changes nothing. */
+async function expectRefused(
+  f: Fixture,
+  call: () => Promise<unknown>,
+  error: string,
+  args: unknown[],
+  on: BaseContract = f.quorum,
+) {
+  const before = await snapshot(f);
+  await expect(call())
+    .to.be.revertedWithCustomError(on, error)
+    .withArgs(...args);
+  expect(await snapshot(f)).to.deep.equal(before);
+}
+
+describe("SupervisorQuorum", function () {
+  describe("deployment", function () {
+    it("installs set 1, the governor and the ledger", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const addresses = f.supervisors.map((s) => s.address);
+      expect(await f.quorum.setId()).to.equal(SET_1);
+      expect(await f.quorum.threshold()).to.equal(BigInt(THRESHOLD));
+      expect(await f.quorum.supervisors()).to.deep.equal(addresses);
+      expect(await f.quorum.LEDGER()).to.equal(await f.ledger.getAddress());
+      expect(await f.quorum.hasRole(ZeroHash, f.governor.address)).to.equal(true);
+      for (const s of addresses) expect(await f.quorum.isSupervisor(SET_1, s)).to.equal(true);
+      expect(await f.quorum.isSupervisor(SET_1, f.stranger.address)).to.equal(false);
+      expect(await f.quorum.isSupervisor(2n, addresses[0])).to.equal(false);
+      expect(await f.quorum.lastFinal()).to.deep.equal([0n, ZeroHash, ZeroHash]);
+      await expect(f.quorum.deploymentTransaction())
+        .to.emit(f.quorum, "SupervisorsChanged")
+        .withArgs(SET_1, addresses, THRESHOLD);
+    });
+
+    it("signs under the documented EIP-712 domain and type", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      expect(await f.quorum.CHECKPOINT_TYPEHASH()).to.equal(
+        id("Checkpoint(address ledger,uint64 recordCount,bytes32 chainHead,bytes32 stateDigest,uint64 setId)"),
+      );
+      const domain = await f.quorum.eip712Domain();
+      expect([domain.name, domain.version, domain.chainId, domain.verifyingContract]).to.deep.equal([
+        f.domain.name,
+        f.domain.version,
+        f.domain.chainId,
+        f.domain.verifyingContract,
+      ]);
+    });
+
+    it("computes the digest ethers' TypedDataEncoder computes, for any checkpoint", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map(hexlify);
+      const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+      const address = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => getAddress(hexlify(b)));
+      await fc.assert(
+        fc.asyncProperty(
+          fc.record({ ledger: address, recordCount: u64, chainHead: bytes32, stateDigest: bytes32, setId: u64 }),
+          async (c) => {
+            expect(await f.quorum.checkpointDigest(c)).to.equal(TypedDataEncoder.hash(f.domain, TYPES, c));
+          },
+        ),
+        { numRuns: 25 },
+      );
+      // A hardhat account's eth_signTypedData_v4 signs exactly that digest.
+      const c = await checkpointAt(f, 4n);
+      const [signature] = await signAll(f, [f.supervisors[0]], c);
+      expect(recoverAddress(await f.quorum.checkpointDigest(c), signature)).to.equal(f.supervisors[0].address);
+    });
+
+    it("refuses a zero governor or ledger, and a bad first set", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const factory = await ethers.getContractFactory("SupervisorQuorum");
+      const ledger = await f.ledger.getAddress();
+      const set = f.supervisors.map((s) => s.address);
+      await expect(factory.deploy(ZeroAddress, ledger, set, THRESHOLD)).to.be.revertedWithCustomError(
+        factory,
+        "QuorumZeroAddress",
+      );
+      await expect(factory.deploy(f.governor.address, ZeroAddress, set, THRESHOLD)).to.be.revertedWithCustomError(
+        factory,
+        "QuorumZeroAddress",
+      );
+      await expect(factory.deploy(f.governor.address, ledger, set, 0))
+        .to.be.revertedWithCustomError(factory, "QuorumInvalidThreshold")
+        .withArgs(0, 4);
+      await expect(factory.deploy(f.governor.address, ledger, [], 1))
+        .to.be.revertedWithCustomError(factory, "QuorumInvalidThreshold")
+        .withArgs(1, 0);
+    });
+  });
+
+  describe("finalize", function () {
+    it("makes a checkpoint final with 3 of 4 signatures, from anyone", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const c = await checkpointAt(f, 4n);
+      const signers = [f.supervisors[0], f.supervisors[2], f.supervisors[3]];
+      const signatures = await signAll(f, signers, c);
+      await expect(f.quorum.connect(f.stranger).finalize(c, signatures))
+        .to.emit(f.quorum, "CheckpointFinalized")
+        .withArgs(
+          4n,
+          c.chainHead,
+          c.stateDigest,
+          SET_1,
+          signers.map((s) => s.address),
+        );
+      expect(await f.quorum.lastFinal()).to.deep.equal([4n, c.chainHead, c.stateDigest]);
+      expect(c.chainHead).to.equal((await f.ledger.queryFilter(f.ledger.filters.BatchRecorded(M1)))[1].args.chainHead);
+    });
+
+    it("makes a checkpoint final with 4 of 4, in any order", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const c = await checkpointAt(f, 2n);
+      const signers = [f.supervisors[3], f.supervisors[0], f.supervisors[2], f.supervisors[1]];
+      await expect(f.quorum.finalize(c, await signAll(f, signers, c)))
+        .to.emit(f.quorum, "CheckpointFinalized")
+        .withArgs(
+          2n,
+          c.chainHead,
+          c.stateDigest,
+          SET_1,
+          signers.map((s) => s.address),
+        );
+      expect(await f.quorum.lastFinal()).to.deep.equal([2n, c.chainHead, c.stateDigest]);
+    });
+
+    it("moves forward only", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const quorum3 = f.supervisors.slice(0, 3);
+      const at2 = await checkpointAt(f, 2n);
+      const at4 = await checkpointAt(f, 4n);
+      await expectRefused(f, async () => f.quorum.finalize(await checkpointAt(f, 0n), []), "QuorumCheckpointNotNewer", [
+        0n,
+        0n,
+      ]);
+      await f.quorum.finalize(at4, await signAll(f, quorum3, at4));
+      await expectRefused(
+        f,
+        async () => f.quorum.finalize(at2, await signAll(f, quorum3, at2)),
+        "QuorumCheckpointNotNewer",
+        [2n, 4n],
+      );
+      await expectRefused(
+        f,
+        async () => f.quorum.finalize(at4, await signAll(f, quorum3, at4)),
+        "QuorumCheckpointNotNewer",
+        [4n, 4n],
+      );
+
+      await f.ledger.markCheckpoint();
+      const at5 = await checkpointAt(f, 5n);
+      await expect(f.quorum.finalize(at5, await signAll(f, quorum3, at5)))
+        .to.emit(f.quorum, "CheckpointFinalized")
+        .withArgs(
+          5n,
+          at5.chainHead,
+          at5.stateDigest,
+          SET_1,
+          quorum3.map((s) => s.address),
+        );
+      expect(await f.quorum.lastFinal()).to.deep.equal([5n, at5.chainHead, at5.stateDigest]);
+    });
+
+    describe("when the signatures fall short", function () {
+      it("refuses 2 of 4, and none", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const two = await signAll(f, f.supervisors.slice(1, 3), c);
+        await expectRefused(f, () => f.quorum.finalize(c, two), "QuorumBelowThreshold", [2n, THRESHOLD]);
+        await expectRefused(f, () => f.quorum.finalize(c, []), "QuorumBelowThreshold", [0n, THRESHOLD]);
+      });
+
+      it("refuses a signature by a key outside the set", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const forger = Wallet.createRandom();
+        const honest = await signAll(f, f.supervisors.slice(0, 3), c);
+        const forged = await signAll(f, [forger], c);
+        await expectRefused(
+          f,
+          () => f.quorum.finalize(c, [...honest.slice(0, 2), ...forged]),
+          "QuorumSignerNotSupervisor",
+          [forger.address, SET_1],
+        );
+        // The governor and a hardhat account that is no supervisor fare no better.
+        for (const key of [f.governor, f.outsider]) {
+          const [sig] = await signAll(f, [key], c);
+          await expectRefused(f, () => f.quorum.finalize(c, [sig, ...honest]), "QuorumSignerNotSupervisor", [
+            key.address,
+            SET_1,
+          ]);
+        }
+      });
+
+      it("refuses a duplicated signer, in any position", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const [a, b, d] = await signAll(f, f.supervisors.slice(0, 3), c);
+        const s0 = f.supervisors[0].address;
+        await expectRefused(f, () => f.quorum.finalize(c, [a, b, a]), "QuorumDuplicateSigner", [s0]);
+        await expectRefused(f, () => f.quorum.finalize(c, [a, a, b, d]), "QuorumDuplicateSigner", [s0]);
+        // The other encoding of a valid signature (its high-s twin, which ecrecover would also
+        // accept) is refused as malformed, so malleability cannot turn one key into two votes.
+        const sig = Signature.from(b);
+        const twin = concat([sig.r, toBeHex(SECP256K1_N - BigInt(sig.s), 32), sig.v === 27 ? "0x1c" : "0x1b"]);
+        await expectRefused(f, () => f.quorum.finalize(c, [a, b, twin, d]), "QuorumInvalidSignature", [2n]);
+      });
+
+      it("refuses malformed signatures by their index", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const [a, b, d] = await signAll(f, f.supervisors.slice(0, 3), c);
+        const badV = concat([d.slice(0, 130), "0x1d"]);
+        for (const [bad, index] of [
+          [d.slice(0, 130), 2n], // 64 bytes
+          [concat([d, "0x00"]), 2n], // 66 bytes
+          [badV, 2n], // v = 29
+          ["0x", 0n],
+        ] as const) {
+          const sigs = index === 0n ? [bad, a, b, d] : [a, b, bad];
+          await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumInvalidSignature", [index]);
+        }
+      });
+    });
+
+    describe("when a signature was given for somewhere else", function () {
+      it("does not count a signature over another chain id", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const elsewhere = { ...f.domain, chainId: 1n };
+        const sigs = await signAll(f, f.supervisors.slice(0, 3), c, elsewhere);
+        const recovered = recoveredHere(f, c, sigs[0]);
+        expect(recovered).to.not.equal(f.supervisors[0].address);
+        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [recovered, SET_1]);
+      });
+
+      it("does not count a signature given to another quorum contract, which does", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const other = await ethers.deployContract("SupervisorQuorum", [
+          f.governor.address,
+          await f.ledger.getAddress(),
+          f.supervisors.map((s) => s.address),
+          THRESHOLD,
+        ]);
+        const c = await checkpointAt(f, 4n);
+        const sigs = await signAll(f, f.supervisors.slice(0, 3), c, {
+          ...f.domain,
+          verifyingContract: await other.getAddress(),
+        });
+        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [
+          recoveredHere(f, c, sigs[0]),
+          SET_1,
+        ]);
+        await expect(other.finalize(c, sigs)).to.emit(other, "CheckpointFinalized");
+      });
+
+      it("refuses a checkpoint of another ledger, and does not count signatures over one", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const otherLedger = await ethers.deployContract("PrepaidLedger", [f.governor.address, f.regulator.address]);
+        const c = await checkpointAt(f, 4n);
+        const theirs = { ...c, ledger: await otherLedger.getAddress() };
+        const sigs = await signAll(f, f.supervisors.slice(0, 3), theirs);
+        await expectRefused(f, () => f.quorum.finalize(theirs, sigs), "QuorumWrongLedger", [theirs.ledger, c.ledger]);
+        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [
+          recoveredHere(f, c, sigs[0]),
+          SET_1,
+        ]);
+      });
+
+      it("refuses a checkpoint of a replaced set, and does not count signatures for one", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c1 = await checkpointAt(f, 4n);
+        const sigs1 = await signAll(f, f.supervisors.slice(0, 3), c1);
+        // The same people, re-installed: only the set id differs.
+        await f.quorum.connect(f.governor).setSupervisors(
+          f.supervisors.map((s) => s.address),
+          THRESHOLD,
+        );
+        await expectRefused(f, () => f.quorum.finalize(c1, sigs1), "QuorumWrongSet", [SET_1, 2n]);
+        const c2 = { ...c1, setId: 2n };
+        await expectRefused(f, () => f.quorum.finalize(c2, sigs1), "QuorumSignerNotSupervisor", [
+          recoveredHere(f, c2, sigs1[0]),
+          2n,
+        ]);
+        await expectRefused(f, () => f.quorum.finalize({ ...c1, setId: 3n }, sigs1), "QuorumWrongSet", [3n, 2n]);
+        await expect(f.quorum.finalize(c2, await signAll(f, f.supervisors.slice(0, 3), c2)))
+          .to.emit(f.quorum, "CheckpointFinalized")
+          .withArgs(
+            4n,
+            c2.chainHead,
+            c2.stateDigest,
+            2n,
+            f.supervisors.slice(0, 3).map((s) => s.address),
+          );
+      });
+
+      it("does not count a member the new set dropped", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const [s0, s1, s2, s3] = f.supervisors;
+        await f.quorum
+          .connect(f.governor)
+          .setSupervisors([s1.address, s2.address, s3.address, f.outsider.address], THRESHOLD);
+        const c = await checkpointAt(f, 4n);
+        const sigs = await signAll(f, [s0, s1, s2], c);
+        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [s0.address, 2n]);
+        await expect(f.quorum.finalize(c, await signAll(f, [f.outsider, s1, s2], c))).to.emit(
+          f.quorum,
+          "CheckpointFinalized",
+        );
+      });
+    });
+
+    describe("when the checkpoint does not match the ledger", function () {
+      it("refuses a record count the ledger never marked", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const head5 = (await f.ledger.chainHead())[1];
+        for (const count of [5n, 3n, 99n]) {
+          const c = await checkpointAt(f, count, { chainHead: head5 });
+          const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
+          await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumUnmarkedCheckpoint", [count]);
+        }
+      });
+
+      it("refuses a head other than the one marked at the count", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const wrong = await f.ledger.markedHead(2n);
+        const c = await checkpointAt(f, 4n, { chainHead: wrong });
+        const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
+        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumHeadMismatch", [
+          4n,
+          wrong,
+          await f.ledger.markedHead(4n),
+        ]);
+      });
+    });
+  });
+
+  describe("reportEquivocation", function () {
+    /** Supervisor `signer` signs two checkpoints at count 4 that differ as `change` says. */
+    async function equivocate(
+      f: Fixture,
+      signer: TypedSigner,
+      change: Partial<Checkpoint> = { stateDigest: books(4n, "'") },
+    ) {
+      const a = await checkpointAt(f, 4n);
+      const b = { ...a, ...change };
+      const [sigA] = await signAll(f, [signer], a);
+      const [sigB] = await signAll(f, [signer], b);
+      return { a, sigA, b, sigB };
+    }
+
+    it("records a supervisor that signed two state digests, and stops counting it", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const [s0, s1, s2, s3] = f.supervisors;
+      const { a, sigA, b, sigB } = await equivocate(f, s0);
+      await expect(f.quorum.connect(f.stranger).reportEquivocation(a, sigA, b, sigB))
+        .to.emit(f.quorum, "EquivocationRecorded")
+        .withArgs(s0.address, 4n, SET_1, await f.quorum.checkpointDigest(a), await f.quorum.checkpointDigest(b));
+      expect(await f.quorum.isEquivocator(SET_1, s0.address)).to.equal(true);
+      expect(await f.quorum.equivocationCount(s0.address)).to.equal(1n);
+      expect(await f.quorum.isEquivocator(SET_1, s1.address)).to.equal(false);
+      expect(await f.quorum.equivocationCount(s1.address)).to.equal(0n);
+      // Still a member (removal is governance's call), but its signature no longer counts.
+      expect(await f.quorum.isSupervisor(SET_1, s0.address)).to.equal(true);
+      await expectRefused(
+        f,
+        async () => f.quorum.finalize(a, await signAll(f, [s1, s0, s2], a)),
+        "QuorumSignerEquivocated",
+        [s0.address, SET_1],
+      );
+      await expect(f.quorum.finalize(a, await signAll(f, [s1, s2, s3], a))).to.emit(f.quorum, "CheckpointFinalized");
+    });
+
+    it("records a supervisor that signed two chain heads", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const s2 = f.supervisors[2];
+      const { a, sigA, b, sigB } = await equivocate(f, s2, { chainHead: id("a forked head") });
+      await expect(f.quorum.reportEquivocation(b, sigB, a, sigA))
+        .to.emit(f.quorum, "EquivocationRecorded")
+        .withArgs(s2.address, 4n, SET_1, await f.quorum.checkpointDigest(b), await f.quorum.checkpointDigest(a));
+      expect(await f.quorum.isEquivocator(SET_1, s2.address)).to.equal(true);
+    });
+
+    it("records an equivocation in a replaced set, and governance may drop the equivocator", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const [s0, s1, s2, s3] = f.supervisors;
+      const proof = await equivocate(f, s0);
+      await f.quorum.connect(f.governor).setSupervisors([s1.address, s2.address, s3.address], 2);
+      await expect(f.quorum.reportEquivocation(proof.a, proof.sigA, proof.b, proof.sigB))
+        .to.emit(f.quorum, "EquivocationRecorded")
+        .withArgs(
+          s0.address,
+          4n,
+          SET_1,
+          await f.quorum.checkpointDigest(proof.a),
+          await f.quorum.checkpointDigest(proof.b),
+        );
+      expect(await f.quorum.isEquivocator(SET_1, s0.address)).to.equal(true);
+      expect(await f.quorum.isEquivocator(2n, s0.address)).to.equal(false);
+      // s0 is no member of set 2, so an equivocation there cannot be pinned on it.
+      const again = await equivocate(f, s0);
+      await expectRefused(
+        f,
+        () => f.quorum.reportEquivocation(again.a, again.sigA, again.b, again.sigB),
+        "QuorumSignerNotSupervisor",
+        [s0.address, 2n],
+      );
+    });
+
+    it("counts equivocations per supervisor across sets", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const s0 = f.supervisors[0];
+      const first = await equivocate(f, s0);
+      await f.quorum.reportEquivocation(first.a, first.sigA, first.b, first.sigB);
+      await f.quorum.connect(f.governor).setSupervisors(
+        f.supervisors.map((s) => s.address),
+        THRESHOLD,
+      );
+      const second = await equivocate(f, s0);
+      expect(second.a.setId).to.equal(2n);
+      await f.quorum.reportEquivocation(second.a, second.sigA, second.b, second.sigB);
+      expect(await f.quorum.equivocationCount(s0.address)).to.equal(2n);
+      expect(await f.quorum.isEquivocator(2n, s0.address)).to.equal(true);
+    });
+
+    describe("when the proof does not hold", function () {
+      it("refuses identical checkpoints", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const { a, sigA } = await equivocate(f, f.supervisors[0]);
+        await expectRefused(f, () => f.quorum.reportEquivocation(a, sigA, a, sigA), "QuorumIdenticalCheckpoints", [
+          await f.quorum.checkpointDigest(a),
+        ]);
+      });
+
+      it("refuses checkpoints for different record counts or sets", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const s0 = f.supervisors[0];
+        const counts = await equivocate(f, s0, { recordCount: 2n, chainHead: await f.ledger.markedHead(2n) });
+        await expectRefused(
+          f,
+          () => f.quorum.reportEquivocation(counts.a, counts.sigA, counts.b, counts.sigB),
+          "QuorumRecordCountMismatch",
+          [4n, 2n],
+        );
+        const sets = await equivocate(f, s0, { setId: 2n, stateDigest: books(4n, "'") });
+        await expectRefused(
+          f,
+          () => f.quorum.reportEquivocation(sets.a, sets.sigA, sets.b, sets.sigB),
+          "QuorumSetMismatch",
+          [SET_1, 2n],
+        );
+      });
+
+      it("refuses checkpoints of another ledger", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const other = Wallet.createRandom().address;
+        const ours = await f.ledger.getAddress();
+        const p = await equivocate(f, f.supervisors[0]);
+        for (const [a, b] of [
+          [{ ...p.a, ledger: other }, p.b],
+          [p.a, { ...p.b, ledger: other }],
+        ]) {
+          const [sigA] = await signAll(f, [f.supervisors[0]], a);
+          const [sigB] = await signAll(f, [f.supervisors[0]], b);
+          await expectRefused(f, () => f.quorum.reportEquivocation(a, sigA, b, sigB), "QuorumWrongLedger", [
+            other,
+            ours,
+          ]);
+        }
+      });
+
+      it("refuses signatures by two different keys", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const [s0, s1] = f.supervisors;
+        const { a, sigA, b } = await equivocate(f, s0);
+        const [sigB] = await signAll(f, [s1], b);
+        await expectRefused(f, () => f.quorum.reportEquivocation(a, sigA, b, sigB), "QuorumSignerMismatch", [
+          s0.address,
+          s1.address,
+        ]);
+      });
+
+      it("refuses a key outside the set", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const forger = Wallet.createRandom();
+        const { a, sigA, b, sigB } = await equivocate(f, forger);
+        await expectRefused(f, () => f.quorum.reportEquivocation(a, sigA, b, sigB), "QuorumSignerNotSupervisor", [
+          forger.address,
+          SET_1,
+        ]);
+      });
+
+      it("refuses malformed signatures by their index", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const { a, sigA, b, sigB } = await equivocate(f, f.supervisors[0]);
+        await expectRefused(
+          f,
+          () => f.quorum.reportEquivocation(a, sigA.slice(0, 130), b, sigB),
+          "QuorumInvalidSignature",
+          [0n],
+        );
+        await expectRefused(f, () => f.quorum.reportEquivocation(a, sigA, b, "0x"), "QuorumInvalidSignature", [1n]);
+      });
+
+      it("refuses an equivocation already recorded", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const s0 = f.supervisors[0];
+        const p = await equivocate(f, s0);
+        await f.quorum.reportEquivocation(p.a, p.sigA, p.b, p.sigB);
+        const other = await equivocate(f, s0, { chainHead: id("another fork") });
+        await expectRefused(
+          f,
+          () => f.quorum.reportEquivocation(other.a, other.sigA, other.b, other.sigB),
+          "QuorumEquivocationAlreadyRecorded",
+          [s0.address, SET_1],
+        );
+        expect(await f.quorum.equivocationCount(s0.address)).to.equal(1n);
+      });
+    });
+  });
+
+  describe("setSupervisors", function () {
+    it("installs a whole new set under the next id, and keeps the old one provable", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const [s0, s1, s2, s3] = f.supervisors;
+      const next = [s3.address, f.outsider.address, s1.address];
+      await expect(f.quorum.connect(f.governor).setSupervisors(next, 2))
+        .to.emit(f.quorum, "SupervisorsChanged")
+        .withArgs(2n, next, 2);
+      expect(await f.quorum.setId()).to.equal(2n);
+      expect(await f.quorum.threshold()).to.equal(2n);
+      expect(await f.quorum.supervisors()).to.deep.equal(next);
+      expect(await f.quorum.isSupervisor(2n, f.outsider.address)).to.equal(true);
+      expect(await f.quorum.isSupervisor(2n, s0.address)).to.equal(false);
+      expect(await f.quorum.isSupervisor(SET_1, s0.address)).to.equal(true);
+      expect(await f.quorum.isSupervisor(SET_1, s2.address)).to.equal(true);
+      // 2 of the new 3 now suffice.
+      const c = await checkpointAt(f, 4n);
+      await expect(f.quorum.finalize(c, await signAll(f, [f.outsider, s3], c))).to.emit(
+        f.quorum,
+        "CheckpointFinalized",
+      );
+    });
+
+    it("keeps the last final checkpoint across a change of set", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const c = await checkpointAt(f, 2n);
+      await f.quorum.finalize(c, await signAll(f, f.supervisors.slice(0, 3), c));
+      await f.quorum.connect(f.governor).setSupervisors([f.outsider.address], 1);
+      expect(await f.quorum.lastFinal()).to.deep.equal([2n, c.chainHead, c.stateDigest]);
+      expect(await f.quorum.isConfirmed(2n)).to.equal(true);
+    });
+
+    it("accepts 255 supervisors and t = N", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const many = Array.from({ length: 255 }, (_, i) => getAddress(toBeHex(i + 1, 20)));
+      await expect(f.quorum.connect(f.governor).setSupervisors(many, 255))
+        .to.emit(f.quorum, "SupervisorsChanged")
+        .withArgs(2n, many, 255);
+      expect(await f.quorum.isSupervisor(2n, many[254])).to.equal(true);
+    });
+
+    describe("when the set is wrong", function () {
+      const a = (f: Fixture) => f.supervisors.map((s) => s.address);
+      const cases: {
+        name: string;
+        set: (f: Fixture) => string[];
+        t: number;
+        error: string;
+        args: (f: Fixture) => unknown[];
+      }[] = [
+        { name: "threshold 0", set: a, t: 0, error: "QuorumInvalidThreshold", args: () => [0, 4] },
+        { name: "threshold above N", set: a, t: 5, error: "QuorumInvalidThreshold", args: () => [5, 4] },
+        { name: "an empty set", set: () => [], t: 1, error: "QuorumInvalidThreshold", args: () => [1, 0] },
+        {
+          name: "a duplicate",
+          set: (f) => [...a(f), a(f)[1]],
+          t: 3,
+          error: "QuorumDuplicateSupervisor",
+          args: (f) => [a(f)[1]],
+        },
+        {
+          name: "the zero address",
+          set: (f) => [...a(f).slice(0, 2), ZeroAddress, a(f)[3]],
+          t: 3,
+          error: "QuorumZeroSupervisor",
+          args: () => [2],
+        },
+        {
+          name: "256 supervisors",
+          set: () => Array.from({ length: 256 }, (_, i) => getAddress(toBeHex(i + 1, 20))),
+          t: 3,
+          error: "QuorumTooManySupervisors",
+          args: () => [256],
+        },
+      ];
+      for (const c of cases) {
+        it(`refuses ${c.name}, changing nothing`, async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          await expectRefused(f, () => f.quorum.connect(f.governor).setSupervisors(c.set(f), c.t), c.error, c.args(f));
+        });
+      }
+
+      it("lets only governance change the set", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        for (const caller of [f.stranger, f.supervisors[0], f.regulator]) {
+          await expectRefused(
+            f,
+            () => f.quorum.connect(caller).setSupervisors([caller.address], 1),
+            "AccessControlUnauthorizedAccount",
+            [caller.address, ZeroHash],
+          );
+        }
+      });
+    });
+  });
+
+  describe("isConfirmed and status", function () {
+    it("are Pending up to the ledger's count and Unknown beyond it before finality", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      expect((await f.ledger.chainHead())[0]).to.equal(5n);
+      for (let i = 0n; i <= 6n; i++) {
+        expect(await f.quorum.isConfirmed(i)).to.equal(false);
+        expect(await f.quorum.status(i)).to.equal(i === 0n || i > 5n ? Unknown : Pending);
+      }
+    });
+
+    it("confirm every record up to the final checkpoint, and only those", async function () {
+      const f = await networkHelpers.loadFixture(deployQuorum);
+      const c = await checkpointAt(f, 4n);
+      await f.quorum.finalize(c, await signAll(f, f.supervisors.slice(0, 3), c));
+      const expected = [Unknown, Confirmed, Confirmed, Confirmed, Confirmed, Pending, Unknown];
+      for (const [i, want] of expected.entries()) {
+        expect(await f.quorum.status(BigInt(i))).to.equal(want);
+        expect(await f.quorum.isConfirmed(BigInt(i))).to.equal(want === Confirmed);
+      }
+      // A new record is Pending as soon as it is booked.
+      await f.upload([record(TopUp, account("carol"), 7n)]);
+      expect(await f.quorum.status(6n)).to.equal(Pending);
+      expect(await f.quorum.status(7n)).to.equal(Unknown);
+      expect(await f.quorum.isConfirmed((1n << 64n) - 1n)).to.equal(false);
+    });
+  });
+});
