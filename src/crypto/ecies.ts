@@ -9,7 +9,7 @@ import EthCrypto from "eth-crypto";
 import { SigningKey, computeAddress } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
-import { bytesToHex, hexToBytes } from "./hash.js";
+import { hexToBytes } from "./hash.js";
 
 const IV_LENGTH = 16;
 const EPHEMERAL_LENGTH = 33;

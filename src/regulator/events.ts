@@ -18,6 +18,7 @@ export const LEDGER_TOPICS = {
   MerchantRegistered: ledgerInterface.getEvent("MerchantRegistered")!.topicHash,
   MerchantSuspended: ledgerInterface.getEvent("MerchantSuspended")!.topicHash,
   MerchantReinstated: ledgerInterface.getEvent("MerchantReinstated")!.topicHash,
+  CheckpointMarked: ledgerInterface.getEvent("CheckpointMarked")!.topicHash,
 } as const;
 
 export interface LogPosition {

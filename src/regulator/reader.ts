@@ -198,7 +198,7 @@ export class RegulatorReader {
     const fromBlock = BigInt(this.config.fromBlock);
     const toBlock =
       this.config.toBlock === "latest" ? BigInt(await this.provider.getBlockNumber()) : BigInt(this.config.toBlock);
-    const run = new Replay(this.config, genesisHead(chainId, this.config.ledger), this.onRecord);
+    const run = new LedgerReplay(this.config, genesisHead(chainId, this.config.ledger), this.onRecord);
     for await (const page of fetchLogs(this.rpc, {
       address: this.config.ledger,
       fromBlock,
@@ -245,7 +245,7 @@ export class RegulatorReader {
   }
 
   /** Rebuilt books and head against the contract's views at `toBlock`. */
-  private async compareWithContract(run: Replay, toBlock: bigint): Promise<void> {
+  private async compareWithContract(run: LedgerReplay, toBlock: bigint): Promise<void> {
     const at = { blockTag: toBlock };
     const [count, head] = (await this.ledger.chainHead(at)) as [bigint, string];
     if (count !== run.lastIndex || head !== bytesToHex(run.head)) {
@@ -311,8 +311,20 @@ export class RegulatorReader {
   }
 }
 
-/** One pass over the logs: the state of a read. */
-class Replay {
+/** A checkpoint mark the ledger logged (`CheckpointMarked`), as a replay meets it. */
+export interface MarkSeen {
+  recordCount: bigint;
+  head: string;
+  blockNumber: number;
+  txHash: string;
+}
+
+/**
+ * One pass over a ledger's logs, in chain order: the state of a read. The reader runs one over
+ * a block range; a supervisor keeps one alive and feeds it new logs as blocks arrive. `onMark`
+ * is called at each checkpoint mark, when the replay stands exactly at the marked record count.
+ */
+export class LedgerReplay {
   readonly books = new Books();
   readonly discrepancies: Discrepancy[] = [];
   readonly badRecordsByMerchant = new Map<number, number>();
@@ -332,9 +344,10 @@ class Replay {
   private seenFirst = false;
 
   constructor(
-    private readonly config: ReaderConfigValues,
+    private readonly config: Pick<ReaderConfigValues, "privateKey" | "keepRecords">,
     genesis: Uint8Array,
     private readonly onRecord?: (record: VerifiedRecord) => void,
+    private readonly onMark?: (mark: MarkSeen) => void,
   ) {
     this.head = genesis;
   }
@@ -351,6 +364,15 @@ class Replay {
       return undefined;
     }
     if (topic === LEDGER_TOPICS.BatchRecorded) return this.batch(log);
+    if (topic === LEDGER_TOPICS.CheckpointMarked) {
+      this.onMark?.({
+        recordCount: BigInt(log.topics[1]),
+        head: "0x" + log.data.slice(2, 66),
+        blockNumber: Number(log.blockNumber),
+        txHash: log.transactionHash,
+      });
+      return undefined;
+    }
     const merchantId = log.topics.length > 1 ? Number(BigInt(log.topics[1])) : 0;
     if (topic === LEDGER_TOPICS.MerchantRegistered) {
       const m = this.books.merchant(merchantId);
