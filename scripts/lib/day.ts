@@ -12,12 +12,15 @@ import { fileURLToPath } from "node:url";
 import type { HardhatEthersProvider, HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import { Contract, encodeBytes32String, id } from "ethers";
 
-import PrepaidLedgerModule from "../../ignition/modules/PrepaidLedger.js";
+import SupervisionModule from "../../ignition/modules/Supervision.js";
 import { publicKeyOf } from "../../src/crypto/ecies.js";
 import { RecordKind, type RecordDetails } from "../../src/crypto/details.js";
 import { isError } from "../../src/errors.js";
 import { RegulatorReader, type SupervisionReport } from "../../src/regulator/reader.js";
+import { serveSupervisor } from "../../src/supervisor/http.js";
+import { SupervisorNode } from "../../src/supervisor/node.js";
 import { Uploader, type UploadedRecord } from "../../src/upload/uploader.js";
+import { freePort } from "./ports.js";
 
 /** What `network.create()` gives a script: ethers and Ignition. */
 export interface DayConnection {
@@ -25,7 +28,7 @@ export interface DayConnection {
     getSigners(): Promise<HardhatEthersSigner[]>;
     provider: HardhatEthersProvider;
   };
-  ignition: { deploy: (module: typeof PrepaidLedgerModule, options: object) => Promise<{ ledger: Contract }> };
+  ignition: { deploy: (module: typeof SupervisionModule, options: object) => Promise<{ ledger: Contract; quorum: Contract }> };
 }
 
 export interface Merchant {
@@ -49,6 +52,7 @@ export const SUSPENDED = 103;
 
 export interface DayResult {
   ledgerAddress: string;
+  quorumAddress: string;
   uploaded: UploadedRecord[];
   /** Uploads the ledger refused (the suspended merchant's afternoon). */
   refused: { merchantId: number; records: number; error: string }[];
@@ -78,6 +82,55 @@ async function forgetStaleDeployment(conn: DayConnection): Promise<void> {
   if (address === undefined || (await conn.ethers.provider.getCode(address)) === "0x") rmSync(dir, { recursive: true });
 }
 
+/** The supervisors: Hardhat's dev accounts 10-13; a checkpoint needs 3 of their signatures. */
+export const SUPERVISORS = 4;
+export const THRESHOLD = 3;
+
+/**
+ * Runs the supervisors in this process, each with its HTTP endpoint on 127.0.0.1, until a
+ * checkpoint covering every record so far is final; returns its record count. The same nodes run
+ * as separate processes in `npm run supervision`.
+ */
+async function confirmWithSupervisors(
+  ledger: string,
+  quorum: string,
+  signers: HardhatEthersSigner[],
+  dir: string,
+): Promise<bigint> {
+  const ports = await Promise.all(signers.map(() => freePort()));
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  const nodes: SupervisorNode[] = [];
+  const servers = [];
+  try {
+    for (const [i, signer] of signers.entries()) {
+      const node = await SupervisorNode.open(
+        {
+          ledger,
+          quorum,
+          index: i,
+          decryptionKey: i === 0 ? DEMO_REGULATOR_KEY : undefined,
+          peers: urls.filter((_, j) => j !== i),
+          stateDir: join(dir, `supervisor-${i}`),
+          checkpointIntervalMs: 50,
+          staggerMs: 0,
+        },
+        signer,
+      );
+      nodes.push(node);
+      servers.push(await serveSupervisor(node, ports[i]));
+    }
+    const target = (await new Contract(ledger, ["function chainHead() view returns (uint64, bytes32)"], signers[0]).chainHead())[0] as bigint;
+    for (let round = 0; round < 50; round++) {
+      for (const node of nodes) await node.tick();
+      if (BigInt(nodes[0].status().lastFinal) >= target) return target;
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    throw new Error(`the supervisors did not confirm record ${target}: ${JSON.stringify(nodes.map((n) => n.status()))}`);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
 /** A seeded generator, so a day's traffic is the same on every run. */
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -99,14 +152,23 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   const recorders = new Map(MERCHANTS.map((m, i) => [m.id, signers[2 + i]]));
 
   await forgetStaleDeployment(conn);
-  log("Deploying PrepaidLedger through Ignition…");
-  const { ledger } = await conn.ignition.deploy(PrepaidLedgerModule, {
-    parameters: { PrepaidLedgerModule: { admin: admin.address, regulator: regulator.address } },
+  const supervisors = signers.slice(10, 10 + SUPERVISORS);
+  if (supervisors.length < SUPERVISORS) {
+    throw new Error(`the day needs ${10 + SUPERVISORS} accounts (the supervisors are accounts 10-13); this network has ${signers.length}`);
+  }
+  log("Deploying PrepaidLedger and its SupervisorQuorum through Ignition…");
+  const { ledger, quorum } = await conn.ignition.deploy(SupervisionModule, {
+    parameters: {
+      PrepaidLedgerModule: { admin: admin.address, regulator: regulator.address },
+      SupervisionModule: { supervisors: supervisors.map((s) => s.address), threshold: THRESHOLD },
+    },
     displayUi: false,
   });
   const ledgerAddress = await ledger.getAddress();
+  const quorumAddress = await quorum.getAddress();
   const asRegulator = ledger.connect(regulator) as Contract;
   log(`  ledger at ${ledgerAddress}`);
+  log(`  quorum at ${quorumAddress}: ${SUPERVISORS} supervisors, ${THRESHOLD} must sign`);
 
   for (const m of MERCHANTS) {
     const books = await ledger.merchantBooks(m.id);
@@ -203,6 +265,10 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   log("Late morning: classes, lessons, appointments…");
   for (const m of MERCHANTS) await upload(m, session(m, 120, 240), "11:00-13:00");
 
+  log("Noon: the supervisors check the books and confirm them…");
+  const confirmed = await confirmWithSupervisors(ledgerAddress, quorumAddress, supervisors, journals);
+  log(`  checkpoint at record ${confirmed} final, signed by ${THRESHOLD} of ${SUPERVISORS} supervisors`);
+
   log(`Midday: the regulator suspends ${MERCHANTS.find((m) => m.id === SUSPENDED)!.name} (complaints about closing)…`);
   await (await asRegulator.suspendMerchant(SUSPENDED, encodeBytes32String("complaints: closing"))).wait();
 
@@ -222,12 +288,13 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   const reader = await RegulatorReader.open(
     // From block 0: a local chain is short, and a rerun against `hardhat node` reuses the
     // deployment Ignition journaled, so the whole history is read either way.
-    { ledger: ledgerAddress, privateKey: DEMO_REGULATOR_KEY, fromBlock: 0 },
+    { ledger: ledgerAddress, privateKey: DEMO_REGULATOR_KEY, fromBlock: 0, quorum: quorumAddress },
     conn.ethers.provider,
   );
   const report = await reader.read();
   return {
     ledgerAddress,
+    quorumAddress,
     uploaded,
     refused,
     report,

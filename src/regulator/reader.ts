@@ -23,6 +23,7 @@ import { openBatchRecord, openEnvelope } from "../crypto/envelope.js";
 import { bytesToHex, keccak256 } from "../crypto/hash.js";
 import { openSingle } from "../crypto/single.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import { RECORDED_DATA_HEAD_BYTES, genesisHead } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { Books, balanceOf, type MerchantState } from "./books.js";
@@ -47,6 +48,8 @@ export const ReaderConfig = z
     compareAccounts: z.enum(["all", "none"]).default("all"),
     /** Keep every verified record, decrypted, in the report (memory grows with the ledger). */
     keepRecords: z.boolean().default(false),
+    /** A SupervisorQuorum confirming this ledger: the report then tells confirmed from pending. */
+    quorum: addressSchema.optional(),
   })
   .refine((c) => c.toBlock === "latest" || BigInt(c.fromBlock) <= BigInt(c.toBlock), {
     message: "fromBlock is after toBlock",
@@ -68,7 +71,8 @@ export type DiscrepancyKind =
   | "kind-mismatch" // the decrypted kind differs from the on-chain kind
   | "chain-break" // a record is missing, out of order, or the chain head does not match
   | "rule-violation" // a logged record breaks the ledger's rules (a correct ledger never logs one)
-  | "books-mismatch"; // rebuilt books differ from the contract's stored figures
+  | "books-mismatch" // rebuilt books differ from the contract's stored figures
+  | "confirmation-mismatch"; // a final checkpoint's chain head differs from the one rebuilt at its count
 
 export interface Discrepancy {
   kind: DiscrepancyKind;
@@ -97,6 +101,8 @@ export interface VerifiedRecord {
   details?: SealedPayload;
   /** The kinds of discrepancy found on this record (empty: verified). */
   problems: DiscrepancyKind[];
+  /** Covered by the supervisors' last final checkpoint (only with a `quorum` configured). */
+  confirmed?: boolean;
 }
 
 export interface MerchantReport extends MerchantState {
@@ -129,6 +135,17 @@ export interface SupervisionReport {
   discrepancies: Discrepancy[];
   /** No discrepancy at all. */
   ok: boolean;
+  /** With a `quorum` configured: how far the supervisors have confirmed the ledger at toBlock. */
+  confirmation?: {
+    quorum: string;
+    /** Records 1..finalRecordCount are covered by a final checkpoint. */
+    finalRecordCount: bigint;
+    finalHead: string;
+    stateDigest: string;
+    /** Records read that are confirmed, and those still pending. */
+    confirmed: number;
+    pending: number;
+  };
   /** Every record read, decrypted, when `keepRecords` is set. */
   kept?: VerifiedRecord[];
 }
@@ -198,7 +215,9 @@ export class RegulatorReader {
     const fromBlock = BigInt(this.config.fromBlock);
     const toBlock =
       this.config.toBlock === "latest" ? BigInt(await this.provider.getBlockNumber()) : BigInt(this.config.toBlock);
+    const final = await this.lastFinal(toBlock);
     const run = new LedgerReplay(this.config, genesisHead(chainId, this.config.ledger), this.onRecord);
+    run.finalRecordCount = final?.recordCount;
     for await (const page of fetchLogs(this.rpc, {
       address: this.config.ledger,
       fromBlock,
@@ -217,6 +236,17 @@ export class RegulatorReader {
       });
     }
     await this.compareWithContract(run, toBlock);
+    if (final !== undefined) {
+      const rebuilt = run.headAt.get(final.recordCount);
+      if (rebuilt !== undefined && bytesToHex(rebuilt) !== final.chainHead.toLowerCase()) {
+        run.report({
+          kind: "confirmation-mismatch",
+          recordIndex: final.recordCount,
+          message: `the final checkpoint at record ${final.recordCount} names a chain head the logs do not rebuild`,
+          details: { final: final.chainHead, rebuilt: bytesToHex(rebuilt) },
+        });
+      }
+    }
     const merchants = [...run.books.merchants.values()]
       .sort((a, b) => a.merchantId - b.merchantId)
       .map((m) => ({ ...m, liability: balanceOf(m), badRecords: run.badRecordsByMerchant.get(m.merchantId) ?? 0 }));
@@ -241,7 +271,26 @@ export class RegulatorReader {
       discrepancies: run.discrepancies,
       ok: run.discrepancies.length === 0,
       kept: this.config.keepRecords ? run.kept : undefined,
+      confirmation:
+        final === undefined
+          ? undefined
+          : {
+              quorum: this.config.quorum!,
+              finalRecordCount: final.recordCount,
+              finalHead: final.chainHead,
+              stateDigest: final.stateDigest,
+              confirmed: run.confirmed,
+              pending: run.records - run.confirmed,
+            },
     };
+  }
+
+  /** The quorum's last final checkpoint at `toBlock`, if a quorum is configured. */
+  private async lastFinal(toBlock: bigint): Promise<{ recordCount: bigint; chainHead: string; stateDigest: string } | undefined> {
+    if (this.config.quorum === undefined) return undefined;
+    const quorum = new Contract(this.config.quorum, SUPERVISOR_QUORUM_ABI, this.provider);
+    const [recordCount, chainHead, stateDigest] = (await quorum.lastFinal({ blockTag: toBlock })) as [bigint, string, string];
+    return { recordCount, chainHead, stateDigest };
   }
 
   /** Rebuilt books and head against the contract's views at `toBlock`. */
@@ -329,6 +378,11 @@ export class LedgerReplay {
   readonly discrepancies: Discrepancy[] = [];
   readonly badRecordsByMerchant = new Map<number, number>();
   readonly kept: VerifiedRecord[] = [];
+  /** Chain heads at batch ends, to check final checkpoints against. */
+  readonly headAt = new Map<bigint, Uint8Array>();
+  /** Records up to this index are confirmed (set by the reader when a quorum is configured). */
+  finalRecordCount: bigint | undefined;
+  confirmed = 0;
   head: Uint8Array;
   lastIndex = 0n;
   startedMidway = false;
@@ -452,6 +506,7 @@ export class LedgerReplay {
       });
       this.head = b.chainHead; // go on from the announced head, so one break is reported once
     }
+    this.headAt.set(this.lastIndex, this.head);
   }
 
   /** The batch's data key, or the discrepancy kind every 0x02 record of the batch gets. */
@@ -511,6 +566,7 @@ export class LedgerReplay {
 
   /** Counts the record and hands it on. */
   private conclude(r: RecordedLog, found: DiscrepancyKind[], details: SealedPayload | undefined): void {
+    if (this.finalRecordCount !== undefined && r.recordIndex <= this.finalRecordCount) this.confirmed++;
     if (found.length > 0) {
       this.badRecordsByMerchant.set(r.merchantId, (this.badRecordsByMerchant.get(r.merchantId) ?? 0) + 1);
     } else if (details !== undefined) {
@@ -529,6 +585,7 @@ export class LedgerReplay {
       logIndex: r.logIndex,
       details,
       problems: found,
+      confirmed: this.finalRecordCount === undefined ? undefined : r.recordIndex <= this.finalRecordCount,
     };
     if (this.config.keepRecords) this.kept.push(v);
     this.onRecord?.(v);

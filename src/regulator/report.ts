@@ -56,6 +56,14 @@ export function formatReport(report: SupervisionReport, names: ReadonlyMap<numbe
       report.chain.startedMidway ? "started mid-ledger" : chainOk ? "matches the contract" : "DIFFERS from the contract"
     }`,
   );
+  if (report.confirmation !== undefined) {
+    const c = report.confirmation;
+    lines.push(
+      c.finalRecordCount === 0n
+        ? `Confirmation: no checkpoint final yet; all ${c.pending} records pending (quorum ${c.quorum})`
+        : `Confirmation: records 1–${c.finalRecordCount} confirmed by the supervisors' quorum (${c.confirmed} of those read); ${c.pending} pending`,
+    );
+  }
   if (report.discrepancies.length === 0) {
     lines.push("Verification: every record decrypted, matched its commitment and on-chain amount; books match the contract.");
   } else {

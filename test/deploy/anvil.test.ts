@@ -19,7 +19,7 @@ describe("on anvil (a second EVM client)", function () {
   let detailed: SupervisionReport;
 
   before(async function () {
-    anvil = await startAnvil();
+    anvil = await startAnvil(["--accounts", "20"]); // the day uses 14: admin, regulator, 4 recorders… 4 supervisors
     // The `anvil` network's URL is a configuration variable, read when the connection is made.
     process.env.ANVIL_RPC_URL = anvil.url;
     const connection = await network.create("anvil");

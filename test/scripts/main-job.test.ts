@@ -45,6 +45,15 @@ describe("main job: a realistic day", function () {
       ]);
       expect(m.recordCount).to.equal(day.uploaded.filter((r) => r.merchantId === m.merchantId).length);
     }
+    // The supervisors confirmed the morning at noon; the afternoon is pending.
+    const quorum = await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
+    const [final] = await quorum.lastFinal();
+    const afternoon = day.uploaded.filter((r) => r.recordIndex > final).length;
+    expect(final).to.be.greaterThan(0n);
+    expect(report.confirmation).to.deep.include({ finalRecordCount: final, confirmed: Number(final), pending: afternoon });
+    expect(afternoon).to.be.greaterThan(0);
+    expect(await quorum.status(final)).to.equal(2n);
+    expect(await quorum.status(final + 1n)).to.equal(1n);
     // Every uploaded record is the one the chain holds at its index.
     const logs = await ledger.queryFilter(ledger.filters.Recorded());
     expect(logs.map((l) => l.topics[3])).to.deep.equal(day.uploaded.map((r) => r.commitment));
@@ -56,6 +65,7 @@ describe("main job: a realistic day", function () {
     expect(run.output()).to.include("Supervision report");
     expect(run.output()).to.include("matches the contract");
     expect(run.output()).to.include("Refused upload: merchant 103");
+    expect(run.output()).to.match(/Confirmation: records 1–\d+ confirmed by the supervisors' quorum/);
   });
 
   it("runs against a hardhat node (--network localhost), twice: the second deploy is Ignition's no-op", async function () {
