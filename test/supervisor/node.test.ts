@@ -4,7 +4,9 @@ import type { Server } from "node:http";
 import { expect } from "chai";
 import { network } from "hardhat";
 
+import { packBatch } from "../../src/ledger/codec.js";
 import { serveSupervisor } from "../../src/supervisor/http.js";
+import { sealBatch } from "../../src/upload/sealing.js";
 import { SupervisorNode, type SupervisorConfigInput } from "../../src/supervisor/node.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { expectRejects } from "../helpers/errors.js";
@@ -106,6 +108,20 @@ describe("SupervisorNode (in process)", function () {
     // The equivocator signed both; the honest nodes proved it on chain.
     await rounds(all, async () => f.quorum.isEquivocator(1, f.supervisors[3].address), 5);
     expect(await f.quorum.isEquivocator(1, f.supervisors[3].address)).to.equal(true);
+  });
+
+  it("refuses to sign what it could not verify, and says why; the others still confirm", async function () {
+    const f = await networkHelpers.loadFixture(deploySupervision);
+    const sealed = await sealBatch(openings(M, 3), [{ publicKey: REGULATOR_PUB, role: "regulator" }]);
+    sealed.records[1].commitment[0] ^= 1; // only a node holding the regulator's key can tell
+    await f.ledger.connect(f.recorder).recordBatch(M, 1, sealed.envelope, packBatch(sealed.records));
+    const all = await nodes(f); // node 0 holds the decryption key
+    await rounds(all, async () => (await f.quorum.lastFinal())[0] === 3n);
+    expect((await f.quorum.lastFinal())[0]).to.equal(3n);
+    for (const n of all) await n.tick();
+    expect(all[0].signedFor(3n)).to.equal(undefined);
+    expect(all[0].status().refusal).to.match(/commitment-mismatch at record 2/);
+    expect(all[1].status().refusal).to.equal(undefined);
   });
 
   it("refuses a bad configuration, by path", async function () {
