@@ -7,11 +7,14 @@
  *   upload   — records/s through the Uploader end to end, and the naive per-record baseline
  *   verify   — records/s the RegulatorReader verifies
  *   nodes    — upload and verify records/s over HTTP against anvil and a `hardhat node`
+ *   supervision — gas to mark and finalize a checkpoint (t = 3, 5, 7), gas per record confirmed,
+ *              and seconds from upload to confirmation with 4 supervisor processes
  */
 import { availableParallelism, cpus } from "node:os";
 
 import { benchGas, formatGas } from "./bench/gas.js";
 import { benchNodes, formatNodes } from "./bench/nodes.js";
+import { benchSupervision, formatSupervision } from "./bench/supervision.js";
 import { benchThroughput, formatThroughput } from "./bench/throughput.js";
 
 console.log(`$ ${process.env.npm_lifecycle_event === "bench" ? "npm run bench" : ["npx hardhat", ...process.argv.slice(2)].join(" ")}`);
@@ -23,3 +26,5 @@ console.log("");
 console.log(formatThroughput(await benchThroughput()));
 console.log("");
 console.log(formatNodes(await benchNodes()));
+console.log("");
+console.log(formatSupervision(await benchSupervision()));

@@ -22,7 +22,7 @@ import { Contract, TypedDataEncoder, verifyTypedData, type Signer, type TypedDat
 import { z } from "zod";
 
 import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
-import { PrepaidLedgerError } from "../errors.js";
+import { PrepaidLedgerError, isError } from "../errors.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { genesisHead } from "../ledger/codec.js";
@@ -127,6 +127,8 @@ export class SupervisorNode {
   private readonly peerSeenAt = new Map<string, number>();
   private readonly reported = new Set<string>();
   private processedBlock: number;
+  /** Block number and log index of the last log the replay took. */
+  private appliedLog: readonly [number, number] = [-1, -1];
   private headBlock = 0;
   private lastMarked = 0n;
   private lastMarkSeenAt = Date.now();
@@ -199,8 +201,11 @@ export class SupervisorNode {
         this.rpcState = "ok";
         this.lastError = undefined;
       } catch (e) {
-        this.rpcState = "down";
-        this.lastError = e instanceof Error ? e.message.split("\n")[0] : String(e);
+        // An unreachable node is "rpc down"; anything else (a refused transaction) is an error
+        // with the RPC still up. Both are retried next tick.
+        const error = toLedgerError(e);
+        this.rpcState = isError(error, "RPC_ERROR") ? "down" : "ok";
+        this.lastError = error instanceof Error ? error.message.split("\n")[0] : String(error);
       }
       await new Promise((r) => setTimeout(r, this.config.pollMs));
     }
@@ -272,8 +277,14 @@ export class SupervisorNode {
       maxBlockRange: 5_000,
     })) {
       for (const log of page) {
+        // After a follow() that failed part-way (a later page's eth_getLogs kept failing), the
+        // next one asks again from processedBlock + 1: skip the logs the replay already took,
+        // or it would take them twice and refuse every mark after ("chain-break").
+        const at = [Number(log.blockNumber), Number(log.logIndex)] as const;
+        if (at[0] < this.appliedLog[0] || (at[0] === this.appliedLog[0] && at[1] <= this.appliedLog[1])) continue;
         const pending = this.replay.log(log);
         if (pending !== undefined) await pending;
+        this.appliedLog = at;
       }
     }
     this.processedBlock = head;
