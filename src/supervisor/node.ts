@@ -106,6 +106,9 @@ export function checkpointHash(domain: TypedDataDomain, c: CheckpointJson): stri
   return TypedDataEncoder.hash(domain, CHECKPOINT_TYPES, c);
 }
 
+/** Signed checkpoints kept on disk at or below the last final one. */
+const KEEP_FINAL = 16;
+
 /** A mark as the replay met it, with what the node concluded at that moment. */
 interface MarkVerdict {
   mark: MarkSeen;
@@ -241,9 +244,9 @@ export class SupervisorNode {
 
   /** One round: follow the chain, sign new marks, mark when due, gather and finalize. */
   async tick(): Promise<void> {
+    this.lastFinal = BigInt((await this.quorum.lastFinal())[0]);
     await this.follow();
     await this.signMarks();
-    this.lastFinal = BigInt((await this.quorum.lastFinal())[0]);
     await this.markIfDue();
     if (!(await this.gather())) await this.pingPeers();
   }
@@ -321,6 +324,7 @@ export class SupervisorNode {
         continue;
       }
       if (this.signed.has(key)) continue; // never a second, different checkpoint for one count
+      if (v.mark.recordCount <= this.lastFinal) continue; // settled on chain: nothing to sign
       const base: CheckpointJson = {
         ledger: this.config.ledger,
         recordCount: key,
@@ -458,7 +462,14 @@ export class SupervisorNode {
     for (const [count, s] of Object.entries(saved)) this.signed.set(count, s);
   }
 
+  /**
+   * Writes what it signed, keeping every count above the last final checkpoint and the
+   * KEEP_FINAL most recent at or below it (peers may still fetch those to spot a double
+   * signature); older ones are settled on chain, and the file would otherwise grow forever.
+   */
   private save(): void {
+    const settled = [...this.signed.keys()].map(BigInt).filter((c) => c <= this.lastFinal).sort((a, b) => (a < b ? 1 : -1));
+    for (const count of settled.slice(KEEP_FINAL)) this.signed.delete(count.toString());
     mkdirSync(this.config.stateDir, { recursive: true });
     const tmp = `${this.file}.tmp`;
     writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.signed)));
