@@ -91,7 +91,9 @@ describe("SupervisorNode (in process)", function () {
     expect([final[0], final[1]]).to.deep.equal([count, head]);
     expect(await f.quorum.status(31)).to.equal(2n); // Confirmed
     for (const n of all) await n.tick();
-    for (const n of all) expect(n.status()).to.include({ lastFinal: "31", lastSigned: "31", recordsFollowed: "31", peersSeen: 3 });
+    for (const n of all) expect(n.status()).to.include({ lastFinal: "31", recordsFollowed: "31", peersSeen: 3 });
+    // At least the three signers signed it; a node that met the mark after it was final need not.
+    expect(all.filter((n) => n.status().lastSigned === "31").length).to.be.at.least(3);
   });
 
   it("with one node signing a wrong digest, the right digest still becomes final, never the wrong one", async function () {
