@@ -17,7 +17,7 @@ import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 import { startAnvil, startHardhatNode } from "../../test/helpers/processes.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
-import type { UploadCase, VerifyCase } from "./throughput.js";
+import { timeUpload, type UploadCase, type VerifyCase } from "./throughput.js";
 import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, consumptions, details } from "./workload.js";
 
 /** What one node did: both upload configurations and the regulator's read. */
@@ -81,44 +81,12 @@ async function benchNode(node: string, url: string, journals: string): Promise<N
       return { ledger, address, uploader };
     };
 
-    /** Times one upload of `batch` and checks every record landed, in order, once. */
-    const timeUpload = async (
-      label: string,
-      ledger: PrepaidLedger,
-      uploader: Uploader,
-      batch: RecordDetails[],
-    ): Promise<UploadCase> => {
-      const [before] = await ledger.chainHead();
-      const started = performance.now();
-      const records = await uploader.upload(batch);
-      const seconds = (performance.now() - started) / 1000;
-      const [after] = await ledger.chainHead();
-      const consecutive = records.every((r, i) => r.recordIndex === before + 1n + BigInt(i));
-      if (records.length !== batch.length || after - before !== BigInt(batch.length) || !consecutive) {
-        throw new Error(
-          `${node}, ${label}: ${batch.length} records sent, ${records.length} returned in order: ${consecutive}, ` +
-            `chain ${before} -> ${after}`,
-        );
-      }
-      const { batchSize, preflight, mode } = uploader.config;
-      return {
-        label,
-        batchSize,
-        preflight,
-        mode,
-        records: batch.length,
-        transactions: new Set(records.map((r) => r.txHash)).size,
-        seconds,
-        recordsPerSecond: batch.length / seconds,
-      };
-    };
-
     /** Opens the cards (not timed), then times `count` consumptions. */
     const uploadCase = async (label: string, config: Partial<UploaderConfigInput>) => {
       const { ledger, address, uploader } = await setUp(label.replace(/\W+/g, "-"), config);
       try {
         await uploader.upload(Array.from({ length: CARDS }, (_, c) => details(RecordKind.TopUp, c, OPENING, c)));
-        const measured = await timeUpload(label, ledger, uploader, consumptions(RECORDS, CARDS, 20261126));
+        const measured = await timeUpload(label, ledger, uploader, consumptions(RECORDS, CARDS, 20261126), node);
         return { measured, ledger, address };
       } finally {
         uploader.close();

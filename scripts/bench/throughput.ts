@@ -60,6 +60,42 @@ const VERIFY_RUNS = 3;
 
 
 
+/**
+ * Times one upload of `batch` and checks every record landed, in order, once; `where` names the
+ * node in the error a broken run throws.
+ */
+export async function timeUpload(
+  label: string,
+  ledger: PrepaidLedger,
+  uploader: Uploader,
+  batch: RecordDetails[],
+  where = "in process",
+): Promise<UploadCase> {
+  const [before] = await ledger.chainHead();
+  const started = performance.now();
+  const records = await uploader.upload(batch);
+  const seconds = (performance.now() - started) / 1000;
+  const [after] = await ledger.chainHead();
+  const consecutive = records.every((r, i) => r.recordIndex === before + 1n + BigInt(i));
+  if (records.length !== batch.length || after - before !== BigInt(batch.length) || !consecutive) {
+    throw new Error(
+      `${where}, ${label}: ${batch.length} records sent, ${records.length} returned in order: ${consecutive}, ` +
+        `chain ${before} -> ${after}`,
+    );
+  }
+  const { batchSize, preflight, mode } = uploader.config;
+  return {
+    label,
+    batchSize,
+    preflight,
+    mode,
+    records: batch.length,
+    transactions: new Set(records.map((r) => r.txHash)).size,
+    seconds,
+    recordsPerSecond: batch.length / seconds,
+  };
+}
+
 /** Runs the bench on a fresh in-process network; throws if any upload or read is wrong. */
 export async function benchThroughput(): Promise<ThroughputFigures> {
   const { ethers } = await network.create();
@@ -82,38 +118,6 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
         recorder,
       );
       return { ledger, address, uploader };
-    };
-
-    /** Times one upload of `batch` and checks every record landed, in order, once. */
-    const timeUpload = async (
-      label: string,
-      ledger: PrepaidLedger,
-      uploader: Uploader,
-      batch: RecordDetails[],
-    ): Promise<UploadCase> => {
-      const [before] = await ledger.chainHead();
-      const started = performance.now();
-      const records = await uploader.upload(batch);
-      const seconds = (performance.now() - started) / 1000;
-      const [after] = await ledger.chainHead();
-      const consecutive = records.every((r, i) => r.recordIndex === before + 1n + BigInt(i));
-      if (records.length !== batch.length || after - before !== BigInt(batch.length) || !consecutive) {
-        throw new Error(
-          `${label}: ${batch.length} records sent, ${records.length} returned in order: ${consecutive}, ` +
-            `chain ${before} -> ${after}`,
-        );
-      }
-      const { batchSize, preflight, mode } = uploader.config;
-      return {
-        label,
-        batchSize,
-        preflight,
-        mode,
-        records: batch.length,
-        transactions: new Set(records.map((r) => r.txHash)).size,
-        seconds,
-        recordsPerSecond: batch.length / seconds,
-      };
     };
 
     /** Opens the cards (not timed), then times `count` consumptions. */
