@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const key = process.env.SUPERVISOR_PRIVATE_KEY;
-  if (key === undefined) {
+  if (key === undefined || key === "") {
     console.error("supervisor: set SUPERVISOR_PRIVATE_KEY (the supervisor's signing key) in the environment");
     process.exit(2);
   }
