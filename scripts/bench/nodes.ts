@@ -13,11 +13,10 @@ import { ContractFactory, JsonRpcProvider } from "ethers";
 import { artifacts } from "hardhat";
 
 import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
-import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 import { startAnvil, startHardhatNode } from "../../test/helpers/processes.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
-import { timeUpload, type UploadCase, type VerifyCase } from "./throughput.js";
+import { VERIFY_RUNS, timeUpload, timeVerify, type UploadCase, type VerifyCase } from "./throughput.js";
 import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, consumptions, details } from "./workload.js";
 
 /** What one node did: both upload configurations and the regulator's read. */
@@ -38,7 +37,6 @@ export interface NodeFigures {
   nodes: NodeCase[];
 }
 
-const VERIFY_RUNS = 3;
 
 /** See {@link benchNode}; printed with the figures. */
 const PROVIDER_OPTIONS = { staticNetwork: true, pollingInterval: 20, batchMaxCount: 1, cacheTimeout: -1 } as const;
@@ -96,30 +94,12 @@ async function benchNode(node: string, url: string, journals: string): Promise<N
     const fast = await uploadCase("throughput config", { batchSize: 1_000, preflight: false });
     const byDefault = await uploadCase("default config", {});
 
-    const reader = await RegulatorReader.open(
-      { ledger: fast.address, privateKey: REGULATOR_KEY, compareAccounts: "none" },
-      provider,
-    );
-    const [count] = await fast.ledger.chainHead();
-    const runs: { seconds: number; records: number; batches: number; accounts: number }[] = [];
-    for (let run = 0; run < VERIFY_RUNS; run++) {
-      const started = performance.now();
-      const report = await reader.read();
-      const seconds = (performance.now() - started) / 1000;
-      if (!report.ok || report.records !== Number(count) || report.verified !== report.records) {
-        throw new Error(
-          `${node}, verify: ok ${report.ok}, ${report.verified} of ${report.records} verified, ` +
-            `chain holds ${count}, ${report.discrepancies.length} discrepancies`,
-        );
-      }
-      runs.push({ seconds, records: report.records, batches: report.batches, accounts: report.accounts });
-    }
-    const median = runs.sort((a, b) => a.seconds - b.seconds)[VERIFY_RUNS >> 1]!;
+    const verify = await timeVerify(fast.ledger, provider, "none", node);
     return {
       node,
       clientVersion,
       upload: { throughput: fast.measured, default: byDefault.measured },
-      verify: { compareAccounts: "none", ...median, recordsPerSecond: median.records / median.seconds },
+      verify,
     };
   } finally {
     provider.destroy();

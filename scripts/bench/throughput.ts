@@ -9,9 +9,11 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+import type { Provider } from "ethers";
 import { network } from "hardhat";
 
 import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
+import type { JsonRpcLike } from "../../src/regulator/logs.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
@@ -56,7 +58,8 @@ export interface ThroughputFigures {
 }
 
 const NAIVE_RECORDS = 300;
-const VERIFY_RUNS = 3;
+/** Reads of the whole ledger per verify figure; the median is reported. */
+export const VERIFY_RUNS = 3;
 
 
 
@@ -94,6 +97,38 @@ export async function timeUpload(
     seconds,
     recordsPerSecond: batch.length / seconds,
   };
+}
+
+/**
+ * Verifies the whole ledger VERIFY_RUNS times with the RegulatorReader and returns the median
+ * read; throws unless every read is clean and verified every record the chain holds.
+ */
+export async function timeVerify(
+  ledger: PrepaidLedger,
+  provider: Provider & JsonRpcLike,
+  compareAccounts: "none" | "all",
+  where = "in process",
+): Promise<VerifyCase> {
+  const reader = await RegulatorReader.open(
+    { ledger: await ledger.getAddress(), privateKey: REGULATOR_KEY, compareAccounts },
+    provider,
+  );
+  const [count] = await ledger.chainHead();
+  const runs: { seconds: number; records: number; batches: number; accounts: number }[] = [];
+  for (let run = 0; run < VERIFY_RUNS; run++) {
+    const started = performance.now();
+    const report = await reader.read();
+    const seconds = (performance.now() - started) / 1000;
+    if (!report.ok || report.records !== Number(count) || report.verified !== report.records) {
+      throw new Error(
+        `${where}, verify (${compareAccounts}): ok ${report.ok}, ${report.verified} of ${report.records} verified, ` +
+          `chain holds ${count}, ${report.discrepancies.length} discrepancies`,
+      );
+    }
+    runs.push({ seconds, records: report.records, batches: report.batches, accounts: report.accounts });
+  }
+  const median = runs.sort((a, b) => a.seconds - b.seconds)[VERIFY_RUNS >> 1]!;
+  return { compareAccounts, ...median, recordsPerSecond: median.records / median.seconds };
 }
 
 /** Runs the bench on a fresh in-process network; throws if any upload or read is wrong. */
@@ -139,30 +174,8 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       10,
     );
 
-    const verify = async (compareAccounts: "none" | "all"): Promise<VerifyCase> => {
-      const reader = await RegulatorReader.open(
-        { ledger: fast.address, privateKey: REGULATOR_KEY, compareAccounts },
-        ethers.provider,
-      );
-      const [count] = await fast.ledger.chainHead();
-      const runs: { seconds: number; records: number; batches: number; accounts: number }[] = [];
-      for (let run = 0; run < VERIFY_RUNS; run++) {
-        const started = performance.now();
-        const report = await reader.read();
-        const seconds = (performance.now() - started) / 1000;
-        if (!report.ok || report.records !== Number(count) || report.verified !== report.records) {
-          throw new Error(
-            `verify (${compareAccounts}): ok ${report.ok}, ${report.verified} of ${report.records} verified, ` +
-              `chain holds ${count}, ${report.discrepancies.length} discrepancies`,
-          );
-        }
-        runs.push({ seconds, records: report.records, batches: report.batches, accounts: report.accounts });
-      }
-      const median = runs.sort((a, b) => a.seconds - b.seconds)[VERIFY_RUNS >> 1]!;
-      return { compareAccounts, ...median, recordsPerSecond: median.records / median.seconds };
-    };
-    const none = await verify("none");
-    const all = await verify("all");
+    const none = await timeVerify(fast.ledger, ethers.provider, "none");
+    const all = await timeVerify(fast.ledger, ethers.provider, "all");
 
     const targets = { upload: 20_000, verify: 50_000 };
     return {
