@@ -12,12 +12,12 @@ import { join } from "node:path";
 import { ContractFactory, JsonRpcProvider } from "ethers";
 import { artifacts } from "hardhat";
 
-import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
-import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
+import { RecordKind } from "../../src/crypto/index.js";
+import type { UploaderConfigInput } from "../../src/upload/uploader.js";
 import { startAnvil, startHardhatNode } from "../../test/helpers/processes.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
 import { VERIFY_RUNS, timeUpload, timeVerify, type UploadCase, type VerifyCase } from "./throughput.js";
-import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, consumptions, details } from "./workload.js";
+import { CARDS, MERCHANT, OPENING, RECORDS, benchUploader, consumptions, details } from "./workload.js";
 
 /** What one node did: both upload configurations and the regulator's read. */
 export interface NodeCase {
@@ -66,16 +66,7 @@ async function benchNode(node: string, url: string, journals: string): Promise<N
       const ledger = deployed as unknown as PrepaidLedger;
       await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
       const address = await ledger.getAddress();
-      const uploader = await Uploader.open(
-        {
-          ledger: address,
-          merchantId: MERCHANT,
-          regulatorPublicKey: publicKeyOf(REGULATOR_KEY),
-          journalPath: join(journals, `${node.replace(/\W+/g, "-")}-${label}.jsonl`),
-          ...config,
-        },
-        recorder,
-      );
+      const uploader = await benchUploader(address, recorder, join(journals, `${node.replace(/\W+/g, "-")}-${label}.jsonl`), config);
       return { ledger, address, uploader };
     };
 

@@ -8,16 +8,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
-import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import type { Provider } from "ethers";
 import { network } from "hardhat";
 
-import { publicKeyOf, RecordKind, type RecordDetails } from "../../src/crypto/index.js";
+import { RecordKind, type RecordDetails } from "../../src/crypto/index.js";
 import type { JsonRpcLike } from "../../src/regulator/logs.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
-import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, consumptions, details } from "./workload.js";
+import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, benchUploader, consumptions, details } from "./workload.js";
 
 /** One upload configuration, timed over `records` records. */
 export interface UploadCase {
@@ -142,16 +141,7 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
       await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
       const address = await ledger.getAddress();
-      const uploader = await Uploader.open(
-        {
-          ledger: address,
-          merchantId: MERCHANT,
-          regulatorPublicKey: publicKeyOf(REGULATOR_KEY),
-          journalPath: join(journals, `${label}.jsonl`),
-          ...config,
-        },
-        recorder,
-      );
+      const uploader = await benchUploader(address, recorder, join(journals, `${label}.jsonl`), config);
       return { ledger, address, uploader };
     };
 

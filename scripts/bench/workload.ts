@@ -2,9 +2,10 @@
  * The workload every bench uploads: the same merchant, cards, typical details and amounts, so
  * the gas, in-process and over-HTTP figures are about the same bytes.
  */
-import { id } from "ethers";
+import { id, type Signer } from "ethers";
 
-import { RecordKind, type RecordDetails } from "../../src/crypto/index.js";
+import { RecordKind, publicKeyOf, type RecordDetails } from "../../src/crypto/index.js";
+import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 
 export const MERCHANT = 1;
 /** Cards opened before the timed consumptions. */
@@ -48,5 +49,18 @@ export function consumptions(count: number, cards: number, seed: number): Record
   const random = prng(seed);
   return Array.from({ length: count }, (_, i) =>
     details(RecordKind.Consume, i % cards, 2_800n + 100n * BigInt(Math.floor(random() * 553)), cards + i),
+  );
+}
+
+/** The benches' merchant uploader for `ledger`, encrypting for the bench regulator. */
+export function benchUploader(
+  ledger: string,
+  recorder: Signer,
+  journalPath: string,
+  config: Partial<UploaderConfigInput>,
+): Promise<Uploader> {
+  return Uploader.open(
+    { ledger, merchantId: MERCHANT, regulatorPublicKey: publicKeyOf(REGULATOR_KEY), journalPath, ...config },
+    recorder,
   );
 }
