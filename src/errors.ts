@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   TIMEOUT: "an operation did not finish in the time allowed",
   JOURNAL_CORRUPT: "the upload journal on disk cannot be read back",
   SEQUENCE_CONFLICT: "the on-chain batch sequence does not match the local journal",
+  NOT_FOUND: "the index holds no merchant, account or record with this id",
+  INDEX_CORRUPT: "the index database cannot be read, or is not a prepaid-ledger index of this version",
+  INDEX_MISMATCH: "the index database was built from another chain, ledger, quorum or regulator key",
+  REORG_TOO_DEEP: "a block the index treated as settled was replaced: wait for more confirmations",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

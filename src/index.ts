@@ -62,6 +62,24 @@ export type {
 } from "./regulator/reader.js";
 export { formatAmount, formatReport } from "./regulator/report.js";
 
+// Regulator's workbench: the SQLite index, risk rules (docs/RISK.md)
+export { Indexer, IndexerConfig } from "./indexer/indexer.js";
+export type { IndexerConfigInput, SyncOptions, SyncProgress, SyncResult } from "./indexer/indexer.js";
+export { IndexQueries } from "./indexer/queries.js";
+export type {
+  AccountRow,
+  AlertRow,
+  IndexInfo,
+  LiabilityPoint,
+  MerchantRow,
+  Overview,
+  RecordRow,
+  Totals,
+} from "./indexer/queries.js";
+export { SCHEMA_VERSION, openIndex } from "./indexer/schema.js";
+export { RISK_RULES, RiskConfig } from "./indexer/risk.js";
+export type { Alert, RiskConfigInput, RiskRule } from "./indexer/risk.js";
+
 // Deployment reach: Besu QBFT consortium chains (docs/QBFT.md)
 export {
   decodeQbftExtraData,

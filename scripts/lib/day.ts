@@ -42,10 +42,10 @@ export interface Merchant {
 }
 
 export const MERCHANTS: readonly Merchant[] = [
-  { id: 101, name: "Sunrise Gym", cards: 40, cardPrice: 300_000n, purchase: 8_000n, memo: "spin class" },
-  { id: 102, name: "Little Scholars", cards: 30, cardPrice: 500_000n, purchase: 15_000n, memo: "math tutoring" },
+  { id: 101, name: "Sunrise Gym", cards: 40, cardPrice: 150_000n, purchase: 8_000n, memo: "spin class" },
+  { id: 102, name: "Little Scholars", cards: 30, cardPrice: 200_000n, purchase: 15_000n, memo: "math tutoring" },
   { id: 103, name: "Lotus Salon", cards: 25, cardPrice: 100_000n, purchase: 6_800n, memo: "haircut" },
-  { id: 104, name: "Harbor Swim Club", cards: 35, cardPrice: 200_000n, purchase: 5_000n, memo: "swim lesson" },
+  { id: 104, name: "Harbor Swim Club", cards: 35, cardPrice: 120_000n, purchase: 5_000n, memo: "swim lesson" },
 ];
 /** The merchant the regulator suspends at midday. */
 export const SUSPENDED = 103;

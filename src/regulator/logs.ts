@@ -22,7 +22,8 @@ export interface RpcLog {
 }
 
 export interface LogQuery {
-  address: string;
+  /** One contract, or several (their logs come interleaved in chain order). */
+  address: string | string[];
   fromBlock: bigint;
   toBlock: bigint;
   /** Blocks per request to start with, and the most it grows to. */
@@ -58,6 +59,21 @@ const FIRST_RANGE = 8n;
  *   even a single block
  */
 export async function* fetchLogs(rpc: JsonRpcLike, q: LogQuery): AsyncGenerator<RpcLog[]> {
+  for await (const page of fetchLogPages(rpc, q)) yield page.logs;
+}
+
+/** One page of {@link fetchLogPages}: every log of the blocks `fromBlock..toBlock`. */
+export interface LogPage {
+  fromBlock: bigint;
+  toBlock: bigint;
+  logs: RpcLog[];
+}
+
+/**
+ * {@link fetchLogs} with each page's block range, for a caller that keeps a cursor (the
+ * indexer commits "every log up to toBlock is stored" with each page).
+ */
+export async function* fetchLogPages(rpc: JsonRpcLike, q: LogQuery): AsyncGenerator<LogPage> {
   const retries = q.retries ?? 4;
   const max = BigInt(q.maxBlockRange);
   let range = max < FIRST_RANGE ? max : FIRST_RANGE;
@@ -98,6 +114,6 @@ export async function* fetchLogs(rpc: JsonRpcLike, q: LogQuery): AsyncGenerator<
     from = to + 1n;
     to = end(from);
     pending = from <= q.toBlock ? request(from, to) : undefined;
-    yield result.logs.filter((l) => l.removed !== true);
+    yield { fromBlock: from - span, toBlock: from - 1n, logs: result.logs.filter((l) => l.removed !== true) };
   }
 }

@@ -94,6 +94,8 @@ export interface VerifiedRecord {
   kind: number;
   amount: bigint;
   commitment: string;
+  /** The record's ciphertext as logged (docs/FORMAT.md 3). */
+  ciphertext: Uint8Array;
   txHash: string;
   blockNumber: number;
   logIndex: number;
@@ -410,6 +412,18 @@ export class LedgerReplay {
     this.discrepancies.push(d);
   }
 
+  /**
+   * Continues a replay that stopped after record `lastIndex` (the indexer, after a restart).
+   * The caller restores {@link books} itself; links and sequences are then checked from here on.
+   */
+  resume(state: { head: Uint8Array; lastIndex: bigint; batches: number; startedMidway: boolean }): void {
+    this.head = state.head;
+    this.lastIndex = state.lastIndex;
+    this.batches = state.batches;
+    this.startedMidway = state.startedMidway;
+    this.seenFirst = state.batches > 0;
+  }
+
   /** Takes one log; returns a promise only for work that is asynchronous (closing a batch). */
   log(log: RpcLog): Promise<void> | undefined {
     const topic = log.topics[0];
@@ -580,6 +594,7 @@ export class LedgerReplay {
       kind: r.kind,
       amount: r.amount,
       commitment: bytesToHex(r.commitment),
+      ciphertext: r.ciphertext,
       txHash: r.txHash,
       blockNumber: r.blockNumber,
       logIndex: r.logIndex,

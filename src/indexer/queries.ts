@@ -1,0 +1,490 @@
+/**
+ * The read side of the index: every figure the CLI and the dashboard show comes from here, so
+ * the two can never disagree. All queries are indexed lookups or scans of small tables
+ * (merchants, alerts); none scans `records` except {@link IndexQueries.records} with a filter
+ * that uses one of its indexes.
+ */
+import { createHash } from "node:crypto";
+
+import { PrepaidLedgerError } from "../errors.js";
+import { TABLES, getMeta, type Database } from "./schema.js";
+
+export type MerchantStatus = "active" | "suspended" | "unknown";
+export type Verification = "verified" | "failed" | "encrypted";
+
+export const KIND_NAMES: Record<number, string> = { 1: "top-up", 2: "consume", 3: "refund" };
+const STATUS_NAMES: Record<number, MerchantStatus> = { 0: "unknown", 1: "active", 2: "suspended" };
+
+export interface IndexInfo {
+  chainId: string;
+  ledger: string;
+  quorum: string | null;
+  /** The address of the regulator key records were decrypted with, or null (not decrypted). */
+  decryptedFor: string | null;
+  fromBlock: number;
+  confirmations: number;
+  /** Every log up to this block is indexed; its timestamp is the risk rules' "now". */
+  settledBlock: number;
+  settledTime: number;
+  recordCount: number;
+  chainHead: string;
+  /** Records 1..finalRecordCount are covered by the quorum's last final checkpoint. */
+  finalRecordCount: number;
+}
+
+export interface MerchantRow {
+  merchantId: number;
+  status: MerchantStatus;
+  recorder: string | null;
+  suspendedReason: string | null;
+  accountCount: number;
+  recordCount: number;
+  toppedUp: number;
+  consumed: number;
+  refunded: number;
+  /** Outstanding prepaid balance the merchant owes its card holders. */
+  liability: number;
+  batches: number;
+  nextSequence: number;
+  badRecords: number;
+  firstTime: number | null;
+  lastTime: number | null;
+  lastServiceTime: number | null;
+  alerts: number;
+}
+
+export interface Totals {
+  merchants: number;
+  accounts: number;
+  records: number;
+  verified: number;
+  failed: number;
+  encrypted: number;
+  /** Records not yet covered by a final checkpoint (0 without a quorum). */
+  pending: number;
+  toppedUp: number;
+  consumed: number;
+  refunded: number;
+  liability: number;
+  alerts: number;
+}
+
+export interface AlertRow {
+  id: number;
+  rule: string;
+  severity: "high" | "medium" | "low";
+  merchantId: number | null;
+  account: string | null;
+  recordIndex: number | null;
+  message: string;
+  value: number | null;
+  threshold: number | null;
+  asOfBlock: number;
+  asOfTime: number;
+}
+
+export interface Overview {
+  info: IndexInfo;
+  totals: Totals;
+  merchants: MerchantRow[];
+  /** The most severe alerts first, at most `alertLimit`. */
+  alerts: AlertRow[];
+}
+
+export interface LiabilityPoint {
+  blockNumber: number;
+  time: number;
+  liability: number;
+  toppedUp: number;
+  consumed: number;
+  refunded: number;
+}
+
+export interface AccountRow {
+  merchantId: number;
+  account: string;
+  recordCount: number;
+  initialAmount: number;
+  toppedUp: number;
+  consumed: number;
+  refunded: number;
+  balance: number;
+  badRecords: number;
+  openedTime: number;
+  lastTime: number;
+}
+
+export interface RecordRow {
+  recordIndex: number;
+  merchantId: number;
+  account: string;
+  kind: number;
+  kindName: string;
+  amount: number;
+  blockNumber: number;
+  blockTime: number;
+  txHash: string;
+  logIndex: number;
+  commitment: string;
+  verification: Verification;
+  problems: string[];
+  /** Covered by a final checkpoint; null when the index follows no quorum. */
+  confirmed: boolean | null;
+  /** Decrypted details, when the key opened them. */
+  details: { time: number; orderRef: string; memo: string } | null;
+}
+
+export interface DiscrepancyRow {
+  id: number;
+  kind: string;
+  message: string;
+  recordIndex: number | null;
+  merchantId: number | null;
+  account: string | null;
+  txHash: string | null;
+  blockNumber: number | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface Page {
+  limit?: number;
+  offset?: number;
+}
+
+export interface RecordFilter extends Page {
+  merchantId?: number;
+  account?: string;
+  verification?: Verification;
+  /** Oldest first (default) or newest first. */
+  order?: "asc" | "desc";
+}
+
+const SEVERITY_ORDER = "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END";
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+function limitOf(p: Page, fallback: number, max = 10_000): { limit: number; offset: number } {
+  const limit = p.limit ?? fallback;
+  const offset = p.offset ?? 0;
+  if (!Number.isInteger(limit) || limit < 1 || limit > max || !Number.isInteger(offset) || offset < 0) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "a page needs 1 <= limit <= max and offset >= 0", {
+      details: { limit, offset, max },
+    });
+  }
+  return { limit, offset };
+}
+
+/** A 32-byte account id, 0x-hex (any case); returned lowercase. */
+export function normalizeAccount(account: string): string {
+  if (!/^0x[0-9a-fA-F]{64}$/.test(account)) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "an account id is 32 bytes of 0x-hex", { details: { account } });
+  }
+  return account.toLowerCase();
+}
+
+export class IndexQueries {
+  constructor(private readonly db: Database) {}
+
+  /** What the index covers. @throws PrepaidLedgerError `INDEX_CORRUPT` if it was never synced */
+  info(): IndexInfo {
+    const s = this.db.prepare("SELECT * FROM sync_state WHERE id = 1").get() as Record<string, unknown> | undefined;
+    const chainId = getMeta(this.db, "chain_id");
+    if (s === undefined || chainId === undefined) {
+      throw new PrepaidLedgerError("INDEX_CORRUPT", "the index has never been synced: run `prepaid sync` first");
+    }
+    return {
+      chainId,
+      ledger: getMeta(this.db, "ledger")!,
+      quorum: getMeta(this.db, "quorum") ?? null,
+      decryptedFor: getMeta(this.db, "decrypted_for") ?? null,
+      fromBlock: Number(getMeta(this.db, "from_block") ?? 0),
+      confirmations: Number(getMeta(this.db, "confirmations") ?? 0),
+      settledBlock: num(s.settled_block),
+      settledTime: num(s.settled_time),
+      recordCount: num(s.record_count),
+      chainHead: String(s.chain_head),
+      finalRecordCount: num(s.final_record_count),
+    };
+  }
+
+  totals(): Totals {
+    const m = this.db
+      .prepare(
+        `SELECT count(*) AS merchants, coalesce(sum(account_count),0) AS accounts, coalesce(sum(record_count),0) AS records,
+                coalesce(sum(topped_up),0) AS topped_up, coalesce(sum(consumed),0) AS consumed, coalesce(sum(refunded),0) AS refunded,
+                coalesce(sum(bad_records),0) AS failed
+           FROM merchants`,
+      )
+      .get() as Record<string, number>;
+    const info = this.info();
+    const encrypted = info.decryptedFor === null ? num(m.records) : 0;
+    const alerts = num((this.db.prepare("SELECT count(*) AS n FROM alerts").get() as { n: number }).n);
+    const pending = info.quorum === null ? 0 : Math.max(0, info.recordCount - info.finalRecordCount);
+    return {
+      merchants: num(m.merchants),
+      accounts: num(m.accounts),
+      records: num(m.records),
+      failed: num(m.failed),
+      encrypted,
+      verified: num(m.records) - num(m.failed) - encrypted,
+      pending,
+      toppedUp: num(m.topped_up),
+      consumed: num(m.consumed),
+      refunded: num(m.refunded),
+      liability: num(m.topped_up) - num(m.consumed) - num(m.refunded),
+      alerts,
+    };
+  }
+
+  overview(alertLimit = 20): Overview {
+    return { info: this.info(), totals: this.totals(), merchants: this.merchants(), alerts: this.alerts({ limit: alertLimit }) };
+  }
+
+  merchants(): MerchantRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT m.*, (SELECT count(*) FROM alerts a WHERE a.merchant_id = m.merchant_id) AS alerts
+           FROM merchants m ORDER BY m.merchant_id`,
+      )
+      .all() as Record<string, unknown>[];
+    return rows.map(merchantRow);
+  }
+
+  /** @throws PrepaidLedgerError `NOT_FOUND` if the index has no such merchant */
+  merchant(merchantId: number): MerchantRow {
+    const row = this.db
+      .prepare(
+        `SELECT m.*, (SELECT count(*) FROM alerts a WHERE a.merchant_id = m.merchant_id) AS alerts
+           FROM merchants m WHERE m.merchant_id = ?`,
+      )
+      .get(merchantId) as Record<string, unknown> | undefined;
+    if (row === undefined) throw new PrepaidLedgerError("NOT_FOUND", "no such merchant in the index", { details: { merchantId } });
+    return merchantRow(row);
+  }
+
+  /** The merchant's liability after each of its batches, oldest first (at most `maxPoints`, evenly thinned). */
+  liabilitySeries(merchantId: number, maxPoints = 500): LiabilityPoint[] {
+    const n = num((this.db.prepare("SELECT count(*) AS n FROM batches WHERE merchant_id = ?").get(merchantId) as { n: number }).n);
+    const step = Math.max(1, Math.ceil(n / maxPoints));
+    const rows = this.db
+      .prepare(
+        `SELECT block_number, block_time, liability_after, topped_up, consumed, refunded,
+                row_number() OVER (ORDER BY block_number, log_index) AS rn
+           FROM batches WHERE merchant_id = ? ORDER BY block_number, log_index`,
+      )
+      .all(merchantId) as Record<string, unknown>[];
+    return rows
+      .filter((r, i) => (num(r.rn) - 1) % step === 0 || i === rows.length - 1)
+      .map((r) => ({
+        blockNumber: num(r.block_number),
+        time: num(r.block_time),
+        liability: num(r.liability_after),
+        toppedUp: num(r.topped_up),
+        consumed: num(r.consumed),
+        refunded: num(r.refunded),
+      }));
+  }
+
+  /** A merchant's accounts, largest balance first. */
+  accounts(merchantId: number, page: Page = {}): AccountRow[] {
+    const { limit, offset } = limitOf(page, 100);
+    const rows = this.db
+      .prepare("SELECT * FROM accounts WHERE merchant_id = ? ORDER BY balance DESC, account LIMIT ? OFFSET ?")
+      .all(merchantId, limit, offset) as Record<string, unknown>[];
+    return rows.map(accountRow);
+  }
+
+  /** @throws PrepaidLedgerError `NOT_FOUND` */
+  account(merchantId: number, account: string): AccountRow {
+    const row = this.db
+      .prepare("SELECT * FROM accounts WHERE merchant_id = ? AND account = ?")
+      .get(merchantId, normalizeAccount(account)) as Record<string, unknown> | undefined;
+    if (row === undefined) {
+      throw new PrepaidLedgerError("NOT_FOUND", "no such account in the index", { details: { merchantId, account } });
+    }
+    return accountRow(row);
+  }
+
+  /** Every merchant's account with this id (the same opaque id may exist under several merchants). */
+  findAccount(account: string): AccountRow[] {
+    const rows = this.db.prepare("SELECT * FROM accounts WHERE account = ? ORDER BY merchant_id").all(normalizeAccount(account));
+    return (rows as Record<string, unknown>[]).map(accountRow);
+  }
+
+  records(filter: RecordFilter = {}): RecordRow[] {
+    const { limit, offset } = limitOf(filter, 100, 1_000_000);
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.merchantId !== undefined) {
+      where.push("merchant_id = ?");
+      args.push(filter.merchantId);
+    }
+    if (filter.account !== undefined) {
+      where.push("account = ?");
+      args.push(normalizeAccount(filter.account));
+    }
+    if (filter.verification !== undefined) {
+      where.push("verification = ?");
+      args.push(filter.verification);
+    }
+    const order = filter.order === "desc" ? "DESC" : "ASC";
+    const sql = `SELECT * FROM records ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""}
+                 ORDER BY record_index ${order} LIMIT ? OFFSET ?`;
+    const final = this.finalCount();
+    return (this.db.prepare(sql).all(...args, limit, offset) as Record<string, unknown>[]).map((r) => recordRow(r, final));
+  }
+
+  /** @throws PrepaidLedgerError `NOT_FOUND` */
+  record(recordIndex: number): RecordRow {
+    const row = this.db.prepare("SELECT * FROM records WHERE record_index = ?").get(recordIndex) as Record<string, unknown> | undefined;
+    if (row === undefined) throw new PrepaidLedgerError("NOT_FOUND", "no such record in the index", { details: { recordIndex } });
+    return recordRow(row, this.finalCount());
+  }
+
+  alerts(filter: Page & { merchantId?: number; rule?: string } = {}): AlertRow[] {
+    const { limit, offset } = limitOf(filter, 1_000, 1_000_000);
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.merchantId !== undefined) {
+      where.push("merchant_id = ?");
+      args.push(filter.merchantId);
+    }
+    if (filter.rule !== undefined) {
+      where.push("rule = ?");
+      args.push(filter.rule);
+    }
+    const sql = `SELECT * FROM alerts ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""}
+                 ORDER BY ${SEVERITY_ORDER}, rule, merchant_id, id LIMIT ? OFFSET ?`;
+    return (this.db.prepare(sql).all(...args, limit, offset) as Record<string, unknown>[]).map(alertRow);
+  }
+
+  discrepancies(page: Page = {}): DiscrepancyRow[] {
+    const { limit, offset } = limitOf(page, 1_000, 1_000_000);
+    return (this.db.prepare("SELECT * FROM discrepancies ORDER BY id LIMIT ? OFFSET ?").all(limit, offset) as Record<string, unknown>[]).map(
+      (r) => ({
+        id: num(r.id),
+        kind: String(r.kind),
+        message: String(r.message),
+        recordIndex: numOrNull(r.record_index),
+        merchantId: numOrNull(r.merchant_id),
+        account: (r.account as string | null) ?? null,
+        txHash: (r.tx_hash as string | null) ?? null,
+        blockNumber: numOrNull(r.block_number),
+        details: r.details === null ? null : (JSON.parse(String(r.details)) as Record<string, unknown>),
+      }),
+    );
+  }
+
+  /** Row counts of every table. */
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const t of TABLES) out[t] = num((this.db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n);
+    return out;
+  }
+
+  /**
+   * SHA-256 over every row of every table, in primary-key order: two indexes with the same
+   * digest hold the same data. Used to prove a resumed sync equals a clean one.
+   */
+  digest(): string {
+    const hash = createHash("sha256");
+    for (const t of TABLES) {
+      hash.update(`table ${t}\n`);
+      const stmt = this.db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`);
+      for (const row of stmt.iterate() as Iterable<Record<string, unknown>>) {
+        for (const v of Object.values(row)) {
+          hash.update(v instanceof Uint8Array ? Buffer.from(v).toString("hex") : JSON.stringify(v));
+          hash.update("\u001f");
+        }
+        hash.update("\n");
+      }
+    }
+    return hash.digest("hex");
+  }
+
+  private finalCount(): number | null {
+    const quorum = getMeta(this.db, "quorum");
+    if (quorum === undefined) return null;
+    const s = this.db.prepare("SELECT final_record_count AS n FROM sync_state WHERE id = 1").get() as { n: number } | undefined;
+    return s === undefined ? 0 : num(s.n);
+  }
+}
+
+function merchantRow(r: Record<string, unknown>): MerchantRow {
+  return {
+    merchantId: num(r.merchant_id),
+    status: STATUS_NAMES[num(r.status)] ?? "unknown",
+    recorder: (r.recorder as string | null) ?? null,
+    suspendedReason: (r.suspended_reason as string | null) ?? null,
+    accountCount: num(r.account_count),
+    recordCount: num(r.record_count),
+    toppedUp: num(r.topped_up),
+    consumed: num(r.consumed),
+    refunded: num(r.refunded),
+    liability: num(r.topped_up) - num(r.consumed) - num(r.refunded),
+    batches: num(r.batches),
+    nextSequence: num(r.next_sequence),
+    badRecords: num(r.bad_records),
+    firstTime: numOrNull(r.first_time),
+    lastTime: numOrNull(r.last_time),
+    lastServiceTime: numOrNull(r.last_service_time),
+    alerts: num(r.alerts ?? 0),
+  };
+}
+
+function accountRow(r: Record<string, unknown>): AccountRow {
+  return {
+    merchantId: num(r.merchant_id),
+    account: String(r.account),
+    recordCount: num(r.record_count),
+    initialAmount: num(r.initial_amount),
+    toppedUp: num(r.topped_up),
+    consumed: num(r.consumed),
+    refunded: num(r.refunded),
+    balance: num(r.balance),
+    badRecords: num(r.bad_records),
+    openedTime: num(r.opened_time),
+    lastTime: num(r.last_time),
+  };
+}
+
+function recordRow(r: Record<string, unknown>, final: number | null): RecordRow {
+  const index = num(r.record_index);
+  return {
+    recordIndex: index,
+    merchantId: num(r.merchant_id),
+    account: String(r.account),
+    kind: num(r.kind),
+    kindName: KIND_NAMES[num(r.kind)] ?? `kind ${String(r.kind)}`,
+    amount: num(r.amount),
+    blockNumber: num(r.block_number),
+    blockTime: num(r.block_time),
+    txHash: String(r.tx_hash),
+    logIndex: num(r.log_index),
+    commitment: String(r.commitment),
+    verification: String(r.verification) as Verification,
+    problems: String(r.problems) === "" ? [] : String(r.problems).split(","),
+    confirmed: final === null ? null : index <= final,
+    details:
+      r.d_time === null || r.d_time === undefined
+        ? null
+        : { time: num(r.d_time), orderRef: String(r.d_order_ref), memo: String(r.d_memo) },
+  };
+}
+
+function alertRow(r: Record<string, unknown>): AlertRow {
+  return {
+    id: num(r.id),
+    rule: String(r.rule),
+    severity: String(r.severity) as AlertRow["severity"],
+    merchantId: numOrNull(r.merchant_id),
+    account: (r.account as string | null) ?? null,
+    recordIndex: numOrNull(r.record_index),
+    message: String(r.message),
+    value: numOrNull(r.value),
+    threshold: numOrNull(r.threshold),
+    asOfBlock: num(r.as_of_block),
+    asOfTime: num(r.as_of_time),
+  };
+}

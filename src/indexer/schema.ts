@@ -1,0 +1,273 @@
+/**
+ * The regulator's index: one SQLite file (Node 22's built-in `node:sqlite`, no native addon)
+ * holding what the indexer read from one ledger on one chain. The tables mirror the ledger's
+ * data; every row that comes from a log is keyed by (transaction, log index), so the same log
+ * can never be stored twice. docs/ARCHITECTURE.md ("Regulator's workbench") explains the data path.
+ *
+ * Amounts are INTEGER minor units (fen). SQLite integers are 64-bit; they are read back as JS
+ * numbers, exact up to 2^53 fen (90 trillion yuan), far above any merchant's books.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import type { DatabaseSync as DatabaseSyncType } from "node:sqlite";
+import { createRequire } from "node:module";
+
+import { PrepaidLedgerError } from "../errors.js";
+
+/** Bumped when a table changes; an index of another version is refused, never migrated silently. */
+export const SCHEMA_VERSION = 1;
+
+export type Database = DatabaseSyncType;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- The sync cursor and the replay's state at it, written in the same transaction as the rows.
+CREATE TABLE IF NOT EXISTS sync_state (
+  id                 INTEGER PRIMARY KEY CHECK (id = 1),
+  settled_block      INTEGER NOT NULL,  -- every log up to this block is in the index
+  settled_hash       TEXT NOT NULL,     -- its hash, to notice a reorg deeper than the confirmations
+  settled_time       INTEGER NOT NULL,  -- its timestamp: "now" for the risk rules
+  record_count       INTEGER NOT NULL,  -- records indexed (the last record index)
+  chain_head         TEXT NOT NULL,     -- the hash chain rebuilt up to record_count
+  final_record_count INTEGER NOT NULL   -- records covered by the quorum's last final checkpoint
+);
+
+CREATE TABLE IF NOT EXISTS merchants (
+  merchant_id   INTEGER PRIMARY KEY,
+  status        INTEGER NOT NULL DEFAULT 0,  -- 1 active, 2 suspended, 0 never registered in the logs read
+  recorder      TEXT,
+  registered_block INTEGER,
+  suspended_reason TEXT,
+  record_count  INTEGER NOT NULL DEFAULT 0,
+  account_count INTEGER NOT NULL DEFAULT 0,
+  topped_up     INTEGER NOT NULL DEFAULT 0,
+  consumed      INTEGER NOT NULL DEFAULT 0,
+  refunded      INTEGER NOT NULL DEFAULT 0,
+  batches       INTEGER NOT NULL DEFAULT 0,
+  next_sequence INTEGER NOT NULL DEFAULT 1,
+  bad_records   INTEGER NOT NULL DEFAULT 0,
+  first_time    INTEGER,   -- block time of its first record
+  last_time     INTEGER,   -- block time of its last record
+  last_service_time INTEGER -- block time of its last consumption or refund
+);
+
+CREATE TABLE IF NOT EXISTS accounts (
+  merchant_id    INTEGER NOT NULL,
+  account        TEXT NOT NULL,   -- 0x-hex, lowercase
+  record_count   INTEGER NOT NULL,
+  initial_amount INTEGER NOT NULL,
+  topped_up      INTEGER NOT NULL,
+  consumed       INTEGER NOT NULL,
+  refunded       INTEGER NOT NULL,
+  balance        INTEGER NOT NULL,
+  bad_records    INTEGER NOT NULL DEFAULT 0,
+  opened_time    INTEGER NOT NULL,
+  last_time      INTEGER NOT NULL,
+  PRIMARY KEY (merchant_id, account)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS accounts_by_account ON accounts (account);
+CREATE INDEX IF NOT EXISTS accounts_by_balance ON accounts (merchant_id, balance DESC);
+
+CREATE TABLE IF NOT EXISTS batches (
+  tx_hash      TEXT NOT NULL,
+  log_index    INTEGER NOT NULL,
+  block_number INTEGER NOT NULL,
+  block_time   INTEGER NOT NULL,
+  merchant_id  INTEGER NOT NULL,
+  sequence     INTEGER NOT NULL,
+  recorder     TEXT NOT NULL,
+  first_record INTEGER NOT NULL,
+  record_count INTEGER NOT NULL,
+  chain_head   TEXT NOT NULL,
+  topped_up    INTEGER NOT NULL,  -- this batch's sums, by kind
+  consumed     INTEGER NOT NULL,
+  refunded     INTEGER NOT NULL,
+  liability_after INTEGER NOT NULL,  -- the merchant's liability once the batch is booked
+  PRIMARY KEY (tx_hash, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_merchant ON batches (merchant_id, block_time);
+
+CREATE TABLE IF NOT EXISTS records (
+  record_index INTEGER PRIMARY KEY,
+  tx_hash      TEXT NOT NULL,
+  log_index    INTEGER NOT NULL,
+  block_number INTEGER NOT NULL,
+  block_time   INTEGER NOT NULL,
+  merchant_id  INTEGER NOT NULL,
+  account      TEXT NOT NULL,
+  kind         INTEGER NOT NULL,
+  amount       INTEGER NOT NULL,
+  commitment   TEXT NOT NULL,
+  ciphertext   BLOB NOT NULL,     -- kept, so a later key or a re-check needs no RPC
+  verification TEXT NOT NULL,     -- 'verified' | 'failed' | 'encrypted' (no key given)
+  problems     TEXT NOT NULL,     -- comma-separated discrepancy kinds, '' when none
+  d_time       INTEGER,           -- decrypted details, when the key opened them
+  d_order_ref  TEXT,
+  d_memo       TEXT,
+  UNIQUE (tx_hash, log_index)
+);
+CREATE INDEX IF NOT EXISTS records_by_account ON records (merchant_id, account, record_index);
+CREATE INDEX IF NOT EXISTS records_failed ON records (verification) WHERE verification = 'failed';
+
+CREATE TABLE IF NOT EXISTS merchant_events (
+  tx_hash      TEXT NOT NULL,
+  log_index    INTEGER NOT NULL,
+  block_number INTEGER NOT NULL,
+  block_time   INTEGER NOT NULL,
+  merchant_id  INTEGER NOT NULL,
+  event        TEXT NOT NULL,     -- 'registered' | 'suspended' | 'reinstated'
+  detail       TEXT,
+  PRIMARY KEY (tx_hash, log_index)
+) WITHOUT ROWID;
+
+-- Checkpoints: 'marked' by the ledger (CheckpointMarked), 'final' by the quorum (CheckpointFinalized).
+CREATE TABLE IF NOT EXISTS checkpoints (
+  tx_hash      TEXT NOT NULL,
+  log_index    INTEGER NOT NULL,
+  block_number INTEGER NOT NULL,
+  block_time   INTEGER NOT NULL,
+  source       TEXT NOT NULL,
+  record_count INTEGER NOT NULL,
+  chain_head   TEXT NOT NULL,
+  state_digest TEXT,
+  set_id       INTEGER,
+  PRIMARY KEY (tx_hash, log_index)
+) WITHOUT ROWID;
+
+-- Every problem the replay found, with the record it names (if any).
+CREATE TABLE IF NOT EXISTS discrepancies (
+  id           INTEGER PRIMARY KEY,
+  kind         TEXT NOT NULL,
+  message      TEXT NOT NULL,
+  record_index INTEGER,
+  merchant_id  INTEGER,
+  account      TEXT,
+  tx_hash      TEXT,
+  block_number INTEGER,
+  log_index    INTEGER,
+  details      TEXT,
+  UNIQUE (kind, tx_hash, log_index, record_index)
+);
+
+-- The risk rules' findings at the last sync (replaced as a whole each time they are evaluated).
+CREATE TABLE IF NOT EXISTS alerts (
+  id           INTEGER PRIMARY KEY,
+  rule         TEXT NOT NULL,
+  severity     TEXT NOT NULL,
+  merchant_id  INTEGER,
+  account      TEXT,
+  record_index INTEGER,
+  message      TEXT NOT NULL,
+  value        INTEGER,
+  threshold    INTEGER,
+  as_of_block  INTEGER NOT NULL,
+  as_of_time   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_merchant ON alerts (merchant_id);
+`;
+
+/** The tables, in the order a digest covers them. */
+export const TABLES = [
+  "meta",
+  "sync_state",
+  "merchants",
+  "accounts",
+  "batches",
+  "records",
+  "merchant_events",
+  "checkpoints",
+  "discrepancies",
+  "alerts",
+] as const;
+
+const requireBuiltin = createRequire(import.meta.url);
+
+/** `node:sqlite` without its one-time ExperimentalWarning on stderr (it is stable enough for this use). */
+function loadSqlite(): typeof import("node:sqlite") {
+  const emit = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === "string" ? warning : warning.message;
+    if (/SQLite/.test(text)) return;
+    (emit as (...a: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+  try {
+    return requireBuiltin("node:sqlite") as typeof import("node:sqlite");
+  } finally {
+    process.emitWarning = emit;
+  }
+}
+
+const SQLITE_MAGIC = "SQLite format 3\0";
+
+export interface OpenIndexOptions {
+  /** Open an existing index only (the report commands), never create one. */
+  mustExist?: boolean;
+  readOnly?: boolean;
+}
+
+/**
+ * Opens (or creates) the index at `path` and checks its schema version.
+ *
+ * @throws PrepaidLedgerError `INDEX_CORRUPT` if the file is not an index of this version;
+ *   `INVALID_ARGUMENT` if `mustExist` and there is no file
+ */
+export function openIndex(path: string, options: OpenIndexOptions = {}): Database {
+  const exists = path !== ":memory:" && existsSync(path);
+  if (options.mustExist && !exists) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "no index database at this path: run `prepaid sync` first", {
+      details: { path },
+    });
+  }
+  if (exists) {
+    const head = readFileSync(path).subarray(0, 16).toString("latin1");
+    if (head.length > 0 && head !== SQLITE_MAGIC) {
+      throw new PrepaidLedgerError("INDEX_CORRUPT", "the file is not an SQLite database", { details: { path } });
+    }
+  }
+  const { DatabaseSync } = loadSqlite();
+  let db: Database;
+  try {
+    db = new DatabaseSync(path, { readOnly: options.readOnly ?? false });
+  } catch (e) {
+    throw new PrepaidLedgerError("INDEX_CORRUPT", "the index database cannot be opened", { details: { path }, cause: e });
+  }
+  try {
+    if (!options.readOnly) {
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+    }
+    db.exec("PRAGMA busy_timeout = 5000;");
+    const version = Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+    const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+    if (version === 0 && tables === 0) {
+      if (options.readOnly) {
+        throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is empty: run `prepaid sync` first", { details: { path } });
+      }
+      db.exec("BEGIN");
+      db.exec(DDL);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      db.exec("COMMIT");
+    } else if (version !== SCHEMA_VERSION) {
+      throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is not a prepaid-ledger index of this version", {
+        details: { path, schemaVersion: version, expected: SCHEMA_VERSION },
+      });
+    }
+  } catch (e) {
+    db.close();
+    if (e instanceof PrepaidLedgerError) throw e;
+    throw new PrepaidLedgerError("INDEX_CORRUPT", "the index database cannot be read", { details: { path }, cause: e });
+  }
+  return db;
+}
+
+/** Reads one meta value. */
+export function getMeta(db: Database, key: string): string | undefined {
+  const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
+  return row?.value;
+}
+
+export function setMeta(db: Database, key: string, value: string): void {
+  db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, value);
+}

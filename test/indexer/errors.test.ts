@@ -1,0 +1,177 @@
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { expect } from "chai";
+import { JsonRpcProvider, Network, id } from "ethers";
+import { network } from "hardhat";
+
+import { Indexer, type IndexerConfigInput } from "../../src/indexer/indexer.js";
+import { IndexQueries } from "../../src/indexer/queries.js";
+import { openIndex } from "../../src/indexer/schema.js";
+import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
+import { Uploader } from "../../src/upload/uploader.js";
+import { expectRejects } from "../helpers/errors.js";
+import { MERCHANT_KEY, REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
+import { freePort } from "../helpers/processes.js";
+
+const { ethers, networkHelpers } = await network.create();
+
+/** A ledger with 20 records of one merchant in 4 batches. */
+async function ledgerWithRecords() {
+  const [admin, regulator, recorder] = await ethers.getSigners();
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const address = await ledger.getAddress();
+  await ledger.connect(regulator).registerMerchant(7, recorder.address);
+  const uploader = await Uploader.open(
+    { ledger: address, merchantId: 7, regulatorPublicKey: REGULATOR_PUB, journalPath: join(tempDir(), "j.jsonl"), batchSize: 5 },
+    recorder,
+  );
+  await uploader.upload(openings(7, 10, 80_000n));
+  await uploader.upload(Array.from({ length: 10 }, (_, i) => detail(7, 2, card(i), 1_000n, 50 + i)));
+  uploader.close();
+  return { ledger, address };
+}
+
+const freshDb = () => join(tempDir("index-errors"), "index.sqlite");
+
+async function sync(config: Partial<IndexerConfigInput> & { db: string; ledger: string }, rpc: JsonRpcLike = ethers.provider) {
+  const indexer = await Indexer.open({ privateKey: REGULATOR_KEY, ...config }, rpc);
+  try {
+    return { result: await indexer.sync(), digest: indexer.queries().digest() };
+  } finally {
+    indexer.close();
+  }
+}
+
+const digestOf = (db: string) => {
+  const handle = openIndex(db, { readOnly: true });
+  try {
+    return new IndexQueries(handle).digest();
+  } finally {
+    handle.close();
+  }
+};
+
+describe("indexer: bad input", function () {
+  this.timeout(60_000);
+
+  it("refuses a key that opens none of the records, and writes nothing", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    const db = freshDb();
+    const empty = (() => {
+      const handle = openIndex(db);
+      handle.close();
+      return digestOf(db);
+    })();
+    const e = await expectRejects(sync({ db, ledger: f.address, privateKey: MERCHANT_KEY }), "WRONG_KEY");
+    expect(e.message).not.to.include(MERCHANT_KEY.slice(2));
+    expect(digestOf(db)).to.equal(empty);
+    // The right key then builds the index.
+    expect((await sync({ db, ledger: f.address })).result.newRecords).to.equal(20);
+  });
+
+  it("refuses another key on an index built with the regulator's, and leaves it as it was", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    const db = freshDb();
+    const { digest } = await sync({ db, ledger: f.address });
+    await expectRejects(sync({ db, ledger: f.address, privateKey: MERCHANT_KEY }), "WRONG_KEY");
+    await expectRejects(sync({ db, ledger: f.address, privateKey: undefined }), "WRONG_KEY");
+    expect(digestOf(db)).to.equal(digest);
+  });
+
+  it("reports an unreachable node as RPC_ERROR and creates no database", async function () {
+    const port = await freePort();
+    const provider = new JsonRpcProvider(`http://127.0.0.1:${port}`, Network.from(31337), { staticNetwork: true });
+    const db = freshDb();
+    const e = await expectRejects(
+      Indexer.open({ ledger: "0x" + "11".repeat(20), db, rpcTimeoutMs: 2_000 }, provider),
+      "RPC_ERROR",
+    );
+    expect(e.retryable).to.equal(true);
+    expect(existsSync(db)).to.equal(false);
+    provider.destroy();
+  });
+
+  it("refuses an index of another ledger or another chain", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    const db = freshDb();
+    const { digest } = await sync({ db, ledger: f.address });
+    const [admin, regulator] = await ethers.getSigners();
+    const other = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+    const e = await expectRejects(sync({ db, ledger: await other.getAddress() }), "INDEX_MISMATCH");
+    expect(e.details.field).to.equal("ledger");
+    const otherChain: JsonRpcLike = {
+      send: async (method, params) => (method === "eth_chainId" ? "0xaa36a7" : ethers.provider.send(method, params)),
+    };
+    const c = await expectRejects(sync({ db, ledger: f.address }, otherChain), "INDEX_MISMATCH");
+    expect(c.details.field).to.equal("chain_id");
+    expect(digestOf(db)).to.equal(digest);
+  });
+
+  it("refuses a file that is not an index", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    const db = freshDb();
+    writeFileSync(db, "merchant,balance\n1,100\n");
+    await expectRejects(sync({ db, ledger: f.address }), "INDEX_CORRUPT");
+    expect(() => openIndex(freshDb(), { mustExist: true })).to.throw(/run `prepaid sync` first/);
+  });
+
+  it("refuses an address without a contract, or a quorum of another ledger", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    await expectRejects(sync({ db: freshDb(), ledger: "0x" + "22".repeat(20) }), "INVALID_CONFIG");
+    const [admin, regulator, , , , , , , , , s1] = await ethers.getSigners();
+    const other = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+    const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, await other.getAddress(), [s1.address], 1]);
+    const e = await expectRejects(sync({ db: freshDb(), ledger: f.address, quorum: await quorum.getAddress() }), "INVALID_CONFIG");
+    expect(e.shortMessage).to.include("another ledger");
+    await expectRejects(sync({ db: freshDb(), ledger: f.address, confirmations: -1 }), "INVALID_CONFIG");
+  });
+
+  it("stores a corrupted record as failed, with its discrepancy and an alert; every other figure stays right", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    // The node hands out record #13 with one ciphertext byte flipped.
+    const corrupting: JsonRpcLike = {
+      send: async (method, params) => {
+        const out = await ethers.provider.send(method, params);
+        if (method !== "eth_getLogs") return out;
+        return (out as RpcLog[]).map((log) => {
+          const index = log.data.length > 32 ? Number(BigInt("0x" + log.data.slice(2, 18))) : 0;
+          if (log.topics.length !== 4 || index !== 13) return log;
+          const at = 2 + 2 * 40;
+          const flipped = (Number.parseInt(log.data.slice(at, at + 2), 16) ^ 1).toString(16).padStart(2, "0");
+          return { ...log, data: log.data.slice(0, at) + flipped + log.data.slice(at + 2) };
+        });
+      },
+    };
+    const db = freshDb();
+    const { result } = await sync({ db, ledger: f.address }, corrupting);
+    const q = new IndexQueries(openIndex(db, { readOnly: true }));
+    const bad = q.record(13);
+    expect([bad.verification, bad.problems, bad.details]).to.deep.equal(["failed", ["corrupt-ciphertext"], null]);
+    // The altered bytes also break the hash chain at the batch's announced head.
+    expect(q.discrepancies().map((d) => [d.kind, d.recordIndex])).to.deep.equal([
+      ["corrupt-ciphertext", 13],
+      ["chain-break", null],
+    ]);
+    expect(q.records({ verification: "failed" }).map((r) => r.recordIndex)).to.deep.equal([13]);
+    expect(q.alerts({ rule: "verification-failed" }).map((a) => a.recordIndex)).to.include(13);
+    // The books come from the on-chain amounts, which the corruption did not touch.
+    const c = await f.ledger.merchantBooks(7);
+    expect([q.merchant(7).consumed, q.merchant(7).badRecords]).to.deep.equal([Number(c.consumed), 1]);
+    expect(result.newRecords).to.equal(20);
+  });
+
+  it("notices a reorg deeper than its confirmations and writes nothing", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    const db = freshDb();
+    const snapshot = await ethers.provider.send("evm_snapshot", []);
+    const [, regulator] = await ethers.getSigners();
+    await (await f.ledger.connect(regulator).suspendMerchant(7, id("a"))).wait();
+    const { digest } = await sync({ db, ledger: f.address });
+    await ethers.provider.send("evm_revert", [snapshot]);
+    await networkHelpers.mine(3);
+    const e = await expectRejects(sync({ db, ledger: f.address }), "REORG_TOO_DEEP");
+    expect(e.details.confirmations).to.equal(0);
+    expect(digestOf(db)).to.equal(digest);
+  });
+});

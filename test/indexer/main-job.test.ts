@@ -1,0 +1,97 @@
+import { join } from "node:path";
+
+import { expect } from "chai";
+import { network } from "hardhat";
+
+import { DEMO_REGULATOR_KEY, MERCHANTS, SUSPENDED, runDay } from "../../scripts/lib/day.js";
+import { Indexer } from "../../src/indexer/indexer.js";
+import { tempDir } from "../helpers/ledger.js";
+
+describe("indexer: the main job's traffic", function () {
+  this.timeout(300_000);
+
+  it("indexes the day and every figure equals the contract's own views; no risk rule fires", async function () {
+    const connection = await network.create();
+    const day = await runDay(connection);
+    const { ethers } = connection;
+    const db = join(tempDir("index"), "index.sqlite");
+    const indexer = await Indexer.open(
+      { ledger: day.ledgerAddress, quorum: day.quorumAddress, privateKey: DEMO_REGULATOR_KEY, db },
+      ethers.provider,
+    );
+    try {
+      const result = await indexer.sync();
+      expect(result.matchesContract).to.equal(true);
+      expect(result.newRecords).to.equal(day.uploaded.length);
+      const q = indexer.queries();
+      const ledger = await ethers.getContractAt("PrepaidLedger", day.ledgerAddress);
+      const quorum = await ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
+
+      // The chain and the confirmation.
+      const info = q.info();
+      const [count, head] = await ledger.chainHead();
+      expect([BigInt(info.recordCount), info.chainHead]).to.deep.equal([count, head.toLowerCase()]);
+      expect(info.settledBlock).to.equal(await ethers.provider.getBlockNumber());
+      const [finalCount] = await quorum.lastFinal();
+      expect(BigInt(info.finalRecordCount)).to.equal(finalCount);
+      expect(info.decryptedFor).to.be.a("string");
+
+      // Every merchant.
+      const merchants = q.merchants();
+      expect(merchants.map((m) => m.merchantId)).to.deep.equal(MERCHANTS.map((m) => m.id));
+      for (const m of merchants) {
+        const c = await ledger.merchantBooks(m.merchantId);
+        expect(m.status).to.equal(m.merchantId === SUSPENDED ? "suspended" : "active");
+        expect(
+          [m.accountCount, m.recordCount, m.toppedUp, m.consumed, m.refunded, m.liability, m.nextSequence].map(BigInt),
+        ).to.deep.equal([c.accountCount, c.recordCount, c.toppedUp, c.consumed, c.refunded, c.liability, c.nextSequence]);
+        expect(m.badRecords).to.equal(0);
+        // The liability series ends at the merchant's liability.
+        const series = q.liabilitySeries(m.merchantId);
+        expect(series.length).to.equal(m.batches);
+        expect(series.at(-1)!.liability).to.equal(m.liability);
+      }
+
+      // Every account, against accountBooks.
+      let accounts = 0;
+      for (const m of merchants) {
+        const rows = q.accounts(m.merchantId, { limit: 1_000 });
+        expect(rows.length).to.equal(m.accountCount);
+        for (const a of rows) {
+          const c = await ledger.accountBooks(a.merchantId, a.account);
+          expect(
+            [a.recordCount, a.initialAmount, a.toppedUp, a.consumed, a.refunded, a.balance].map(BigInt),
+          ).to.deep.equal([c.recordCount, c.initialAmount, c.toppedUp, c.consumed, c.refunded, c.balance]);
+          accounts++;
+        }
+      }
+      expect(q.totals().accounts).to.equal(accounts);
+
+      // Every record: stored once, verified, decrypted, confirmed up to the final checkpoint.
+      const records = q.records({ limit: 10_000 });
+      expect(records.map((r) => r.recordIndex)).to.deep.equal(day.uploaded.map((r) => Number(r.recordIndex)));
+      expect(records.map((r) => r.commitment)).to.deep.equal(day.uploaded.map((r) => r.commitment.toLowerCase()));
+      expect(records.every((r) => r.verification === "verified" && r.details !== null)).to.equal(true);
+      expect(records.filter((r) => r.confirmed).length).to.equal(Number(finalCount));
+      const totals = q.totals();
+      expect([totals.records, totals.verified, totals.failed, totals.pending]).to.deep.equal([
+        day.uploaded.length,
+        day.uploaded.length,
+        0,
+        day.uploaded.length - Number(finalCount),
+      ]);
+      expect(q.discrepancies()).to.deep.equal([]);
+
+      // The normal day is quiet: no rule fires.
+      expect(q.alerts()).to.deep.equal([]);
+
+      // A second sync finds nothing new and changes nothing.
+      const before = q.digest();
+      const again = await indexer.sync();
+      expect(again.newRecords).to.equal(0);
+      expect(q.digest()).to.equal(before);
+    } finally {
+      indexer.close();
+    }
+  });
+});
