@@ -263,27 +263,27 @@ export class IndexQueries {
     return merchantRow(row);
   }
 
-  /** The merchant's liability after each of its batches, oldest first (at most `maxPoints`, evenly thinned). */
+  /** The merchant's liability after each of its batches, oldest first (at most `maxPoints`, evenly thinned, always the last). */
   liabilitySeries(merchantId: number, maxPoints = 500): LiabilityPoint[] {
     const n = num((this.db.prepare("SELECT count(*) AS n FROM batches WHERE merchant_id = ?").get(merchantId) as { n: number }).n);
     const step = Math.max(1, Math.ceil(n / maxPoints));
     const rows = this.db
       .prepare(
-        `SELECT block_number, block_time, liability_after, topped_up, consumed, refunded,
-                row_number() OVER (ORDER BY block_number, log_index) AS rn
-           FROM batches WHERE merchant_id = ? ORDER BY block_number, log_index`,
+        `SELECT * FROM (
+           SELECT block_number, block_time, liability_after, topped_up, consumed, refunded,
+                  row_number() OVER (ORDER BY block_number, log_index) AS rn
+             FROM batches WHERE merchant_id = ?)
+          WHERE (rn - 1) % ? = 0 OR rn = ? ORDER BY rn`,
       )
-      .all(merchantId) as Record<string, unknown>[];
-    return rows
-      .filter((r, i) => (num(r.rn) - 1) % step === 0 || i === rows.length - 1)
-      .map((r) => ({
-        blockNumber: num(r.block_number),
-        time: num(r.block_time),
-        liability: num(r.liability_after),
-        toppedUp: num(r.topped_up),
-        consumed: num(r.consumed),
-        refunded: num(r.refunded),
-      }));
+      .all(merchantId, step, n) as Record<string, unknown>[];
+    return rows.map((r) => ({
+      blockNumber: num(r.block_number),
+      time: num(r.block_time),
+      liability: num(r.liability_after),
+      toppedUp: num(r.topped_up),
+      consumed: num(r.consumed),
+      refunded: num(r.refunded),
+    }));
   }
 
   /** A merchant's accounts, largest balance first. */

@@ -9,6 +9,7 @@
 import { z } from "zod";
 
 import { parseConfig } from "../config.js";
+import { yuan } from "../regulator/report.js";
 import type { Database } from "./schema.js";
 
 const DAY = 86_400;
@@ -78,9 +79,6 @@ export interface Alert {
   value: number | null;
   threshold: number | null;
 }
-
-const yuan = (fenAmount: number) =>
-  `¥${(fenAmount / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 
 interface MerchantFigures {
   merchant_id: number;

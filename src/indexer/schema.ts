@@ -7,7 +7,7 @@
  * Amounts are INTEGER minor units (fen). SQLite integers are 64-bit; they are read back as JS
  * numbers, exact up to 2^53 fen (90 trillion yuan), far above any merchant's books.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import type { DatabaseSync as DatabaseSyncType } from "node:sqlite";
 import { createRequire } from "node:module";
 
@@ -222,7 +222,7 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
     });
   }
   if (exists) {
-    const head = readFileSync(path).subarray(0, 16).toString("latin1");
+    const head = readHead(path);
     if (head.length > 0 && head !== SQLITE_MAGIC) {
       throw new PrepaidLedgerError("INDEX_CORRUPT", "the file is not an SQLite database", { details: { path } });
     }
@@ -260,6 +260,17 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
     throw new PrepaidLedgerError("INDEX_CORRUPT", "the index database cannot be read", { details: { path }, cause: e });
   }
   return db;
+}
+
+/** The first 16 bytes of a file (an SQLite file starts with its magic string). */
+function readHead(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(16);
+    return buf.subarray(0, readSync(fd, buf, 0, 16, 0)).toString("latin1");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads one meta value. */

@@ -13,6 +13,15 @@ export function formatAmount(minor: bigint): string {
   return `${sign}${whole}.${(abs % 100n).toString().padStart(2, "0")}`;
 }
 
+/**
+ * Fen (1/100 yuan) as yuan for people, the one money format of reports, alerts, the CLI and the
+ * dashboard: `123456` → `¥1,234.56`, `-5` → `-¥0.05`. Exact (integer arithmetic, no floats).
+ */
+export function yuan(fen: number | bigint): string {
+  const text = formatAmount(BigInt(fen));
+  return text.startsWith("-") ? `-¥${text.slice(1)}` : `¥${text}`;
+}
+
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  "));

@@ -1,0 +1,141 @@
+/**
+ * What each dashboard page shows, read from the index in one go: the HTML pages and the JSON API
+ * render the same objects, so a script reading `/api/...` sees exactly the page's figures. Every
+ * list is a page of at most {@link PAGE_SIZE} rows read through an index, so a page costs the
+ * same with 400 records or 400,000.
+ */
+import { PrepaidLedgerError } from "../errors.js";
+import {
+  type AccountRow,
+  type AlertRow,
+  type IndexQueries,
+  type LiabilityPoint,
+  type MerchantRow,
+  type Overview,
+  type RecordRow,
+} from "../indexer/queries.js";
+import { RISK_RULES } from "../indexer/risk.js";
+
+/** Rows per page in every paginated table. */
+export const PAGE_SIZE = 100;
+/** Alerts on the overview (the most severe first). */
+export const TOP_ALERTS = 10;
+/** At most this many points in a liability chart (the series is thinned evenly beyond it). */
+export const CHART_POINTS = 500;
+const MAX_MERCHANT_ID = 2 ** 32 - 1;
+
+/** One page of a list. `pages` is null when the total is not known without a count. */
+export interface Paged<T> {
+  page: number;
+  pages: number | null;
+  pageSize: number;
+  hasNext: boolean;
+  items: T[];
+}
+
+export interface MerchantView {
+  merchant: MerchantRow;
+  /** Liability after each batch, oldest first, at most {@link CHART_POINTS}. */
+  series: LiabilityPoint[];
+  accounts: Paged<AccountRow>;
+  /** The merchant's alerts, the most severe first, at most {@link PAGE_SIZE}. */
+  alerts: AlertRow[];
+}
+
+export interface SeriesView {
+  merchantId: number;
+  batches: number;
+  points: LiabilityPoint[];
+}
+
+export interface AccountView {
+  account: AccountRow;
+  records: Paged<RecordRow>;
+}
+
+export interface AlertsView {
+  filter: { rule: string | null; merchantId: number | null };
+  rules: string[];
+  alerts: Paged<AlertRow>;
+}
+
+const invalid = (shortMessage: string, details: Record<string, unknown>) =>
+  new PrepaidLedgerError("INVALID_ARGUMENT", shortMessage, { details });
+
+/** @throws PrepaidLedgerError `INVALID_ARGUMENT` unless `text` is a uint32 in decimal */
+export function parseMerchantId(text: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > MAX_MERCHANT_ID) {
+    throw invalid("a merchant id is a whole number from 0 to 4294967295", { merchantId: text });
+  }
+  return Number(text);
+}
+
+/** @throws PrepaidLedgerError `INVALID_ARGUMENT` unless `text` is a record index (1, 2, …) */
+export function parseRecordIndex(text: string): number {
+  if (!/^[1-9]\d{0,14}$/.test(text)) throw invalid("a record index is a whole number from 1", { recordIndex: text });
+  return Number(text);
+}
+
+/** The `?page=` parameter, 1 when absent. @throws PrepaidLedgerError `INVALID_ARGUMENT` */
+export function parsePage(query: URLSearchParams): number {
+  const text = query.get("page") ?? "1";
+  if (!/^[1-9]\d{0,8}$/.test(text)) throw invalid("a page number is a whole number from 1", { page: text });
+  return Number(text);
+}
+
+function pageOf<T>(rows: T[], page: number, pages: number | null): Paged<T> {
+  const hasNext = rows.length > PAGE_SIZE;
+  if (page > 1 && rows.length === 0) {
+    throw new PrepaidLedgerError("NOT_FOUND", "there is no such page", { details: { page, pages } });
+  }
+  return { page, pages, pageSize: PAGE_SIZE, hasNext, items: rows.slice(0, PAGE_SIZE) };
+}
+
+/** Rows for `page`, plus one to know whether another page follows. */
+const rowsFor = (page: number) => ({ limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
+const pageCount = (rows: number) => Math.max(1, Math.ceil(rows / PAGE_SIZE));
+
+/** The overview: what the index covers, the totals, every merchant, the top alerts. */
+export function overviewView(q: IndexQueries): Overview {
+  return q.overview(TOP_ALERTS);
+}
+
+/** @throws PrepaidLedgerError `NOT_FOUND` (no such merchant or page), `INVALID_ARGUMENT` */
+export function merchantView(q: IndexQueries, merchantId: number, page: number): MerchantView {
+  const merchant = q.merchant(merchantId);
+  return {
+    merchant,
+    series: q.liabilitySeries(merchantId, CHART_POINTS),
+    accounts: pageOf(q.accounts(merchantId, rowsFor(page)), page, pageCount(merchant.accountCount)),
+    alerts: q.alerts({ merchantId, limit: PAGE_SIZE }),
+  };
+}
+
+/** @throws PrepaidLedgerError `NOT_FOUND` if the index has no such merchant */
+export function seriesView(q: IndexQueries, merchantId: number): SeriesView {
+  const { batches } = q.merchant(merchantId);
+  return { merchantId, batches, points: q.liabilitySeries(merchantId, CHART_POINTS) };
+}
+
+/** @throws PrepaidLedgerError `NOT_FOUND` (no such account or page), `INVALID_ARGUMENT` (malformed account id) */
+export function accountView(q: IndexQueries, merchantId: number, accountText: string, page: number): AccountView {
+  const account = q.account(merchantId, accountText);
+  const rows = q.records({ merchantId, account: account.account, ...rowsFor(page) });
+  return { account, records: pageOf(rows, page, pageCount(account.recordCount)) };
+}
+
+/**
+ * The alerts, optionally of one rule and/or one merchant.
+ *
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` (unknown rule, malformed merchant id), `NOT_FOUND` (no such merchant)
+ */
+export function alertsView(q: IndexQueries, query: URLSearchParams): AlertsView {
+  const rules = Object.keys(RISK_RULES);
+  const rule = query.get("rule");
+  if (rule !== null && !rules.includes(rule)) throw invalid("no risk rule has this name", { rule, rules });
+  const merchantText = query.get("merchant");
+  const merchantId = merchantText === null ? null : q.merchant(parseMerchantId(merchantText)).merchantId;
+  const page = parsePage(query);
+  const rows = q.alerts({ rule: rule ?? undefined, merchantId: merchantId ?? undefined, ...rowsFor(page) });
+  return { filter: { rule, merchantId }, rules, alerts: pageOf(rows, page, null) };
+}

@@ -1,0 +1,54 @@
+/**
+ * How the dashboard writes money and time. Every amount on every page goes through {@link yuan},
+ * every timestamp through {@link dateTime}, so two pages never show the same figure two ways.
+ */
+import { yuan } from "../regulator/report.js";
+
+export { yuan };
+
+const two = (n: number) => String(n).padStart(2, "0");
+
+/** A time's parts in this machine's time zone (`TZ` sets it), like the CLI's times. */
+function localParts(seconds: number): { date: string; time: string; zone: string } {
+  const d = new Date(seconds * 1000);
+  const offset = -d.getTimezoneOffset();
+  const abs = Math.abs(offset);
+  return {
+    date: `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`,
+    time: `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`,
+    zone: offset === 0 ? "UTC" : `UTC${offset < 0 ? "-" : "+"}${two(Math.floor(abs / 60))}:${two(abs % 60)}`,
+  };
+}
+
+/**
+ * Formats a Unix time (seconds) in this machine's time zone, with the zone written out.
+ *
+ * @param seconds - seconds since 1970-01-01T00:00:00Z, e.g. a block time
+ * @returns e.g. `2026-11-26 17:00:00 UTC+08:00`, or `2026-11-26 09:00:00 UTC` under TZ=UTC
+ */
+export function dateTime(seconds: number): string {
+  const { date, time, zone } = localParts(seconds);
+  return `${date} ${time} ${zone}`;
+}
+
+/**
+ * A label for a time on a chart axis whose whole range is `span` seconds: the time of day
+ * when the range fits in a day, the date otherwise (in this machine's time zone).
+ *
+ * @returns `HH:MM:SS` (span under 10 minutes), `HH:MM` (under a day) or `YYYY-MM-DD`
+ */
+export function axisTime(seconds: number, span: number): string {
+  const { date, time } = localParts(seconds);
+  if (span < 600) return time;
+  if (span < 86_400) return time.slice(0, 5);
+  return date;
+}
+
+/**
+ * Shortens a long 0x-hex id for a table cell (the full id goes in the cell's title).
+ *
+ * @returns e.g. `0x1a2b3c…9f8e` for a 32-byte id; short ids unchanged
+ */
+export function shortHex(hex: string): string {
+  return hex.length <= 18 ? hex : `${hex.slice(0, 8)}…${hex.slice(-4)}`;
+}

@@ -1,0 +1,246 @@
+/**
+ * The dashboard's pages, rendered on the server from the objects in `data.ts`: plain HTML with a
+ * small inline stylesheet, no script. Cells that tests and scripts read carry `data-field`
+ * attributes, rows carry their id (`data-merchant`, `data-account`, `data-record`, `data-alert`).
+ */
+import type { AccountRow, AlertRow, IndexInfo, MerchantRow, Overview, RecordRow } from "../indexer/queries.js";
+import { liabilityChart } from "./chart.js";
+import type { AccountView, AlertsView, MerchantView, Paged } from "./data.js";
+import { shortHex, dateTime, yuan } from "./format.js";
+import { html, type Html, type HtmlPart } from "./html.js";
+
+const STYLE = html`<style>
+  body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
+  header { background: #1d2a44; color: #fff; padding: 10px 24px; display: flex; gap: 24px; align-items: baseline; }
+  header a { color: #cfe0ff; text-decoration: none; } header strong { font-size: 16px; }
+  main { padding: 8px 24px 32px; max-width: 1280px; overflow-x: auto; }
+  h1 { font-size: 22px; margin: 16px 0 8px; } h2 { font-size: 17px; margin: 24px 0 8px; }
+  table { border-collapse: collapse; background: #fff; width: 100%; }
+  th, td { padding: 4px 8px; border-bottom: 1px solid #e3e6eb; text-align: left; vertical-align: top; white-space: nowrap; }
+  td[data-field=message], td[data-field=memo] { white-space: normal; }
+  th { background: #eef1f5; font-weight: 600; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+  .figures { display: flex; flex-wrap: wrap; gap: 8px; }
+  .figure { background: #fff; border: 1px solid #e3e6eb; border-radius: 6px; padding: 8px 12px; min-width: 130px; }
+  .figure .label { display: block; color: #5b6475; font-size: 12px; } .figure .value { font-size: 17px; font-weight: 600; }
+  .badge { border-radius: 10px; padding: 1px 8px; font-size: 12px; background: #e3e6eb; }
+  .active, .verified, .confirmed, .low { background: #dcf3e3; } .pending, .medium, .encrypted { background: #fff1cc; }
+  .suspended, .failed, .high { background: #fbd9d9; }
+  code { font-size: 12px; word-break: break-all; } .note { color: #5b6475; }
+  .chart { background: #fff; border: 1px solid #e3e6eb; max-width: 100%; height: auto; }
+  .chart .grid { stroke: #e3e6eb; } .chart .axis { stroke: #5b6475; } .chart .tick, .chart .caption { font-size: 11px; fill: #5b6475; }
+  .chart .liability { fill: none; stroke: #2f6fde; stroke-width: 2; } .chart .point { fill: #2f6fde; }
+  nav.pager { margin: 8px 0; display: flex; gap: 16px; } footer { color: #5b6475; font-size: 12px; padding: 0 24px 24px; }
+</style>`;
+
+/** A whole page: header with navigation, the body, and a footer saying what the index covers. */
+function layout(title: string, body: Html, info: IndexInfo | null): Html {
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · prepaid-ledger dashboard</title>${STYLE}</head>
+<body><header><strong>prepaid-ledger</strong><a href="/">Overview</a><a href="/alerts">Alerts</a></header>
+<main>${body}</main>
+${info !== null && html`<footer>Index of ledger ${info.ledger} on chain ${info.chainId}, settled at block ${info.settledBlock} (${dateTime(info.settledTime)}). Amounts in yuan.</footer>`}
+</body></html>`;
+}
+
+const figure = (field: string, label: string, value: HtmlPart) =>
+  html`<div class="figure" data-field="${field}"><span class="label">${label}</span><span class="value">${value}</span></div>`;
+const badge = (text: string) => html`<span class="badge ${text}">${text}</span>`;
+const money = (field: string, fen: number) => html`<td class="num" data-field="${field}">${yuan(fen)}</td>`;
+const count = (field: string, n: number) => html`<td class="num" data-field="${field}">${n}</td>`;
+const merchantLink = (id: number) => html`<a href="/merchants/${id}">${id}</a>`;
+const accountHref = (merchantId: number, account: string) => `/merchants/${merchantId}/accounts/${account}`;
+const timeOrDash = (t: number | null) => (t === null ? "—" : dateTime(t));
+
+/** Links to the previous and next page of a table (the current query kept, `page` replaced). */
+function pager(path: string, query: URLSearchParams, paged: Paged<unknown>): Html {
+  const link = (page: number, text: string) => {
+    const q = new URLSearchParams(query);
+    q.set("page", String(page));
+    return html`<a href="${path}?${q.toString()}" rel="${page < paged.page ? "prev" : "next"}">${text}</a>`;
+  };
+  const of = paged.pages === null ? "" : ` of ${paged.pages}`;
+  if (paged.page === 1 && !paged.hasNext) return html``;
+  return html`<nav class="pager">${paged.page > 1 && link(paged.page - 1, "← previous")}<span>page ${paged.page}${of}</span>${
+    paged.hasNext && link(paged.page + 1, "next →")
+  }</nav>`;
+}
+
+function infoFigures(info: IndexInfo, pending: number): Html {
+  return html`<div class="figures">
+    ${figure("chain", "Chain id", info.chainId)}
+    ${figure("ledger", "Ledger", html`<code>${info.ledger}</code>`)}
+    ${figure("settled-block", "Settled block", html`${info.settledBlock} <span class="note">${dateTime(info.settledTime)}</span>`)}
+    ${figure("records", "Records", info.recordCount)}
+    ${info.quorum === null
+      ? figure("confirmation", "Confirmation", "no supervisor quorum followed")
+      : html`${figure("confirmed", "Confirmed by the quorum", info.finalRecordCount)}${figure("pending", "Pending", pending)}`}
+    ${figure("decrypted", "Decrypted for", info.decryptedFor === null ? "not decrypted (no key)" : html`<code>${info.decryptedFor}</code>`)}
+  </div>`;
+}
+
+function merchantsTable(merchants: MerchantRow[]): Html {
+  return html`<table id="merchants"><thead><tr><th>Merchant</th><th>Status</th><th class="num">Accounts</th><th class="num">Records</th>
+    <th class="num">Topped up</th><th class="num">Consumed</th><th class="num">Refunded</th><th class="num">Liability</th>
+    <th class="num">Bad records</th><th class="num">Alerts</th></tr></thead><tbody>
+    ${merchants.map(
+      (m) => html`<tr data-merchant="${m.merchantId}"><td>${merchantLink(m.merchantId)}</td><td data-field="status">${badge(m.status)}</td>
+        ${count("accounts", m.accountCount)}${count("records", m.recordCount)}${money("topped-up", m.toppedUp)}${money("consumed", m.consumed)}
+        ${money("refunded", m.refunded)}${money("liability", m.liability)}${count("bad-records", m.badRecords)}
+        <td class="num" data-field="alerts"><a href="/alerts?merchant=${m.merchantId}">${m.alerts}</a></td></tr>`,
+    )}</tbody></table>`;
+}
+
+function alertsTable(alerts: AlertRow[]): Html {
+  if (alerts.length === 0) return html`<p class="note" data-field="no-alerts">No alerts.</p>`;
+  return html`<table class="alerts"><thead><tr><th>Severity</th><th>Rule</th><th>Merchant</th><th>Account</th><th>Record</th><th>Finding</th></tr></thead><tbody>
+    ${alerts.map(
+      (a) => html`<tr data-alert="${a.id}"><td>${badge(a.severity)}</td><td data-field="rule"><a href="/alerts?rule=${encodeURIComponent(a.rule)}">${a.rule}</a></td>
+        <td data-field="merchant">${a.merchantId !== null && merchantLink(a.merchantId)}</td>
+        <td>${a.merchantId !== null && a.account !== null && html`<a href="${accountHref(a.merchantId, a.account)}" title="${a.account}">${shortHex(a.account)}</a>`}</td>
+        <td>${a.recordIndex !== null && html`<a href="/records/${a.recordIndex}">${a.recordIndex}</a>`}</td>
+        <td data-field="message">${a.message}</td></tr>`,
+    )}</tbody></table>`;
+}
+
+/** `/`: what the index covers, the totals, every merchant and the most severe alerts. */
+export function overviewPage(o: Overview): Html {
+  const t = o.totals;
+  const body = html`<h1>Overview</h1>
+    ${infoFigures(o.info, t.pending)}
+    <h2>Totals</h2>
+    <div class="figures">
+      ${figure("total-liability", "Prepaid liability outstanding", yuan(t.liability))}
+      ${figure("topped-up", "Topped up", yuan(t.toppedUp))}${figure("consumed", "Consumed", yuan(t.consumed))}
+      ${figure("refunded", "Refunded", yuan(t.refunded))}${figure("merchants", "Merchants", t.merchants)}
+      ${figure("accounts", "Accounts", t.accounts)}${figure("verified", "Verified records", t.verified)}
+      ${figure("failed", "Failed records", t.failed)}${figure("encrypted", "Not decrypted", t.encrypted)}
+      ${figure("alerts", "Alerts", html`<a href="/alerts">${t.alerts}</a>`)}
+    </div>
+    <h2>Merchants</h2>${merchantsTable(o.merchants)}
+    <h2>Most severe alerts</h2>${alertsTable(o.alerts)}
+    ${t.alerts > o.alerts.length && html`<p><a href="/alerts">All ${t.alerts} alerts →</a></p>`}`;
+  return layout("Overview", body, o.info);
+}
+
+function accountsTable(merchantId: number, accounts: AccountRow[]): Html {
+  return html`<table id="accounts"><thead><tr><th>Account</th><th class="num">Records</th><th class="num">Initial amount</th>
+    <th class="num">Topped up</th><th class="num">Consumed</th><th class="num">Refunded</th><th class="num">Balance</th>
+    <th class="num">Bad records</th><th>Opened</th><th>Last record</th></tr></thead><tbody>
+    ${accounts.map(
+      (a) => html`<tr data-account="${a.account}"><td><a href="${accountHref(merchantId, a.account)}" title="${a.account}"><code>${shortHex(a.account)}</code></a></td>
+        ${count("records", a.recordCount)}${money("initial", a.initialAmount)}${money("topped-up", a.toppedUp)}${money("consumed", a.consumed)}
+        ${money("refunded", a.refunded)}${money("balance", a.balance)}${count("bad-records", a.badRecords)}
+        <td>${dateTime(a.openedTime)}</td><td>${dateTime(a.lastTime)}</td></tr>`,
+    )}</tbody></table>`;
+}
+
+/** `/merchants/:id`: the merchant's books, its liability over time, its accounts and alerts. */
+export function merchantPage(v: MerchantView, query: URLSearchParams, info: IndexInfo): Html {
+  const m = v.merchant;
+  const thinned = v.series.length < m.batches ? ` (${v.series.length} of them charted, evenly spaced)` : "";
+  const body = html`<h1>Merchant ${m.merchantId} ${badge(m.status)}</h1>
+    ${m.suspendedReason !== null && html`<p data-field="suspended-reason">Suspended: ${m.suspendedReason}</p>`}
+    <div class="figures">
+      ${figure("liability", "Prepaid liability outstanding", yuan(m.liability))}
+      ${figure("topped-up", "Topped up", yuan(m.toppedUp))}${figure("consumed", "Consumed", yuan(m.consumed))}
+      ${figure("refunded", "Refunded", yuan(m.refunded))}${figure("accounts", "Accounts", m.accountCount)}
+      ${figure("records", "Records", m.recordCount)}${figure("batches", "Batches", m.batches)}
+      ${figure("bad-records", "Bad records", m.badRecords)}${figure("alerts", "Alerts", m.alerts)}
+      ${figure("recorder", "Recorder", m.recorder === null ? "—" : html`<code>${m.recorder}</code>`)}
+      ${figure("first-time", "First record", timeOrDash(m.firstTime))}${figure("last-time", "Last record", timeOrDash(m.lastTime))}
+      ${figure("last-service", "Last consumption or refund", timeOrDash(m.lastServiceTime))}
+    </div>
+    <h2>Liability over time</h2>
+    ${liabilityChart(v.series, `Liability of merchant ${m.merchantId} after each of its batches`)}
+    <p class="note">After each of its ${m.batches} batches${thinned}.</p>
+    <h2>Accounts</h2>
+    ${accountsTable(m.merchantId, v.accounts.items)}${pager(`/merchants/${m.merchantId}`, query, v.accounts)}
+    <h2>Alerts</h2>${alertsTable(v.alerts)}
+    ${m.alerts > v.alerts.length && html`<p><a href="/alerts?merchant=${m.merchantId}">All ${m.alerts} alerts of merchant ${m.merchantId} →</a></p>`}`;
+  return layout(`Merchant ${m.merchantId}`, body, info);
+}
+
+function confirmation(confirmed: boolean | null): Html {
+  return confirmed === null ? html`—` : badge(confirmed ? "confirmed" : "pending");
+}
+
+function recordsTable(records: RecordRow[]): Html {
+  return html`<table id="records"><thead><tr><th class="num">Record</th><th>Kind</th><th class="num">Amount</th><th class="num">Block</th>
+    <th>Block time</th><th>Order ref</th><th>Memo</th><th>Time (merchant)</th><th>Verification</th><th>Problems</th><th>Confirmation</th></tr></thead><tbody>
+    ${records.map(
+      (r) => html`<tr data-record="${r.recordIndex}"><td class="num"><a href="/records/${r.recordIndex}">${r.recordIndex}</a></td>
+        <td data-field="kind">${r.kindName}</td>${money("amount", r.amount)}<td class="num">${r.blockNumber}</td><td>${dateTime(r.blockTime)}</td>
+        <td data-field="order-ref">${r.details?.orderRef}</td><td data-field="memo">${r.details?.memo}</td>
+        <td>${r.details !== null && dateTime(r.details.time)}</td>
+        <td data-field="verification">${badge(r.verification)}</td><td data-field="problems">${r.problems.join(", ")}</td>
+        <td data-field="confirmation">${confirmation(r.confirmed)}</td></tr>`,
+    )}</tbody></table>`;
+}
+
+/** `/merchants/:id/accounts/:account`: one card's books and its records with their verification. */
+export function accountPage(v: AccountView, query: URLSearchParams, info: IndexInfo): Html {
+  const a = v.account;
+  const body = html`<h1>Account of merchant ${merchantLink(a.merchantId)}</h1>
+    <p><code data-field="account">${a.account}</code></p>
+    <div class="figures">
+      ${figure("balance", "Balance", yuan(a.balance))}${figure("initial", "Initial amount", yuan(a.initialAmount))}
+      ${figure("topped-up", "Topped up", yuan(a.toppedUp))}${figure("consumed", "Consumed", yuan(a.consumed))}
+      ${figure("refunded", "Refunded", yuan(a.refunded))}${figure("records", "Records", a.recordCount)}
+      ${figure("bad-records", "Bad records", a.badRecords)}${figure("opened", "Opened", dateTime(a.openedTime))}
+      ${figure("last-time", "Last record", dateTime(a.lastTime))}
+    </div>
+    <h2>Records</h2>
+    ${recordsTable(v.records.items)}${pager(accountHref(a.merchantId, a.account), query, v.records)}`;
+  return layout(`Account ${shortHex(a.account)}`, body, info);
+}
+
+/** `/records/:index`: every field of one record. */
+export function recordPage(r: RecordRow, info: IndexInfo): Html {
+  const row = (field: string, label: string, value: HtmlPart) => html`<tr data-field="${field}"><th>${label}</th><td>${value}</td></tr>`;
+  const body = html`<h1>Record ${r.recordIndex}</h1>
+    <table id="record"><tbody>
+      ${row("merchant", "Merchant", merchantLink(r.merchantId))}
+      ${row("account", "Account", html`<a href="${accountHref(r.merchantId, r.account)}"><code>${r.account}</code></a>`)}
+      ${row("kind", "Kind", r.kindName)}${row("amount", "Amount", yuan(r.amount))}
+      ${row("block", "Block", html`${r.blockNumber} (${dateTime(r.blockTime)})`)}
+      ${row("tx", "Transaction", html`<code>${r.txHash}</code> log ${r.logIndex}`)}
+      ${row("commitment", "Commitment", html`<code>${r.commitment}</code>`)}
+      ${row("verification", "Verification", badge(r.verification))}${row("problems", "Problems", r.problems.join(", ") || "none")}
+      ${row("confirmation", "Confirmation", confirmation(r.confirmed))}
+      ${row("order-ref", "Order ref", r.details?.orderRef ?? "not decrypted")}${row("memo", "Memo", r.details?.memo ?? "not decrypted")}
+      ${row("time", "Time (merchant)", r.details === null ? "not decrypted" : dateTime(r.details.time))}
+    </tbody></table>`;
+  return layout(`Record ${r.recordIndex}`, body, info);
+}
+
+function alertFilters(v: AlertsView): Html {
+  const link = (params: Record<string, string>, text: string, current: boolean) => {
+    const q = new URLSearchParams(params);
+    const href = q.size === 0 ? "/alerts" : `/alerts?${q.toString()}`;
+    return current ? html`<strong>${text}</strong>` : html`<a href="${href}">${text}</a>`;
+  };
+  const merchant: Record<string, string> = v.filter.merchantId === null ? {} : { merchant: String(v.filter.merchantId) };
+  return html`<p class="filters">Rule:
+    ${link(merchant, "all", v.filter.rule === null)}
+    ${v.rules.map((r) => html` · ${link({ ...merchant, rule: r }, r, v.filter.rule === r)}`)}
+    ${v.filter.merchantId !== null &&
+    html`<br>Merchant ${merchantLink(v.filter.merchantId)} only (${link(v.filter.rule === null ? {} : { rule: v.filter.rule }, "all merchants", false)})`}
+  </p>`;
+}
+
+/** `/alerts`: every alert of the last risk evaluation, filtered by `?rule=` and `?merchant=`. */
+export function alertsPage(v: AlertsView, query: URLSearchParams, info: IndexInfo): Html {
+  const body = html`<h1>Alerts</h1>
+    <p class="note">The risk rules' findings as of block ${info.settledBlock}, the most severe first.</p>
+    ${alertFilters(v)}${alertsTable(v.alerts.items)}${pager("/alerts", query, v.alerts)}`;
+  return layout("Alerts", body, info);
+}
+
+/** The page for a request that failed: its status, one sentence, and the facts (never a stack). */
+export function errorPage(status: number, title: string, message: string, details: Record<string, unknown>): Html {
+  const facts = Object.entries(details).map(([k, v]) => html`<li>${k}: <code>${typeof v === "string" ? v : JSON.stringify(v)}</code></li>`);
+  const body = html`<h1 data-status="${status}">${title}</h1><p data-field="message">${message.charAt(0).toUpperCase()}${message.slice(1)}.</p>
+    ${facts.length > 0 && html`<ul>${facts}</ul>`}<p><a href="/">Back to the overview</a></p>`;
+  return layout(title, body, null);
+}

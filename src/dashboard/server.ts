@@ -1,0 +1,278 @@
+/**
+ * The regulator's web dashboard: server-rendered pages and a JSON API over the SQLite index,
+ * served by `node:http` on 127.0.0.1 only. Nothing is built or bundled; a page is one HTML
+ * document with inline CSS and an inline SVG chart.
+ *
+ *   GET /                                   overview            GET /api/overview
+ *   GET /merchants/:id?page=                merchant            GET /api/merchants/:id?page=
+ *                                                               GET /api/merchants/:id/series
+ *   GET /merchants/:id/accounts/:account    account + records   GET /api/merchants/:id/accounts/:account?page=
+ *   GET /alerts?rule=&merchant=&page=       alerts              GET /api/alerts?rule=&merchant=&page=
+ *   GET /records/:index                     one record          GET /api/records/:index
+ *
+ * The index is opened once, read-only; every request reads it inside its own read transaction,
+ * so a page is one consistent snapshot and the next request sees what a concurrent sync has
+ * committed since (the index is in WAL mode: readers never wait for the writer).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+
+import { PrepaidLedgerError } from "../errors.js";
+import { IndexQueries, type IndexInfo } from "../indexer/queries.js";
+import { openIndex, type Database } from "../indexer/schema.js";
+import {
+  accountView,
+  alertsView,
+  merchantView,
+  overviewView,
+  parseMerchantId,
+  parsePage,
+  parseRecordIndex,
+  seriesView,
+} from "./data.js";
+import type { Html } from "./html.js";
+import { accountPage, alertsPage, errorPage, merchantPage, overviewPage, recordPage } from "./pages.js";
+
+export interface DashboardOptions {
+  /** Path of the index database (written by the indexer); it must exist. */
+  db: string;
+  /** TCP port on 127.0.0.1; 0 (the default) lets the OS pick a free one. */
+  port?: number;
+  /** Receives errors that are not the request's fault (the response says only "internal error"). Default: stderr. */
+  onError?: (error: unknown) => void;
+}
+
+export interface Dashboard {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  /** Stops listening, drops open connections and closes the index. */
+  close(): Promise<void>;
+}
+
+/** What one route gives for a request: the data (the API's answer) and, for a page, its HTML. */
+interface Resolved {
+  data: unknown;
+  html?: (info: IndexInfo) => Html;
+}
+
+interface Route {
+  /** The page's path, or null for a route only the API has. */
+  page: RegExp | null;
+  /** The path under /api. */
+  api: RegExp;
+  resolve(q: IndexQueries, params: string[], query: URLSearchParams): Resolved;
+}
+
+const ROUTES: Route[] = [
+  {
+    page: /^\/$/,
+    api: /^\/overview$/,
+    resolve: (q) => {
+      const data = overviewView(q);
+      return { data, html: () => overviewPage(data) };
+    },
+  },
+  {
+    page: /^\/merchants\/([^/]+)$/,
+    api: /^\/merchants\/([^/]+)$/,
+    resolve: (q, [id], query) => {
+      const data = merchantView(q, parseMerchantId(id), parsePage(query));
+      return { data, html: (info) => merchantPage(data, query, info) };
+    },
+  },
+  {
+    page: null,
+    api: /^\/merchants\/([^/]+)\/series$/,
+    resolve: (q, [id]) => ({ data: seriesView(q, parseMerchantId(id)) }),
+  },
+  {
+    page: /^\/merchants\/([^/]+)\/accounts\/([^/]+)$/,
+    api: /^\/merchants\/([^/]+)\/accounts\/([^/]+)$/,
+    resolve: (q, [id, account], query) => {
+      const data = accountView(q, parseMerchantId(id), account, parsePage(query));
+      return { data, html: (info) => accountPage(data, query, info) };
+    },
+  },
+  {
+    page: /^\/alerts$/,
+    api: /^\/alerts$/,
+    resolve: (q, _params, query) => {
+      const data = alertsView(q, query);
+      return { data, html: (info) => alertsPage(data, query, info) };
+    },
+  },
+  {
+    page: /^\/records\/([^/]+)$/,
+    api: /^\/records\/([^/]+)$/,
+    resolve: (q, [index]) => {
+      const data = q.record(parseRecordIndex(index));
+      return { data, html: (info) => recordPage(data, info) };
+    },
+  },
+];
+
+/** Status and title for an error a request can cause; anything else is a 500 "internal error". */
+const STATUS: Partial<Record<PrepaidLedgerError["code"], [number, string]>> = {
+  INVALID_ARGUMENT: [400, "Bad request"],
+  NOT_FOUND: [404, "Not found"],
+  INDEX_CORRUPT: [503, "Index unavailable"],
+};
+
+const HEADERS = {
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  // No script, no remote resource: only the inline stylesheet.
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+};
+
+/** A request the dashboard refuses before reading the index (wrong method, Host or path). */
+class Refused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** What a request handler needs: the index, its queries, the accepted Host values, the error sink. */
+interface Context {
+  db: Database;
+  queries: IndexQueries;
+  hosts: ReadonlySet<string>;
+  onError: (error: unknown) => void;
+}
+
+function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { ...HEADERS, ...extra, "content-type": `${type}; charset=utf-8`, "content-length": Buffer.byteLength(body) });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** Runs `read` in one read transaction: every query of a page sees the same committed state. */
+function snapshot<T>(db: Database, read: () => T): T {
+  db.exec("BEGIN");
+  try {
+    return read();
+  } finally {
+    db.exec("ROLLBACK");
+  }
+}
+
+/** The route and its parameters for a page path, or for an API path without its `/api` prefix. */
+function match(path: string, api: boolean): { route: Route; params: string[] } {
+  for (const route of ROUTES) {
+    const m = (api ? route.api : route.page)?.exec(path);
+    if (m) return { route, params: m.slice(1) };
+  }
+  throw new Refused(404, "NOT_FOUND", "Not found", "the dashboard has no such page");
+}
+
+/**
+ * Checks method and Host, and parses the target. The Host check stops DNS rebinding: a web page
+ * on another origin whose name resolves to 127.0.0.1 cannot read the dashboard through its visitor's browser.
+ */
+function checkRequest(req: IncomingMessage, hosts: ReadonlySet<string>): URL {
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    throw new Refused(405, "METHOD_NOT_ALLOWED", "Method not allowed", "the dashboard only answers GET and HEAD", { allow: "GET, HEAD" });
+  }
+  if (!hosts.has(req.headers.host ?? "")) {
+    throw new Refused(400, "BAD_HOST", "Bad request", "the dashboard answers only at its own 127.0.0.1 address");
+  }
+  if (!(req.url ?? "").startsWith("/")) throw new Refused(400, "BAD_TARGET", "Bad request", "malformed request target");
+  return new URL(`http://127.0.0.1${req.url}`);
+}
+
+interface Failure {
+  status: number;
+  code: string;
+  title: string;
+  message: string;
+  details: Record<string, unknown>;
+  headers: Record<string, string>;
+}
+
+/** The answer to a failed request: the request's own fault is explained, anything else is only logged. */
+function failureOf(error: unknown, onError: (error: unknown) => void): Failure {
+  if (error instanceof Refused) {
+    return { status: error.status, code: error.code, title: error.title, message: error.message, details: {}, headers: error.headers };
+  }
+  const known = error instanceof PrepaidLedgerError ? STATUS[error.code] : undefined;
+  if (error instanceof PrepaidLedgerError && known !== undefined) {
+    const [status, title] = known;
+    return { status, code: error.code, title, message: error.shortMessage, details: error.details, headers: {} };
+  }
+  onError(error);
+  return { status: 500, code: "INTERNAL", title: "Internal error", message: "the dashboard failed to answer this request", details: {}, headers: {} };
+}
+
+/** The body of a successful request: the page's HTML, or the API's JSON. */
+function render(ctx: Context, url: URL, api: boolean): string {
+  const { route, params } = match(api ? url.pathname.slice("/api".length) : url.pathname, api);
+  return snapshot(ctx.db, () => {
+    const resolved = route.resolve(ctx.queries, params, url.searchParams);
+    return api || resolved.html === undefined ? JSON.stringify(resolved.data) : resolved.html(ctx.queries.info()).text;
+  });
+}
+
+function respond(ctx: Context, req: IncomingMessage, res: ServerResponse): void {
+  const api = (req.url ?? "").startsWith("/api/");
+  const type = api ? "application/json" : "text/html";
+  try {
+    send(req, res, 200, type, render(ctx, checkRequest(req, ctx.hosts), api));
+  } catch (error) {
+    const f = failureOf(error, ctx.onError);
+    const body = api
+      ? JSON.stringify({ error: { code: f.code, message: f.message, details: f.details } })
+      : errorPage(f.status, f.title, f.message, f.details).text;
+    send(req, res, f.status, type, body, f.headers);
+  }
+}
+
+async function listen(server: Server, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return (server.address() as { port: number }).port;
+}
+
+/**
+ * Serves the dashboard for the index at `options.db` on 127.0.0.1.
+ *
+ * @param options - the index path, the port (0 or absent: a free one) and where internal errors go
+ * @returns the dashboard's URL and port, and `close()` to stop it
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` if there is no index at the path, `INDEX_CORRUPT`
+ *   if the file is not an index of this version; the listen error if the port is taken
+ */
+export async function serveDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const db = openIndex(options.db, { mustExist: true, readOnly: true });
+  const onError = options.onError ?? ((e: unknown) => console.error("dashboard: internal error:", e));
+  const hosts = new Set<string>();
+  const ctx: Context = { db, queries: new IndexQueries(db), hosts, onError };
+  const server = createServer((req, res) => respond(ctx, req, res));
+  let port: number;
+  try {
+    port = await listen(server, options.port ?? 0);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  hosts.add(`127.0.0.1:${port}`).add(`localhost:${port}`);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,366 @@
+import { readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { dirname, join } from "node:path";
+
+import { expect } from "chai";
+import { id } from "ethers";
+import { network } from "hardhat";
+import type { Browser, Page } from "playwright-core";
+
+import { DEMO_REGULATOR_KEY, MERCHANTS, SUSPENDED, runDay, type DayResult } from "../../scripts/lib/day.js";
+import { RecordKind } from "../../src/crypto/details.js";
+import { publicKeyOf } from "../../src/crypto/ecies.js";
+import { liabilityChart } from "../../src/dashboard/chart.js";
+import { CHART_POINTS, PAGE_SIZE, TOP_ALERTS } from "../../src/dashboard/data.js";
+import { dateTime, yuan } from "../../src/dashboard/format.js";
+import { html } from "../../src/dashboard/html.js";
+import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
+import { Indexer } from "../../src/indexer/indexer.js";
+import { IndexQueries } from "../../src/indexer/queries.js";
+import { openIndex, type Database } from "../../src/indexer/schema.js";
+import { Uploader } from "../../src/upload/uploader.js";
+import { artifactDir, launchChromium } from "../helpers/browser.js";
+import { tempDir } from "../helpers/ledger.js";
+
+type Connection = Awaited<ReturnType<typeof network.create>>;
+
+/** Low risk thresholds, so the day's traffic raises alerts of several rules and severities. */
+const RISK = { maxMerchantLiability: 5_000_000, maxCardBalance: 50_000 };
+
+/** Reads "¥1,234.56" back into fen, refusing any other shape. */
+function fen(text: string | null): bigint {
+  expect(text).to.match(/^-?¥\d{1,3}(,\d{3})*\.\d{2}$/);
+  return BigInt(text!.replace(/[¥,.]/g, ""));
+}
+
+/** Syncs the index with the chain as it is now (the real indexer, with the regulator's key). */
+async function sync(connection: Connection, day: DayResult, db: string): Promise<void> {
+  const indexer = await Indexer.open(
+    { ledger: day.ledgerAddress, quorum: day.quorumAddress, privateKey: DEMO_REGULATOR_KEY, db, confirmations: 0, risk: RISK },
+    connection.ethers.provider,
+  );
+  try {
+    await indexer.sync();
+  } finally {
+    indexer.close();
+  }
+}
+
+/** A response to a raw HTTP request (node:http, so the Host header can be anything). */
+function raw(url: string, options: { method?: string; host?: string } = {}) {
+  return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+    const req = request(url, { method: options.method ?? "GET", headers: options.host ? { host: options.host } : {} }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("dashboard: rendering", function () {
+  it("escapes every value put into markup, and only once", function () {
+    const memo = `<script>alert("x")</script> & 'more'`;
+    const cell = html`<td title="${memo}">${memo}</td>`;
+    expect(cell.text).to.equal(
+      "<td title=\"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;more&#39;\">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;more&#39;</td>",
+    );
+    expect(html`<tr>${[cell, "<b>"]}${null}${false}</tr>`.text).to.equal(`<tr>${cell.text}&lt;b&gt;</tr>`);
+  });
+
+  it("writes fen as yuan with two decimals and thousands separators", function () {
+    expect([0, 5, 123_456, 123_456_789_012, -50].map(yuan)).to.deep.equal(["¥0.00", "¥0.05", "¥1,234.56", "¥1,234,567,890.12", "-¥0.50"]);
+  });
+
+  it("writes times in this machine's time zone (TZ), with the zone", function () {
+    const tz = process.env.TZ;
+    try {
+      const at = (zone: string) => {
+        process.env.TZ = zone;
+        return dateTime(1_795_000_000);
+      };
+      expect(["UTC", "Asia/Shanghai", "America/St_Johns"].map(at)).to.deep.equal([
+        "2026-11-18 11:06:40 UTC",
+        "2026-11-18 19:06:40 UTC+08:00",
+        "2026-11-18 07:36:40 UTC-03:30",
+      ]);
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
+  it("charts one point per entry of the series, and no chart for an empty one", function () {
+    const point = (time: number, liability: number) => ({ blockNumber: time, time, liability, toppedUp: 0, consumed: 0, refunded: 0 });
+    const chart = liabilityChart([point(1_795_000_000, 100_000), point(1_795_000_600, 250_050), point(1_795_003_600, 0)], "test").text;
+    expect(chart.match(/<circle class="point"/g)).to.have.length(3);
+    expect(chart).to.include("¥2,500.50").and.include(">¥0.00<");
+    expect(liabilityChart([point(1_795_000_000, 100)], "one batch").text).to.include("<svg");
+    expect(liabilityChart([], "none").text).not.to.include("<svg");
+  });
+});
+
+describe("dashboard: the main job's day in headless Chromium", function () {
+  this.timeout(300_000);
+
+  let connection: Connection;
+  let day: DayResult;
+  let dbPath: string;
+  let index: Database;
+  let q: IndexQueries;
+  let dashboard: Dashboard;
+  let browser: Browser;
+  let page: Page;
+  const screenshot = async (name: string) => {
+    const path = join(artifactDir("dashboard"), `${name}.png`);
+    await page.screenshot({ path, fullPage: true });
+    expect(readFileSync(path).subarray(1, 4).toString()).to.equal("PNG");
+  };
+  const contract = () => connection.ethers.getContractAt("PrepaidLedger", day.ledgerAddress);
+  const text = (selector: string) => page.locator(selector).first().textContent();
+  const rowIds = (selector: string, attribute: string) =>
+    page.locator(selector).evaluateAll((rows, a) => rows.map((r) => r.getAttribute(a)), attribute);
+
+  /** The alert ids on the alerts page in view and every page after it ("next →"). */
+  async function alertIdsOnAllPages(): Promise<number[]> {
+    const ids: number[] = [];
+    for (;;) {
+      ids.push(...(await rowIds("table.alerts tbody tr", "data-alert")).map(Number));
+      const next = page.locator('nav.pager a[rel="next"]');
+      if ((await next.count()) === 0) return ids;
+      const target = new URL((await next.getAttribute("href"))!, page.url()).href;
+      await Promise.all([page.waitForURL(target), next.click()]);
+    }
+  }
+
+  before(async function () {
+    browser = await launchChromium();
+    connection = await network.create();
+    day = await runDay(connection);
+    dbPath = join(tempDir("dashboard"), "index.sqlite");
+    await sync(connection, day, dbPath);
+    index = openIndex(dbPath, { mustExist: true, readOnly: true });
+    q = new IndexQueries(index);
+    dashboard = await serveDashboard({ db: dbPath, port: 0 });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  });
+
+  after(async function () {
+    await browser?.close();
+    await dashboard?.close();
+    index?.close();
+    if (dbPath !== undefined) rmSync(dirname(dbPath), { recursive: true, force: true });
+  });
+
+  it("listens on 127.0.0.1 and shows every merchant's books as the contract and the index hold them", async function () {
+    expect(new URL(dashboard.url).hostname).to.equal("127.0.0.1");
+    await page.goto(dashboard.url);
+    await screenshot("overview");
+    const ledger = await contract();
+    let liability = 0n;
+    for (const m of MERCHANTS) {
+      const books = await ledger.merchantBooks(m.id);
+      const indexed = q.merchant(m.id);
+      const row = `#merchants tr[data-merchant="${m.id}"]`;
+      const shown = {
+        status: await text(`${row} [data-field=status]`),
+        records: BigInt((await text(`${row} [data-field=records]`))!),
+        accounts: BigInt((await text(`${row} [data-field=accounts]`))!),
+        toppedUp: fen(await text(`${row} [data-field=topped-up]`)),
+        consumed: fen(await text(`${row} [data-field=consumed]`)),
+        refunded: fen(await text(`${row} [data-field=refunded]`)),
+        liability: fen(await text(`${row} [data-field=liability]`)),
+      };
+      const fromContract = {
+        status: books.status === 2n ? "suspended" : "active",
+        records: books.recordCount,
+        accounts: books.accountCount,
+        toppedUp: books.toppedUp,
+        consumed: books.consumed,
+        refunded: books.refunded,
+        liability: books.liability,
+      };
+      expect(shown, `merchant ${m.id}`).to.deep.equal(fromContract);
+      expect(shown.liability).to.equal(BigInt(indexed.liability));
+      expect(shown.records).to.equal(BigInt(indexed.recordCount));
+      liability += books.liability;
+    }
+    const total = fen(await text("[data-field=total-liability] .value"));
+    expect(total).to.equal(liability);
+    expect(total).to.equal(BigInt(q.totals().liability));
+    // The morning is confirmed by the supervisors' quorum, the afternoon pending.
+    const quorum = await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
+    const [final] = await quorum.lastFinal();
+    expect(await text("[data-field=confirmed] .value")).to.equal(final.toString());
+    expect(await text("[data-field=pending] .value")).to.equal(String(day.uploaded.length - Number(final)));
+    expect(await text("[data-field=records] .value")).to.equal(String(day.uploaded.length));
+  });
+
+  it("opens a merchant from the overview: its figures and a chart with one point per batch", async function () {
+    const [first] = MERCHANTS;
+    await page.goto(dashboard.url);
+    await Promise.all([page.waitForURL(`${dashboard.url}/merchants/${first.id}`), page.click(`#merchants tr[data-merchant="${first.id}"] td:first-child a`)]);
+    await screenshot("merchant");
+    const ledger = await contract();
+    for (const m of MERCHANTS) {
+      if (m.id !== first.id) await page.goto(`${dashboard.url}/merchants/${m.id}`);
+      const books = await ledger.merchantBooks(m.id);
+      expect(fen(await text("[data-field=liability] .value"))).to.equal(books.liability);
+      const series = q.liabilitySeries(m.id, CHART_POINTS);
+      expect(await page.locator("svg.chart circle.point").count()).to.equal(series.length);
+      // Each batch the merchant sent is one point (the day has far fewer than CHART_POINTS).
+      expect(BigInt(series.length)).to.equal(books.nextSequence - 1n);
+      // The last point (its tooltip: "block N, <time>: ¥…") is the merchant's liability now.
+      const last = await page.locator("svg.chart circle.point title").last().textContent();
+      expect(fen(last!.split(": ").at(-1)!)).to.equal(books.liability);
+      expect(await rowIds("#accounts tbody tr", "data-account")).to.deep.equal(q.accounts(m.id).map((a) => a.account));
+    }
+    await page.goto(`${dashboard.url}/merchants/${SUSPENDED}`);
+    expect(await text("h1 .badge")).to.equal("suspended");
+    expect(await text("[data-field=suspended-reason]")).to.include("complaints: closing");
+  });
+
+  it("opens an account from its merchant: every record, verified, with its decrypted order ref and memo", async function () {
+    const [first] = MERCHANTS;
+    await page.goto(`${dashboard.url}/merchants/${first.id}`);
+    const link = page.locator("#accounts tbody tr a").first();
+    await Promise.all([page.waitForURL(/\/accounts\/0x[0-9a-f]{64}$/), link.click()]);
+    await screenshot("account");
+    const account = (await text("[data-field=account]"))!;
+    const uploaded = day.uploaded.filter((r) => r.merchantId === first.id && r.account.toLowerCase() === account);
+    expect(uploaded.length).to.be.greaterThan(0);
+    expect((await rowIds("#records tbody tr", "data-record")).map(Number)).to.deep.equal(uploaded.map((r) => Number(r.recordIndex)));
+    const books = await (await contract()).accountBooks(first.id, account);
+    expect(fen(await text("[data-field=balance] .value"))).to.equal(books.balance);
+
+    const records = q.records({ merchantId: first.id, account });
+    const [final] = await (await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress)).lastFinal();
+    for (const r of records) {
+      const row = `#records tr[data-record="${r.recordIndex}"]`;
+      expect(await text(`${row} [data-field=verification]`)).to.equal("verified");
+      expect(await text(`${row} [data-field=memo]`)).to.equal(r.details!.memo);
+      expect(await text(`${row} [data-field=order-ref]`)).to.match(new RegExp(`^${first.name.slice(0, 3).toUpperCase()}-20261126-\\d{5}$`));
+      expect(fen(await text(`${row} [data-field=amount]`))).to.equal(BigInt(r.amount));
+      expect(await text(`${row} [data-field=confirmation]`)).to.equal(BigInt(r.recordIndex) <= final ? "confirmed" : "pending");
+    }
+    // A card's first record is its sale (day.ts): a top-up with that memo.
+    expect(await text("#records tbody tr:first-child [data-field=kind]")).to.equal("top-up");
+    expect(await text("#records tbody tr:first-child [data-field=memo]")).to.equal("prepaid card sold");
+
+    // Its record page carries the commitment the merchant's uploader computed.
+    await Promise.all([page.waitForURL(`${dashboard.url}/records/${uploaded[0].recordIndex}`), page.click("#records tbody tr:first-child a")]);
+    await screenshot("record");
+    expect(await text("[data-field=commitment] code")).to.equal(uploaded[0].commitment.toLowerCase());
+    expect(await text("[data-field=verification] .badge")).to.equal("verified");
+  });
+
+  it("lists exactly the index's alerts, and filters them by rule and by merchant", async function () {
+    const all = q.alerts({ limit: 100_000 });
+    // The test's thresholds raise alerts of several rules, more than fit on one page.
+    expect(new Set(all.map((a) => a.rule)).size).to.be.greaterThan(1);
+    expect(all.length).to.be.greaterThan(PAGE_SIZE);
+    await page.goto(dashboard.url);
+    await Promise.all([page.waitForURL(`${dashboard.url}/alerts`), page.click("header a[href='/alerts']")]);
+    await screenshot("alerts");
+    expect(await alertIdsOnAllPages()).to.deep.equal(all.map((a) => a.id));
+
+    const rule = all.at(-1)!.rule;
+    await page.goto(`${dashboard.url}/alerts`);
+    await Promise.all([page.waitForURL(/rule=/), page.locator(".filters").getByRole("link", { name: rule, exact: true }).click()]);
+    expect(await alertIdsOnAllPages()).to.deep.equal(q.alerts({ rule, limit: 100_000 }).map((a) => a.id));
+
+    const merchantId = all[0].merchantId!;
+    await page.goto(`${dashboard.url}/alerts?merchant=${merchantId}`);
+    expect(await alertIdsOnAllPages()).to.deep.equal(q.alerts({ merchantId, limit: 100_000 }).map((a) => a.id));
+  });
+
+  it("answers an unknown merchant with a 404 page, a malformed id with 400, and never with a stack trace", async function () {
+    const response = await page.goto(`${dashboard.url}/merchants/999`);
+    expect(response!.status()).to.equal(404);
+    expect(await text("h1")).to.equal("Not found");
+    expect(await text("[data-field=message]")).to.match(/merchant/i);
+    expect(await text("main li")).to.equal("merchantId: 999");
+    await screenshot("not-found");
+
+    const cases: [string, number, string][] = [
+      ["/merchants/abc", 400, "INVALID_ARGUMENT"],
+      ["/merchants/4294967296", 400, "INVALID_ARGUMENT"],
+      [`/merchants/101/accounts/0x12`, 400, "INVALID_ARGUMENT"],
+      [`/merchants/101/accounts/${id("no such card")}`, 404, "NOT_FOUND"],
+      ["/merchants/101?page=0", 400, "INVALID_ARGUMENT"],
+      ["/merchants/101?page=999", 404, "NOT_FOUND"],
+      ["/alerts?rule=no-such-rule", 400, "INVALID_ARGUMENT"],
+      ["/records/999999", 404, "NOT_FOUND"],
+      ["/no/such/page", 404, "NOT_FOUND"],
+    ];
+    for (const [path, status, code] of cases) {
+      const html = await raw(dashboard.url + path);
+      const json = await raw(`${dashboard.url}/api${path}`);
+      expect([html.status, json.status], path).to.deep.equal([status, status]);
+      expect(html.headers["content-type"]).to.equal("text/html; charset=utf-8");
+      expect(JSON.parse(json.body).error.code, path).to.equal(code);
+      for (const body of [html.body, json.body]) expect(body).not.to.match(/\bat .+:\d+:\d+|\.ts\b/);
+    }
+  });
+
+  it("answers only GET and HEAD, and only to its own address (no DNS rebinding)", async function () {
+    const post = await raw(dashboard.url, { method: "POST" });
+    expect([post.status, post.headers.allow]).to.deep.equal([405, "GET, HEAD"]);
+    const head = await raw(dashboard.url, { method: "HEAD" });
+    expect([head.status, head.body]).to.deep.equal([200, ""]);
+    const { port } = dashboard;
+    expect((await raw(dashboard.url, { host: `attacker.example:${port}` })).status).to.equal(400);
+    expect((await raw(dashboard.url, { host: `localhost:${port}` })).status).to.equal(200);
+  });
+
+  it("serves each page's figures as JSON under /api", async function () {
+    const json = async (path: string) => JSON.parse((await raw(`${dashboard.url}/api${path}`)).body) as unknown;
+    const [{ id: merchantId }] = MERCHANTS;
+    const [account] = q.accounts(merchantId);
+    expect(await json("/overview")).to.deep.equal(q.overview(TOP_ALERTS));
+    expect(await json(`/merchants/${merchantId}/series`)).to.deep.include({ points: q.liabilitySeries(merchantId, CHART_POINTS) });
+    expect(await json(`/merchants/${merchantId}`)).to.deep.include({ merchant: q.merchant(merchantId) });
+    expect(await json(`/merchants/${merchantId}/accounts/${account.account}`)).to.deep.include({
+      account,
+      records: { page: 1, pages: 1, pageSize: PAGE_SIZE, hasNext: false, items: q.records({ merchantId, account: account.account }) },
+    });
+    expect(await json("/alerts")).to.deep.include({
+      filter: { rule: null, merchantId: null },
+      alerts: { page: 1, pages: null, pageSize: PAGE_SIZE, hasNext: true, items: q.alerts({ limit: PAGE_SIZE }) },
+    });
+  });
+
+  it("shows what a later sync committed without a restart", async function () {
+    const [first] = MERCHANTS;
+    const signers = await connection.ethers.getSigners();
+    const recorder = signers[2 + MERCHANTS.indexOf(first)];
+    const uploader = await Uploader.open(
+      {
+        ledger: day.ledgerAddress,
+        merchantId: first.id,
+        regulatorPublicKey: publicKeyOf(DEMO_REGULATOR_KEY),
+        // Next to the index, so `after` removes it too.
+        journalPath: join(dirname(dbPath), "late-journal.jsonl"),
+      },
+      recorder,
+    );
+    const amount = 12_345n;
+    try {
+      await uploader.upload([
+        { kind: RecordKind.TopUp, merchantId: first.id, account: id("dashboard: a late card"), amount, time: 1_795_000_000, orderRef: "LATE-1", memo: "late sale" },
+      ]);
+    } finally {
+      uploader.close();
+    }
+    await page.goto(`${dashboard.url}/merchants/${first.id}`);
+    const before = fen(await text("[data-field=liability] .value"));
+    const points = await page.locator("svg.chart circle.point").count();
+
+    await sync(connection, day, dbPath);
+    await page.reload();
+    expect(fen(await text("[data-field=liability] .value"))).to.equal(before + amount);
+    expect(fen(await text("[data-field=liability] .value"))).to.equal((await (await contract()).merchantBooks(first.id)).liability);
+    expect(await page.locator("svg.chart circle.point").count()).to.equal(points + 1);
+  });
+});
