@@ -252,15 +252,20 @@ export class Indexer {
       }
     }
     const keyOf = getMeta(this.db, "decrypted_for") ?? "";
-    if (keyOf !== mine.decrypted_for) {
-      throw new PrepaidLedgerError(
-        keyOf === "" ? "INDEX_MISMATCH" : "WRONG_KEY",
-        keyOf === ""
-          ? "the index holds records that were not decrypted: build a new index to decrypt them"
-          : "this is not the regulator key the index was built with",
-        { details: { indexKeyAddress: keyOf || "(none)", givenKeyAddress: mine.decrypted_for || "(none)", db: this.config.db } },
-      );
+    if (keyOf === mine.decrypted_for) return;
+    const details = { indexKeyAddress: keyOf || "(none)", givenKeyAddress: mine.decrypted_for || "(none)", db: this.config.db };
+    if (keyOf === "") {
+      throw new PrepaidLedgerError("INDEX_MISMATCH", "the index holds records that were not decrypted: build a new index to decrypt them", {
+        details,
+      });
     }
+    throw new PrepaidLedgerError(
+      "WRONG_KEY",
+      mine.decrypted_for === ""
+        ? "the index was built with a regulator key: give that key to continue it"
+        : "this is not the regulator key the index was built with",
+      { details },
+    );
   }
 
   /**

@@ -155,6 +155,8 @@ export interface RecordFilter extends Page {
   merchantId?: number;
   account?: string;
   verification?: Verification;
+  /** Only records after this index (keyset paging: stays fast deep into a big index, unlike `offset`). */
+  afterIndex?: number;
   /** Oldest first (default) or newest first. */
   order?: "asc" | "desc";
 }
@@ -327,6 +329,10 @@ export class IndexQueries {
     if (filter.verification !== undefined) {
       where.push("verification = ?");
       args.push(filter.verification);
+    }
+    if (filter.afterIndex !== undefined) {
+      where.push("record_index > ?");
+      args.push(filter.afterIndex);
     }
     const order = filter.order === "desc" ? "DESC" : "ASC";
     const sql = `SELECT * FROM records ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""}

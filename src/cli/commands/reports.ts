@@ -1,0 +1,297 @@
+/**
+ * The report commands: `status`, `merchants`, `merchant <id>`, `account <id>` and `alerts`.
+ * Each reads the index only (never the chain), prints tables for people or, with `--json`, one
+ * JSON document with amounts in integer fen.
+ */
+import { PrepaidLedgerError } from "../../errors.js";
+import type { AccountRow, AlertRow, IndexQueries, MerchantRow, RecordRow } from "../../indexer/queries.js";
+import { RISK_RULES, type RiskRule } from "../../indexer/risk.js";
+import { choice, intOption, stringOption } from "../args.js";
+import type { Command, Context } from "../command.js";
+import { EXIT_CODES } from "../exit.js";
+import { keyValues, localTime, plural, table, yuan, type Cell } from "../format.js";
+import { merchantId, withQueries } from "../index-file.js";
+
+/** Records of one account read per query (an account rarely has more). */
+const HISTORY_PAGE = 1_000;
+/** More alerts than the risk rules can produce (they cap per merchant). */
+const ALL_ALERTS = 1_000_000;
+
+const time = (seconds: number | null): string | null => (seconds === null ? null : localTime(seconds));
+
+// ---------------------------------------------------------------- status
+
+async function status(ctx: Context): Promise<number> {
+  return withQueries(ctx, async (q) => {
+    const info = q.info();
+    const totals = q.totals();
+    const discrepancies = q.counts().discrepancies;
+    if (ctx.json) {
+      await ctx.writeJson({ index: ctx.db, info, totals, discrepancies });
+      return 0;
+    }
+    const confirmation =
+      info.quorum === null ? "no quorum followed" : `${info.finalRecordCount} confirmed by the quorum, ${totals.pending} pending`;
+    await ctx.write(
+      keyValues([
+        ["Index", ctx.db],
+        ["Chain", info.chainId],
+        ["Ledger", info.ledger],
+        ["Quorum", info.quorum ?? "none"],
+        ["Decrypted for", info.decryptedFor ?? "not decrypted (no regulator key at sync)"],
+        ["Settled block", `${info.settledBlock} (${localTime(info.settledTime)}), from block ${info.fromBlock}, ${info.confirmations} confirmations`],
+        ["Records", `${info.recordCount} (${confirmation})`],
+        ["Verification", `${totals.verified} verified, ${totals.failed} failed, ${totals.encrypted} encrypted`],
+        ["Chain head", info.chainHead],
+        ["Merchants", `${totals.merchants} (${totals.accounts} accounts)`],
+        ["Liability", `${yuan(totals.liability)} (topped up ${yuan(totals.toppedUp)}, consumed ${yuan(totals.consumed)}, refunded ${yuan(totals.refunded)})`],
+        ["Discrepancies", discrepancies],
+        ["Alerts", totals.alerts],
+      ]),
+    );
+    return 0;
+  });
+}
+
+// ---------------------------------------------------------------- merchants
+
+const MERCHANT_COLUMNS = [
+  { header: "merchant", numeric: true },
+  { header: "status" },
+  { header: "accounts", numeric: true },
+  { header: "records", numeric: true },
+  { header: "topped up", numeric: true },
+  { header: "consumed", numeric: true },
+  { header: "refunded", numeric: true },
+  { header: "liability", numeric: true },
+  { header: "failed", numeric: true },
+  { header: "alerts", numeric: true },
+];
+
+function merchantCells(m: MerchantRow): Cell[] {
+  return [m.merchantId, m.status, m.accountCount, m.recordCount, yuan(m.toppedUp), yuan(m.consumed), yuan(m.refunded), yuan(m.liability), m.badRecords, m.alerts];
+}
+
+async function merchants(ctx: Context): Promise<number> {
+  return withQueries(ctx, async (q) => {
+    const rows = q.merchants();
+    const t = q.totals();
+    if (ctx.json) {
+      await ctx.writeJson({ merchants: rows, totals: t });
+      return 0;
+    }
+    const total: Cell[] = ["total", "", t.accounts, t.records, yuan(t.toppedUp), yuan(t.consumed), yuan(t.refunded), yuan(t.liability), t.failed, t.alerts];
+    await ctx.write(rows.length === 0 ? "No merchants in the index.\n" : table(MERCHANT_COLUMNS, [...rows.map(merchantCells), total]));
+    return 0;
+  });
+}
+
+// ---------------------------------------------------------------- merchant <id>
+
+const ALERT_COLUMNS = [{ header: "severity" }, { header: "rule" }, { header: "merchant", numeric: true }, { header: "message" }];
+const alertCells = (a: AlertRow): Cell[] => [a.severity, a.rule, a.merchantId, a.message];
+
+const ACCOUNT_COLUMNS = [
+  { header: "account" },
+  { header: "balance", numeric: true },
+  { header: "records", numeric: true },
+  { header: "topped up", numeric: true },
+  { header: "consumed", numeric: true },
+  { header: "refunded", numeric: true },
+  { header: "last activity" },
+];
+const accountCells = (a: AccountRow): Cell[] => [a.account, yuan(a.balance), a.recordCount, yuan(a.toppedUp), yuan(a.consumed), yuan(a.refunded), localTime(a.lastTime)];
+
+function merchantFigures(m: MerchantRow): string {
+  return keyValues([
+    ["Status", m.status + (m.suspendedReason === null ? "" : ` (${m.suspendedReason})`)],
+    ["Recorder", m.recorder],
+    ["Accounts", m.accountCount],
+    ["Records", `${m.recordCount} in ${m.batches} batches (${m.badRecords} failed verification)`],
+    ["Topped up", yuan(m.toppedUp)],
+    ["Consumed", yuan(m.consumed)],
+    ["Refunded", yuan(m.refunded)],
+    ["Liability", yuan(m.liability)],
+    ["First record", time(m.firstTime)],
+    ["Last record", time(m.lastTime)],
+    ["Last service", time(m.lastServiceTime)],
+  ]);
+}
+
+async function merchant(ctx: Context): Promise<number> {
+  const id = merchantId(ctx.args.positionals[0], "<id>");
+  const top = intOption(ctx.args, "top", 1) ?? 10;
+  return withQueries(ctx, async (q) => {
+    const m = q.merchant(id);
+    const accounts = q.accounts(id, { limit: top });
+    const alerts = q.alerts({ merchantId: id, limit: ALL_ALERTS });
+    if (ctx.json) {
+      await ctx.writeJson({ merchant: m, topAccounts: accounts, alerts });
+      return 0;
+    }
+    const parts = [
+      `Merchant ${m.merchantId}\n`,
+      merchantFigures(m),
+      `\nLargest balances (${accounts.length} of ${m.accountCount} accounts):\n`,
+      accounts.length === 0 ? "none\n" : table(ACCOUNT_COLUMNS, accounts.map(accountCells)),
+      `\nAlerts (${alerts.length}):\n`,
+      alerts.length === 0 ? "none\n" : table(ALERT_COLUMNS, alerts.map(alertCells)),
+    ];
+    await ctx.write(parts.join(""));
+    return 0;
+  });
+}
+
+// ---------------------------------------------------------------- account <id>
+
+const HISTORY_COLUMNS = [
+  { header: "#", numeric: true },
+  { header: "time" },
+  { header: "kind" },
+  { header: "amount", numeric: true },
+  { header: "order ref" },
+  { header: "memo" },
+  { header: "verification" },
+  { header: "confirmed" },
+];
+
+/** Top-ups add to the card, consumption and refunds take from it. */
+const signedAmount = (r: RecordRow) => (r.kind === 1 ? "+" : "-") + yuan(r.amount);
+const confirmedText = (c: boolean | null) => (c === null ? null : c ? "yes" : "pending");
+
+function historyCells(r: RecordRow): Cell[] {
+  const problems = r.problems.length === 0 ? "" : ` (${r.problems.join(", ")})`;
+  return [
+    r.recordIndex,
+    localTime(r.details?.time ?? r.blockTime),
+    r.kindName,
+    signedAmount(r),
+    r.details?.orderRef ?? null,
+    r.details?.memo ?? null,
+    r.verification + problems,
+    confirmedText(r.confirmed),
+  ];
+}
+
+/** Every record of one account, oldest first. */
+function history(q: IndexQueries, a: AccountRow): RecordRow[] {
+  const out: RecordRow[] = [];
+  for (let offset = 0; ; offset += HISTORY_PAGE) {
+    const page = q.records({ merchantId: a.merchantId, account: a.account, limit: HISTORY_PAGE, offset });
+    out.push(...page);
+    if (page.length < HISTORY_PAGE) return out;
+  }
+}
+
+function accountText(a: AccountRow, records: RecordRow[]): string {
+  return [
+    `Account ${a.account} at merchant ${a.merchantId}\n`,
+    keyValues([
+      ["Balance", yuan(a.balance)],
+      ["Initial amount", yuan(a.initialAmount)],
+      ["Topped up", yuan(a.toppedUp)],
+      ["Consumed", yuan(a.consumed)],
+      ["Refunded", yuan(a.refunded)],
+      ["Opened", localTime(a.openedTime)],
+      ["Last activity", localTime(a.lastTime)],
+    ]),
+    `\nHistory (${records.length} records${a.badRecords > 0 ? `, ${a.badRecords} failed verification` : ""}):\n`,
+    table(HISTORY_COLUMNS, records.map(historyCells)),
+  ].join("");
+}
+
+async function account(ctx: Context): Promise<number> {
+  const id = ctx.args.positionals[0];
+  const only = stringOption(ctx.args, "merchant");
+  return withQueries(ctx, async (q) => {
+    const rows = only === undefined ? q.findAccount(id) : [q.account(merchantId(only, "--merchant"), id)];
+    if (rows.length === 0) throw new PrepaidLedgerError("NOT_FOUND", "no merchant in the index has this account", { details: { account: id } });
+    const found = rows.map((a) => ({ ...a, records: history(q, a) }));
+    await (ctx.json ? ctx.writeJson({ account: rows[0].account, merchants: found }) : ctx.write(found.map((a) => accountText(a, a.records)).join("\n")));
+    return 0;
+  });
+}
+
+// ---------------------------------------------------------------- alerts
+
+async function alerts(ctx: Context): Promise<number> {
+  const ruleText = stringOption(ctx.args, "rule");
+  const rule = ruleText === undefined ? undefined : choice(ruleText, Object.keys(RISK_RULES) as RiskRule[], "--rule");
+  const merchantText = stringOption(ctx.args, "merchant");
+  return withQueries(ctx, async (q) => {
+    const id = merchantText === undefined ? undefined : q.merchant(merchantId(merchantText, "--merchant")).merchantId;
+    const rows = q.alerts({ merchantId: id, rule, limit: ALL_ALERTS });
+    const info = q.info();
+    if (ctx.json) {
+      await ctx.writeJson({ asOfBlock: info.settledBlock, asOfTime: info.settledTime, alerts: rows });
+    } else {
+      const asOf = `as of block ${info.settledBlock} (${localTime(info.settledTime)})`;
+      await ctx.write(rows.length === 0 ? `No alerts ${asOf}.\n` : table(ALERT_COLUMNS, rows.map(alertCells)) + `\n${plural(rows.length, "alert")} ${asOf}.\n`);
+    }
+    return ctx.args.values["exit-code"] === true && rows.length > 0 ? EXIT_CODES.ALERTS.code : 0;
+  });
+}
+
+// ---------------------------------------------------------------- the commands
+
+/** `prepaid status` */
+export const statusCommand: Command = {
+  name: "status",
+  positionals: [],
+  summary: "what the index covers: chain, ledger, settled block, records, confirmation",
+  description: "Shows the chain and contracts the index follows, the block it is settled at, how many records it\nholds and how many of them are verified and confirmed by the supervisors' quorum.",
+  options: {},
+  examples: ["prepaid status", "prepaid status --json | jq .info.settledBlock"],
+  run: status,
+};
+
+/** `prepaid merchants` */
+export const merchantsCommand: Command = {
+  name: "merchants",
+  positionals: [],
+  summary: "every merchant's books: accounts, records, top-ups, consumption, refunds, liability",
+  description: "One line per merchant, with a total. The liability is what the merchant owes its card holders:\ntopped up minus consumed minus refunded. \"failed\" counts records that failed verification.",
+  options: {},
+  examples: ["prepaid merchants", "prepaid merchants --json | jq '.merchants[] | {merchantId, liability}'"],
+  run: merchants,
+};
+
+/** `prepaid merchant <id>` */
+export const merchantCommand: Command = {
+  name: "merchant",
+  positionals: ["id"],
+  summary: "one merchant: its figures, largest card balances and alerts",
+  description: "The merchant's books, its accounts with the largest balances, and every alert about it.\nExits 6 if the index has no such merchant.",
+  options: { top: { type: "string", value: "N", help: "how many of the largest accounts to list (default 10)" } },
+  examples: ["prepaid merchant 101", "prepaid merchant 101 --top 50 --json"],
+  run: merchant,
+};
+
+/** `prepaid account <id>` */
+export const accountCommand: Command = {
+  name: "account",
+  positionals: ["id"],
+  summary: "a card account under each merchant that has it, with its decrypted history",
+  description:
+    "The account's books and every record of it, oldest first: time, kind, amount, order reference and\nmemo (decrypted at sync), verification, and whether the supervisors' quorum has confirmed it.\nAn account id is 32 bytes of hex; the same id may exist under several merchants. Exits 6 if none has it.",
+  options: { merchant: { type: "string", value: "ID", help: "only the account under this merchant" } },
+  examples: ["prepaid account 0x9c1e…", "prepaid account 0x9c1e… --merchant 101 --json"],
+  run: account,
+};
+
+/** `prepaid alerts` */
+export const alertsCommand: Command = {
+  name: "alerts",
+  positionals: [],
+  summary: "the risk rules' alerts at the last sync (--exit-code: exit 10 if any)",
+  description: `The alerts the risk rules raised at the last sync, most severe first. Rules: ${Object.keys(RISK_RULES).join(", ")}
+(thresholds in the config file's "risk", explained in docs/RISK.md). With --exit-code the command
+exits 10 when it lists any alert, for schedulers and CI.`,
+  options: {
+    merchant: { type: "string", value: "ID", help: "only this merchant's alerts (exits 6 if it is not in the index)" },
+    rule: { type: "string", value: "RULE", help: "only this rule's alerts" },
+    "exit-code": { type: "boolean", help: "exit 10 if any alert is listed" },
+  },
+  examples: ["prepaid alerts", "prepaid alerts --rule dormant-merchant --exit-code || notify-team"],
+  run: alerts,
+};

@@ -1,0 +1,177 @@
+/**
+ * `prepaid sync`: indexes the ledger (and its quorum) into the index file, once or, with
+ * `--follow`, until SIGINT/SIGTERM. The node is checked before the index file is created, so a
+ * wrong URL leaves nothing behind; each page of blocks is one transaction, so an interrupted
+ * sync resumes where it stopped.
+ */
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { Indexer, type SyncResult } from "../../indexer/indexer.js";
+import { getMeta, openIndex } from "../../indexer/schema.js";
+import { PrepaidLedgerError, isError } from "../../errors.js";
+import { intOption, stringOption } from "../args.js";
+import type { Command, Context } from "../command.js";
+import { KEY_ENV, loadRegulatorKey } from "../config.js";
+import { plural, toJson } from "../format.js";
+import { ProgressReporter, progressMode } from "../progress.js";
+import { httpJsonRpc } from "../rpc.js";
+
+const DEFAULT_INTERVAL_SECONDS = 5;
+
+/** Ledger and quorum of an existing index, so a second `sync` needs only `--db`. */
+function indexedContracts(db: string): { ledger?: string; quorum?: string } {
+  if (!existsSync(db)) return {};
+  const handle = openIndex(db, { readOnly: true });
+  try {
+    return { ledger: getMeta(handle, "ledger"), quorum: getMeta(handle, "quorum") };
+  } finally {
+    handle.close();
+  }
+}
+
+/**
+ * Flags over the config file. Without a ledger from either, the index's own ledger and (unless
+ * one is given) quorum; a ledger that is given never takes the index's quorum, which is bound to
+ * the index's ledger.
+ */
+function settings(ctx: Context) {
+  const flag = (name: string) => stringOption(ctx.args, name);
+  const rpc = flag("rpc") ?? ctx.config.rpc;
+  if (rpc === undefined) throw new PrepaidLedgerError("INVALID_ARGUMENT", 'missing --rpc URL (or "rpc" in the config file)');
+  if (!existsSync(dirname(ctx.db))) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "the folder of the index file does not exist", { details: { db: ctx.db } });
+  }
+  const given = flag("ledger") ?? ctx.config.ledger;
+  const quorum = flag("quorum") ?? ctx.config.quorum;
+  const contracts = given === undefined ? { ...indexedContracts(ctx.db), ...(quorum === undefined ? {} : { quorum }) } : { ledger: given, quorum };
+  if (contracts.ledger === undefined) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", 'missing --ledger ADDRESS (or "ledger" in the config file) for a new index');
+  }
+  return {
+    rpc,
+    indexer: {
+      ledger: contracts.ledger,
+      quorum: contracts.quorum,
+      db: ctx.db,
+      fromBlock: intOption(ctx.args, "from-block") ?? ctx.config.fromBlock,
+      confirmations: intOption(ctx.args, "confirmations") ?? ctx.config.confirmations,
+      maxBlockRange: intOption(ctx.args, "max-block-range", 1) ?? ctx.config.maxBlockRange,
+      risk: ctx.config.risk,
+    },
+  };
+}
+
+async function open(ctx: Context): Promise<Indexer> {
+  const { rpc, indexer } = settings(ctx);
+  const key = loadRegulatorKey(stringOption(ctx.args, "key-file"), ctx.io.env, ctx.cwd, (l) => ctx.notice(l));
+  if (key === undefined) {
+    ctx.notice(`no regulator key (${KEY_ENV} or --key-file): records are indexed without being decrypted`);
+  } else {
+    ctx.addSecret(key.privateKey);
+  }
+  return Indexer.open({ ...indexer, privateKey: key?.privateKey }, httpJsonRpc(rpc));
+}
+
+function summary(indexer: Indexer, r: SyncResult): string {
+  const lines = [
+    r.fromBlock > r.targetBlock
+      ? `Up to date at block ${r.settledBlock} (chain ${indexer.chainId}): no new settled blocks, ${plural(r.records, "record")}.`
+      : `Synced blocks ${r.fromBlock}–${r.settledBlock} of chain ${indexer.chainId} in ${r.seconds.toFixed(1)} s: ${plural(r.newRecords, "new record")}, ${r.records} in the index.`,
+  ];
+  if (r.aborted) lines.push(`Stopped early at block ${r.settledBlock} of ${r.targetBlock}; run sync again to go on.`);
+  if (r.matchesContract === true) lines.push(`Books match the contract at block ${r.settledBlock}.`);
+  else if (r.matchesContract === false) lines.push(`WARNING: the books differ from the contract's at block ${r.settledBlock} (see \`prepaid alerts\`).`);
+  else lines.push("Books not compared with the contract: the node keeps no state at that block.");
+  const findings = `${plural(r.discrepancies, "discrepancy", "discrepancies")}, ${plural(r.alerts, "alert")}`;
+  lines.push(`${findings}${r.alerts > 0 ? " (`prepaid alerts` lists them)" : ""}.`);
+  return lines.join("\n") + "\n";
+}
+
+function resultDocument(ctx: Context, indexer: Indexer, r: SyncResult) {
+  const { ledger, quorum, decryptedFor } = indexer.addresses;
+  return { index: ctx.db, chainId: indexer.chainId, ledger, quorum: quorum ?? null, decryptedFor, confirmations: indexer.confirmations, ...r };
+}
+
+async function syncOnce(ctx: Context, indexer: Indexer, signal?: AbortSignal): Promise<SyncResult> {
+  const progress = new ProgressReporter(ctx.io.stderr, progressMode(ctx, ctx.io.stderr));
+  try {
+    return await indexer.sync({ onProgress: (p) => progress.update(p), signal });
+  } finally {
+    progress.done();
+  }
+}
+
+/** Syncs, then again every `interval` seconds until stopped; a node outage is waited out. */
+async function follow(ctx: Context, indexer: Indexer, intervalSeconds: number): Promise<void> {
+  const stop = ctx.stopSignal();
+  let first = true;
+  while (!stop.aborted) {
+    try {
+      const r = await syncOnce(ctx, indexer, stop);
+      if (ctx.json) await ctx.write(toJson(resultDocument(ctx, indexer, r), 0) + "\n");
+      else if (first) await ctx.write(summary(indexer, r) + `Following new blocks every ${intervalSeconds} s; Ctrl-C to stop.\n`);
+      else if (r.newRecords > 0) await ctx.write(`block ${r.settledBlock}: ${plural(r.newRecords, "new record")}, ${r.records} in the index, ${plural(r.alerts, "alert")}\n`);
+      first = false;
+    } catch (e) {
+      if (!isError(e) || !e.retryable) throw e;
+      ctx.notice(`${e.shortMessage}; trying again in ${intervalSeconds} s`);
+    }
+    await sleep(intervalSeconds * 1000, undefined, { signal: stop }).catch(() => undefined);
+  }
+  ctx.notice("stopped: the index is consistent up to the last block reported");
+}
+
+async function run(ctx: Context): Promise<number> {
+  const interval = intOption(ctx.args, "interval", 1);
+  if (interval !== undefined && ctx.args.values.follow !== true) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "--interval goes with --follow");
+  }
+  const indexer = await open(ctx);
+  try {
+    if (indexer.addresses.decryptedFor !== null) ctx.notice(`decrypting as regulator ${indexer.addresses.decryptedFor}`);
+    if (ctx.args.values.follow === true) {
+      await follow(ctx, indexer, interval ?? DEFAULT_INTERVAL_SECONDS);
+      return 0;
+    }
+    const r = await syncOnce(ctx, indexer);
+    await (ctx.json ? ctx.writeJson(resultDocument(ctx, indexer, r)) : ctx.write(summary(indexer, r)));
+    return 0;
+  } finally {
+    indexer.close();
+  }
+}
+
+/** `prepaid sync` */
+export const syncCommand: Command = {
+  name: "sync",
+  positionals: [],
+  summary: "index the ledger into the index file, decrypting and verifying every record",
+  description: `Reads every settled block after the index's cursor: records (decrypted with the regulator key
+and checked against their commitments and on-chain amounts), batches, merchant events and, with
+--quorum, the supervisors' final checkpoints. Then compares the books with the contract and
+evaluates the risk rules. The node is checked before the index file is created; each page of
+blocks is written in one transaction, so an interrupted sync resumes where it stopped. A second
+sync of the same index needs no --ledger or --quorum: they are read from the index.
+
+The regulator key comes from ${KEY_ENV} or --key-file, never from a flag value.
+With --follow and --json, each round prints one JSON line.`,
+  options: {
+    rpc: { type: "string", value: "URL", help: 'JSON-RPC URL of a node of the ledger\'s chain (or "rpc" in the config file)' },
+    ledger: { type: "string", value: "ADDRESS", help: "the PrepaidLedger contract (needed for a new index)" },
+    quorum: { type: "string", value: "ADDRESS", help: "its SupervisorQuorum: records are shown as confirmed or pending" },
+    "key-file": { type: "string", value: "FILE", help: `file holding the regulator's hex private key (default: $${KEY_ENV})` },
+    confirmations: { type: "string", value: "N", help: "blocks before a block counts as settled (default 0 on chains 31337/1337, else 12)" },
+    "from-block": { type: "string", value: "N", help: "first block of a new index: the ledger's deployment block (default 0)" },
+    "max-block-range": { type: "string", value: "N", help: "blocks per eth_getLogs request, at most (default 10000)" },
+    follow: { type: "boolean", short: "f", help: "keep following new blocks until Ctrl-C or SIGTERM (stops cleanly)" },
+    interval: { type: "string", value: "SECONDS", help: `with --follow: seconds between two polls (default ${DEFAULT_INTERVAL_SECONDS})` },
+  },
+  examples: [
+    `${KEY_ENV}=0x… prepaid sync --rpc http://127.0.0.1:8545 --ledger 0x5FbD… --quorum 0xe7f1…   # a new index`,
+    "prepaid sync --key-file ~/.prepaid/regulator.key                     # catch up, settings from prepaid.config.json",
+    "prepaid sync --follow --interval 12 --quiet                          # keep the index current",
+  ],
+  run,
+};

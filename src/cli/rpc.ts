@@ -1,0 +1,68 @@
+/**
+ * The command line's JSON-RPC client: one HTTP POST per call over `fetch`, with a timeout on
+ * each. The indexer needs only `send`; a plain client fails at once when the node is down
+ * (where a provider that detects its network first would retry in the background and log to
+ * stdout), and every failure is a PrepaidLedgerError that exit codes understand.
+ */
+import { PrepaidLedgerError } from "../errors.js";
+import type { JsonRpcLike } from "../regulator/logs.js";
+
+/** How long one call may take by default: a wide eth_getLogs on a busy node can take a while. */
+export const DEFAULT_RPC_TIMEOUT_MS = 60_000;
+
+/**
+ * A JSON-RPC client for `url`. Errors name the node by its origin only (scheme, host, port),
+ * since a provider's URL often carries an API key in its path or query.
+ *
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` if `url` is not an http(s) URL; calls reject
+ *   with `RPC_ERROR` (unreachable, HTTP error, error answer) or `TIMEOUT`
+ */
+export function httpJsonRpc(url: string, timeoutMs = DEFAULT_RPC_TIMEOUT_MS): JsonRpcLike {
+  const endpoint = originOf(url);
+  let id = 0;
+  return {
+    async send(method, params) {
+      const details = { endpoint, method };
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (cause) {
+        if (cause instanceof Error && cause.name === "TimeoutError") {
+          throw new PrepaidLedgerError("TIMEOUT", "the JSON-RPC node did not answer in time", { details: { ...details, timeoutMs }, cause });
+        }
+        throw new PrepaidLedgerError("RPC_ERROR", "the JSON-RPC node could not be reached", { details, cause });
+      }
+      const body = (await response.json().catch(() => undefined)) as { result?: unknown; error?: { code?: number; message?: string } } | undefined;
+      if (body?.error !== undefined) {
+        // The node's own words, so the log pager can tell "range too big" from other refusals.
+        throw new PrepaidLedgerError("RPC_ERROR", `the node refused ${method}: ${String(body.error.message)}`, {
+          details: { ...details, rpcCode: body.error.code ?? null },
+        });
+      }
+      if (!response.ok || body === undefined || !("result" in body)) {
+        throw new PrepaidLedgerError("RPC_ERROR", "the JSON-RPC node sent no JSON-RPC answer", {
+          details: { ...details, status: response.status },
+        });
+      }
+      return body.result;
+    },
+  };
+}
+
+function originOf(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "the RPC URL is not a URL (expected http:// or https://)");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "the RPC URL must be http:// or https://", { details: { protocol: parsed.protocol } });
+  }
+  return parsed.origin;
+}
