@@ -9,7 +9,7 @@
  * where the index is written (default: a temporary folder); `npm run prepaid -- serve --db <it>`
  * then shows it in the dashboard (against a `hardhat node`, since the in-process chain is gone).
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -29,6 +29,11 @@ for (const r of day.refused) {
 }
 
 const db = process.env.PREPAID_INDEX ?? join(mkdtempSync(join(tmpdir(), "prepaid-index-")), "index.sqlite");
+if (connection.networkName === "default") {
+  // The in-process chain is new on every run: an index of an earlier run describes a chain that
+  // no longer exists (same chain id and ledger address, other blocks), so it is rebuilt.
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(db + suffix, { force: true });
+}
 const indexer = await Indexer.open(
   { ledger: day.ledgerAddress, quorum: day.quorumAddress, privateKey: DEMO_REGULATOR_KEY, db },
   connection.ethers.provider,
