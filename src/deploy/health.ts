@@ -11,6 +11,7 @@
  * so the validators and the block number reported belong together.
  */
 import { PrepaidLedgerError } from "../errors.js";
+import { httpJsonRpc } from "../rpc.js";
 import { describeFaultTolerance } from "./qbft.js";
 
 /** Anything that sends a JSON-RPC request: an ethers JsonRpcProvider, a Hardhat provider… */
@@ -55,59 +56,6 @@ class JsonRpcResponseError extends Error {
   }
 }
 
-/**
- * A minimal JSON-RPC client over HTTP (fetch): one request at a time, a timeout on each.
- * Transport failures and non-2xx answers throw RPC_ERROR; a JSON-RPC error object throws a
- * JsonRpcResponseError for `classify` to judge.
- */
-function httpSender(url: string, timeoutMs: number): JsonRpcSender {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch (cause) {
-    throw new PrepaidLedgerError("INVALID_ARGUMENT", "the RPC URL is not a URL", { details: { url }, cause });
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new PrepaidLedgerError("INVALID_ARGUMENT", "the RPC URL must be http or https", { details: { url } });
-  }
-  let id = 0;
-  return {
-    async send(method, params) {
-      let response: Response;
-      try {
-        response = await fetch(url, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params }),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-      } catch (cause) {
-        const timedOut = cause instanceof Error && cause.name === "TimeoutError";
-        throw new PrepaidLedgerError(
-          "RPC_ERROR",
-          timedOut ? `the node did not answer ${method} in time` : "the JSON-RPC node could not be reached",
-          { details: { url, method, ...(timedOut ? { timeoutMs } : {}) }, cause },
-        );
-      }
-      const text = await response.text().catch(() => "");
-      let body: { result?: unknown; error?: { code?: unknown; message?: unknown } } | undefined;
-      try {
-        body = JSON.parse(text) as typeof body;
-      } catch {
-        body = undefined;
-      }
-      if (body?.error !== undefined && typeof body.error.code === "number") {
-        throw new JsonRpcResponseError(body.error.code, String(body.error.message ?? ""));
-      }
-      if (!response.ok || body === undefined || typeof body !== "object" || !("result" in body)) {
-        throw new PrepaidLedgerError("RPC_ERROR", "the JSON-RPC node sent no JSON-RPC answer", {
-          details: { url, method, status: response.status },
-        });
-      }
-      return body.result;
-    },
-  };
-}
 
 /** Finds a numeric JSON-RPC error code in what a provider threw (ethers nests it in error/info). */
 function rpcCode(e: unknown, depth = 0): number | undefined {
@@ -200,8 +148,8 @@ function parseValidators(value: unknown, method: string): string[] {
  *
  * @param rpc - a JSON-RPC URL (http/https) or anything with `send(method, params)`
  * @param blockTag - "latest" (default), "earliest" or a block number
- * @throws PrepaidLedgerError `RPC_ERROR` (retryable) when the node cannot be reached, times out
- *   or fails; `INVALID_CONFIG` when it does not serve the method (not a Besu QBFT node, or the
+ * @throws PrepaidLedgerError `RPC_ERROR` (retryable) when the node cannot be reached or fails,
+ *   `TIMEOUT` (retryable) when it does not answer in time; `INVALID_CONFIG` when it does not serve the method (not a Besu QBFT node, or the
  *   QBFT API is not enabled); `INVALID_ARGUMENT` for a bad URL or block; `MALFORMED_DATA` when
  *   the answer is not a list of addresses
  */
@@ -211,7 +159,14 @@ export async function qbftHealth(
   options: QbftHealthOptions = {},
 ): Promise<QbftHealth> {
   const wanted = blockNumberOf(blockTag);
-  const sender = typeof rpc === "string" ? httpSender(rpc, options.timeoutMs ?? 10_000) : rpc;
+  const sender =
+    typeof rpc === "string"
+      ? httpJsonRpc(rpc, {
+          timeoutMs: options.timeoutMs ?? 10_000,
+          // The node's error codes are judged by `classify` (method not enabled: not QBFT).
+          errorAnswer: (_method, code, message) => new JsonRpcResponseError(code ?? 0, message),
+        })
+      : rpc;
   const blockNumber =
     wanted === "latest" ? parseQuantity(await call(sender, "eth_blockNumber", []), "eth_blockNumber") : wanted;
   const method = "qbft_getValidatorsByBlockNumber";

@@ -16,7 +16,7 @@ import type { Command, Context } from "../command.js";
 import { KEY_ENV, loadRegulatorKey } from "../config.js";
 import { plural, toJson } from "../format.js";
 import { ProgressReporter, progressMode } from "../progress.js";
-import { httpJsonRpc } from "../rpc.js";
+import { httpJsonRpc } from "../../rpc.js";
 
 const DEFAULT_INTERVAL_SECONDS = 5;
 

@@ -1,23 +1,34 @@
 /**
- * The command line's JSON-RPC client: one HTTP POST per call over `fetch`, with a timeout on
- * each. The indexer needs only `send`; a plain client fails at once when the node is down
- * (where a provider that detects its network first would retry in the background and log to
- * stdout), and every failure is a PrepaidLedgerError that exit codes understand.
+ * A plain JSON-RPC client: one HTTP POST per call over `fetch`, with a timeout on each. The
+ * indexer, the QBFT health check and the command line need only `send`; a plain client fails at
+ * once when the node is down (where a provider that detects its network first would retry in the
+ * background and log to stdout), and every failure is a PrepaidLedgerError.
  */
-import { PrepaidLedgerError } from "../errors.js";
-import type { JsonRpcLike } from "../regulator/logs.js";
+import { PrepaidLedgerError } from "./errors.js";
+import type { JsonRpcLike } from "./regulator/logs.js";
 
 /** How long one call may take by default: a wide eth_getLogs on a busy node can take a while. */
 export const DEFAULT_RPC_TIMEOUT_MS = 60_000;
+
+export interface HttpJsonRpcOptions {
+  /** How long one call may take (default {@link DEFAULT_RPC_TIMEOUT_MS}). */
+  timeoutMs?: number;
+  /**
+   * The error to throw for a JSON-RPC error answer (a node that answered, but refused), for a
+   * caller that judges the node's codes itself; default `RPC_ERROR` with the node's words.
+   */
+  errorAnswer?: (method: string, code: number | undefined, message: string) => Error;
+}
 
 /**
  * A JSON-RPC client for `url`. Errors name the node by its origin only (scheme, host, port),
  * since a provider's URL often carries an API key in its path or query.
  *
  * @throws PrepaidLedgerError `INVALID_ARGUMENT` if `url` is not an http(s) URL; calls reject
- *   with `RPC_ERROR` (unreachable, HTTP error, error answer) or `TIMEOUT`
+ *   with `RPC_ERROR` (unreachable, HTTP error, error answer) or `TIMEOUT`, both retryable
  */
-export function httpJsonRpc(url: string, timeoutMs = DEFAULT_RPC_TIMEOUT_MS): JsonRpcLike {
+export function httpJsonRpc(url: string, options: HttpJsonRpcOptions = {}): JsonRpcLike {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
   const endpoint = originOf(url);
   let id = 0;
   return {
@@ -38,6 +49,9 @@ export function httpJsonRpc(url: string, timeoutMs = DEFAULT_RPC_TIMEOUT_MS): Js
         throw new PrepaidLedgerError("RPC_ERROR", "the JSON-RPC node could not be reached", { details, cause });
       }
       const body = (await response.json().catch(() => undefined)) as { result?: unknown; error?: { code?: number; message?: string } } | undefined;
+      if (body?.error !== undefined && options.errorAnswer !== undefined) {
+        throw options.errorAnswer(method, body.error.code, String(body.error.message ?? ""));
+      }
       if (body?.error !== undefined) {
         // The node's own words, so the log pager can tell "range too big" from other refusals.
         throw new PrepaidLedgerError("RPC_ERROR", `the node refused ${method}: ${String(body.error.message)}`, {
