@@ -9,10 +9,16 @@
  *   nodes    — upload and verify records/s over HTTP against anvil and a `hardhat node`
  *   supervision — gas to mark and finalize a checkpoint (t = 3, 5, 7), gas per record confirmed,
  *              and seconds from upload to confirmation with 4 supervisor processes
+ *   indexer  — records/s and peak memory syncing 1,000,000 records from anvil into SQLite, and
+ *              the dashboard's response times over that index
+ *
+ * `BENCH_ONLY=<name>` runs one of them (gas, throughput, nodes, supervision, indexer);
+ * `BENCH_INDEXER_RECORDS=<n>` scales the indexer bench down for a quick try.
  */
 import { availableParallelism, cpus } from "node:os";
 
 import { benchGas, formatGas } from "./bench/gas.js";
+import { benchIndexer, formatIndexer } from "./bench/indexer.js";
 import { benchNodes, formatNodes } from "./bench/nodes.js";
 import { benchSupervision, formatSupervision } from "./bench/supervision.js";
 import { benchThroughput, formatThroughput } from "./bench/throughput.js";
@@ -20,11 +26,12 @@ import { benchThroughput, formatThroughput } from "./bench/throughput.js";
 console.log(`$ ${process.env.npm_lifecycle_event === "bench" ? "npm run bench" : ["npx hardhat", ...process.argv.slice(2)].join(" ")}`);
 console.log(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? "unknown CPU"}), Node ${process.version}`);
 console.log(`date: ${new Date().toISOString()}`);
-console.log("");
-console.log(formatGas(await benchGas()));
-console.log("");
-console.log(formatThroughput(await benchThroughput()));
-console.log("");
-console.log(formatNodes(await benchNodes()));
-console.log("");
-console.log(formatSupervision(await benchSupervision()));
+const BENCHES = ["gas", "throughput", "nodes", "supervision", "indexer"];
+const only = process.env.BENCH_ONLY;
+if (only !== undefined && !BENCHES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${BENCHES.join(", ")}; got "${only}"`);
+const run = (name: string): boolean => only === undefined || only === name;
+if (run("gas")) console.log(`\n${formatGas(await benchGas())}`);
+if (run("throughput")) console.log(`\n${formatThroughput(await benchThroughput())}`);
+if (run("nodes")) console.log(`\n${formatNodes(await benchNodes())}`);
+if (run("supervision")) console.log(`\n${formatSupervision(await benchSupervision())}`);
+if (run("indexer")) console.log(`\n${formatIndexer(await benchIndexer())}`);
