@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 
 import { PrepaidLedgerError } from "../errors.js";
+import type { Alert } from "./risk.js";
 import { TABLES, getMeta, type Database } from "./schema.js";
 
 export type MerchantStatus = "active" | "suspended" | "unknown";
@@ -69,16 +70,9 @@ export interface Totals {
   alerts: number;
 }
 
-export interface AlertRow {
+/** An alert as stored by the last risk evaluation (src/indexer/risk.ts). */
+export interface AlertRow extends Alert {
   id: number;
-  rule: string;
-  severity: "high" | "medium" | "low";
-  merchantId: number | null;
-  account: string | null;
-  recordIndex: number | null;
-  message: string;
-  value: number | null;
-  threshold: number | null;
   asOfBlock: number;
   asOfTime: number;
 }
@@ -482,7 +476,7 @@ function recordRow(r: Record<string, unknown>, final: number | null): RecordRow 
 function alertRow(r: Record<string, unknown>): AlertRow {
   return {
     id: num(r.id),
-    rule: String(r.rule),
+    rule: String(r.rule) as AlertRow["rule"],
     severity: String(r.severity) as AlertRow["severity"],
     merchantId: numOrNull(r.merchant_id),
     account: (r.account as string | null) ?? null,

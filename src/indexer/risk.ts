@@ -163,9 +163,21 @@ function merchantRules(db: Database, c: RiskConfigValues, now: number, m: Mercha
   return out;
 }
 
-/** One alert per account over the per-card cap (the first `maxAlertsPerMerchant` of each merchant), and a summary beyond. */
+/**
+ * One alert per row for the first `max` rows of each merchant (rows come with their rank `rn` in
+ * the merchant and the merchant's count `n`), then one alert counting the rest.
+ */
+function capped<R extends { merchant_id: number; rn: number; n: number }>(
+  rows: R[],
+  max: number,
+  each: (r: R) => Alert,
+  rest: (r: R, more: number) => Alert,
+): Alert[] {
+  return rows.flatMap((r) => (r.rn <= max ? [each(r)] : r.rn === max + 1 ? [rest(r, r.n - max)] : []));
+}
+
+/** Cards over the per-card cap, largest balance first. */
 function cardRules(db: Database, c: RiskConfigValues): Alert[] {
-  const out: Alert[] = [];
   const rows = db
     .prepare(
       `SELECT merchant_id, account, balance,
@@ -174,36 +186,33 @@ function cardRules(db: Database, c: RiskConfigValues): Alert[] {
          FROM accounts WHERE balance > ?`,
     )
     .all(c.maxCardBalance) as { merchant_id: number; account: string; balance: number; rn: number; n: number }[];
-  for (const r of rows) {
-    if (r.rn <= c.maxAlertsPerMerchant) {
-      out.push(
-        alert("card-limit", {
-          merchantId: r.merchant_id,
-          account: r.account,
-          recordIndex: null,
-          message: `card ${r.account.slice(0, 10)}… of merchant ${r.merchant_id} holds ${yuan(r.balance)}, above the per-card cap of ${yuan(c.maxCardBalance)}`,
-          value: r.balance,
-          threshold: c.maxCardBalance,
-        }),
-      );
-    } else if (r.rn === c.maxAlertsPerMerchant + 1) {
-      out.push(
-        alert("card-limit", {
-          merchantId: r.merchant_id,
-          account: null,
-          recordIndex: null,
-          message: `merchant ${r.merchant_id}: ${r.n - c.maxAlertsPerMerchant} more cards above the per-card cap of ${yuan(c.maxCardBalance)}`,
-          value: r.n - c.maxAlertsPerMerchant,
-          threshold: c.maxCardBalance,
-        }),
-      );
-    }
-  }
-  return out;
+  const cap = yuan(c.maxCardBalance);
+  return capped(
+    rows,
+    c.maxAlertsPerMerchant,
+    (r) =>
+      alert("card-limit", {
+        merchantId: r.merchant_id,
+        account: r.account,
+        recordIndex: null,
+        message: `card ${r.account.slice(0, 10)}… of merchant ${r.merchant_id} holds ${yuan(r.balance)}, above the per-card cap of ${cap}`,
+        value: r.balance,
+        threshold: c.maxCardBalance,
+      }),
+    (r, more) =>
+      alert("card-limit", {
+        merchantId: r.merchant_id,
+        account: null,
+        recordIndex: null,
+        message: `merchant ${r.merchant_id}: ${more} more cards above the per-card cap of ${cap}`,
+        value: more,
+        threshold: c.maxCardBalance,
+      }),
+  );
 }
 
+/** Records that failed verification, oldest first, and the problems that name no record. */
 function verificationRules(db: Database, c: RiskConfigValues): Alert[] {
-  const out: Alert[] = [];
   const rows = db
     .prepare(
       `SELECT record_index, merchant_id, account, problems,
@@ -212,31 +221,28 @@ function verificationRules(db: Database, c: RiskConfigValues): Alert[] {
          FROM records WHERE verification = 'failed'`,
     )
     .all() as { record_index: number; merchant_id: number; account: string; problems: string; rn: number; n: number }[];
-  for (const r of rows) {
-    if (r.rn <= c.maxAlertsPerMerchant) {
-      out.push(
-        alert("verification-failed", {
-          merchantId: r.merchant_id,
-          account: r.account,
-          recordIndex: r.record_index,
-          message: `record #${r.record_index} of merchant ${r.merchant_id} failed verification: ${r.problems.split(",").join(", ")}`,
-          value: null,
-          threshold: null,
-        }),
-      );
-    } else if (r.rn === c.maxAlertsPerMerchant + 1) {
-      out.push(
-        alert("verification-failed", {
-          merchantId: r.merchant_id,
-          account: null,
-          recordIndex: null,
-          message: `merchant ${r.merchant_id}: ${r.n - c.maxAlertsPerMerchant} more records failed verification`,
-          value: r.n - c.maxAlertsPerMerchant,
-          threshold: null,
-        }),
-      );
-    }
-  }
+  const out = capped(
+    rows,
+    c.maxAlertsPerMerchant,
+    (r) =>
+      alert("verification-failed", {
+        merchantId: r.merchant_id,
+        account: r.account,
+        recordIndex: r.record_index,
+        message: `record #${r.record_index} of merchant ${r.merchant_id} failed verification: ${r.problems.split(",").join(", ")}`,
+        value: null,
+        threshold: null,
+      }),
+    (r, more) =>
+      alert("verification-failed", {
+        merchantId: r.merchant_id,
+        account: null,
+        recordIndex: null,
+        message: `merchant ${r.merchant_id}: ${more} more records failed verification`,
+        value: more,
+        threshold: null,
+      }),
+  );
   // Problems the replay found that name no single record (a broken chain between batches, books
   // that differ from the contract's).
   const unattached = db

@@ -166,6 +166,18 @@ describe("risk rules", function () {
         [RISKY, card(`${RISKY}-0`).toLowerCase(), 600_000, 500_000],
       ]);
     });
+
+    it("lists at most maxAlertsPerMerchant cards of a merchant, and counts the rest", async function () {
+      const f = await scenario();
+      await upload(f, RISKY, range(0, 4).map((n) => sale(RISKY, n, 510_000n + BigInt(n))));
+      const found = ofRule(await alerts(f, { ...LONG_PENDING, maxAlertsPerMerchant: 2 }), "card-limit");
+      expect(found.map((a) => [a.account, a.value])).to.deep.equal([
+        [card(`${RISKY}-3`).toLowerCase(), 510_003],
+        [card(`${RISKY}-2`).toLowerCase(), 510_002],
+        [null, 2],
+      ]);
+      expect(found[2].message).to.include("2 more cards");
+    });
   });
 
   describe("verification-failed", function () {
