@@ -48,7 +48,14 @@ export function httpJsonRpc(url: string, options: HttpJsonRpcOptions = {}): Json
         }
         throw new PrepaidLedgerError("RPC_ERROR", "the JSON-RPC node could not be reached", { details, cause });
       }
-      const body = (await response.json().catch(() => undefined)) as { result?: unknown; error?: { code?: number; message?: string } } | undefined;
+      const body = (await response.json().catch((e: unknown) => {
+        // An answer longer than a string V8 can hold: say so in the words log pagers take as
+        // "ask for less" (src/regulator/logs.ts), rather than as a node that failed.
+        if (e instanceof RangeError) {
+          throw new PrepaidLedgerError("RPC_ERROR", "the answer exceeds the response size this client can read", { details, cause: e });
+        }
+        return undefined;
+      })) as { result?: unknown; error?: { code?: number; message?: string } } | undefined;
       if (body?.error !== undefined && options.errorAnswer !== undefined) {
         throw options.errorAnswer(method, body.error.code, String(body.error.message ?? ""));
       }

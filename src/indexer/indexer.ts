@@ -158,6 +158,8 @@ export class Indexer {
   private readonly ledger: string;
   private readonly quorum: string | undefined;
   private readonly decryptedFor: string | null;
+  /** Built once: the page writer reads it for every log, and getAddress() hashes in pure JavaScript. */
+  private readonly ids: Readonly<{ ledger: string; quorum: string | undefined; decryptedFor: string | null; identity: Record<string, string> }>;
 
   private constructor(config: IndexerConfigValues, rpc: Provider, db: Database, chainId: bigint) {
     this.config = config;
@@ -168,6 +170,7 @@ export class Indexer {
     this.quorum = config.quorum?.toLowerCase();
     this.confirmations = config.confirmations ?? (INSTANT_CHAINS.has(chainId) ? 0 : 12);
     this.decryptedFor = config.privateKey === undefined ? null : addressOf(publicKeyOf(config.privateKey)).toLowerCase();
+    this.ids = Object.freeze({ ledger: this.ledger, quorum: this.quorum, decryptedFor: this.decryptedFor, identity: this.identity() });
   }
 
   /**
@@ -242,7 +245,7 @@ export class Indexer {
   private checkIdentity(): void {
     const stored = getMeta(this.db, "chain_id");
     if (stored === undefined) return; // a new index: identity is written with the first page
-    const mine = this.identity();
+    const mine = this.ids.identity;
     for (const key of ["chain_id", "ledger", "quorum"] as const) {
       const theirs = getMeta(this.db, key) ?? "";
       if (theirs !== mine[key]) {
@@ -338,7 +341,7 @@ export class Indexer {
 
   /** @internal */
   get addresses() {
-    return { ledger: this.ledger, quorum: this.quorum, decryptedFor: this.decryptedFor, identity: this.identity() };
+    return this.ids;
   }
 
   private loadState():
@@ -607,11 +610,12 @@ class PageWriter {
 
   private async log(log: RpcLog): Promise<void> {
     const db = this.indexer.db;
+    const { ledger, quorum } = this.indexer.addresses;
     const address = log.address.toLowerCase();
     const topic = log.topics[0];
     const position = [log.transactionHash.toLowerCase(), Number(log.logIndex), Number(log.blockNumber)] as const;
     const time = this.times.get(position[2])!;
-    if (address === this.indexer.addresses.quorum) {
+    if (address === quorum) {
       if (topic !== CHECKPOINT_FINALIZED) return;
       const parsed = quorumInterface.parseLog({ topics: log.topics, data: log.data })!;
       db.prepare(
@@ -620,7 +624,7 @@ class PageWriter {
       ).run(...position, time, Number(parsed.args.recordCount), String(parsed.args.chainHead), String(parsed.args.stateDigest), Number(parsed.args.setId));
       return;
     }
-    if (address !== this.indexer.addresses.ledger) return;
+    if (address !== ledger) return;
     if (topic === LEDGER_TOPICS.BatchRecorded) {
       const b = decodeBatchRecorded(log);
       this.batch = { topUp: 0, consume: 0, refund: 0 };

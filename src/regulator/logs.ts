@@ -109,7 +109,11 @@ export async function* fetchLogPages(rpc: JsonRpcLike, q: LogQuery): AsyncGenera
     // Size the next page by the density of this one, then ask for it before yielding this one.
     const span = to - from + 1n;
     const count = BigInt(result.logs.length);
-    const fit = count === 0n ? span * 2n : (span * BigInt(TARGET_LOGS)) / count;
+    // Grow at most twice a page: the density of a sparse stretch (the deployment, quiet months)
+    // says nothing of the blocks after it, and one oversized answer can exceed what a client can
+    // hold (800 blocks of a busy ledger once came back as 680,000 logs, ~560 MB of JSON).
+    const dense = count === 0n ? span * 2n : (span * BigInt(TARGET_LOGS)) / count;
+    const fit = dense > span * 2n ? span * 2n : dense;
     range = fit < 1n ? 1n : fit > max ? max : fit;
     from = to + 1n;
     to = end(from);
