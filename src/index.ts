@@ -79,6 +79,8 @@ export type {
 export { SCHEMA_VERSION, openIndex } from "./indexer/schema.js";
 export { RISK_RULES, RiskConfig } from "./indexer/risk.js";
 export type { Alert, RiskConfigInput, RiskRule } from "./indexer/risk.js";
+export { serveDashboard } from "./dashboard/server.js";
+export { httpJsonRpc } from "./rpc.js";
 
 // Deployment reach: Besu QBFT consortium chains (docs/QBFT.md)
 export {

@@ -34,6 +34,7 @@ describe("public API", function () {
       "formatAmount",
       "formatReport",
       "genesisHead",
+      "httpJsonRpc",
       "isError",
       "keccak256",
       "linkHead",
@@ -53,6 +54,7 @@ describe("public API", function () {
       "sealDetails",
       "sealSingle",
       "sealSingles",
+      "serveDashboard",
       "unpackBatch",
       "validateDetails",
     ]);
