@@ -104,7 +104,8 @@ export interface SyncResult {
   aborted: boolean;
 }
 
-interface Side {
+/** What a page adds to an account beside its books: failed records, first and last record time. */
+interface PageSide {
   bad: number;
   opened: number;
   last: number;
@@ -445,9 +446,9 @@ class PageWriter {
   newRecords = 0;
   recordCount: number;
   private readonly replay: LedgerReplay;
-  private readonly accountSide = new Map<string, Side>();
+  /** Accounts touched by the page being written (only those: a card's own figures live in the replay's books). */
+  private readonly pageAccounts = new Map<string, PageSide>();
   private readonly merchantSide = new Map<number, MerchantSide>();
-  private readonly dirtyAccounts = new Set<string>();
   private readonly dirtyMerchants = new Set<number>();
   private times = new Map<number, number>();
   private batch: { topUp: number; consume: number; refund: number } | undefined;
@@ -509,9 +510,7 @@ class PageWriter {
         consumed: BigInt(a.consumed),
         refunded: BigInt(a.refunded),
       };
-      const key = `${account.merchantId}:${account.account}`;
-      this.replay.books.accounts.set(key, account);
-      this.accountSide.set(key, { bad: Number(a.bad_records), opened: Number(a.opened_time), last: Number(a.last_time) });
+      this.replay.books.accounts.set(`${account.merchantId}:${account.account}`, account);
     }
     const batches = Number((db.prepare("SELECT count(*) AS n FROM batches").get() as { n: number }).n);
     const midway = getMeta(db, "started_midway") === "1";
@@ -734,10 +733,10 @@ class PageWriter {
       else if (r.kind === 3) this.batch.refund += amount;
     }
     const key = `${r.merchantId}:${r.account}`;
-    let a = this.accountSide.get(key);
+    let a = this.pageAccounts.get(key);
     if (a === undefined) {
       a = { bad: 0, opened: time, last: time };
-      this.accountSide.set(key, a);
+      this.pageAccounts.set(key, a);
     }
     a.last = time;
     const m = this.merchant(r.merchantId);
@@ -748,7 +747,6 @@ class PageWriter {
       a.bad++;
       m.bad++;
     }
-    this.dirtyAccounts.add(key);
     this.dirtyMerchants.add(r.merchantId);
   }
 
@@ -760,12 +758,12 @@ class PageWriter {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (merchant_id, account) DO UPDATE SET record_count = excluded.record_count,
          initial_amount = excluded.initial_amount, topped_up = excluded.topped_up, consumed = excluded.consumed,
-         refunded = excluded.refunded, balance = excluded.balance, bad_records = excluded.bad_records,
+         refunded = excluded.refunded, balance = excluded.balance, bad_records = bad_records + excluded.bad_records,
          last_time = excluded.last_time`,
     );
-    for (const key of this.dirtyAccounts) {
+    // opened_time is written when the account is first stored, and kept; bad_records adds the page's.
+    for (const [key, side] of this.pageAccounts) {
       const a = this.replay.books.accounts.get(key);
-      const side = this.accountSide.get(key)!;
       if (a === undefined) continue; // a refused record opened nothing
       upsertAccount.run(
         a.merchantId,
@@ -781,7 +779,7 @@ class PageWriter {
         side.last,
       );
     }
-    this.dirtyAccounts.clear();
+    this.pageAccounts.clear();
     const upsertMerchant = db.prepare(
       `INSERT INTO merchants (merchant_id, status, recorder, registered_block, suspended_reason, record_count, account_count,
                               topped_up, consumed, refunded, batches, next_sequence, bad_records, first_time, last_time, last_service_time)

@@ -144,7 +144,7 @@ describe("indexer: bad input", function () {
       },
     };
     const db = freshDb();
-    const { result } = await sync({ db, ledger: f.address }, corrupting);
+    const { result } = await sync({ db, ledger: f.address, maxBlockRange: 1 }, corrupting);
     const q = new IndexQueries(openIndex(db, { readOnly: true }));
     const bad = q.record(13);
     expect([bad.verification, bad.problems, bad.details]).to.deep.equal(["failed", ["corrupt-ciphertext"], null]);
@@ -158,6 +158,7 @@ describe("indexer: bad input", function () {
     // The books come from the on-chain amounts, which the corruption did not touch.
     const c = await f.ledger.merchantBooks(7);
     expect([q.merchant(7).consumed, q.merchant(7).badRecords]).to.deep.equal([Number(c.consumed), 1]);
+    expect([q.account(7, bad.account).badRecords, q.account(7, card(0)).badRecords]).to.deep.equal([1, 0]);
     expect(result.newRecords).to.equal(20);
   });
 
