@@ -33,7 +33,7 @@ import { encodeRecordBatchCall } from "../../src/ledger/codec.js";
 import type { JsonRpcLike } from "../../src/regulator/logs.js";
 import { httpJsonRpc } from "../../src/rpc.js";
 import { sealBatch } from "../../src/upload/sealing.js";
-import { MAX_TX_GAS, gasBound } from "../../src/upload/uploader.js";
+import { GAS_BOUND, MAX_TX_GAS, gasBound } from "../../src/upload/uploader.js";
 import { startAnvil, startTs, type Running } from "../../test/helpers/processes.js";
 import type { WorkerResult } from "./indexer-worker.js";
 import { MEMOS, REGULATOR_KEY, START_TIME, prng } from "./workload.js";
@@ -58,12 +58,12 @@ const BLOCK_GAS_LIMIT = 150_000_000;
  */
 const FALLBACK_BLOCK_RANGE = 2;
 /**
- * gasBound's terms, with margin: per record 9,000 + 26 a byte (records here are ~150 bytes;
- * 160 assumed), 20,000 more for a top-up; per batch 150,000 plus 26 a byte of envelope.
+ * gasBound's terms, with margin: records here are ~150 bytes (160 assumed), the envelope under
+ * 256 bytes, and 50,000 spare per batch.
  */
-const RECORD_GAS = 9_000 + 26 * 160;
-const TOP_UP_GAS = 20_000;
-const BATCH_GAS = 150_000 + 26 * 256 + 50_000;
+const RECORD_GAS = GAS_BOUND.perRecord + GAS_BOUND.perByte * 160;
+const TOP_UP_GAS = GAS_BOUND.topUp;
+const BATCH_GAS = GAS_BOUND.perBatch + GAS_BOUND.perByte * 256 + 50_000;
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 

@@ -3,28 +3,17 @@
  * Amounts arrive as integer fen (numbers or bigints) and are formatted with integer arithmetic,
  * so ¥0.10 never prints as ¥0.09999.
  */
+import { formatAmount, yuan } from "../regulator/report.js";
 
 /** A value a table, CSV or JSON cell holds. */
 export type Cell = string | number | bigint | boolean | null;
 
-const groupThousands = (digits: string): string => digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-
-function splitFen(fen: number | bigint): { sign: string; whole: string; cents: string } {
-  const value = BigInt(fen);
-  const abs = value < 0n ? -value : value;
-  return { sign: value < 0n ? "-" : "", whole: (abs / 100n).toString(), cents: (abs % 100n).toString().padStart(2, "0") };
-}
-
-/** Integer fen as yuan for people: `123456` → `¥1,234.56`, `-5` → `-¥0.05`. */
-export function yuan(fen: number | bigint): string {
-  const { sign, whole, cents } = splitFen(fen);
-  return `${sign}¥${groupThousands(whole)}.${cents}`;
-}
+/** Integer fen as yuan for people: `123456` → `¥1,234.56`, `-5` → `-¥0.05` (the reports' and dashboard's format). */
+export { yuan };
 
 /** Integer fen as a plain decimal for spreadsheets: `123456` → `1234.56`. */
 export function yuanDecimal(fen: number | bigint): string {
-  const { sign, whole, cents } = splitFen(fen);
-  return `${sign}${whole}.${cents}`;
+  return formatAmount(BigInt(fen)).replaceAll(",", "");
 }
 
 /** `1 record`, `2 records`: a count and its noun (`many` for an irregular plural). */

@@ -33,7 +33,7 @@ import { LedgerReplay, type VerifiedRecord } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import { IndexQueries } from "./queries.js";
 import { RiskConfig, evaluateRisk, storeAlerts } from "./risk.js";
-import { getMeta, openIndex, setMeta, type Database } from "./schema.js";
+import { getMeta, inTransaction, openIndex, setMeta, type Database } from "./schema.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
@@ -110,6 +110,16 @@ interface PageSide {
   opened: number;
   last: number;
 }
+/** The index's sync_state: where the last committed page left the index. */
+interface Cursor {
+  settledBlock: number;
+  settledHash: string;
+  settledTime: number;
+  recordCount: number;
+  chainHead: string;
+  final: number;
+}
+
 interface MerchantSide {
   recorder: string | null;
   registeredBlock: number | null;
@@ -155,12 +165,17 @@ export class Indexer {
   readonly db: Database;
   readonly chainId: bigint;
   readonly confirmations: number;
+  /** The ledger and quorum addresses, lowercase (as logs carry them). */
+  readonly ledger: string;
+  readonly quorum: string | undefined;
+  /** The address of the regulator key records are decrypted with, lowercase, or null. */
+  readonly decryptedFor: string | null;
+  /**
+   * The identity the index is bound to (meta keys to values). Computed once: getAddress() hashes
+   * in pure JavaScript.
+   */
+  readonly identity: Readonly<Record<string, string>>;
   private readonly rpc: Provider;
-  private readonly ledger: string;
-  private readonly quorum: string | undefined;
-  private readonly decryptedFor: string | null;
-  /** Built once: the page writer reads it for every log, and getAddress() hashes in pure JavaScript. */
-  private readonly ids: Readonly<{ ledger: string; quorum: string | undefined; decryptedFor: string | null; identity: Record<string, string> }>;
 
   private constructor(config: IndexerConfigValues, rpc: Provider, db: Database, chainId: bigint) {
     this.config = config;
@@ -171,7 +186,12 @@ export class Indexer {
     this.quorum = config.quorum?.toLowerCase();
     this.confirmations = config.confirmations ?? (INSTANT_CHAINS.has(chainId) ? 0 : 12);
     this.decryptedFor = config.privateKey === undefined ? null : addressOf(publicKeyOf(config.privateKey)).toLowerCase();
-    this.ids = Object.freeze({ ledger: this.ledger, quorum: this.quorum, decryptedFor: this.decryptedFor, identity: this.identity() });
+    this.identity = Object.freeze({
+      chain_id: chainId.toString(),
+      ledger: getAddress(this.ledger),
+      quorum: this.quorum === undefined ? "" : getAddress(this.quorum),
+      decrypted_for: this.decryptedFor ?? "",
+    });
   }
 
   /**
@@ -233,20 +253,10 @@ export class Indexer {
     if (this.db.isOpen) this.db.close();
   }
 
-  /** The identity an index is bound to; an index built for another one is refused. */
-  private identity(): Record<string, string> {
-    return {
-      chain_id: this.chainId.toString(),
-      ledger: getAddress(this.ledger),
-      quorum: this.quorum === undefined ? "" : getAddress(this.quorum),
-      decrypted_for: this.decryptedFor ?? "",
-    };
-  }
-
   private checkIdentity(): void {
     const stored = getMeta(this.db, "chain_id");
     if (stored === undefined) return; // a new index: identity is written with the first page
-    const mine = this.ids.identity;
+    const mine = this.identity;
     for (const key of ["chain_id", "ledger", "quorum"] as const) {
       const theirs = getMeta(this.db, key) ?? "";
       if (theirs !== mine[key]) {
@@ -285,7 +295,7 @@ export class Indexer {
     const state = this.loadState();
     if (state !== undefined) await this.checkCursor(state.settledBlock, state.settledHash);
     const from = state === undefined ? this.config.fromBlock : state.settledBlock + 1;
-    const writer = new PageWriter(this, state?.recordCount ?? 0);
+    const writer = new PageWriter(this, state);
     let aborted = false;
     if (from <= target) {
       for await (const page of fetchLogPages(this.rpc, {
@@ -294,7 +304,7 @@ export class Indexer {
         toBlock: BigInt(target),
         maxBlockRange: this.config.maxBlockRange,
       })) {
-        await writer.write(page, state === undefined && writer.pages === 0);
+        await writer.write(page);
         const seconds = (performance.now() - started) / 1000;
         options.onProgress?.({
           fromBlock: from,
@@ -314,17 +324,17 @@ export class Indexer {
     let matchesContract: SyncResult["matchesContract"] = "unavailable";
     if (settled !== undefined) {
       matchesContract = await this.compareWithContract(settled.settledBlock);
-      this.evaluateRisk(settled.settledBlock, settled.settledTime);
+      await this.evaluateRisk(settled.settledBlock, settled.settledTime);
     }
-    const q = this.queries().counts();
+    const q = this.queries();
     return {
       fromBlock: from,
       targetBlock: target,
       settledBlock: settled?.settledBlock ?? from - 1,
       records: writer.recordCount,
       newRecords: writer.newRecords,
-      discrepancies: q.discrepancies,
-      alerts: q.alerts,
+      discrepancies: q.count("discrepancies"),
+      alerts: q.count("alerts"),
       matchesContract,
       seconds: (performance.now() - started) / 1000,
       aborted,
@@ -340,14 +350,7 @@ export class Indexer {
     }
   }
 
-  /** @internal */
-  get addresses() {
-    return this.ids;
-  }
-
-  private loadState():
-    | { settledBlock: number; settledHash: string; settledTime: number; recordCount: number; chainHead: string; final: number }
-    | undefined {
+  private loadState(): Cursor | undefined {
     const s = this.db.prepare("SELECT * FROM sync_state WHERE id = 1").get() as Record<string, unknown> | undefined;
     if (s === undefined) return undefined;
     return {
@@ -403,8 +406,7 @@ export class Indexer {
       if (isError(e, "RPC_ERROR") || isError(e, "LEDGER_REVERTED")) return "unavailable";
       throw e;
     }
-    this.db.exec("BEGIN");
-    try {
+    await inTransaction(this.db, () => {
       this.db.exec("DELETE FROM discrepancies WHERE kind = 'books-mismatch'");
       const insert = this.db.prepare("INSERT INTO discrepancies (kind, message, merchant_id, block_number, details) VALUES (?, ?, ?, ?, ?)");
       for (const p of problems) {
@@ -416,24 +418,13 @@ export class Indexer {
           JSON.stringify(p, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
         );
       }
-      this.db.exec("COMMIT");
-    } catch (e) {
-      this.db.exec("ROLLBACK");
-      throw e;
-    }
+    });
     return problems.length === 0;
   }
 
-  private evaluateRisk(block: number, time: number): void {
+  private async evaluateRisk(block: number, time: number): Promise<void> {
     const alerts = evaluateRisk(this.db, this.config.risk, time, this.quorum !== undefined);
-    this.db.exec("BEGIN");
-    try {
-      storeAlerts(this.db, alerts, block, time);
-      this.db.exec("COMMIT");
-    } catch (e) {
-      this.db.exec("ROLLBACK");
-      throw e;
-    }
+    await inTransaction(this.db, () => storeAlerts(this.db, alerts, block, time));
   }
 }
 
@@ -445,22 +436,27 @@ class PageWriter {
   pages = 0;
   newRecords = 0;
   recordCount: number;
+  /** Records covered by the quorum's last final checkpoint. */
+  private final: number;
   private readonly replay: LedgerReplay;
   /** Accounts touched by the page being written (only those: a card's own figures live in the replay's books). */
   private readonly pageAccounts = new Map<string, PageSide>();
   private readonly merchantSide = new Map<number, MerchantSide>();
   private readonly dirtyMerchants = new Set<number>();
-  private times = new Map<number, number>();
+  /** Hash and time of the page's blocks with logs, and of its last block. */
+  private blocks = new Map<number, { hash: string; time: number }>();
   private batch: { topUp: number; consume: number; refund: number } | undefined;
   private everDecrypted: boolean;
   private readonly insertRecord;
 
+  /** @param cursor - the index's cursor, or undefined for a new index */
   constructor(
     private readonly indexer: Indexer,
-    recordCount: number,
+    private readonly cursor: Cursor | undefined,
   ) {
     const db = indexer.db;
-    this.recordCount = recordCount;
+    this.recordCount = cursor?.recordCount ?? 0;
+    this.final = cursor?.final ?? 0;
     const genesis = genesisHead(indexer.chainId, indexer.config.ledger);
     this.replay = new LedgerReplay({ privateKey: indexer.config.privateKey, keepRecords: false }, genesis, (r) => this.record(r));
     this.insertRecord = db.prepare(
@@ -469,16 +465,12 @@ class PageWriter {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
     this.everDecrypted = db.prepare("SELECT 1 FROM records WHERE d_time IS NOT NULL LIMIT 1").get() !== undefined;
-    this.restore();
+    if (cursor !== undefined) this.restore(cursor);
   }
 
-  /** Puts the books, side figures and chain state of the index back into memory. */
-  private restore(): void {
+  /** Puts the books, side figures and chain state of the index at `cursor` back into memory. */
+  private restore(cursor: Cursor): void {
     const db = this.indexer.db;
-    const state = db.prepare("SELECT record_count, chain_head FROM sync_state WHERE id = 1").get() as
-      | { record_count: number; chain_head: string }
-      | undefined;
-    if (state === undefined) return;
     for (const m of db.prepare("SELECT * FROM merchants").iterate() as Iterable<Record<string, number | string | null>>) {
       const id = Number(m.merchant_id);
       const books = this.replay.books.merchant(id);
@@ -515,23 +507,23 @@ class PageWriter {
     const batches = Number((db.prepare("SELECT count(*) AS n FROM batches").get() as { n: number }).n);
     const midway = getMeta(db, "started_midway") === "1";
     this.replay.resume({
-      head: Buffer.from(state.chain_head.slice(2), "hex"),
-      lastIndex: BigInt(state.record_count),
+      head: Buffer.from(cursor.chainHead.slice(2), "hex"),
+      lastIndex: BigInt(cursor.recordCount),
       batches,
       startedMidway: midway,
     });
   }
 
-  /** Writes one page in one transaction. */
-  async write(page: LogPage, first: boolean): Promise<void> {
+  /**
+   * Writes one page in one transaction. A page that fails is rolled back and leaves this writer
+   * behind the replay: sync() throws, and the next sync restores a new writer from the index.
+   */
+  async write(page: LogPage): Promise<void> {
     const db = this.indexer.db;
     const blocks = await this.blockInfo(page);
     const decryptedBefore = this.replay.decrypted;
     const wrongBefore = this.replay.wrongKey;
-    const recordsBefore = this.recordCount;
-    const newBefore = this.newRecords;
-    db.exec("BEGIN");
-    try {
+    await inTransaction(db, async () => {
       for (const log of page.logs) await this.log(log);
       this.flushBooks();
       this.flushDiscrepancies();
@@ -542,44 +534,30 @@ class PageWriter {
         this.replay.wrongKey > wrongBefore
       ) {
         throw new PrepaidLedgerError("WRONG_KEY", "the key opens none of the records: it is not the regulator's key", {
-          details: { notForThisKey: this.replay.wrongKey - wrongBefore, keyAddress: this.indexer.addresses.decryptedFor },
+          details: { notForThisKey: this.replay.wrongKey - wrongBefore, keyAddress: this.indexer.decryptedFor },
         });
       }
-      if (this.replay.decrypted > decryptedBefore) this.everDecrypted = true;
-      if (first) this.writeIdentity();
+      if (this.cursor === undefined && this.pages === 0) this.writeIdentity();
       const settled = blocks.get(Number(page.toBlock))!;
-      const final = this.finalCount();
       db.prepare(
         `INSERT INTO sync_state (id, settled_block, settled_hash, settled_time, record_count, chain_head, final_record_count)
          VALUES (1, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET settled_block = excluded.settled_block, settled_hash = excluded.settled_hash,
            settled_time = excluded.settled_time, record_count = excluded.record_count, chain_head = excluded.chain_head,
            final_record_count = excluded.final_record_count`,
-      ).run(Number(page.toBlock), settled.hash, settled.time, Number(this.replay.lastIndex), bytesToHex(this.replay.head), final);
-      db.exec("COMMIT");
-      this.pages++;
-    } catch (e) {
-      db.exec("ROLLBACK");
-      this.recordCount = recordsBefore;
-      this.newRecords = newBefore;
-      throw e;
-    }
+      ).run(Number(page.toBlock), settled.hash, settled.time, Number(this.replay.lastIndex), bytesToHex(this.replay.head), this.final);
+    });
+    if (this.replay.decrypted > decryptedBefore) this.everDecrypted = true;
+    this.pages++;
   }
 
   private writeIdentity(): void {
     const db = this.indexer.db;
-    for (const [k, v] of Object.entries(this.indexer.addresses.identity)) if (v !== "") setMeta(db, k, v);
+    for (const [k, v] of Object.entries(this.indexer.identity)) if (v !== "") setMeta(db, k, v);
     setMeta(db, "genesis_head", bytesToHex(genesisHead(this.indexer.chainId, this.indexer.config.ledger)));
     setMeta(db, "from_block", String(this.indexer.config.fromBlock));
     setMeta(db, "started_midway", this.replay.startedMidway ? "1" : "0");
     setMeta(db, "confirmations", String(this.indexer.confirmations));
-  }
-
-  private finalCount(): number {
-    const row = this.indexer.db.prepare("SELECT max(record_count) AS n FROM checkpoints WHERE source = 'final'").get() as {
-      n: number | null;
-    };
-    return row.n === null ? 0 : Number(row.n);
   }
 
   /** Timestamps of the blocks with logs, and the hash and time of the page's last block. */
@@ -603,20 +581,21 @@ class PageWriter {
         out.set(slice[j], { hash: b.hash.toLowerCase(), time: Number(b.timestamp) });
       });
     }
-    this.times = new Map([...out].map(([n, b]) => [n, b.time]));
+    this.blocks = out;
     return out;
   }
 
   private async log(log: RpcLog): Promise<void> {
     const db = this.indexer.db;
-    const { ledger, quorum } = this.indexer.addresses;
+    const { ledger, quorum } = this.indexer;
     const address = log.address.toLowerCase();
     const topic = log.topics[0];
     const position = [log.transactionHash.toLowerCase(), Number(log.logIndex), Number(log.blockNumber)] as const;
-    const time = this.times.get(position[2])!;
+    const time = this.blocks.get(position[2])!.time;
     if (address === quorum) {
       if (topic !== CHECKPOINT_FINALIZED) return;
       const parsed = quorumInterface.parseLog({ topics: log.topics, data: log.data })!;
+      this.final = Math.max(this.final, Number(parsed.args.recordCount));
       db.prepare(
         `INSERT INTO checkpoints (tx_hash, log_index, block_number, block_time, source, record_count, chain_head, state_digest, set_id)
          VALUES (?, ?, ?, ?, 'final', ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -702,7 +681,7 @@ class PageWriter {
 
   /** Called by the replay for every record, once verified. */
   private record(r: VerifiedRecord): void {
-    const time = this.times.get(r.blockNumber)!;
+    const time = this.blocks.get(r.blockNumber)!.time;
     const bad = r.problems.length > 0;
     const amount = Number(r.amount);
     const verification = bad ? "failed" : r.details !== undefined ? "verified" : "encrypted";

@@ -204,7 +204,8 @@ export class IndexQueries {
     };
   }
 
-  totals(): Totals {
+  /** @param info - what {@link info} returns, when the caller has it already */
+  totals(info: IndexInfo = this.info()): Totals {
     const m = this.db
       .prepare(
         `SELECT count(*) AS merchants, coalesce(sum(account_count),0) AS accounts, coalesce(sum(record_count),0) AS records,
@@ -213,7 +214,6 @@ export class IndexQueries {
            FROM merchants`,
       )
       .get() as Record<string, number>;
-    const info = this.info();
     const encrypted = info.decryptedFor === null ? num(m.records) : 0;
     const alerts = num((this.db.prepare("SELECT count(*) AS n FROM alerts").get() as { n: number }).n);
     const pending = info.quorum === null ? 0 : Math.max(0, info.recordCount - info.finalRecordCount);
@@ -234,7 +234,8 @@ export class IndexQueries {
   }
 
   overview(alertLimit = 20): Overview {
-    return { info: this.info(), totals: this.totals(), merchants: this.merchants(), alerts: this.alerts({ limit: alertLimit }) };
+    const info = this.info();
+    return { info, totals: this.totals(info), merchants: this.merchants(), alerts: this.alerts({ limit: alertLimit }) };
   }
 
   merchants(): MerchantRow[] {
@@ -376,11 +377,14 @@ export class IndexQueries {
     );
   }
 
-  /** Row counts of every table. */
+  /** Rows in one table. */
+  count(table: (typeof TABLES)[number]): number {
+    return num((this.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n);
+  }
+
+  /** Row counts of every table (counting `records` reads its smallest index whole: use {@link count} for one table). */
   counts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const t of TABLES) out[t] = num((this.db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n);
-    return out;
+    return Object.fromEntries(TABLES.map((t) => [t, this.count(t)]));
   }
 
   /**

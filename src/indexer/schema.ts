@@ -276,6 +276,23 @@ function readHead(path: string): string {
   }
 }
 
+/**
+ * Runs `fn` in one transaction: committed when it returns, rolled back when it throws (the error
+ * goes on). `fn` may await, as the indexer does between the logs of a page; nothing else may
+ * write to `db` meanwhile.
+ */
+export async function inTransaction<T>(db: Database, fn: () => T | Promise<T>): Promise<T> {
+  db.exec("BEGIN");
+  try {
+    const result = await fn();
+    db.exec("COMMIT");
+    return result;
+  } catch (e) {
+    db.exec("ROLLBACK");
+    throw e;
+  }
+}
+
 /** Reads one meta value. */
 export function getMeta(db: Database, key: string): string | undefined {
   const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;

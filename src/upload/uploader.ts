@@ -101,6 +101,9 @@ async function fetchReceipt(provider: Provider, hash: string): Promise<Receipt |
   return r === null ? null : { hash: r.hash, blockNumber: r.blockNumber, status: r.status ?? 0, logs: r.logs };
 }
 
+/** The terms of {@link gasBound} (explained there), for callers that size batches before sealing them. */
+export const GAS_BOUND = { perRecord: 9_000, perByte: 26, topUp: 20_000, perBatch: 150_000 } as const;
+
 /**
  * Gas to allow a batch sent without a preflight: an upper bound from its bytes and kinds, capped
  * at the EIP-7825 per-transaction maximum (a bound at the cap means the batch may not fit). Only
@@ -115,14 +118,14 @@ async function fetchReceipt(provider: Provider, hash: string): Promise<Receipt |
  * Internal (not in src/index.ts); exported for its test.
  */
 export function gasBound(envelope: Uint8Array, packed: Uint8Array): bigint {
-  let gas = 26 * envelope.length;
+  let gas = GAS_BOUND.perByte * envelope.length;
   for (let at = 3; at + RECORD_HEAD_BYTES <= packed.length; ) {
     const bytes = RECORD_HEAD_BYTES + ((packed[at + 71] << 8) | packed[at + 72]);
-    gas += 9_000 + 26 * bytes + (packed[at] === 1 ? 20_000 : 0);
+    gas += GAS_BOUND.perRecord + GAS_BOUND.perByte * bytes + (packed[at] === 1 ? GAS_BOUND.topUp : 0);
     at += bytes;
   }
   const calldataFloor = 40 * (envelope.length + packed.length + 256); // 256: selector, ABI words
-  const bound = 150_000n + BigInt(Math.max(gas, calldataFloor));
+  const bound = BigInt(GAS_BOUND.perBatch) + BigInt(Math.max(gas, calldataFloor));
   return bound < MAX_TX_GAS ? bound : MAX_TX_GAS;
 }
 

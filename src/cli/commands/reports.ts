@@ -24,8 +24,8 @@ const time = (seconds: number | null): string | null => (seconds === null ? null
 async function status(ctx: Context): Promise<number> {
   return withQueries(ctx, async (q) => {
     const info = q.info();
-    const totals = q.totals();
-    const discrepancies = q.counts().discrepancies;
+    const totals = q.totals(info);
+    const discrepancies = q.count("discrepancies");
     if (ctx.json) {
       await ctx.writeJson({ index: ctx.db, info, totals, discrepancies });
       return 0;

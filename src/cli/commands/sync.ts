@@ -90,7 +90,7 @@ function summary(indexer: Indexer, r: SyncResult): string {
 }
 
 function resultDocument(ctx: Context, indexer: Indexer, r: SyncResult) {
-  const { ledger, quorum, decryptedFor } = indexer.addresses;
+  const { ledger, quorum, decryptedFor } = indexer;
   return { index: ctx.db, chainId: indexer.chainId, ledger, quorum: quorum ?? null, decryptedFor, confirmations: indexer.confirmations, ...r };
 }
 
@@ -130,7 +130,7 @@ async function run(ctx: Context): Promise<number> {
   }
   const indexer = await open(ctx);
   try {
-    if (indexer.addresses.decryptedFor !== null) ctx.notice(`decrypting as regulator ${indexer.addresses.decryptedFor}`);
+    if (indexer.decryptedFor !== null) ctx.notice(`decrypting as regulator ${indexer.decryptedFor}`);
     if (ctx.args.values.follow === true) {
       await follow(ctx, indexer, interval ?? DEFAULT_INTERVAL_SECONDS);
       return 0;
