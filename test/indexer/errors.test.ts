@@ -108,6 +108,35 @@ describe("indexer: bad input", function () {
     expect(digestOf(db)).to.equal(digest);
   });
 
+  it("answers a bad query with a typed error and leaves the index as it was", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithRecords);
+    const db = freshDb();
+    const { digest } = await sync({ db, ledger: f.address });
+    const handle = openIndex(db, { readOnly: true });
+    try {
+      const q = new IndexQueries(handle);
+      const code = (fn: () => unknown) => {
+        try {
+          fn();
+        } catch (e) {
+          return (e as { code?: string }).code;
+        }
+        return "no error";
+      };
+      expect([
+        code(() => q.merchant(999)),
+        code(() => q.account(7, card(999))),
+        code(() => q.record(21)),
+        code(() => q.account(7, "0x1234")),
+        code(() => q.records({ limit: 0 })),
+        code(() => q.accounts(7, { offset: -1 })),
+      ]).to.deep.equal(["NOT_FOUND", "NOT_FOUND", "NOT_FOUND", "INVALID_ARGUMENT", "INVALID_ARGUMENT", "INVALID_ARGUMENT"]);
+    } finally {
+      handle.close();
+    }
+    expect(digestOf(db)).to.equal(digest);
+  });
+
   it("refuses a file that is not an index", async function () {
     const f = await networkHelpers.loadFixture(ledgerWithRecords);
     const db = freshDb();
