@@ -99,7 +99,10 @@ export function foundryBinary(tool: "anvil" | "cast"): string {
 export async function startAnvil(extraArgs: string[] = []): Promise<Running & { url: string; home: string }> {
   const port = await freePort();
   const home = mkdtempSync(join(tmpdir(), "prepaid-ledger-anvil-"));
-  const args = ["--host", "127.0.0.1", "--port", String(port), "--prune-history", ...extraArgs];
+  // `--prune-history=400` (or any other --prune-history in extraArgs) replaces the default: reorg
+  // tests need the recent states that plain --prune-history drops (test/helpers/reorg.ts).
+  const prune = extraArgs.some((a) => a.startsWith("--prune-history")) ? [] : ["--prune-history"];
+  const args = ["--host", "127.0.0.1", "--port", String(port), ...prune, ...extraArgs];
   const child = spawn(foundryBinary("anvil"), args, {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
