@@ -5,17 +5,25 @@
  *
  * Lines: one `header` (which chain, ledger and merchant this journal belongs to), then per batch
  * a `batch` line (sequence, the exact envelope and packed records, the salts), optionally `sent`
- * (transaction hash), and `done` (where it landed). A torn last line, from a crash in the middle
- * of a write, is ignored: the batch it would have recorded was never sent.
+ * (transaction hash), `included` (where it landed, provisional until final), `done` (final, at
+ * the uploader's finality depth), `reorged` (the block that held it left the chain: pending
+ * again), `moved` or `rejected`. A torn last line, from a crash in the middle of a write, is
+ * ignored: the batch it would have recorded was never sent.
+ *
+ * Each `batch` line (version 2) also holds its records' identity keys (src/upload/identity.ts),
+ * so a restarted uploader still recognises a record it was given before.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 import { PrepaidLedgerError } from "../errors.js";
 
+/** Version written to new journals; version 1 journals (no identity keys) are read too. */
+export const JOURNAL_VERSION = 2;
+
 export interface JournalHeader {
   t: "header";
-  version: 1;
+  version: 1 | 2;
   chainId: string;
   ledger: string;
   merchantId: number;
@@ -30,6 +38,10 @@ export interface JournalBatch {
   salts: string[];
   /** Gas to send it with (its preflight estimate plus a margin, or a bound from its size). */
   gasLimit?: string;
+  /** Each record's identity key (version 2), in batch order. */
+  keys?: string[];
+  /** A block at or below the one that will hold it: where to look for its BatchRecorded log. */
+  fromBlock?: number;
 }
 
 export interface JournalSent {
@@ -38,12 +50,32 @@ export interface JournalSent {
   txHash: string;
 }
 
+/** The batch is in a block, not yet `confirmations` deep: provisional. */
+export interface JournalIncluded {
+  t: "included";
+  sequence: string;
+  txHash: string;
+  blockNumber: number;
+  blockHash: string;
+  firstRecordIndex: string;
+}
+
+/** The batch landed for good: final at the uploader's finality depth. */
 export interface JournalDone {
   t: "done";
   sequence: string;
   txHash: string;
   blockNumber: number;
   firstRecordIndex: string;
+  /** Absent in version 1 journals. */
+  blockHash?: string;
+}
+
+/** The block that held the batch is no longer on the chain (a reorg): the batch is pending again. */
+export interface JournalReorged {
+  t: "reorged";
+  sequence: string;
+  blockHash?: string;
 }
 
 /** The batch was moved to another sequence number (another uploader had taken its number). */
@@ -60,14 +92,29 @@ export interface JournalRejected {
   error: string;
 }
 
-export type JournalLine = JournalHeader | JournalBatch | JournalSent | JournalDone | JournalMoved | JournalRejected;
+export type JournalLine =
+  | JournalHeader
+  | JournalBatch
+  | JournalSent
+  | JournalIncluded
+  | JournalDone
+  | JournalReorged
+  | JournalMoved
+  | JournalRejected;
 
 /** A batch as the journal knows it: what was sealed, and how far it got. */
 export interface JournalEntry {
   batch: JournalBatch;
   sentTxHashes: string[];
+  included?: JournalIncluded;
   done?: JournalDone;
   rejected?: JournalRejected;
+}
+
+/** Where a record with a given identity key sits in the journal. */
+export interface RecordPlace {
+  entry: JournalEntry;
+  position: number;
 }
 
 export class Journal {
@@ -75,6 +122,8 @@ export class Journal {
   readonly header: JournalHeader;
   /** Batches by sequence number, in the order they were written. */
   readonly entries = new Map<string, JournalEntry>();
+  /** Identity key → (sequence, position) of every record in a batch not rejected. */
+  private readonly keys = new Map<string, { sequence: string; position: number }>();
   private fd: number;
 
   private constructor(path: string, header: JournalHeader, fd: number) {
@@ -90,7 +139,7 @@ export class Journal {
    *   merchant; `JOURNAL_CORRUPT` if a line other than the last cannot be read
    */
   static open(path: string, expected: Omit<JournalHeader, "t" | "version">): Journal {
-    const want: JournalHeader = { t: "header", version: 1, ...expected };
+    const want: JournalHeader = { t: "header", version: JOURNAL_VERSION, ...expected };
     const lines = existsSync(path) ? Journal.readLines(path) : [];
     mkdirSync(dirname(path), { recursive: true });
     const fd = openSync(path, "a");
@@ -103,6 +152,12 @@ export class Journal {
     if (header.t !== "header") {
       closeSync(fd);
       throw new PrepaidLedgerError("JOURNAL_CORRUPT", "journal does not start with a header", { details: { path } });
+    }
+    if (header.version !== 1 && header.version !== 2) {
+      closeSync(fd);
+      throw new PrepaidLedgerError("UNSUPPORTED_VERSION", "the journal was written by a newer version", {
+        details: { path, version: header.version },
+      });
     }
     for (const key of ["chainId", "ledger", "merchantId"] as const) {
       if (String(header[key]).toLowerCase() !== String(want[key]).toLowerCase()) {
@@ -145,6 +200,7 @@ export class Journal {
   private apply(line: JournalLine): void {
     if (line.t === "batch") {
       this.entries.set(line.sequence, { batch: line, sentTxHashes: [] });
+      line.keys?.forEach((key, position) => this.keys.set(key, { sequence: line.sequence, position }));
       return;
     }
     if (line.t === "header") return;
@@ -155,9 +211,33 @@ export class Journal {
       });
     }
     if (line.t === "sent") entry.sentTxHashes.push(line.txHash);
+    else if (line.t === "included") entry.included = line;
     else if (line.t === "done") entry.done = line;
-    else if (line.t === "rejected") entry.rejected = line;
-    else this.entries.delete(line.sequence);
+    else if (line.t === "reorged") {
+      entry.included = undefined;
+      entry.done = undefined;
+    } else if (line.t === "rejected") {
+      entry.rejected = line;
+      this.forgetKeys(line.sequence);
+    } else {
+      this.forgetKeys(line.sequence);
+      this.entries.delete(line.sequence);
+    }
+  }
+
+  /** Drops the identity keys still pointing at `sequence` (a moved batch's keys point at its new number). */
+  private forgetKeys(sequence: string): void {
+    for (const key of this.entries.get(sequence)?.batch.keys ?? []) {
+      if (this.keys.get(key)?.sequence === sequence) this.keys.delete(key);
+    }
+  }
+
+  /** Where the record with identity `key` is, if a batch here (not rejected) holds it. */
+  find(key: string): RecordPlace | undefined {
+    const place = this.keys.get(key);
+    if (place === undefined) return undefined;
+    const entry = this.entries.get(place.sequence);
+    return entry === undefined || entry.rejected !== undefined ? undefined : { entry, position: place.position };
   }
 
   /** A crash inside resequence() can leave one batch pending under two numbers: keep the later. */
@@ -180,8 +260,22 @@ export class Journal {
 
   /** Batches written but neither landed nor rejected, lowest sequence first. */
   pending(): JournalEntry[] {
+    return this.sorted((e) => e.done === undefined && e.included === undefined && e.rejected === undefined);
+  }
+
+  /** Batches in a block but not yet final, lowest sequence first. */
+  provisional(): JournalEntry[] {
+    return this.sorted((e) => e.included !== undefined && e.done === undefined);
+  }
+
+  /** Batches landed (provisional or final) under a sequence number of at least `from`, lowest first. */
+  landedFrom(from: bigint): JournalEntry[] {
+    return this.sorted((e) => (e.included !== undefined || e.done !== undefined) && BigInt(e.batch.sequence) >= from);
+  }
+
+  private sorted(keep: (e: JournalEntry) => boolean): JournalEntry[] {
     return [...this.entries.values()]
-      .filter((e) => e.done === undefined && e.rejected === undefined)
+      .filter(keep)
       .sort((a, b) => (BigInt(a.batch.sequence) < BigInt(b.batch.sequence) ? -1 : 1));
   }
 

@@ -49,6 +49,39 @@ describe("upload/journal", function () {
     again.close();
   });
 
+  it("keeps records' identity keys, a provisional landing and a reorg across a restart", function () {
+    const path = join(tempDir(), "j.jsonl");
+    const j = Journal.open(path, owner);
+    j.append({ ...batch(1), keys: ["k1"] });
+    j.append({ ...batch(2), keys: ["k2"] });
+    j.append({ ...batch(3), keys: ["k3"] });
+    const at = { txHash: "0xaa", blockNumber: 5, blockHash: "0xbb", firstRecordIndex: "1" };
+    j.append({ t: "done", sequence: "1", ...at });
+    j.append({ t: "included", sequence: "2", ...at, firstRecordIndex: "2" });
+    j.append({ t: "rejected", sequence: "3", error: "LedgerInsufficientBalance" });
+    j.close();
+    const again = Journal.open(path, owner);
+    expect(again.header.version).to.equal(2);
+    expect(again.find("k1")?.entry.batch.sequence).to.equal("1");
+    expect(again.find("k3"), "a rejected batch releases its records").to.equal(undefined);
+    expect(again.provisional().map((e) => e.batch.sequence)).to.deep.equal(["2"]);
+    expect(again.landedFrom(1n).map((e) => e.batch.sequence)).to.deep.equal(["1", "2"]);
+    expect(again.pending()).to.deep.equal([]);
+    again.append({ t: "reorged", sequence: "2", blockHash: "0xbb" });
+    expect(again.pending().map((e) => e.batch.sequence)).to.deep.equal(["2"]);
+    const moved = again.resequence(again.entries.get("2")!, 4n);
+    expect(again.find("k2")).to.deep.equal({ entry: moved, position: 0 });
+    again.close();
+  });
+
+  it("reads a version 1 journal (no identity keys)", function () {
+    const path = join(tempDir(), "j.jsonl");
+    appendFileSync(path, JSON.stringify({ t: "header", version: 1, ...owner }) + "\n" + JSON.stringify(batch(1)) + "\n");
+    const j = Journal.open(path, owner);
+    expect([j.header.version, j.pending().length]).to.deep.equal([1, 1]);
+    j.close();
+  });
+
   it("ignores a torn last line (a crash mid-write) and keeps appending after it", function () {
     const path = join(tempDir(), "j.jsonl");
     const j = Journal.open(path, owner);

@@ -1,0 +1,167 @@
+/**
+ * The uploader's view of the chain: every JSON-RPC call it makes, each bounded by the configured
+ * timeout and each failure classified (src/ledger/revert.ts) into a PrepaidLedgerError with a
+ * correct `retryable`. Reads go through the provider's raw `send` where it has one: ethers' typed
+ * methods cache an identical request's answer (a failure too) for 250 ms and build an object per
+ * log, neither wanted here.
+ */
+import { Interface, type Provider, type Signer } from "ethers";
+
+import { PrepaidLedgerError } from "../errors.js";
+import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
+import { toLedgerError } from "../ledger/revert.js";
+
+const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
+const BATCH_RECORDED = ledgerInterface.getEvent("BatchRecorded")!.topicHash;
+
+/** What the uploader needs of a receipt: plain fields, cheap to build for a thousand logs. */
+export interface Receipt {
+  hash: string;
+  blockNumber: number;
+  blockHash: string;
+  status: number;
+  logs: readonly { topics: readonly string[]; data: string }[];
+}
+
+type RawProvider = Provider & { send?: (method: string, params: unknown[]) => Promise<unknown> };
+
+const topic = (n: bigint | number) => "0x" + BigInt(n).toString(16).padStart(64, "0");
+const quantity = (n: number | bigint) => "0x" + n.toString(16);
+
+/**
+ * Resolves as `p` does, or rejects with a retryable `TIMEOUT` after `ms`. The call itself is not
+ * cancelled (ethers offers no way to): its late answer is ignored.
+ */
+export function withTimeout<T>(p: Promise<T>, ms: number, details: Record<string, unknown>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new PrepaidLedgerError("TIMEOUT", "the JSON-RPC node did not answer in time", { details })),
+      ms,
+    );
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+export class UploaderChain {
+  readonly provider: RawProvider;
+
+  constructor(
+    private readonly signer: Signer,
+    private readonly ledger: string,
+    private readonly merchantId: number,
+    private readonly timeoutMs: number,
+  ) {
+    this.provider = signer.provider as RawProvider;
+  }
+
+  /** Runs one call under the timeout; classifies what it throws. */
+  async call<T>(what: string, run: () => Promise<T>, context: Record<string, unknown> = {}): Promise<T> {
+    const details = { call: what, merchantId: this.merchantId, ...context };
+    try {
+      return await withTimeout(run(), this.timeoutMs, { ...details, timeoutMs: this.timeoutMs });
+    } catch (e) {
+      throw toLedgerError(e, details);
+    }
+  }
+
+  /** A raw JSON-RPC read, through `send` when the provider has it. */
+  private raw(method: string, params: unknown[], fallback: () => Promise<unknown>, context: Record<string, unknown> = {}): Promise<unknown> {
+    const send = this.provider.send;
+    return this.call(method, () => (typeof send === "function" ? send.call(this.provider, method, params) : fallback()), context);
+  }
+
+  async head(): Promise<number> {
+    return Number(await this.raw("eth_blockNumber", [], () => this.provider.getBlockNumber()));
+  }
+
+  /** The hash of block `n` on the node's chain, or null when it has no such block (yet). */
+  async blockHash(n: number): Promise<string | null> {
+    const block = (await this.raw("eth_getBlockByNumber", [quantity(n), false], () => this.provider.getBlock(n))) as {
+      hash?: string | null;
+    } | null;
+    return block?.hash ?? null;
+  }
+
+  /** The sequence number the merchant's next batch must carry, as the ledger says now. */
+  async nextSequence(): Promise<bigint> {
+    const data = ledgerInterface.encodeFunctionData("merchantBooks", [this.merchantId]);
+    const tx = { to: this.ledger, data };
+    const result = (await this.raw("eth_call", [tx, "latest"], () => this.provider.call(tx))) as string;
+    try {
+      return ledgerInterface.decodeFunctionResult("merchantBooks", result)[0].nextSequence as bigint;
+    } catch (e) {
+      // An empty or short answer: a node that failed (or lost the contract's state), not a refusal.
+      throw new PrepaidLedgerError("RPC_ERROR", "the node's answer to merchantBooks cannot be decoded", {
+        details: { merchantId: this.merchantId, result: String(result).slice(0, 80) },
+        cause: e,
+        retryable: true,
+      });
+    }
+  }
+
+  async receipt(hash: string): Promise<Receipt | null> {
+    const raw = (await this.raw(
+      "eth_getTransactionReceipt",
+      [hash],
+      async () => {
+        const r = await this.provider.getTransactionReceipt(hash);
+        return r === null
+          ? null
+          : { transactionHash: r.hash, blockNumber: r.blockNumber, blockHash: r.blockHash, status: r.status ?? 0, logs: r.logs };
+      },
+      { txHash: hash },
+    )) as {
+      transactionHash: string;
+      blockNumber: string | number;
+      blockHash: string;
+      status: string | number;
+      logs: { topics: string[]; data: string }[];
+    } | null;
+    if (raw === null || raw === undefined || raw.blockNumber === null) return null;
+    return {
+      hash: raw.transactionHash,
+      blockNumber: Number(raw.blockNumber),
+      blockHash: raw.blockHash,
+      status: Number(raw.status),
+      logs: raw.logs,
+    };
+  }
+
+  /** Hashes of the transactions whose BatchRecorded log is this merchant's batch `sequence`. */
+  async batchTransactions(sequence: bigint, fromBlock: number): Promise<string[]> {
+    const filter = {
+      address: this.ledger,
+      topics: [BATCH_RECORDED, topic(this.merchantId), topic(sequence)],
+      fromBlock: quantity(fromBlock),
+      toBlock: "latest",
+    };
+    const logs = (await this.raw(
+      "eth_getLogs",
+      [filter],
+      () => this.provider.getLogs({ ...filter, fromBlock }),
+      { sequence },
+    )) as { transactionHash: string; removed?: boolean }[];
+    return logs.filter((l) => l.removed !== true).map((l) => l.transactionHash);
+  }
+
+  /** eth_estimateGas of the batch call, from the recorder. */
+  estimate(data: string, context: Record<string, unknown>): Promise<bigint> {
+    return this.call("eth_estimateGas", () => this.signer.estimateGas({ to: this.ledger, data }), context);
+  }
+
+  /**
+   * Sends the batch call; resolves with the transaction hash once the node took it. A failure
+   * here is ambiguous (the node may have taken it before its answer was lost): the caller must
+   * look on chain before concluding anything.
+   */
+  async send(data: string, gasLimit: bigint, context: Record<string, unknown>): Promise<string> {
+    // The nonce is asked for here, raw: an ethers Wallet would take it from its provider's 250 ms
+    // cache, stale when batches follow each other faster than that.
+    const from = await this.call("getAddress", () => this.signer.getAddress());
+    const nonce = Number(await this.raw("eth_getTransactionCount", [from, "pending"], () => this.provider.getTransactionCount(from, "pending")));
+    const tx = await this.call("sendTransaction", () => this.signer.sendTransaction({ to: this.ledger, data, gasLimit, nonce }), context);
+    return tx.hash;
+  }
+}
