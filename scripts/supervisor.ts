@@ -4,7 +4,11 @@
  *   SUPERVISOR_PRIVATE_KEY=0x… node --import tsx scripts/supervisor.ts \
  *     --rpc http://127.0.0.1:8545 --ledger 0x… --quorum 0x… --index 0 --port 7701 \
  *     --peers http://127.0.0.1:7702,http://127.0.0.1:7703,http://127.0.0.1:7704 \
- *     [--state-dir .supervisor/0] [--every 1000] [--interval-ms 1000] [--poll-ms 200] [--status-ms 1000]
+ *     [--state-dir .supervisor/0] [--every 1000] [--interval-ms 1000] [--poll-ms 200] [--status-ms 1000] \
+ *     [--confirmations N] [--rpc-timeout 15000]
+ *
+ * --confirmations: blocks a mark must have on top of it before this node signs it (default 0 on
+ * local dev chains 31337/1337, 12 elsewhere); --rpc-timeout: milliseconds one JSON-RPC call may take.
  *
  * Secrets come from the environment only, never from a flag (flags show in `ps`):
  * SUPERVISOR_PRIVATE_KEY (signs checkpoints, pays for marks and finalizations) and, on the node
@@ -13,9 +17,10 @@
  */
 import { pathToFileURL } from "node:url";
 
-import { JsonRpcProvider, Wallet } from "ethers";
+import { FetchRequest, JsonRpcProvider, Wallet } from "ethers";
 
 import { isError } from "../src/errors.js";
+import { DEFAULT_SUPERVISOR_RPC_TIMEOUT_MS } from "../src/supervisor/config.js";
 import { serveSupervisor } from "../src/supervisor/http.js";
 import { SupervisorNode, type SupervisorConfigInput, type SupervisorStatus } from "../src/supervisor/node.js";
 
@@ -33,14 +38,19 @@ export function parseArgs(argv: string[]): SupervisorArgs {
     if (!argv[i].startsWith("--") || argv[i + 1] === undefined) throw new Error(`expected --flag value, got "${argv[i]}"`);
     flags.set(argv[i].slice(2), argv[i + 1]);
   }
-  const known = ["rpc", "ledger", "quorum", "index", "port", "peers", "state-dir", "every", "interval-ms", "poll-ms", "status-ms", "fault", "from-block", "stagger-ms"];
+  const known = ["rpc", "ledger", "quorum", "index", "port", "peers", "state-dir", "every", "interval-ms", "poll-ms", "status-ms", "fault", "from-block", "stagger-ms", "confirmations", "rpc-timeout"];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k}`);
   const need = (k: string) => {
     const v = flags.get(k);
     if (v === undefined) throw new Error(`missing --${k}`);
     return v;
   };
-  const num = (k: string) => (flags.has(k) ? Number(flags.get(k)) : undefined);
+  const num = (k: string) => {
+    if (!flags.has(k)) return undefined;
+    const v = Number(flags.get(k));
+    if (!Number.isFinite(v)) throw new Error(`--${k}: expected a number, got "${flags.get(k)}"`);
+    return v;
+  };
   const index = Number(need("index"));
   return {
     rpc: need("rpc"),
@@ -57,16 +67,23 @@ export function parseArgs(argv: string[]): SupervisorArgs {
       pollMs: num("poll-ms"),
       staggerMs: num("stagger-ms"),
       fromBlock: num("from-block"),
+      confirmations: num("confirmations"),
+      rpcTimeoutMs: num("rpc-timeout"),
       fault: flags.get("fault") as SupervisorConfigInput["fault"],
     },
   };
 }
 
-/** One status line: head followed, last signed, last final, peers seen. */
+/**
+ * One status line: head followed (and, from nodes that report them, the settled block and the
+ * confirmations), last signed, last final, peers seen, reorgs seen.
+ */
 export function formatStatus(s: SupervisorStatus): string {
+  const settled = s.confirmations === undefined ? "" : ` (settled ${s.settledBlock ?? "?"}, ${s.confirmations} confirmation${s.confirmations === 1 ? "" : "s"})`;
+  const reorgs = s.reorgs === undefined ? "" : ` | reorgs ${s.reorgs}${s.lastReorg ? ` (last: ${s.lastReorg})` : ""}`;
   return (
-    `[supervisor ${s.index} ${s.address.slice(0, 10)}] rpc ${s.rpc} | block ${s.headBlock}, record ${s.recordsFollowed}` +
-    ` | marked ${s.lastMarked} | signed ${s.lastSigned} | final ${s.lastFinal} | peers seen ${s.peersSeen}/${s.peers}` +
+    `[supervisor ${s.index} ${s.address.slice(0, 10)}] rpc ${s.rpc} | block ${s.headBlock}${settled}, record ${s.recordsFollowed}` +
+    ` | marked ${s.lastMarked} | signed ${s.lastSigned} | final ${s.lastFinal} | peers seen ${s.peersSeen}/${s.peers}${reorgs}` +
     (s.refusal ? ` | REFUSED: ${s.refusal}` : "") +
     (s.lastError ? ` | error: ${s.lastError}` : "")
   );
@@ -85,7 +102,10 @@ async function main(): Promise<void> {
     console.error("supervisor: set SUPERVISOR_PRIVATE_KEY (the supervisor's signing key) in the environment");
     process.exit(2);
   }
-  const provider = new JsonRpcProvider(args.rpc, undefined, { staticNetwork: true, pollingInterval: 100, batchMaxCount: 1, cacheTimeout: -1 });
+  // Every request to the node times out (ethers' default is 300 s); the node also bounds each call.
+  const request = new FetchRequest(args.rpc);
+  request.timeout = args.config.rpcTimeoutMs ?? DEFAULT_SUPERVISOR_RPC_TIMEOUT_MS;
+  const provider = new JsonRpcProvider(request, undefined, { staticNetwork: true, pollingInterval: 100, batchMaxCount: 1, cacheTimeout: -1 });
   let node: SupervisorNode;
   for (;;) {
     try {
@@ -95,7 +115,7 @@ async function main(): Promise<void> {
       );
       break;
     } catch (e) {
-      if (isError(e, "RPC_ERROR")) {
+      if (isError(e, "RPC_ERROR") || isError(e, "TIMEOUT")) {
         console.error(`supervisor: node unreachable at ${args.rpc}, retrying`);
         await new Promise((r) => setTimeout(r, 1_000));
         continue;

@@ -129,6 +129,10 @@ export interface SupervisorSettings {
   intervalMs: number;
   pollMs?: number;
   statusMs?: number;
+  /** Blocks a mark must have on top of it before a supervisor signs it (default: the chain's, 0 on dev chains). */
+  confirmations?: number;
+  /** Milliseconds one JSON-RPC call may take. */
+  rpcTimeoutMs?: number;
   /** Supervisor 0 holds it (REGULATOR_DECRYPTION_KEY), so it checks every commitment too. */
   decryptionKey?: string;
   /** Each line a supervisor prints (stdout and stderr), as it comes. */
@@ -197,6 +201,8 @@ export class SupervisorProcess {
       ["--from-block", String(d.fromBlock)],
       ...(s.pollMs === undefined ? [] : [["--poll-ms", String(s.pollMs)]]),
       ...(s.statusMs === undefined ? [] : [["--status-ms", String(s.statusMs)]]),
+      ...(s.confirmations === undefined ? [] : [["--confirmations", String(s.confirmations)]]),
+      ...(s.rpcTimeoutMs === undefined ? [] : [["--rpc-timeout", String(s.rpcTimeoutMs)]]),
     ].flat();
     // Secrets through the environment only. Set the decryption key to "" on the others, so one
     // exported in the parent's environment does not reach them.

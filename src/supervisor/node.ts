@@ -12,102 +12,60 @@
  * (one transaction per signature would triple a checkpoint's gas) or a central aggregator (one
  * more service that could fail or lie about liveness): any `threshold` live nodes finalize.
  *
- * What it signed is kept on disk before it is served, so a restarted node never signs two
- * different checkpoints for one record count; everything else it rebuilds from the chain.
+ * It signs only settled state: the replay takes a block only once `confirmations` blocks stand on
+ * top of it, so every mark it signs is that deep. Newer blocks it follows by hash only (and their
+ * marks, so it does not mark twice). A reorg is seen by hash (src/supervisor/chain.ts): one within
+ * the unsettled blocks costs nothing; one deeper rebuilds the replay from the chain up to the fork
+ * point and withdraws every signature whose mark the chain no longer has — by itself, without a
+ * restart, and the status line says so.
+ *
+ * What it signed is kept on disk before it is served (src/supervisor/store.ts), so a restarted
+ * node never signs two different checkpoints for one record count; everything else it rebuilds
+ * from the chain.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { Contract, type Signer, type TypedDataDomain } from "ethers";
 
-import { Contract, TypedDataEncoder, verifyTypedData, type Signer, type TypedDataDomain } from "ethers";
-import { z } from "zod";
-
-import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
+import { parseConfig } from "../config.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
-import { genesisHead } from "../ledger/codec.js";
-import { toLedgerError } from "../ledger/revert.js";
-import { fetchLogs, type JsonRpcLike } from "../regulator/logs.js";
-import { LedgerReplay, type MarkSeen } from "../regulator/reader.js";
+import type { JsonRpcLike } from "../regulator/logs.js";
+import type { LedgerReplay, MarkSeen } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "./abi.js";
+import { timedRpc, withTimeout } from "./chain.js";
+import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, type CheckpointJson } from "./checkpoint.js";
+import { SupervisorConfig, resolveConfirmations, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
 import { stateDigest } from "./digest.js";
+import { LedgerFollower } from "./follower.js";
+import { Peers, sortBySigner, type BySigner } from "./peers.js";
+import { isRevert, toSupervisorError } from "./revert.js";
+import { SignedStore } from "./store.js";
 
-export const SupervisorConfig = z.object({
-  ledger: addressSchema,
-  quorum: addressSchema,
-  /** This node's place among its peers (0, 1, …): staggers who marks and who submits first. */
-  index: z.number().int().min(0).max(254),
-  /** The regulator's decryption key, if this node holds it: then it checks every commitment too. */
-  decryptionKey: privateKeySchema.optional(),
-  /** Base URLs of the other nodes' HTTP endpoints. */
-  peers: z.array(z.string().url()).default([]),
-  /** Where it keeps what it signed. */
-  stateDir: z.string().min(1),
-  /** Mark a checkpoint every K records… */
-  checkpointEvery: z.number().int().min(1).default(1_000),
-  /** …or every T milliseconds while records keep coming. */
-  checkpointIntervalMs: z.number().int().min(50).default(1_000),
-  pollMs: z.number().int().min(10).default(200),
-  staggerMs: z.number().int().min(0).default(150),
-  fromBlock: z.number().int().min(0).default(0),
-  /** For tests of the quorum only: sign a wrong state digest, or both a wrong and the right one. */
-  fault: z.enum(["none", "wrong-digest", "equivocate"]).default("none"),
-});
-export type SupervisorConfigInput = z.input<typeof SupervisorConfig>;
-export type SupervisorConfigValues = z.output<typeof SupervisorConfig>;
-
-/** The signed struct, as JSON (numbers as decimal strings). */
-export interface CheckpointJson {
-  ledger: string;
-  recordCount: string;
-  chainHead: string;
-  stateDigest: string;
-  setId: string;
-}
-
-/** What a node serves for one record count: the checkpoint(s) it signed and its signature(s). */
-export interface SignedCheckpoint {
-  checkpoints: CheckpointJson[];
-  signatures: string[];
-}
+export { SupervisorConfig, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
+export { checkpointDomain, checkpointHash, type CheckpointJson, type SignedCheckpoint } from "./checkpoint.js";
 
 export interface SupervisorStatus {
   index: number;
   address: string;
   rpc: "ok" | "down";
   headBlock: number;
+  /** Blocks a mark must have on top of it before this node signs it (absent from older nodes). */
+  confirmations?: number;
+  /** The newest block the replay took: head − confirmations. */
+  settledBlock?: number;
   recordsFollowed: string;
   lastMarked: string;
   lastSigned: string;
   lastFinal: string;
   peersSeen: number;
   peers: number;
+  /** Reorgs seen since the node started. */
+  reorgs?: number;
+  /** The last one, in words (its depth, whether it was deeper than the confirmations, what was withdrawn). */
+  lastReorg?: string;
   refusal?: string;
   lastError?: string;
 }
-
-const CHECKPOINT_TYPES = {
-  Checkpoint: [
-    { name: "ledger", type: "address" },
-    { name: "recordCount", type: "uint64" },
-    { name: "chainHead", type: "bytes32" },
-    { name: "stateDigest", type: "bytes32" },
-    { name: "setId", type: "uint64" },
-  ],
-};
-
-/** The EIP-712 domain of a SupervisorQuorum (docs/ARCHITECTURE.md, "Confirmation"). */
-export function checkpointDomain(chainId: bigint, quorum: string): TypedDataDomain {
-  return { name: "PrepaidLedgerSupervision", version: "1", chainId, verifyingContract: quorum };
-}
-
-/** The EIP-712 hash a supervisor signs for a checkpoint. */
-export function checkpointHash(domain: TypedDataDomain, c: CheckpointJson): string {
-  return TypedDataEncoder.hash(domain, CHECKPOINT_TYPES, c);
-}
-
-/** Signed checkpoints kept on disk at or below the last final one. */
-const KEEP_FINAL = 16;
 
 /** A mark as the replay met it, with what the node concluded at that moment. */
 interface MarkVerdict {
@@ -118,26 +76,26 @@ interface MarkVerdict {
 
 export class SupervisorNode {
   readonly config: SupervisorConfigValues;
+  /** Blocks a mark must have on top of it before the node signs it. */
+  readonly confirmations: number;
   private readonly signer: Signer;
   private readonly rpc: JsonRpcLike;
   private readonly ledger: Contract;
   private readonly quorum: Contract;
   private readonly address: string;
   private readonly domain: TypedDataDomain;
-  private readonly replay: LedgerReplay;
-  private readonly verdicts: MarkVerdict[] = [];
-  private readonly signed = new Map<string, SignedCheckpoint>();
-  private readonly peerSeenAt = new Map<string, number>();
+  private readonly store: SignedStore;
+  private readonly peers: Peers;
+  private readonly follower: LedgerFollower;
   private readonly reported = new Set<string>();
-  private processedBlock: number;
-  /** Block number and log index of the last log the replay took. */
-  private appliedLog: readonly [number, number] = [-1, -1];
-  private headBlock = 0;
-  private lastMarked = 0n;
-  private lastMarkSeenAt = Date.now();
+  private readonly quorumSeenAt = new Map<string, number>();
+  private verdicts: MarkVerdict[] = [];
   private markDueSince: number | undefined;
-  private quorumSeenAt = new Map<string, number>();
   private lastFinal = 0n;
+  /** Whether what it signed before this start was checked against the chain (first round). */
+  private storeChecked = false;
+  /** Something the node did about a checkpoint the chain no longer has, for the status line. */
+  private lastReorg: string | undefined;
   private rpcState: "ok" | "down" = "ok";
   private lastError: string | undefined;
   private refusal: string | undefined;
@@ -147,18 +105,18 @@ export class SupervisorNode {
     this.config = config;
     this.signer = signer;
     this.address = address;
-    this.rpc = rpc;
+    this.rpc = timedRpc(rpc, config.rpcTimeoutMs);
+    this.confirmations = resolveConfirmations(config.confirmations, chainId);
     this.ledger = new Contract(config.ledger, PREPAID_LEDGER_ABI, signer);
     this.quorum = new Contract(config.quorum, SUPERVISOR_QUORUM_ABI, signer);
     this.domain = checkpointDomain(chainId, config.quorum);
-    this.processedBlock = config.fromBlock - 1;
-    this.replay = new LedgerReplay(
-      { privateKey: config.decryptionKey, keepRecords: false },
-      genesisHead(chainId, config.ledger),
-      undefined,
-      (mark) => this.verdicts.push(this.judge(mark)),
+    this.store = new SignedStore(config.stateDir, config.quorum);
+    this.peers = new Peers(config.peers);
+    this.follower = new LedgerFollower(
+      this.rpc,
+      { ledger: config.ledger, chainId, fromBlock: config.fromBlock, confirmations: this.confirmations, decryptionKey: config.decryptionKey },
+      { onMark: (mark, replay) => this.verdicts.push(this.judge(mark, replay)), onRollback: (below, rebuilt) => this.rollback(below, rebuilt) },
     );
-    this.load();
   }
 
   /**
@@ -166,7 +124,7 @@ export class SupervisorNode {
    * @param signer - the supervisor's key (it signs checkpoints and pays for marks and
    *   finalizations), connected to a provider that has `send` (JSON-RPC)
    * @throws PrepaidLedgerError `INVALID_CONFIG` (every wrong field by path; no contract at an
-   *   address; a quorum bound to another ledger), `RPC_ERROR`
+   *   address; a quorum bound to another ledger), `RPC_ERROR` / `TIMEOUT` (retryable)
    */
   static async open(input: SupervisorConfigInput, signer: Signer): Promise<SupervisorNode> {
     const config = parseConfig(SupervisorConfig, input, "supervisor");
@@ -174,25 +132,27 @@ export class SupervisorNode {
     if (provider === null || typeof provider.send !== "function") {
       throw new PrepaidLedgerError("INVALID_CONFIG", "the signer must be connected to a JSON-RPC provider");
     }
+    const timed = <T>(p: Promise<T>, what: string) => withTimeout(p, config.rpcTimeoutMs, what);
     try {
-      const chainId = (await provider.getNetwork()).chainId;
+      const chainId = (await timed(provider.getNetwork(), "eth_chainId")).chainId;
       for (const [name, address] of [
         ["ledger", config.ledger],
         ["quorum", config.quorum],
       ] as const) {
-        if ((await provider.getCode(address)) === "0x") {
+        if ((await timed(provider.getCode(address), "eth_getCode")) === "0x") {
           throw new PrepaidLedgerError("INVALID_CONFIG", `no contract at the ${name} address`, { details: { [name]: address } });
         }
       }
-      const bound = (await new Contract(config.quorum, SUPERVISOR_QUORUM_ABI, provider).LEDGER()) as string;
+      const bound = (await timed(new Contract(config.quorum, SUPERVISOR_QUORUM_ABI, provider).LEDGER(), "LEDGER()")) as string;
       if (bound.toLowerCase() !== config.ledger.toLowerCase()) {
         throw new PrepaidLedgerError("INVALID_CONFIG", "the quorum confirms another ledger", {
           details: { quorum: config.quorum, ledger: config.ledger, quorumLedger: bound },
         });
       }
-      return new SupervisorNode(config, signer, await signer.getAddress(), chainId, provider as JsonRpcLike);
+      const address = await signer.getAddress();
+      return new SupervisorNode(config, signer, address, chainId, provider as JsonRpcLike);
     } catch (e) {
-      throw toLedgerError(e, { quorum: config.quorum });
+      throw toSupervisorError(e, { quorum: config.quorum });
     }
   }
 
@@ -204,10 +164,10 @@ export class SupervisorNode {
         this.rpcState = "ok";
         this.lastError = undefined;
       } catch (e) {
-        // An unreachable node is "rpc down"; anything else (a refused transaction) is an error
-        // with the RPC still up. Both are retried next tick.
-        const error = toLedgerError(e);
-        this.rpcState = isError(error, "RPC_ERROR") ? "down" : "ok";
+        // An unreachable or silent node is "rpc down"; anything else (a refused transaction) is
+        // an error with the RPC still up. Both are retried next tick.
+        const error = toSupervisorError(e);
+        this.rpcState = isError(error, "RPC_ERROR") || isError(error, "TIMEOUT") ? "down" : "ok";
         this.lastError = error instanceof Error ? error.message.split("\n")[0] : String(error);
       }
       await new Promise((r) => setTimeout(r, this.config.pollMs));
@@ -218,25 +178,28 @@ export class SupervisorNode {
     this.stopped = true;
   }
 
-  /** What this node signed for a record count, to serve to its peers. */
-  signedFor(recordCount: bigint): SignedCheckpoint | undefined {
-    return this.signed.get(recordCount.toString());
+  /** What this node signed for a record count, to serve to its peers (never a withdrawn one). */
+  signedFor(recordCount: bigint): { checkpoints: CheckpointJson[]; signatures: string[] } | undefined {
+    const s = this.store.get(recordCount);
+    return s === undefined ? undefined : { checkpoints: s.checkpoints, signatures: s.signatures };
   }
 
   status(): SupervisorStatus {
-    const now = Date.now();
-    const latestSigned = [...this.signed.keys()].map(BigInt).reduce((a, b) => (b > a ? b : a), 0n);
     return {
       index: this.config.index,
       address: this.address,
       rpc: this.rpcState,
-      headBlock: this.headBlock,
-      recordsFollowed: this.replay.lastIndex.toString(),
-      lastMarked: this.lastMarked.toString(),
-      lastSigned: latestSigned.toString(),
+      headBlock: this.follower.headBlock,
+      confirmations: this.confirmations,
+      settledBlock: Math.max(this.follower.settledBlock, 0),
+      recordsFollowed: this.follower.replay.lastIndex.toString(),
+      lastMarked: this.follower.lastMarked.toString(),
+      lastSigned: this.store.latest().toString(),
       lastFinal: this.lastFinal.toString(),
-      peersSeen: [...this.peerSeenAt.values()].filter((t) => now - t < 5_000).length,
+      peersSeen: this.peers.seen(),
       peers: this.config.peers.length,
+      reorgs: this.follower.reorgs,
+      lastReorg: this.lastReorg ?? this.follower.lastReorg,
       refusal: this.refusal,
       lastError: this.lastError,
     };
@@ -244,90 +207,79 @@ export class SupervisorNode {
 
   /** One round: follow the chain, sign new marks, mark when due, gather and finalize. */
   async tick(): Promise<void> {
-    this.lastFinal = BigInt((await this.quorum.lastFinal())[0]);
-    await this.follow();
+    this.lastFinal = BigInt((await this.call(this.quorum.lastFinal(), "lastFinal()"))[0]);
+    if (!this.storeChecked) await this.checkStored();
+    await this.follower.follow();
     await this.signMarks();
     await this.markIfDue();
-    if (!(await this.gather())) await this.pingPeers();
+    if (!(await this.gather())) await this.peers.ping();
   }
 
-  /** Between checkpoints, keeps "peers seen" true: one status request a second per peer. */
-  private lastPing = 0;
-  private async pingPeers(): Promise<void> {
-    if (Date.now() - this.lastPing < 1_000) return;
-    this.lastPing = Date.now();
-    await Promise.all(
-      this.config.peers.map(async (peer) => {
-        try {
-          const res = await fetch(`${peer}/status`, { signal: AbortSignal.timeout(500) });
-          if (res.ok) this.peerSeenAt.set(peer, Date.now());
-        } catch {
-          // not seen
-        }
-      }),
-    );
-  }
-
-  /** Replays the ledger's logs up to the chain head. */
-  private async follow(): Promise<void> {
-    const head = Number(await this.rpc.send("eth_blockNumber", []));
-    this.headBlock = head;
-    if (head <= this.processedBlock) return;
-    for await (const page of fetchLogs(this.rpc, {
-      address: this.config.ledger,
-      fromBlock: BigInt(this.processedBlock + 1),
-      toBlock: BigInt(head),
-      maxBlockRange: 5_000,
-    })) {
-      for (const log of page) {
-        // After a follow() that failed part-way (a later page's eth_getLogs kept failing), the
-        // next one asks again from processedBlock + 1: skip the logs the replay already took,
-        // or it would take them twice and refuse every mark after ("chain-break").
-        const at = [Number(log.blockNumber), Number(log.logIndex)] as const;
-        if (at[0] < this.appliedLog[0] || (at[0] === this.appliedLog[0] && at[1] <= this.appliedLog[1])) continue;
-        const pending = this.replay.log(log);
-        if (pending !== undefined) await pending;
-        this.appliedLog = at;
+  /**
+   * After a start: what it signed before, and not final yet, must still be marked on the chain
+   * it is on now (it may have been down through a reorg); else it is withdrawn, never served.
+   */
+  private async checkStored(): Promise<void> {
+    for (const count of this.store.counts().filter((c) => c > this.lastFinal)) {
+      const marked = String(await this.call(this.ledger.markedHead(count), "markedHead()")).toLowerCase();
+      if (marked !== this.store.get(count)!.checkpoints[0].chainHead.toLowerCase()) {
+        this.store.withdraw(count, this.lastFinal);
+        this.lastReorg = `the mark at record ${count}, signed before this start, is no longer on the chain: signature withdrawn`;
       }
     }
-    this.processedBlock = head;
+    this.storeChecked = true;
+  }
+
+  /**
+   * The chain no longer has the blocks after `below`: every signature for a mark in them is
+   * withdrawn (never served nor submitted again); if the replay was rebuilt, so are its verdicts.
+   */
+  private rollback(below: number, rebuilt: boolean): string {
+    if (rebuilt) {
+      this.verdicts = [];
+      this.refusal = undefined;
+    }
+    this.lastReorg = undefined;
+    const withdrawn = this.store.withdrawAfter(below, this.lastFinal);
+    if (withdrawn.length === 0) return "";
+    return `signature${withdrawn.length === 1 ? "" : "s"} withdrawn for record${withdrawn.length === 1 ? "" : "s"} ${withdrawn.join(", ")}`;
+  }
+
+  /** A contract call or transaction, with the node's RPC timeout. */
+  private call<T>(p: Promise<T>, what: string): Promise<T> {
+    return withTimeout(p, this.config.rpcTimeoutMs, what);
   }
 
   /** At a mark, the replay stands exactly at the marked count: check it, then digest it. */
-  private judge(mark: MarkSeen): MarkVerdict {
-    if (mark.recordCount > this.lastMarked) {
-      this.lastMarked = mark.recordCount;
-      this.lastMarkSeenAt = Date.now();
-    }
-    if (this.replay.discrepancies.length > 0) {
-      const d = this.replay.discrepancies[0];
+  private judge(mark: MarkSeen, replay: LedgerReplay): MarkVerdict {
+    if (replay.discrepancies.length > 0) {
+      const d = replay.discrepancies[0];
       return { mark, refusal: `the ledger did not verify: ${d.kind} at record ${d.recordIndex ?? "?"}: ${d.message}` };
     }
-    if (this.replay.lastIndex !== mark.recordCount || bytesToHex(this.replay.head) !== mark.head.toLowerCase()) {
+    if (replay.lastIndex !== mark.recordCount || bytesToHex(replay.head) !== mark.head.toLowerCase()) {
       return {
         mark,
-        refusal: `mark at record ${mark.recordCount} (head ${mark.head}) does not match the replay (record ${this.replay.lastIndex}, head ${bytesToHex(this.replay.head)})`,
+        refusal: `mark at record ${mark.recordCount} (head ${mark.head}) does not match the replay (record ${replay.lastIndex}, head ${bytesToHex(replay.head)})`,
       };
     }
-    return { mark, digest: stateDigest(this.replay.books, mark.recordCount, this.replay.head) };
+    return { mark, digest: stateDigest(replay.books, mark.recordCount, replay.head) };
   }
 
-  /** Signs each new mark it could verify; says why for each it could not. */
+  /** Signs each new (settled) mark it could verify; says why for each it could not. */
   private async signMarks(): Promise<void> {
     const verdicts = this.verdicts.splice(0);
     if (verdicts.length === 0) return;
-    const setId = BigInt(await this.quorum.setId());
+    const setId = BigInt(await this.call(this.quorum.setId(), "setId()"));
     for (const v of verdicts) {
-      const key = v.mark.recordCount.toString();
+      const count = v.mark.recordCount;
       if (v.refusal !== undefined) {
         this.refusal = v.refusal;
         continue;
       }
-      if (this.signed.has(key)) continue; // never a second, different checkpoint for one count
-      if (v.mark.recordCount <= this.lastFinal) continue; // settled on chain: nothing to sign
+      if (count <= this.lastFinal) continue; // settled on chain: nothing to sign
       const base: CheckpointJson = {
         ledger: this.config.ledger,
-        recordCount: key,
+        recordCount: count.toString(),
         chainHead: v.mark.head,
         stateDigest: v.digest!,
         setId: setId.toString(),
@@ -335,29 +287,38 @@ export class SupervisorNode {
       const wrong = { ...base, stateDigest: "0x" + (BigInt(v.digest!) ^ 1n).toString(16).padStart(64, "0") };
       const checkpoints =
         this.config.fault === "wrong-digest" ? [wrong] : this.config.fault === "equivocate" ? [base, wrong] : [base];
+      // Never a second, different checkpoint for one count, even if a reorg removed the first.
+      const admitted = this.store.admit(count, { checkpoints, markBlock: v.mark.blockNumber }, this.lastFinal);
+      if (admitted === "conflict") {
+        this.lastReorg = `mark at record ${count} not signed: this node signed another checkpoint for that count on a branch a reorg removed (signing both would be an equivocation); the next mark will be`;
+      }
+      if (admitted !== "sign") continue;
       const signatures: string[] = [];
       for (const c of checkpoints) signatures.push(await this.signer.signTypedData(this.domain, CHECKPOINT_TYPES, c));
-      this.signed.set(key, { checkpoints, signatures });
-      this.save(); // on disk before any peer can fetch it
+      this.store.put(count, { checkpoints, signatures, markBlock: v.mark.blockNumber }, this.lastFinal); // on disk before any peer can fetch it
     }
   }
 
   /** Asks the ledger for a mark when K records or T milliseconds have passed since the last one. */
   private async markIfDue(): Promise<void> {
-    const count = this.replay.lastIndex;
+    // With confirmations, the records of the unsettled blocks count too: the mark then settles
+    // with them, rather than N blocks after them (one more eth_call a round).
+    const count =
+      this.confirmations === 0 ? this.follower.replay.lastIndex : BigInt((await this.call(this.ledger.chainHead(), "chainHead()"))[0]);
+    const lastMarked = this.follower.lastMarked;
     const due =
-      count > this.lastMarked &&
-      (count - this.lastMarked >= BigInt(this.config.checkpointEvery) ||
-        Date.now() - this.lastMarkSeenAt >= this.config.checkpointIntervalMs);
+      count > lastMarked &&
+      (count - lastMarked >= BigInt(this.config.checkpointEvery) || Date.now() - this.follower.lastMarkSeenAt >= this.config.checkpointIntervalMs);
     if (!due) {
       this.markDueSince = undefined;
       return;
     }
     this.markDueSince ??= Date.now();
     if (Date.now() - this.markDueSince < this.config.index * this.config.staggerMs) return;
-    const tx = await this.ledger.markCheckpoint();
-    await tx.wait();
+    const tx = await this.call(this.ledger.markCheckpoint(), "markCheckpoint()");
+    await tx.wait(1, this.config.receiptTimeoutMs);
     this.markDueSince = undefined;
+    this.follower.lastMarkSeenAt = Date.now(); // its block is not settled yet: do not ask again meanwhile
   }
 
   /**
@@ -365,32 +326,20 @@ export class SupervisorNode {
    * equivocation. Returns whether it asked its peers.
    */
   private async gather(): Promise<boolean> {
-    const counts = [...this.signed.keys()].map(BigInt).filter((c) => c > this.lastFinal);
+    const counts = this.store.counts().filter((c) => c > this.lastFinal);
     if (counts.length === 0) return false;
     const count = counts.reduce((a, b) => (b > a ? b : a));
-    const served = [this.signed.get(count.toString())!, ...(await this.fromPeers(count))];
-    // signer -> digest -> [checkpoint, signature]
-    const bySigner = new Map<string, Map<string, [CheckpointJson, string]>>();
-    for (const s of served) {
-      s.checkpoints.forEach((c, i) => {
-        if (BigInt(c.recordCount) !== count || c.ledger.toLowerCase() !== this.config.ledger.toLowerCase()) return;
-        let signer: string;
-        try {
-          signer = verifyTypedData(this.domain, CHECKPOINT_TYPES, c, s.signatures[i]).toLowerCase();
-        } catch {
-          return;
-        }
-        const digests = bySigner.get(signer) ?? new Map<string, [CheckpointJson, string]>();
-        digests.set(checkpointHash(this.domain, c), [c, s.signatures[i]]);
-        bySigner.set(signer, digests);
-      });
-    }
+    const mine = this.store.get(count)!;
+    const bySigner = sortBySigner([mine, ...(await this.peers.signedFor(count))], count, this.config.ledger, this.domain);
     await this.reportEquivocations(bySigner);
-    const mine = this.signed.get(count.toString())!;
-    const [threshold, members] = await Promise.all([this.quorum.threshold(), this.quorum.supervisors()]);
-    const setId = BigInt(await this.quorum.setId());
+    const [threshold, members, setIdRaw] = await Promise.all([
+      this.call(this.quorum.threshold(), "threshold()"),
+      this.call(this.quorum.supervisors(), "supervisors()"),
+      this.call(this.quorum.setId(), "setId()"),
+    ]);
+    const setId = BigInt(setIdRaw);
     const memberSet = new Set((members as string[]).map((m) => m.toLowerCase()));
-    for (const [c] of mine.checkpoints.map((c, i) => [c, mine.signatures[i]] as const)) {
+    for (const c of mine.checkpoints) {
       if (BigInt(c.setId) !== setId) continue;
       const hash = checkpointHash(this.domain, c);
       const signatures: string[] = [];
@@ -403,15 +352,23 @@ export class SupervisorNode {
       const seenAt = this.quorumSeenAt.get(hash) ?? Date.now();
       this.quorumSeenAt.set(hash, seenAt);
       if (Date.now() - seenAt < this.config.index * this.config.staggerMs) continue;
-      if (BigInt((await this.quorum.lastFinal())[0]) >= count) return true;
+      if (BigInt((await this.call(this.quorum.lastFinal(), "lastFinal()"))[0]) >= count) return true;
+      // Never submit a checkpoint the chain no longer has (a reorg this node did not follow, a
+      // signature kept on disk across a restart onto another branch).
+      const marked = String(await this.call(this.ledger.markedHead(count), "markedHead()")).toLowerCase();
+      if (marked !== c.chainHead.toLowerCase()) {
+        this.store.withdraw(count, this.lastFinal);
+        this.lastReorg = `the mark at record ${count} is no longer on the chain: signature withdrawn`;
+        return true;
+      }
       try {
-        const tx = await this.quorum.finalize(c, signatures.slice(0, Number(threshold)));
-        await tx.wait();
+        const tx = await this.call(this.quorum.finalize(c, signatures.slice(0, Number(threshold))), "finalize()");
+        await tx.wait(1, this.config.receiptTimeoutMs);
         this.lastFinal = count;
       } catch (e) {
         // Another node finalized first: QuorumCheckpointNotNewer. Anything else is reported.
-        const error = toLedgerError(e);
-        if (!(error instanceof PrepaidLedgerError && String(error.details.error) === "QuorumCheckpointNotNewer")) throw error;
+        const error = toSupervisorError(e, { recordCount: count });
+        if (!isRevert(error, "QuorumCheckpointNotNewer")) throw error;
       }
       return true;
     }
@@ -419,60 +376,21 @@ export class SupervisorNode {
   }
 
   /** Two different checkpoints for one count signed by one member: evidence, on chain. */
-  private async reportEquivocations(bySigner: Map<string, Map<string, [CheckpointJson, string]>>): Promise<void> {
+  private async reportEquivocations(bySigner: BySigner): Promise<void> {
     for (const [signer, digests] of bySigner) {
       if (digests.size < 2 || signer === this.address.toLowerCase()) continue;
       const [[a, sigA], [b, sigB]] = [...digests.values()];
       const key = `${signer}:${a.recordCount}:${a.setId}`;
       if (this.reported.has(key)) continue;
       this.reported.add(key);
-      if (await this.quorum.isEquivocator(BigInt(a.setId), signer)) continue;
+      if (await this.call(this.quorum.isEquivocator(BigInt(a.setId), signer), "isEquivocator()")) continue;
       try {
-        await (await this.quorum.reportEquivocation(a, sigA, b, sigB)).wait();
+        const tx = await this.call(this.quorum.reportEquivocation(a, sigA, b, sigB), "reportEquivocation()");
+        await tx.wait(1, this.config.receiptTimeoutMs);
       } catch (e) {
-        const error = toLedgerError(e);
-        if (!(error instanceof PrepaidLedgerError && String(error.details.error) === "QuorumEquivocationAlreadyRecorded")) throw error;
+        const error = toSupervisorError(e, { supervisor: signer });
+        if (!isRevert(error, "QuorumEquivocationAlreadyRecorded")) throw error;
       }
     }
-  }
-
-  private async fromPeers(count: bigint): Promise<SignedCheckpoint[]> {
-    const answers = await Promise.all(
-      this.config.peers.map(async (peer) => {
-        try {
-          const res = await fetch(`${peer}/checkpoints/${count}`, { signal: AbortSignal.timeout(500) });
-          this.peerSeenAt.set(peer, Date.now());
-          if (!res.ok) return undefined;
-          return (await res.json()) as SignedCheckpoint;
-        } catch {
-          return undefined;
-        }
-      }),
-    );
-    return answers.filter((a): a is SignedCheckpoint => a !== undefined && Array.isArray(a.checkpoints));
-  }
-
-  private get file(): string {
-    return join(this.config.stateDir, `signed-${this.config.quorum.toLowerCase()}.json`);
-  }
-
-  private load(): void {
-    if (!existsSync(this.file)) return;
-    const saved = JSON.parse(readFileSync(this.file, "utf8")) as Record<string, SignedCheckpoint>;
-    for (const [count, s] of Object.entries(saved)) this.signed.set(count, s);
-  }
-
-  /**
-   * Writes what it signed, keeping every count above the last final checkpoint and the
-   * KEEP_FINAL most recent at or below it (peers may still fetch those to spot a double
-   * signature); older ones are settled on chain, and the file would otherwise grow forever.
-   */
-  private save(): void {
-    const settled = [...this.signed.keys()].map(BigInt).filter((c) => c <= this.lastFinal).sort((a, b) => (a < b ? 1 : -1));
-    for (const count of settled.slice(KEEP_FINAL)) this.signed.delete(count.toString());
-    mkdirSync(this.config.stateDir, { recursive: true });
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.signed)));
-    renameSync(tmp, this.file);
   }
 }

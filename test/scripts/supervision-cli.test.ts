@@ -23,6 +23,36 @@ describe("supervisor and supervision command lines", function () {
     expect(() => parseArgs(["--rpc"])).to.throw('expected --flag value, got "--rpc"');
   });
 
+  it("takes --confirmations and --rpc-timeout, and leaves confirmations to the chain when not given", function () {
+    const base = ["--rpc", "http://127.0.0.1:8545", "--ledger", ADDRESS, "--quorum", ADDRESS, "--index", "0", "--port", "7701"];
+    expect(parseArgs([...base, "--confirmations", "12", "--rpc-timeout", "5000"]).config).to.include({ confirmations: 12, rpcTimeoutMs: 5_000 });
+    expect(parseArgs(base).config.confirmations).to.equal(undefined);
+    expect(() => parseArgs([...base, "--confirmations", "many"])).to.throw('--confirmations: expected a number, got "many"');
+  });
+
+  it("prints the settled block, the confirmations and the reorgs seen", function () {
+    const line = formatStatus({
+      index: 0,
+      address: "0x71bE63f3384f5fb98995898A86B02Fb2426c5788",
+      rpc: "ok",
+      headBlock: 1_300,
+      confirmations: 12,
+      settledBlock: 1_288,
+      recordsFollowed: "819",
+      lastMarked: "900",
+      lastSigned: "819",
+      lastFinal: "819",
+      peersSeen: 3,
+      peers: 3,
+      reorgs: 1,
+      lastReorg: "depth 2 blocks after block 1298, unsettled blocks only",
+    });
+    expect(line).to.equal(
+      "[supervisor 0 0x71bE63f3] rpc ok | block 1300 (settled 1288, 12 confirmations), record 819 | marked 900 | signed 819 | final 819" +
+        " | peers seen 3/3 | reorgs 1 (last: depth 2 blocks after block 1298, unsettled blocks only)",
+    );
+  });
+
   it("prints a status line with head, last signed, last final and peers seen", function () {
     const line = formatStatus({
       index: 1,
