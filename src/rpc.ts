@@ -75,6 +75,30 @@ export function httpJsonRpc(url: string, options: HttpJsonRpcOptions = {}): Json
   };
 }
 
+/**
+ * `p`, or a retryable `TIMEOUT` naming `what` when it has not settled after `ms` milliseconds
+ * (`p` is then left to settle unobserved).
+ */
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new PrepaidLedgerError("TIMEOUT", `the JSON-RPC node did not answer ${what} in time`, { details: { call: what, timeoutMs: ms } })),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `rpc` with a timeout on every call: a call the node never answers fails with TIMEOUT. */
+export function timedRpc(rpc: JsonRpcLike, ms: number): JsonRpcLike {
+  return { send: (method, params) => withTimeout(rpc.send(method, params), ms, method) };
+}
+
 function originOf(url: string): string {
   let parsed: URL;
   try {

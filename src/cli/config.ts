@@ -35,6 +35,8 @@ export const CliConfigFile = z.strictObject({
   confirmations: block.optional(),
   fromBlock: block.optional(),
   maxBlockRange: z.number().int().min(1).optional(),
+  /** Seconds one JSON-RPC call may take (`--rpc-timeout`). */
+  rpcTimeout: z.number().int().min(1).max(600).optional(),
   risk: RiskConfig.optional(),
 });
 export type CliConfigValues = z.output<typeof CliConfigFile>;

@@ -11,7 +11,7 @@ export const EXIT_CODES = {
   INTERNAL: { code: 1, meaning: "unexpected internal error (a bug: please report it with PREPAID_DEBUG=1 output)" },
   USAGE: { code: 2, meaning: "usage error, invalid configuration or argument, or a Node.js older than 22.13" },
   RPC: { code: 3, meaning: "the JSON-RPC node is unreachable, failed or timed out (retry later)" },
-  INDEX: { code: 4, meaning: "index problem: not an index, another chain/ledger, or a reorg deeper than the confirmations" },
+  INDEX: { code: 4, meaning: "index problem: not an index, another chain/ledger, or a reorg deeper than the confirmations (the index is marked: run `prepaid sync --repair`)" },
   WRONG_KEY: { code: 5, meaning: "the regulator key does not open this ledger's records (or is not the index's key)" },
   NOT_FOUND: { code: 6, meaning: "no such merchant or account in the index" },
   ALERTS: { code: 10, meaning: "`alerts --exit-code` found at least one alert" },
@@ -43,6 +43,7 @@ const BY_ERROR_CODE: Record<ErrorCode, ExitName> = {
   LEDGER_REVERTED: "INTERNAL",
   JOURNAL_CORRUPT: "INTERNAL",
   SEQUENCE_CONFLICT: "INTERNAL",
+  RECORD_CONFLICT: "INTERNAL",
 };
 
 /** The exit code for an error a command threw: its library code's, or 1 for anything else. */

@@ -67,7 +67,10 @@ function pager(path: string, query: URLSearchParams, paged: Paged<unknown>): Htm
 }
 
 function infoFigures(info: IndexInfo, pending: number): Html {
-  return html`<div class="figures">
+  return html`${info.reorg !== null &&
+    html`<p class="reorg" data-field="reorg" style="border:2px solid #c0392b;padding:8px 12px;color:#c0392b"><strong>The index does not follow the chain.</strong>
+    Block ${info.reorg.block}, which it treated as settled (${info.reorg.confirmations} confirmations), was replaced by a reorg;
+    the figures below may include records of a dead branch. Run <code>prepaid sync --repair</code>.</p>`}<div class="figures">
     ${figure("chain", "Chain id", info.chainId)}
     ${figure("ledger", "Ledger", html`<code>${info.ledger}</code>`)}
     ${figure("settled-block", "Settled block", html`${info.settledBlock} <span class="note">${dateTime(info.settledTime)}</span>`)}

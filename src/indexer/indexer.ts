@@ -6,9 +6,13 @@
  * Crash safety: each page of logs is written in ONE transaction together with the cursor ("every
  * log up to block N is stored") and the replay's state at that block, so a killed indexer resumes
  * from the last committed page and can neither skip nor repeat a log. Every row that comes from
- * a log is also keyed by (transaction, log index) as a second guard. Only blocks at least
- * `confirmations` deep are read; the cursor block's hash is checked again on every start, so a
- * reorg deeper than that is reported (REORG_TOO_DEEP) instead of leaving wrong rows.
+ * a log is also keyed by (transaction, log index) as a second guard.
+ *
+ * Reorgs (src/indexer/reorg.ts): the index reads up to the chain head; the rows of blocks less
+ * than `confirmations` deep are provisional, kept with their blocks' hashes and an undo log. A
+ * reorg is noticed by block hash within a round and between rounds; one within the unsettled
+ * blocks is rolled back to the fork point and read again, one deeper marks the index
+ * (REORG_TOO_DEEP) until {@link Indexer.repair} rebuilds it.
  *
  * ```ts
  * const indexer = await Indexer.open({ ledger, quorum, privateKey: regulatorKey, db: "index.sqlite" }, provider);
@@ -16,28 +20,34 @@
  * indexer.close();
  * ```
  */
-import { Interface, decodeBytes32String, getAddress } from "ethers";
+import { Interface, getAddress } from "ethers";
 import { z } from "zod";
 
 import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
 import { addressOf, publicKeyOf } from "../crypto/ecies.js";
-import { bytesToHex } from "../crypto/hash.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
-import { genesisHead } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
-import { balanceOf, type AccountState } from "../regulator/books.js";
-import { LEDGER_TOPICS, decodeBatchRecorded } from "../regulator/events.js";
-import { fetchLogPages, type JsonRpcLike, type LogPage, type RpcLog } from "../regulator/logs.js";
-import { LedgerReplay, type VerifiedRecord } from "../regulator/reader.js";
+import { fetchLogPages, type JsonRpcLike } from "../regulator/logs.js";
+import { timedRpc, withTimeout } from "../rpc.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import { IndexQueries } from "./queries.js";
+import { ChainMoved, PageWriter, type Cursor } from "./page-writer.js";
 import { RiskConfig, evaluateRisk, storeAlerts } from "./risk.js";
+import {
+  type BlockHeader,
+  type ReorgMark,
+  clearIndex,
+  pruneSettled,
+  recentBlocks,
+  reorgMark,
+  rollBack,
+  setReorgMark,
+} from "./reorg.js";
 import { getMeta, inTransaction, openIndex, setMeta, type Database } from "./schema.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
-const CHECKPOINT_FINALIZED = quorumInterface.getEvent("CheckpointFinalized")!.topicHash;
 
 /** Chains where blocks are final as soon as they are mined: local development nodes. */
 const INSTANT_CHAINS = new Set([31337n, 1337n]);
@@ -61,8 +71,8 @@ export const IndexerConfig = z
     confirmations: z.number().int().min(0).max(100_000).optional(),
     /** Blocks per eth_getLogs request, at most (halved when a node refuses). */
     maxBlockRange: z.number().int().min(1).max(1_000_000).default(10_000),
-    /** How long the first JSON-RPC call may take before the node counts as unreachable. */
-    rpcTimeoutMs: z.number().int().min(100).max(600_000).default(15_000),
+    /** How long any one JSON-RPC call may take before it fails with TIMEOUT (retryable). */
+    rpcTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Risk thresholds (src/indexer/risk.ts, docs/RISK.md). */
     risk: RiskConfig.default(RiskConfig.parse({})),
   })
@@ -86,12 +96,32 @@ export interface SyncOptions {
   onProgress?: (p: SyncProgress) => void;
   /** Stops after the page being written (the index stays consistent). */
   signal?: AbortSignal;
+  /** Called when a reorg within the unsettled blocks was rolled back (the sync then goes on). */
+  onReorg?: (r: ReorgRollback) => void;
+}
+
+/** A reorg the indexer rolled back. */
+export interface ReorgRollback {
+  /** The newest block the index had that is still on the chain. */
+  fork: number;
+  /** The index was rolled back to this block (the fork, or the start of the page holding it, minus 1) and read again after it. */
+  rolledBackTo: number;
+  /** The index's cursor block before the rollback. */
+  from: number;
 }
 
 export interface SyncResult {
   fromBlock: number;
   targetBlock: number;
+  /** Every log up to here is stored. */
   settledBlock: number;
+  /**
+   * Blocks up to here were at least `confirmations` deep when read; the rows of later blocks
+   * (up to settledBlock) are provisional: a reorg rolls them back.
+   */
+  confirmedBlock: number;
+  /** Reorgs rolled back during this sync. */
+  reorgs: ReorgRollback[];
   records: number;
   newRecords: number;
   /** Discrepancies and alerts in the index after the sync. */
@@ -104,50 +134,16 @@ export interface SyncResult {
   aborted: boolean;
 }
 
-/** What a page adds to an account beside its books: failed records, first and last record time. */
-interface PageSide {
-  bad: number;
-  opened: number;
-  last: number;
-}
-/** The index's sync_state: where the last committed page left the index. */
-interface Cursor {
-  settledBlock: number;
-  settledHash: string;
-  settledTime: number;
-  recordCount: number;
-  chainHead: string;
-  final: number;
-}
-
-interface MerchantSide {
-  recorder: string | null;
-  registeredBlock: number | null;
-  suspendedReason: string | null;
-  bad: number;
-  firstTime: number | null;
-  lastTime: number | null;
-  lastServiceTime: number | null;
-}
-
 type Provider = JsonRpcLike;
 
 const hex = (n: number | bigint) => "0x" + n.toString(16);
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new PrepaidLedgerError("RPC_ERROR", "the JSON-RPC node did not answer in time", { details: { call: what, ms } })),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/**
+ * What nodes say when they keep no state at a block (a pruned or non-archive node): the
+ * comparison with the contract is then skipped. Anything else (a 502, a timeout, an unreachable
+ * node) is a node failure, never "no state".
+ */
+const NO_STATE = /missing trie node|state (is )?not available|historical state|state histor|pruned|required data unavailable|no state|not an archive/i;
 
 function rpcError(e: unknown, call: string): PrepaidLedgerError {
   if (e instanceof PrepaidLedgerError) return e;
@@ -179,7 +175,7 @@ export class Indexer {
 
   private constructor(config: IndexerConfigValues, rpc: Provider, db: Database, chainId: bigint) {
     this.config = config;
-    this.rpc = rpc;
+    this.rpc = timedRpc(rpc, config.rpcTimeoutMs);
     this.db = db;
     this.chainId = chainId;
     this.ledger = config.ledger.toLowerCase();
@@ -283,32 +279,67 @@ export class Indexer {
   }
 
   /**
-   * Reads every settled block after the cursor into the index, then evaluates the risk rules.
+   * Reads every block after the cursor, up to the chain head, into the index (the rows of blocks
+   * less than `confirmations` deep are provisional), then evaluates the risk rules. A reorg
+   * within the unsettled blocks is rolled back and read again (`onReorg` hears of it).
    *
-   * @throws PrepaidLedgerError `RPC_ERROR` (retryable: run again, it resumes), `WRONG_KEY` (the
-   *   key opens none of the records: nothing of that page is written), `REORG_TOO_DEEP`
+   * @throws PrepaidLedgerError `RPC_ERROR` / `TIMEOUT` (retryable: run again, it resumes),
+   *   `WRONG_KEY` (the key opens none of the records: nothing of that page is written),
+   *   `REORG_TOO_DEEP` (a settled block was replaced: the index is marked, see {@link repair})
    */
   async sync(options: SyncOptions = {}): Promise<SyncResult> {
+    const mark = reorgMark(this.db);
+    if (mark !== null) {
+      throw new PrepaidLedgerError(
+        "REORG_TOO_DEEP",
+        "the index holds blocks of a dead branch (a reorg deeper than its confirmations): run `prepaid sync --repair`",
+        { details: { ...mark } },
+      );
+    }
     const started = performance.now();
+    const reorgs: ReorgRollback[] = [];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.round(options, started, reorgs);
+      } catch (e) {
+        if (!(e instanceof ChainMoved)) throw e;
+        if (attempt >= 4) {
+          throw new PrepaidLedgerError("RPC_ERROR", "the chain kept changing while it was read", {
+            details: { what: e.what, block: e.block, attempts: attempt },
+            retryable: true,
+          });
+        }
+      }
+    }
+  }
+
+  private async round(options: SyncOptions, started: number, reorgs: ReorgRollback[]): Promise<SyncResult> {
     const latest = Number(await this.call<string>("eth_blockNumber", []));
-    const target = latest - this.confirmations;
-    const state = this.loadState();
-    if (state !== undefined) await this.checkCursor(state.settledBlock, state.settledHash);
+    const settledLine = latest - this.confirmations;
+    let state = this.loadState();
+    if (state !== undefined) {
+      const r = await this.reconcile(state);
+      if (r !== undefined) {
+        reorgs.push(r);
+        options.onReorg?.(r);
+        state = this.loadState();
+      }
+    }
     const from = state === undefined ? this.config.fromBlock : state.settledBlock + 1;
     const writer = new PageWriter(this, state);
     let aborted = false;
-    if (from <= target) {
+    if (from <= latest) {
       for await (const page of fetchLogPages(this.rpc, {
         address: this.quorum === undefined ? this.ledger : [this.ledger, this.quorum],
         fromBlock: BigInt(from),
-        toBlock: BigInt(target),
+        toBlock: BigInt(latest),
         maxBlockRange: this.config.maxBlockRange,
       })) {
-        await writer.write(page);
+        await writer.write(page, settledLine);
         const seconds = (performance.now() - started) / 1000;
         options.onProgress?.({
           fromBlock: from,
-          targetBlock: target,
+          targetBlock: latest,
           settledBlock: Number(page.toBlock),
           records: writer.recordCount,
           newRecords: writer.newRecords,
@@ -323,14 +354,21 @@ export class Indexer {
     const settled = this.loadState();
     let matchesContract: SyncResult["matchesContract"] = "unavailable";
     if (settled !== undefined) {
+      await inTransaction(this.db, () => {
+        pruneSettled(this.db, settledLine);
+        setMeta(this.db, "confirmed_block", String(Math.min(settledLine, settled.settledBlock)));
+      });
       matchesContract = await this.compareWithContract(settled.settledBlock);
       await this.evaluateRisk(settled.settledBlock, settled.settledTime);
     }
     const q = this.queries();
+    const settledBlock = settled?.settledBlock ?? from - 1;
     return {
       fromBlock: from,
-      targetBlock: target,
-      settledBlock: settled?.settledBlock ?? from - 1,
+      targetBlock: latest,
+      settledBlock,
+      confirmedBlock: Math.min(settledLine, settledBlock),
+      reorgs,
       records: writer.recordCount,
       newRecords: writer.newRecords,
       discrepancies: q.count("discrepancies"),
@@ -341,12 +379,95 @@ export class Indexer {
     };
   }
 
+  /**
+   * Checks that the cursor block is still on the chain. If not, finds the fork point among the
+   * unsettled blocks read and rolls the index back to it; if it is deeper, marks the index.
+   *
+   * @throws PrepaidLedgerError `REORG_TOO_DEEP` (the index is then marked)
+   */
+  private async reconcile(state: Cursor): Promise<ReorgRollback | undefined> {
+    const tip = await this.header(state.settledBlock);
+    if (tip !== null && tip.hash === state.settledHash) return undefined;
+    const fork = await this.findFork();
+    if (fork !== undefined) {
+      try {
+        const rolledBackTo = await rollBack(this.db, fork, state.settledBlock);
+        return { fork, rolledBackTo, from: state.settledBlock };
+      } catch (e) {
+        if (!isError(e, "REORG_TOO_DEEP")) throw e;
+      }
+    }
+    const mark: ReorgMark = {
+      block: state.settledBlock,
+      indexedHash: state.settledHash,
+      chainHash: tip?.hash ?? null,
+      confirmations: this.confirmations,
+      detectedAt: new Date().toISOString(),
+    };
+    await inTransaction(this.db, () => setReorgMark(this.db, mark));
+    throw new PrepaidLedgerError(
+      "REORG_TOO_DEEP",
+      "a block the index treated as settled is no longer on the chain: the index is marked; run `prepaid sync --repair`",
+      { details: { ...mark } },
+    );
+  }
+
+  /** The newest block of `recent_blocks` whose hash is still the chain's, or undefined. */
+  private async findFork(): Promise<number | undefined> {
+    const stored = recentBlocks(this.db);
+    for (let i = 0; i < stored.length; i += 16) {
+      const slice = stored.slice(i, i + 16);
+      const now = await Promise.all(slice.map((b) => this.header(b.number)));
+      for (let j = 0; j < slice.length; j++) if (now[j] !== null && now[j]!.hash === slice[j].hash) return slice[j].number;
+    }
+    return undefined;
+  }
+
+  /**
+   * Makes a marked index (or one whose cursor block left the chain) follow the chain again: rolls
+   * it back to the fork point when that is among its unsettled blocks, else empties it so the
+   * next sync reads everything again (its identity is kept). Then it is no longer marked.
+   */
+  async repair(): Promise<{ rolledBackTo: number | null; rebuilt: boolean }> {
+    const state = this.loadState();
+    if (state !== undefined) {
+      const tip = await this.header(state.settledBlock);
+      const onChain = tip !== null && tip.hash === state.settledHash;
+      if (onChain && reorgMark(this.db) === null) return { rolledBackTo: null, rebuilt: false };
+      const fork = onChain ? undefined : await this.findFork();
+      if (fork !== undefined) {
+        try {
+          const rolledBackTo = await rollBack(this.db, fork, state.settledBlock);
+          await inTransaction(this.db, () => setReorgMark(this.db, null));
+          return { rolledBackTo, rebuilt: false };
+        } catch (e) {
+          if (!isError(e, "REORG_TOO_DEEP")) throw e;
+        }
+      }
+    }
+    await clearIndex(this.db);
+    return { rolledBackTo: null, rebuilt: true };
+  }
+
+  /** @internal A block's header on the node's chain, or null if it has no such block. */
+  async header(n: number): Promise<BlockHeader | null> {
+    const b = await this.call<{ hash: string; parentHash: string; timestamp: string } | null>("eth_getBlockByNumber", [hex(n), false]);
+    return b === null ? null : { number: n, hash: b.hash.toLowerCase(), parentHash: b.parentHash.toLowerCase(), time: Number(b.timestamp) };
+  }
+
   /** @internal JSON-RPC with the indexer's error mapping. */
   async call<T>(method: string, params: unknown[]): Promise<T> {
-    try {
-      return (await this.rpc.send(method, params)) as T;
-    } catch (e) {
-      throw rpcError(e, method);
+    // Every call the indexer makes is a read: a transient failure (a reset, a 502, a truncated
+    // answer, a node behind the head) is tried again twice at once; a timeout is not (it has
+    // cost a whole timeout already), and neither is a refusal such as a revert.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.rpc.send(method, params)) as T;
+      } catch (e) {
+        const error = rpcError(e, method);
+        if (attempt >= 3 || error.code !== "RPC_ERROR" || !error.retryable) throw error;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
     }
   }
 
@@ -361,15 +482,6 @@ export class Indexer {
       chainHead: String(s.chain_head),
       final: Number(s.final_record_count),
     };
-  }
-
-  private async checkCursor(block: number, hash: string): Promise<void> {
-    const b = await this.call<{ hash: string } | null>("eth_getBlockByNumber", [hex(block), false]);
-    if (b === null || b.hash.toLowerCase() !== hash) {
-      throw new PrepaidLedgerError("REORG_TOO_DEEP", "the block the index settled on is no longer on the chain", {
-        details: { block, indexed: hash, now: b?.hash ?? null, confirmations: this.confirmations },
-      });
-    }
   }
 
   /** Merchants' books and the chain head at `block`, against the contract's views. */
@@ -402,8 +514,10 @@ export class Indexer {
         }
       }
     } catch (e) {
-      // A pruned node keeps no state at older blocks: the comparison is skipped, not failed.
-      if (isError(e, "RPC_ERROR") || isError(e, "LEDGER_REVERTED")) return "unavailable";
+      // A pruned node keeps no state at older blocks: the comparison is skipped, not failed. A
+      // node that failed (502, timeout, unreachable) is an error: the caller retries.
+      if (isError(e, "LEDGER_REVERTED")) return "unavailable";
+      if (isError(e, "RPC_ERROR") && NO_STATE.test(`${e.message} ${String((e.cause as Error | undefined)?.message ?? "")}`)) return "unavailable";
       throw e;
     }
     await inTransaction(this.db, () => {
@@ -425,404 +539,5 @@ export class Indexer {
   private async evaluateRisk(block: number, time: number): Promise<void> {
     const alerts = evaluateRisk(this.db, this.config.risk, time, this.quorum !== undefined);
     await inTransaction(this.db, () => storeAlerts(this.db, alerts, block, time));
-  }
-}
-
-/**
- * Writes pages of logs: runs them through a {@link LedgerReplay} and stores rows, books and the
- * cursor of each page in one transaction. Restores the replay from the index on construction.
- */
-class PageWriter {
-  pages = 0;
-  newRecords = 0;
-  recordCount: number;
-  /** Records covered by the quorum's last final checkpoint. */
-  private final: number;
-  private readonly replay: LedgerReplay;
-  /** Accounts touched by the page being written (only those: a card's own figures live in the replay's books). */
-  private readonly pageAccounts = new Map<string, PageSide>();
-  private readonly merchantSide = new Map<number, MerchantSide>();
-  private readonly dirtyMerchants = new Set<number>();
-  /** Hash and time of the page's blocks with logs, and of its last block. */
-  private blocks = new Map<number, { hash: string; time: number }>();
-  private batch: { topUp: number; consume: number; refund: number } | undefined;
-  private everDecrypted: boolean;
-  private readonly insertRecord;
-
-  /** @param cursor - the index's cursor, or undefined for a new index */
-  constructor(
-    private readonly indexer: Indexer,
-    private readonly cursor: Cursor | undefined,
-  ) {
-    const db = indexer.db;
-    this.recordCount = cursor?.recordCount ?? 0;
-    this.final = cursor?.final ?? 0;
-    const genesis = genesisHead(indexer.chainId, indexer.config.ledger);
-    this.replay = new LedgerReplay({ privateKey: indexer.config.privateKey, keepRecords: false }, genesis, (r) => this.record(r));
-    this.insertRecord = db.prepare(
-      `INSERT INTO records (record_index, tx_hash, log_index, block_number, block_time, merchant_id, account, kind, amount,
-                            commitment, ciphertext, verification, problems, d_time, d_order_ref, d_memo)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-    );
-    this.everDecrypted = db.prepare("SELECT 1 FROM records WHERE d_time IS NOT NULL LIMIT 1").get() !== undefined;
-    if (cursor !== undefined) this.restore(cursor);
-  }
-
-  /** Puts the books, side figures and chain state of the index at `cursor` back into memory. */
-  private restore(cursor: Cursor): void {
-    const db = this.indexer.db;
-    for (const m of db.prepare("SELECT * FROM merchants").iterate() as Iterable<Record<string, number | string | null>>) {
-      const id = Number(m.merchant_id);
-      const books = this.replay.books.merchant(id);
-      books.status = Number(m.status);
-      books.recordCount = Number(m.record_count);
-      books.accountCount = Number(m.account_count);
-      books.toppedUp = BigInt(m.topped_up!);
-      books.consumed = BigInt(m.consumed!);
-      books.refunded = BigInt(m.refunded!);
-      books.batches = Number(m.batches);
-      books.nextSequence = BigInt(m.next_sequence!);
-      this.merchantSide.set(id, {
-        recorder: (m.recorder as string | null) ?? null,
-        registeredBlock: m.registered_block === null ? null : Number(m.registered_block),
-        suspendedReason: (m.suspended_reason as string | null) ?? null,
-        bad: Number(m.bad_records),
-        firstTime: m.first_time === null ? null : Number(m.first_time),
-        lastTime: m.last_time === null ? null : Number(m.last_time),
-        lastServiceTime: m.last_service_time === null ? null : Number(m.last_service_time),
-      });
-    }
-    for (const a of db.prepare("SELECT * FROM accounts").iterate() as Iterable<Record<string, number | string>>) {
-      const account: AccountState = {
-        merchantId: Number(a.merchant_id),
-        account: String(a.account),
-        recordCount: Number(a.record_count),
-        initialAmount: BigInt(a.initial_amount),
-        toppedUp: BigInt(a.topped_up),
-        consumed: BigInt(a.consumed),
-        refunded: BigInt(a.refunded),
-      };
-      this.replay.books.accounts.set(`${account.merchantId}:${account.account}`, account);
-    }
-    const batches = Number((db.prepare("SELECT count(*) AS n FROM batches").get() as { n: number }).n);
-    const midway = getMeta(db, "started_midway") === "1";
-    this.replay.resume({
-      head: Buffer.from(cursor.chainHead.slice(2), "hex"),
-      lastIndex: BigInt(cursor.recordCount),
-      batches,
-      startedMidway: midway,
-    });
-  }
-
-  /**
-   * Writes one page in one transaction. A page that fails is rolled back and leaves this writer
-   * behind the replay: sync() throws, and the next sync restores a new writer from the index.
-   */
-  async write(page: LogPage): Promise<void> {
-    const db = this.indexer.db;
-    const blocks = await this.blockInfo(page);
-    const decryptedBefore = this.replay.decrypted;
-    const wrongBefore = this.replay.wrongKey;
-    await inTransaction(db, async () => {
-      for (const log of page.logs) await this.log(log);
-      this.flushBooks();
-      this.flushDiscrepancies();
-      if (
-        this.indexer.config.privateKey !== undefined &&
-        !this.everDecrypted &&
-        this.replay.decrypted === decryptedBefore &&
-        this.replay.wrongKey > wrongBefore
-      ) {
-        throw new PrepaidLedgerError("WRONG_KEY", "the key opens none of the records: it is not the regulator's key", {
-          details: { notForThisKey: this.replay.wrongKey - wrongBefore, keyAddress: this.indexer.decryptedFor },
-        });
-      }
-      if (this.cursor === undefined && this.pages === 0) this.writeIdentity();
-      const settled = blocks.get(Number(page.toBlock))!;
-      db.prepare(
-        `INSERT INTO sync_state (id, settled_block, settled_hash, settled_time, record_count, chain_head, final_record_count)
-         VALUES (1, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET settled_block = excluded.settled_block, settled_hash = excluded.settled_hash,
-           settled_time = excluded.settled_time, record_count = excluded.record_count, chain_head = excluded.chain_head,
-           final_record_count = excluded.final_record_count`,
-      ).run(Number(page.toBlock), settled.hash, settled.time, Number(this.replay.lastIndex), bytesToHex(this.replay.head), this.final);
-    });
-    if (this.replay.decrypted > decryptedBefore) this.everDecrypted = true;
-    this.pages++;
-  }
-
-  private writeIdentity(): void {
-    const db = this.indexer.db;
-    for (const [k, v] of Object.entries(this.indexer.identity)) if (v !== "") setMeta(db, k, v);
-    setMeta(db, "genesis_head", bytesToHex(genesisHead(this.indexer.chainId, this.indexer.config.ledger)));
-    setMeta(db, "from_block", String(this.indexer.config.fromBlock));
-    setMeta(db, "started_midway", this.replay.startedMidway ? "1" : "0");
-    setMeta(db, "confirmations", String(this.indexer.confirmations));
-  }
-
-  /** Timestamps of the blocks with logs, and the hash and time of the page's last block. */
-  private async blockInfo(page: LogPage): Promise<Map<number, { hash: string; time: number }>> {
-    const numbers = new Set(page.logs.map((l) => Number(l.blockNumber)));
-    numbers.add(Number(page.toBlock));
-    const out = new Map<number, { hash: string; time: number }>();
-    const list = [...numbers];
-    for (let i = 0; i < list.length; i += 16) {
-      const slice = list.slice(i, i + 16);
-      const blocks = await Promise.all(
-        slice.map((n) => this.indexer.call<{ hash: string; timestamp: string } | null>("eth_getBlockByNumber", [hex(n), false])),
-      );
-      blocks.forEach((b, j) => {
-        if (b === null) {
-          throw new PrepaidLedgerError("RPC_ERROR", "the node does not have a block it just returned logs for", {
-            details: { block: slice[j] },
-            retryable: true,
-          });
-        }
-        out.set(slice[j], { hash: b.hash.toLowerCase(), time: Number(b.timestamp) });
-      });
-    }
-    this.blocks = out;
-    return out;
-  }
-
-  private async log(log: RpcLog): Promise<void> {
-    const db = this.indexer.db;
-    const { ledger, quorum } = this.indexer;
-    const address = log.address.toLowerCase();
-    const topic = log.topics[0];
-    const position = [log.transactionHash.toLowerCase(), Number(log.logIndex), Number(log.blockNumber)] as const;
-    const time = this.blocks.get(position[2])!.time;
-    if (address === quorum) {
-      if (topic !== CHECKPOINT_FINALIZED) return;
-      const parsed = quorumInterface.parseLog({ topics: log.topics, data: log.data })!;
-      this.final = Math.max(this.final, Number(parsed.args.recordCount));
-      db.prepare(
-        `INSERT INTO checkpoints (tx_hash, log_index, block_number, block_time, source, record_count, chain_head, state_digest, set_id)
-         VALUES (?, ?, ?, ?, 'final', ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ).run(...position, time, Number(parsed.args.recordCount), String(parsed.args.chainHead), String(parsed.args.stateDigest), Number(parsed.args.setId));
-      return;
-    }
-    if (address !== ledger) return;
-    if (topic === LEDGER_TOPICS.BatchRecorded) {
-      const b = decodeBatchRecorded(log);
-      this.batch = { topUp: 0, consume: 0, refund: 0 };
-      await this.replay.log(log);
-      const sums = this.batch;
-      this.batch = undefined;
-      const m = this.replay.books.merchant(b.merchantId);
-      this.dirtyMerchants.add(b.merchantId);
-      db.prepare(
-        `INSERT INTO batches (tx_hash, log_index, block_number, block_time, merchant_id, sequence, recorder, first_record,
-                              record_count, chain_head, topped_up, consumed, refunded, liability_after)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ).run(
-        ...position,
-        time,
-        b.merchantId,
-        Number(b.sequence),
-        b.recorder.toLowerCase(),
-        Number(b.firstRecordIndex),
-        b.count,
-        bytesToHex(b.chainHead),
-        sums.topUp,
-        sums.consume,
-        sums.refund,
-        Number(balanceOf(m)),
-      );
-      return;
-    }
-    if (topic === LEDGER_TOPICS.CheckpointMarked) {
-      db.prepare(
-        `INSERT INTO checkpoints (tx_hash, log_index, block_number, block_time, source, record_count, chain_head)
-         VALUES (?, ?, ?, ?, 'marked', ?, ?) ON CONFLICT DO NOTHING`,
-      ).run(...position, time, Number(BigInt(log.topics[1])), "0x" + log.data.slice(2, 66));
-      return;
-    }
-    const event =
-      topic === LEDGER_TOPICS.MerchantRegistered
-        ? "registered"
-        : topic === LEDGER_TOPICS.MerchantSuspended
-          ? "suspended"
-          : topic === LEDGER_TOPICS.MerchantReinstated
-            ? "reinstated"
-            : undefined;
-    if (event !== undefined) {
-      const merchantId = Number(BigInt(log.topics[1]));
-      const side = this.merchant(merchantId);
-      let detail: string | null = null;
-      if (event === "registered") {
-        side.recorder = getAddress("0x" + log.topics[2].slice(-40)).toLowerCase();
-        side.registeredBlock = position[2];
-        detail = side.recorder;
-      } else if (event === "suspended") {
-        detail = reasonText(log.data.slice(0, 66));
-        side.suspendedReason = detail;
-      } else {
-        side.suspendedReason = null;
-      }
-      db.prepare(
-        `INSERT INTO merchant_events (tx_hash, log_index, block_number, block_time, merchant_id, event, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ).run(...position, time, merchantId, event, detail);
-      this.dirtyMerchants.add(merchantId);
-    }
-    // Recorded logs wait in the replay for their batch; merchant events update its books.
-    await this.replay.log(log);
-  }
-
-  private merchant(id: number): MerchantSide {
-    let m = this.merchantSide.get(id);
-    if (m === undefined) {
-      m = { recorder: null, registeredBlock: null, suspendedReason: null, bad: 0, firstTime: null, lastTime: null, lastServiceTime: null };
-      this.merchantSide.set(id, m);
-    }
-    return m;
-  }
-
-  /** Called by the replay for every record, once verified. */
-  private record(r: VerifiedRecord): void {
-    const time = this.blocks.get(r.blockNumber)!.time;
-    const bad = r.problems.length > 0;
-    const amount = Number(r.amount);
-    const verification = bad ? "failed" : r.details !== undefined ? "verified" : "encrypted";
-    const changes = this.insertRecord.run(
-      Number(r.recordIndex),
-      r.txHash.toLowerCase(),
-      r.logIndex,
-      r.blockNumber,
-      time,
-      r.merchantId,
-      r.account,
-      r.kind,
-      amount,
-      r.commitment,
-      r.ciphertext,
-      verification,
-      r.problems.join(","),
-      r.details?.time ?? null,
-      r.details?.orderRef ?? null,
-      r.details?.memo ?? null,
-    ).changes;
-    if (Number(changes) === 0) return; // already stored (cannot happen with the cursor; guarded anyway)
-    this.newRecords++;
-    this.recordCount = Number(r.recordIndex);
-    if (this.batch !== undefined) {
-      if (r.kind === 1) this.batch.topUp += amount;
-      else if (r.kind === 2) this.batch.consume += amount;
-      else if (r.kind === 3) this.batch.refund += amount;
-    }
-    const key = `${r.merchantId}:${r.account}`;
-    let a = this.pageAccounts.get(key);
-    if (a === undefined) {
-      a = { bad: 0, opened: time, last: time };
-      this.pageAccounts.set(key, a);
-    }
-    a.last = time;
-    const m = this.merchant(r.merchantId);
-    m.firstTime ??= time;
-    m.lastTime = time;
-    if (r.kind === 2 || r.kind === 3) m.lastServiceTime = time;
-    if (bad) {
-      a.bad++;
-      m.bad++;
-    }
-    this.dirtyMerchants.add(r.merchantId);
-  }
-
-  private flushBooks(): void {
-    const db = this.indexer.db;
-    const upsertAccount = db.prepare(
-      `INSERT INTO accounts (merchant_id, account, record_count, initial_amount, topped_up, consumed, refunded, balance,
-                             bad_records, opened_time, last_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (merchant_id, account) DO UPDATE SET record_count = excluded.record_count,
-         initial_amount = excluded.initial_amount, topped_up = excluded.topped_up, consumed = excluded.consumed,
-         refunded = excluded.refunded, balance = excluded.balance, bad_records = bad_records + excluded.bad_records,
-         last_time = excluded.last_time`,
-    );
-    // opened_time is written when the account is first stored, and kept; bad_records adds the page's.
-    for (const [key, side] of this.pageAccounts) {
-      const a = this.replay.books.accounts.get(key);
-      if (a === undefined) continue; // a refused record opened nothing
-      upsertAccount.run(
-        a.merchantId,
-        a.account,
-        a.recordCount,
-        Number(a.initialAmount),
-        Number(a.toppedUp),
-        Number(a.consumed),
-        Number(a.refunded),
-        Number(balanceOf(a)),
-        side.bad,
-        side.opened,
-        side.last,
-      );
-    }
-    this.pageAccounts.clear();
-    const upsertMerchant = db.prepare(
-      `INSERT INTO merchants (merchant_id, status, recorder, registered_block, suspended_reason, record_count, account_count,
-                              topped_up, consumed, refunded, batches, next_sequence, bad_records, first_time, last_time, last_service_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (merchant_id) DO UPDATE SET status = excluded.status, recorder = excluded.recorder,
-         registered_block = excluded.registered_block, suspended_reason = excluded.suspended_reason,
-         record_count = excluded.record_count, account_count = excluded.account_count, topped_up = excluded.topped_up,
-         consumed = excluded.consumed, refunded = excluded.refunded, batches = excluded.batches,
-         next_sequence = excluded.next_sequence, bad_records = excluded.bad_records, first_time = excluded.first_time,
-         last_time = excluded.last_time, last_service_time = excluded.last_service_time`,
-    );
-    for (const id of this.dirtyMerchants) {
-      const m = this.replay.books.merchant(id);
-      const s = this.merchant(id);
-      upsertMerchant.run(
-        id,
-        m.status,
-        s.recorder,
-        s.registeredBlock,
-        s.suspendedReason,
-        m.recordCount,
-        m.accountCount,
-        Number(m.toppedUp),
-        Number(m.consumed),
-        Number(m.refunded),
-        m.batches,
-        Number(m.nextSequence),
-        s.bad,
-        s.firstTime,
-        s.lastTime,
-        s.lastServiceTime,
-      );
-    }
-    this.dirtyMerchants.clear();
-  }
-
-  private flushDiscrepancies(): void {
-    const found = this.replay.discrepancies.splice(0);
-    if (found.length === 0) return;
-    const insert = this.indexer.db.prepare(
-      `INSERT INTO discrepancies (kind, message, record_index, merchant_id, account, tx_hash, block_number, log_index, details)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-    );
-    for (const d of found) {
-      insert.run(
-        d.kind,
-        d.message,
-        d.recordIndex === undefined ? null : Number(d.recordIndex),
-        d.merchantId ?? null,
-        d.account ?? null,
-        d.txHash?.toLowerCase() ?? null,
-        d.blockNumber ?? null,
-        d.logIndex ?? null,
-        d.details === undefined ? null : JSON.stringify(d.details, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
-      );
-    }
-  }
-}
-
-/** A bytes32 reason as text when it is a short string, else its hex. */
-function reasonText(word: string): string {
-  try {
-    return decodeBytes32String(word);
-  } catch {
-    return word;
   }
 }

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 
 import { PrepaidLedgerError } from "../errors.js";
+import { reorgMark, type ReorgMark } from "./reorg.js";
 import type { Alert } from "./risk.js";
 import { TABLES, getMeta, type Database } from "./schema.js";
 
@@ -31,6 +32,16 @@ export interface IndexInfo {
   chainHead: string;
   /** Records 1..finalRecordCount are covered by the quorum's last final checkpoint. */
   finalRecordCount: number;
+  /**
+   * Blocks up to here were `confirmations` deep when read; the rows of later blocks (up to
+   * settledBlock) are provisional: a reorg rolls them back.
+   */
+  confirmedBlock: number;
+  /**
+   * Set when a reorg went deeper than the confirmations: the index may hold rows of a dead
+   * branch until `prepaid sync --repair`. Null when the index follows the chain.
+   */
+  reorg: ReorgMark | null;
 }
 
 export interface MerchantRow {
@@ -201,6 +212,8 @@ export class IndexQueries {
       recordCount: num(s.record_count),
       chainHead: String(s.chain_head),
       finalRecordCount: num(s.final_record_count),
+      confirmedBlock: Number(getMeta(this.db, "confirmed_block") ?? num(s.settled_block)),
+      reorg: reorgMark(this.db),
     };
   }
 

@@ -14,9 +14,35 @@ import { createRequire } from "node:module";
 import { PrepaidLedgerError } from "../errors.js";
 
 /** Bumped when a table changes; an index of another version is refused, never migrated silently. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export type Database = DatabaseSyncType;
+
+/**
+ * Version 2: what the indexer needs to follow a chain that reorganizes (src/indexer/reorg.ts).
+ * An index of version 1 is upgraded in place by adding these (empty) tables: it holds no
+ * unsettled rows, so nothing it holds needs them.
+ */
+const REORG_DDL = `
+-- The blocks the index has read that are not settled yet (newer than the confirmations), and
+-- the newest settled one as the anchor: their hashes and parents, to find a fork point.
+CREATE TABLE IF NOT EXISTS recent_blocks (
+  block_number INTEGER PRIMARY KEY,
+  hash         TEXT NOT NULL,
+  parent_hash  TEXT NOT NULL
+);
+
+-- The undo log of pages with unsettled blocks: each row the page changed in merchants, accounts,
+-- sync_state (and the discrepancies it added), as it was before. A reorg rolls pages back with it.
+CREATE TABLE IF NOT EXISTS undo_log (
+  seq          INTEGER PRIMARY KEY,
+  page_from    INTEGER NOT NULL,
+  page_to      INTEGER NOT NULL,
+  tbl          TEXT NOT NULL,     -- 'merchants' | 'accounts' | 'sync_state' | 'discrepancies'
+  row_key      TEXT NOT NULL,     -- JSON: the row's key (for 'discrepancies': the last id before the page)
+  before       TEXT               -- JSON: the row before the page, NULL if the page created it
+);
+`;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -167,9 +193,9 @@ CREATE TABLE IF NOT EXISTS alerts (
   as_of_time   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_merchant ON alerts (merchant_id);
-`;
+` + REORG_DDL;
 
-/** The tables, in the order a digest covers them. */
+/** The tables of data, in the order a digest covers them (not the reorg bookkeeping: recent_blocks, undo_log). */
 export const TABLES = [
   "meta",
   "sync_state",
@@ -252,7 +278,12 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
       db.exec(DDL);
       db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       db.exec("COMMIT");
-    } else if (version !== SCHEMA_VERSION) {
+    } else if (version === 1 && !options.readOnly) {
+      db.exec("BEGIN");
+      db.exec(REORG_DDL);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      db.exec("COMMIT");
+    } else if (version !== SCHEMA_VERSION && !(version === 1 && options.readOnly)) {
       throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is not a prepaid-ledger index of this version", {
         details: { path, schemaVersion: version, expected: SCHEMA_VERSION },
       });

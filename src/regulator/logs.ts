@@ -30,6 +30,11 @@ export interface LogQuery {
   maxBlockRange: number;
   /** Attempts at one range before a transient failure is final. */
   retries?: number;
+  /**
+   * Requests of one range that may time out before the pager gives up with TIMEOUT (default 2):
+   * each costs a whole timeout, so a node that hangs is reported soon, for the caller to retry.
+   */
+  timeoutRetries?: number;
 }
 
 // What nodes say when a query is too big: geth ("query returned more than 10000 results"),
@@ -44,6 +49,10 @@ function errorText(e: unknown): string {
 
 const hex = (n: bigint) => "0x" + n.toString(16);
 
+function pick(o: Record<string, unknown>, ...keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+}
+
 /** Logs per request the pager aims for: big enough to amortize a request, small enough to overlap. */
 const TARGET_LOGS = 2_000;
 /** Blocks in the first request, before the pager has seen how dense the logs are. */
@@ -56,7 +65,7 @@ const FIRST_RANGE = 8n;
  * `maxBlockRange` blocks), and halve when the node refuses a range.
  *
  * @throws PrepaidLedgerError `RPC_ERROR` (retryable) when the node keeps failing, or refuses
- *   even a single block
+ *   even a single block; `TIMEOUT` (retryable) when it keeps not answering in time
  */
 export async function* fetchLogs(rpc: JsonRpcLike, q: LogQuery): AsyncGenerator<RpcLog[]> {
   for await (const page of fetchLogPages(rpc, q)) yield page.logs;
@@ -87,10 +96,20 @@ export async function* fetchLogPages(rpc: JsonRpcLike, q: LogQuery): AsyncGenera
   let to = end(from);
   let pending = from <= q.toBlock ? request(from, to) : undefined;
   let failures = 0;
+  let timeouts = 0;
+  const timeoutRetries = q.timeoutRetries ?? 2;
   while (pending !== undefined) {
     const result = await pending;
     if (!result.ok) {
-      if (TOO_BIG.test(errorText(result.error)) && range > 1n) {
+      const timedOut = result.error instanceof PrepaidLedgerError && result.error.code === "TIMEOUT";
+      if (result.error instanceof PrepaidLedgerError && timedOut && ++timeouts >= timeoutRetries) {
+        throw new PrepaidLedgerError("TIMEOUT", "eth_getLogs was not answered in time", {
+          details: { fromBlock: from, toBlock: to, attempts: timeouts, ...pick(result.error.details, "timeoutMs", "endpoint") },
+          cause: result.error,
+          retryable: true,
+        });
+      }
+      if (!timedOut && TOO_BIG.test(errorText(result.error)) && range > 1n) {
         range = (to - from + 1n) / 2n > 0n ? (to - from + 1n) / 2n : 1n;
       } else if (++failures > retries) {
         throw new PrepaidLedgerError("RPC_ERROR", "eth_getLogs kept failing", {
@@ -106,6 +125,7 @@ export async function* fetchLogPages(rpc: JsonRpcLike, q: LogQuery): AsyncGenera
       continue;
     }
     failures = 0;
+    timeouts = 0;
     // Size the next page by the density of this one, then ask for it before yielding this one.
     const span = to - from + 1n;
     const count = BigInt(result.logs.length);

@@ -28,6 +28,7 @@ import { RECORDED_DATA_HEAD_BYTES, genesisHead } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { Books, balanceOf, type MerchantState } from "./books.js";
 import { fetchLogs, type JsonRpcLike, type RpcLog } from "./logs.js";
+import { timedRpc, withTimeout } from "../rpc.js";
 import { LEDGER_TOPICS, decodeBatchRecorded, decodeRecorded, type RecordedLog } from "./events.js";
 
 const blockSchema = z.union([z.number().int().min(0), z.bigint().min(0n)]);
@@ -50,6 +51,8 @@ export const ReaderConfig = z
     keepRecords: z.boolean().default(false),
     /** A SupervisorQuorum confirming this ledger: the report then tells confirmed from pending. */
     quorum: addressSchema.optional(),
+    /** How long any one JSON-RPC call may take before the read fails with TIMEOUT (retryable). */
+    rpcTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   })
   .refine((c) => c.toBlock === "latest" || BigInt(c.fromBlock) <= BigInt(c.toBlock), {
     message: "fromBlock is after toBlock",
@@ -171,7 +174,7 @@ export class RegulatorReader {
   private constructor(config: ReaderConfigValues, provider: Sendable, options: ReaderOptions) {
     this.config = config;
     this.provider = provider;
-    this.rpc = options.rpc ?? provider;
+    this.rpc = timedRpc(options.rpc ?? provider, config.rpcTimeoutMs);
     this.onRecord = options.onRecord;
     this.ledger = new Contract(config.ledger, PREPAID_LEDGER_ABI, provider);
   }
@@ -186,7 +189,7 @@ export class RegulatorReader {
     const config = parseConfig(ReaderConfig, input, "reader");
     let code: string;
     try {
-      code = await provider.getCode(config.ledger);
+      code = await withTimeout(provider.getCode(config.ledger), config.rpcTimeoutMs, "eth_getCode");
     } catch (e) {
       throw toLedgerError(e, { ledger: config.ledger });
     }
@@ -213,10 +216,10 @@ export class RegulatorReader {
   }
 
   private async readRange(): Promise<SupervisionReport> {
-    const chainId = (await this.provider.getNetwork()).chainId;
+    const chainId = (await this.timed(this.provider.getNetwork(), "eth_chainId")).chainId;
     const fromBlock = BigInt(this.config.fromBlock);
     const toBlock =
-      this.config.toBlock === "latest" ? BigInt(await this.provider.getBlockNumber()) : BigInt(this.config.toBlock);
+      this.config.toBlock === "latest" ? BigInt(await this.timed(this.provider.getBlockNumber(), "eth_blockNumber")) : BigInt(this.config.toBlock);
     const final = await this.lastFinal(toBlock);
     const run = new LedgerReplay(this.config, genesisHead(chainId, this.config.ledger), this.onRecord);
     run.finalRecordCount = final?.recordCount;
@@ -252,7 +255,7 @@ export class RegulatorReader {
     const merchants = [...run.books.merchants.values()]
       .sort((a, b) => a.merchantId - b.merchantId)
       .map((m) => ({ ...m, liability: balanceOf(m), badRecords: run.badRecordsByMerchant.get(m.merchantId) ?? 0 }));
-    const [contractRecordCount, contractHead] = (await this.ledger.chainHead({ blockTag: toBlock })) as [bigint, string];
+    const [contractRecordCount, contractHead] = (await this.timed(this.ledger.chainHead({ blockTag: toBlock }), "chainHead")) as [bigint, string];
     return {
       chainId,
       ledger: this.config.ledger,
@@ -287,18 +290,23 @@ export class RegulatorReader {
     };
   }
 
+  /** `p` with the configured timeout: TIMEOUT (retryable) naming `what` if the node does not answer. */
+  private timed<T>(p: Promise<T>, what: string): Promise<T> {
+    return withTimeout(p, this.config.rpcTimeoutMs, what);
+  }
+
   /** The quorum's last final checkpoint at `toBlock`, if a quorum is configured. */
   private async lastFinal(toBlock: bigint): Promise<{ recordCount: bigint; chainHead: string; stateDigest: string } | undefined> {
     if (this.config.quorum === undefined) return undefined;
     const quorum = new Contract(this.config.quorum, SUPERVISOR_QUORUM_ABI, this.provider);
-    const [recordCount, chainHead, stateDigest] = (await quorum.lastFinal({ blockTag: toBlock })) as [bigint, string, string];
+    const [recordCount, chainHead, stateDigest] = (await this.timed(quorum.lastFinal({ blockTag: toBlock }), "lastFinal")) as [bigint, string, string];
     return { recordCount, chainHead, stateDigest };
   }
 
   /** Rebuilt books and head against the contract's views at `toBlock`. */
   private async compareWithContract(run: LedgerReplay, toBlock: bigint): Promise<void> {
     const at = { blockTag: toBlock };
-    const [count, head] = (await this.ledger.chainHead(at)) as [bigint, string];
+    const [count, head] = (await this.timed(this.ledger.chainHead(at), "chainHead")) as [bigint, string];
     if (count !== run.lastIndex || head !== bytesToHex(run.head)) {
       run.report({
         kind: "chain-break",
@@ -308,7 +316,7 @@ export class RegulatorReader {
     }
     if (run.startedMidway) return; // partial books cannot be compared with the contract's totals
     for (const m of run.books.merchants.values()) {
-      const c = await this.ledger.merchantBooks(m.merchantId, at);
+      const c = await this.timed(this.ledger.merchantBooks(m.merchantId, at), "merchantBooks");
       const fields: [string, unknown, unknown][] = [
         ["status", BigInt(m.status), c.status],
         ["nextSequence", m.nextSequence, c.nextSequence],
@@ -333,7 +341,7 @@ export class RegulatorReader {
     const entries = [...run.books.accounts.entries()];
     for (let i = 0; i < entries.length; i += 64) {
       const slice = entries.slice(i, i + 64);
-      const stored = await Promise.all(slice.map(([, a]) => this.ledger.accountBooks(a.merchantId, a.account, at)));
+      const stored = await Promise.all(slice.map(([, a]) => this.timed(this.ledger.accountBooks(a.merchantId, a.account, at), "accountBooks")));
       slice.forEach(([, a], j) => {
         const account = a.account;
         const c = stored[j];

@@ -191,17 +191,35 @@ describe("indexer: bad input", function () {
     expect(result.newRecords).to.equal(20);
   });
 
-  it("notices a reorg deeper than its confirmations and writes nothing", async function () {
+  it("marks the index on a reorg deeper than its confirmations, keeps it readable, and repairs it", async function () {
     const f = await networkHelpers.loadFixture(ledgerWithRecords);
     const db = freshDb();
     const snapshot = await ethers.provider.send("evm_snapshot", []);
     const [, regulator] = await ethers.getSigners();
     await (await f.ledger.connect(regulator).suspendMerchant(7, id("a"))).wait();
-    const { digest } = await sync({ db, ledger: f.address });
+    await sync({ db, ledger: f.address });
     await ethers.provider.send("evm_revert", [snapshot]);
     await networkHelpers.mine(3);
     const e = await expectRejects(sync({ db, ledger: f.address }), "REORG_TOO_DEEP");
-    expect(e.details.confirmations).to.equal(0);
-    expect(digestOf(db)).to.equal(digest);
+    expect([e.details.confirmations, e.retryable]).to.deep.equal([0, false]);
+    expect(e.shortMessage).to.include("prepaid sync --repair");
+    // Readable, and marked: the dead branch's suspension is still there, and the index says so.
+    const handle = openIndex(db, { readOnly: true });
+    const q = new IndexQueries(handle);
+    expect(q.merchant(7).status).to.equal("suspended");
+    expect(q.info().reorg).to.include({ confirmations: 0 });
+    handle.close();
+    // A second sync refuses again (the mark is stored), naming the repair.
+    expect((await expectRejects(sync({ db, ledger: f.address }), "REORG_TOO_DEEP")).shortMessage).to.include("--repair");
+    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db }, ethers.provider);
+    try {
+      expect(await indexer.repair()).to.deep.equal({ rolledBackTo: null, rebuilt: true });
+      const r = await indexer.sync();
+      expect([r.records, r.matchesContract]).to.deep.equal([20, true]);
+      expect(indexer.queries().merchant(7).status).to.equal("active");
+      expect(indexer.queries().info().reorg).to.equal(null);
+    } finally {
+      indexer.close();
+    }
   });
 });

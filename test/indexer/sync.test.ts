@@ -29,20 +29,25 @@ async function fiveBatches() {
 describe("indexer: following a chain", function () {
   this.timeout(60_000);
 
-  it("treats only blocks `confirmations` deep as settled, and takes the rest on a later sync", async function () {
+  it("reads to the head, keeps the rows of blocks less than `confirmations` deep as provisional, and settles them later", async function () {
     const f = await networkHelpers.loadFixture(fiveBatches);
     const db = join(tempDir("index-sync"), "i.sqlite");
     const latest = await ethers.provider.getBlockNumber();
     const open = () => Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db, confirmations: 2 }, ethers.provider);
     const first = await open();
     const r1 = await first.sync();
-    expect(r1.settledBlock).to.equal(latest - 2);
-    expect(r1.records).to.equal(12); // the last two batches (8 records) are not settled yet
+    expect([r1.settledBlock, r1.confirmedBlock, r1.records]).to.deep.equal([latest, latest - 2, 20]);
+    // The two unsettled blocks and the anchor keep their hashes; their pages keep an undo log.
+    const kept = (first.db.prepare("SELECT block_number AS n FROM recent_blocks ORDER BY 1").all() as { n: number }[]).map((r) => Number(r.n));
+    expect(kept).to.deep.equal([latest - 2, latest - 1, latest]);
+    expect(first.queries().info().confirmedBlock).to.equal(latest - 2);
     first.close();
     await networkHelpers.mine(2);
     const second = await open();
     const r2 = await second.sync();
-    expect([r2.settledBlock, r2.records, r2.newRecords, r2.matchesContract]).to.deep.equal([latest, 20, 8, true]);
+    expect([r2.settledBlock, r2.confirmedBlock, r2.records, r2.newRecords, r2.matchesContract]).to.deep.equal([latest + 2, latest, 20, 0, true]);
+    const pruned = second.db.prepare("SELECT count(*) AS n FROM undo_log WHERE page_to <= ?").get(latest) as { n: number };
+    expect(Number(pruned.n)).to.equal(0);
     const m = second.queries().merchant(3);
     const c = await f.ledger.merchantBooks(3);
     expect([m.recordCount, m.consumed, m.batches].map(BigInt)).to.deep.equal([c.recordCount, c.consumed, 5n]);

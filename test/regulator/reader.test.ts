@@ -304,5 +304,16 @@ describe("RegulatorReader", function () {
         provider.destroy();
       }
     });
+
+    it("gives up on a call the node never answers with a retryable TIMEOUT (rpcTimeoutMs)", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const hanging: JsonRpcLike = {
+        send: (method, params) => (method === "eth_getLogs" ? new Promise(() => undefined) : ethers.provider.send(method, params)),
+      };
+      const started = Date.now();
+      const e = await expectRejects(read(f, { rpcTimeoutMs: 300 }, hanging), "TIMEOUT");
+      expect(Date.now() - started).to.be.below(3_000);
+      expect([e.retryable, e.shortMessage]).to.deep.equal([true, "eth_getLogs was not answered in time"]);
+    });
   });
 });

@@ -26,10 +26,19 @@ async function status(ctx: Context): Promise<number> {
     const info = q.info();
     const totals = q.totals(info);
     const discrepancies = q.count("discrepancies");
+    const reorg = info.reorg;
     if (ctx.json) {
-      await ctx.writeJson({ index: ctx.db, info, totals, discrepancies });
+      await ctx.writeJson({ index: ctx.db, info, totals, discrepancies, followsChain: reorg === null });
       return 0;
     }
+    if (reorg !== null) {
+      await ctx.write(
+        `WARNING: the index does NOT follow the chain. Block ${reorg.block}, which it treated as settled ` +
+          `(${reorg.confirmations} confirmations), was replaced by a reorg (detected ${reorg.detectedAt}); ` +
+          "the figures below may include records of a dead branch. Run `prepaid sync --repair`.\n\n",
+      );
+    }
+    const provisional = info.settledBlock > info.confirmedBlock ? `; blocks ${info.confirmedBlock + 1}–${info.settledBlock} provisional` : "";
     const confirmation =
       info.quorum === null ? "no quorum followed" : `${info.finalRecordCount} confirmed by the quorum, ${totals.pending} pending`;
     await ctx.write(
@@ -39,13 +48,14 @@ async function status(ctx: Context): Promise<number> {
         ["Ledger", info.ledger],
         ["Quorum", info.quorum ?? "none"],
         ["Decrypted for", info.decryptedFor ?? "not decrypted (no regulator key at sync)"],
-        ["Settled block", `${info.settledBlock} (${localTime(info.settledTime)}), from block ${info.fromBlock}, ${info.confirmations} confirmations`],
+        ["Settled block", `${info.settledBlock} (${localTime(info.settledTime)}), from block ${info.fromBlock}, ${info.confirmations} confirmations${provisional}`],
+        ["Follows chain", reorg === null ? "yes" : `NO: reorg deeper than the confirmations at block ${reorg.block}; run \`prepaid sync --repair\``],
         ["Records", `${info.recordCount} (${confirmation})`],
         ["Verification", `${totals.verified} verified, ${totals.failed} failed, ${totals.encrypted} encrypted`],
         ["Chain head", info.chainHead],
         ["Merchants", `${totals.merchants} (${totals.accounts} accounts)`],
         ["Liability", `${yuan(totals.liability)} (topped up ${yuan(totals.toppedUp)}, consumed ${yuan(totals.consumed)}, refunded ${yuan(totals.refunded)})`],
-        ["Discrepancies", discrepancies],
+        ["Discrepancies", reorg === null ? discrepancies : `${discrepancies} (not meaningful until the index is repaired)`],
         ["Alerts", totals.alerts],
       ]),
     );

@@ -2,13 +2,14 @@
  * `prepaid sync`: indexes the ledger (and its quorum) into the index file, once or, with
  * `--follow`, until SIGINT/SIGTERM. The node is checked before the index file is created, so a
  * wrong URL leaves nothing behind; each page of blocks is one transaction, so an interrupted
- * sync resumes where it stopped.
+ * sync resumes where it stopped. A reorg within the unsettled blocks is rolled back and read
+ * again; a deeper one marks the index (exit 4) until `--repair`.
  */
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { Indexer, type SyncResult } from "../../indexer/indexer.js";
+import { Indexer, type ReorgRollback, type SyncResult } from "../../indexer/indexer.js";
 import { getMeta, openIndex } from "../../indexer/schema.js";
 import { PrepaidLedgerError, isError } from "../../errors.js";
 import { intOption, stringOption } from "../args.js";
@@ -19,6 +20,10 @@ import { ProgressReporter, progressMode } from "../progress.js";
 import { httpJsonRpc } from "../../rpc.js";
 
 const DEFAULT_INTERVAL_SECONDS = 5;
+/** Seconds one JSON-RPC call may take by default. */
+const DEFAULT_RPC_TIMEOUT_SECONDS = 30;
+/** The longest wait between two attempts of a follower whose node keeps failing. */
+const MAX_BACKOFF_SECONDS = 60;
 
 /** Ledger and quorum of an existing index, so a second `sync` needs only `--db`. */
 function indexedContracts(db: string): { ledger?: string; quorum?: string } {
@@ -49,8 +54,10 @@ function settings(ctx: Context) {
   if (contracts.ledger === undefined) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", 'missing --ledger ADDRESS (or "ledger" in the config file) for a new index');
   }
+  const timeoutSeconds = intOption(ctx.args, "rpc-timeout", 1) ?? ctx.config.rpcTimeout ?? DEFAULT_RPC_TIMEOUT_SECONDS;
   return {
     rpc,
+    rpcTimeoutMs: timeoutSeconds * 1000,
     indexer: {
       ledger: contracts.ledger,
       quorum: contracts.quorum,
@@ -58,28 +65,33 @@ function settings(ctx: Context) {
       fromBlock: intOption(ctx.args, "from-block") ?? ctx.config.fromBlock,
       confirmations: intOption(ctx.args, "confirmations") ?? ctx.config.confirmations,
       maxBlockRange: intOption(ctx.args, "max-block-range", 1) ?? ctx.config.maxBlockRange,
+      rpcTimeoutMs: timeoutSeconds * 1000,
       risk: ctx.config.risk,
     },
   };
 }
 
 async function open(ctx: Context): Promise<Indexer> {
-  const { rpc, indexer } = settings(ctx);
+  const { rpc, indexer, rpcTimeoutMs } = settings(ctx);
   const key = loadRegulatorKey(stringOption(ctx.args, "key-file"), ctx.io.env, ctx.cwd, (l) => ctx.notice(l));
   if (key === undefined) {
     ctx.notice(`no regulator key (${KEY_ENV} or --key-file): records are indexed without being decrypted`);
   } else {
     ctx.addSecret(key.privateKey);
   }
-  return Indexer.open({ ...indexer, privateKey: key?.privateKey }, httpJsonRpc(rpc));
+  return Indexer.open({ ...indexer, privateKey: key?.privateKey }, httpJsonRpc(rpc, { timeoutMs: rpcTimeoutMs }));
 }
 
 function summary(indexer: Indexer, r: SyncResult): string {
   const lines = [
     r.fromBlock > r.targetBlock
-      ? `Up to date at block ${r.settledBlock} (chain ${indexer.chainId}): no new settled blocks, ${plural(r.records, "record")}.`
+      ? `Up to date at block ${r.settledBlock} (chain ${indexer.chainId}): no new blocks, ${plural(r.records, "record")}.`
       : `Synced blocks ${r.fromBlock}–${r.settledBlock} of chain ${indexer.chainId} in ${r.seconds.toFixed(1)} s: ${plural(r.newRecords, "new record")}, ${r.records} in the index.`,
   ];
+  for (const g of r.reorgs) lines.push(reorgLine(g));
+  if (r.settledBlock > r.confirmedBlock) {
+    lines.push(`Blocks ${r.confirmedBlock + 1}–${r.settledBlock} are not ${indexer.confirmations} blocks deep yet: their rows are provisional.`);
+  }
   if (r.aborted) lines.push(`Stopped early at block ${r.settledBlock} of ${r.targetBlock}; run sync again to go on.`);
   if (r.matchesContract === true) lines.push(`Books match the contract at block ${r.settledBlock}.`);
   else if (r.matchesContract === false) lines.push(`WARNING: the books differ from the contract's at block ${r.settledBlock} (see \`prepaid alerts\`).`);
@@ -87,6 +99,10 @@ function summary(indexer: Indexer, r: SyncResult): string {
   const findings = `${plural(r.discrepancies, "discrepancy", "discrepancies")}, ${plural(r.alerts, "alert")}`;
   lines.push(`${findings}${r.alerts > 0 ? " (`prepaid alerts` lists them)" : ""}.`);
   return lines.join("\n") + "\n";
+}
+
+function reorgLine(g: ReorgRollback): string {
+  return `Reorg: block ${g.from} left the chain; rolled back to block ${g.rolledBackTo} (fork at ${g.fork}) and read the new branch.`;
 }
 
 function resultDocument(ctx: Context, indexer: Indexer, r: SyncResult) {
@@ -97,30 +113,65 @@ function resultDocument(ctx: Context, indexer: Indexer, r: SyncResult) {
 async function syncOnce(ctx: Context, indexer: Indexer, signal?: AbortSignal): Promise<SyncResult> {
   const progress = new ProgressReporter(ctx.io.stderr, progressMode(ctx, ctx.io.stderr));
   try {
-    return await indexer.sync({ onProgress: (p) => progress.update(p), signal });
+    return await indexer.sync({ onProgress: (p) => progress.update(p), signal, onReorg: (g) => ctx.notice(reorgLine(g)) });
   } finally {
     progress.done();
   }
 }
 
-/** Syncs, then again every `interval` seconds until stopped; a node outage is waited out. */
-async function follow(ctx: Context, indexer: Indexer, intervalSeconds: number): Promise<void> {
+/** What a follower waits for, in words, from a retryable error. */
+function waitingFor(e: PrepaidLedgerError): string {
+  const call = typeof e.details.call === "string" ? e.details.call : typeof e.details.method === "string" ? e.details.method : undefined;
+  const what = e.code === "TIMEOUT" ? `the node did not answer${call === undefined ? "" : ` ${call}`} in time` : e.shortMessage;
+  return `waiting for the node (${e.code}: ${what})`;
+}
+
+/**
+ * Syncs, then again every `interval` seconds until stopped. A node failure is retried with a
+ * growing wait (up to a minute), saying what it waits for; a reorg within the unsettled blocks
+ * is rolled back by the sync itself; a deeper one stops the follower (exit 4), unless `repair`.
+ */
+async function follow(ctx: Context, indexer: Indexer, intervalSeconds: number, repair: boolean): Promise<void> {
   const stop = ctx.stopSignal();
   let first = true;
+  let failures = 0;
+  let needsRepair = false;
   while (!stop.aborted) {
+    let wait = intervalSeconds;
     try {
+      if (needsRepair) await repairIndex(ctx, indexer);
+      needsRepair = false;
       const r = await syncOnce(ctx, indexer, stop);
+      if (failures > 0) ctx.notice(`the node answers again: going on from block ${r.fromBlock}`);
+      failures = 0;
       if (ctx.json) await ctx.write(toJson(resultDocument(ctx, indexer, r), 0) + "\n");
       else if (first) await ctx.write(summary(indexer, r) + `Following new blocks every ${intervalSeconds} s; Ctrl-C to stop.\n`);
-      else if (r.newRecords > 0) await ctx.write(`block ${r.settledBlock}: ${plural(r.newRecords, "new record")}, ${r.records} in the index, ${plural(r.alerts, "alert")}\n`);
+      else if (r.newRecords > 0 || r.reorgs.length > 0) {
+        await ctx.write(`block ${r.settledBlock}: ${plural(r.newRecords, "new record")}, ${r.records} in the index, ${plural(r.alerts, "alert")}\n`);
+      }
       first = false;
     } catch (e) {
+      if (isError(e, "REORG_TOO_DEEP") && repair) {
+        ctx.notice(`${e.shortMessage}; repairing (--repair)`);
+        needsRepair = true;
+        continue;
+      }
       if (!isError(e) || !e.retryable) throw e;
-      ctx.notice(`${e.shortMessage}; trying again in ${intervalSeconds} s`);
+      failures++;
+      wait = Math.min(MAX_BACKOFF_SECONDS, intervalSeconds * 2 ** (failures - 1));
+      ctx.notice(`${waitingFor(e)}; attempt ${failures}, trying again in ${wait} s`);
     }
-    await sleep(intervalSeconds * 1000, undefined, { signal: stop }).catch(() => undefined);
+    await sleep(wait * 1000, undefined, { signal: stop }).catch(() => undefined);
   }
   ctx.notice("stopped: the index is consistent up to the last block reported");
+}
+
+/** `--repair`: rolls the index back to the fork point, or empties it to be read again. */
+async function repairIndex(ctx: Context, indexer: Indexer): Promise<void> {
+  const r = await indexer.repair();
+  if (r.rebuilt) ctx.notice("repair: the index is emptied (its identity kept) and is read again from its first block");
+  else if (r.rolledBackTo !== null) ctx.notice(`repair: rolled back to block ${r.rolledBackTo}, the last block still on the chain`);
+  else ctx.notice("repair: the index follows the chain; nothing to repair");
 }
 
 async function run(ctx: Context): Promise<number> {
@@ -131,8 +182,10 @@ async function run(ctx: Context): Promise<number> {
   const indexer = await open(ctx);
   try {
     if (indexer.decryptedFor !== null) ctx.notice(`decrypting as regulator ${indexer.decryptedFor}`);
+    const repair = ctx.args.values.repair === true;
+    if (repair) await repairIndex(ctx, indexer);
     if (ctx.args.values.follow === true) {
-      await follow(ctx, indexer, interval ?? DEFAULT_INTERVAL_SECONDS);
+      await follow(ctx, indexer, interval ?? DEFAULT_INTERVAL_SECONDS, repair);
       return 0;
     }
     const r = await syncOnce(ctx, indexer);
@@ -155,6 +208,13 @@ evaluates the risk rules. The node is checked before the index file is created; 
 blocks is written in one transaction, so an interrupted sync resumes where it stopped. A second
 sync of the same index needs no --ledger or --quorum: they are read from the index.
 
+The index reads up to the chain head; the rows of blocks less than --confirmations deep are
+provisional. A reorg among them is noticed by block hash, rolled back to the fork point and read
+again. A reorg deeper than that marks the index (exit 4; \`prepaid status\` says so) until
+\`prepaid sync --repair\` rolls it back to the last block still on the chain, or reads it again
+from its first block. Every JSON-RPC call has a timeout (--rpc-timeout): a node that fails or
+does not answer exits 3 (with --follow: a message, and a retry with a growing wait).
+
 The regulator key comes from ${KEY_ENV} or --key-file, never from a flag value.
 With --follow and --json, each round prints one JSON line.`,
   options: {
@@ -167,11 +227,14 @@ With --follow and --json, each round prints one JSON line.`,
     "max-block-range": { type: "string", value: "N", help: "blocks per eth_getLogs request, at most (default 10000)" },
     follow: { type: "boolean", short: "f", help: "keep following new blocks until Ctrl-C or SIGTERM (stops cleanly)" },
     interval: { type: "string", value: "SECONDS", help: `with --follow: seconds between two polls (default ${DEFAULT_INTERVAL_SECONDS})` },
+    "rpc-timeout": { type: "string", value: "SECONDS", help: `seconds one JSON-RPC call may take (default ${DEFAULT_RPC_TIMEOUT_SECONDS}, or "rpcTimeout")` },
+    repair: { type: "boolean", help: "repair an index a deep reorg left marked (roll back or rebuild), then sync; with --follow, whenever needed" },
   },
   examples: [
     `${KEY_ENV}=0x… prepaid sync --rpc http://127.0.0.1:8545 --ledger 0x5FbD… --quorum 0xe7f1…   # a new index`,
     "prepaid sync --key-file ~/.prepaid/regulator.key                     # catch up, settings from prepaid.config.json",
     "prepaid sync --follow --interval 12 --quiet                          # keep the index current",
+    "prepaid sync --repair                                                # after a reorg deeper than the confirmations (exit 4)",
   ],
   run,
 };
