@@ -11,14 +11,18 @@
  *              and seconds from upload to confirmation with 4 supervisor processes
  *   indexer  — records/s and peak memory syncing 1,000,000 records from anvil into SQLite, and
  *              the dashboard's response times over that index
+ *   load     — 50 merchants uploading at once with 4 supervisors and `prepaid sync --follow`,
+ *              through the fault-injecting proxy with and without faults: records/s, faults by
+ *              kind, follower lag, confirmation p50/p99; every record on chain once, index = contract
  *
- * `BENCH_ONLY=<name>` runs one of them (gas, throughput, nodes, supervision, indexer);
+ * `BENCH_ONLY=<name>` runs one of them (gas, throughput, nodes, supervision, indexer, load);
  * `BENCH_INDEXER_RECORDS=<n>` scales the indexer bench down for a quick try.
  */
 import { availableParallelism, cpus } from "node:os";
 
 import { benchGas, formatGas } from "./bench/gas.js";
 import { benchIndexer, formatIndexer } from "./bench/indexer.js";
+import { benchLoad, formatLoad } from "./bench/load.js";
 import { benchNodes, formatNodes } from "./bench/nodes.js";
 import { benchSupervision, formatSupervision } from "./bench/supervision.js";
 import { benchThroughput, formatThroughput } from "./bench/throughput.js";
@@ -26,7 +30,7 @@ import { benchThroughput, formatThroughput } from "./bench/throughput.js";
 console.log(`$ ${process.env.npm_lifecycle_event === "bench" ? "npm run bench" : ["npx hardhat", ...process.argv.slice(2)].join(" ")}`);
 console.log(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? "unknown CPU"}), Node ${process.version}`);
 console.log(`date: ${new Date().toISOString()}`);
-const BENCHES = ["gas", "throughput", "nodes", "supervision", "indexer"];
+const BENCHES = ["gas", "throughput", "nodes", "supervision", "indexer", "load"];
 const only = process.env.BENCH_ONLY;
 if (only !== undefined && !BENCHES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${BENCHES.join(", ")}; got "${only}"`);
 const run = (name: string): boolean => only === undefined || only === name;
@@ -35,3 +39,4 @@ if (run("throughput")) console.log(`\n${formatThroughput(await benchThroughput()
 if (run("nodes")) console.log(`\n${formatNodes(await benchNodes())}`);
 if (run("supervision")) console.log(`\n${formatSupervision(await benchSupervision())}`);
 if (run("indexer")) console.log(`\n${formatIndexer(await benchIndexer())}`);
+if (run("load")) console.log(`\n${formatLoad(await benchLoad())}`);
