@@ -2,7 +2,6 @@
 pragma solidity 0.8.37;
 
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {MerchantRegistry} from "./base/MerchantRegistry.sol";
 import {IPrepaidLedger} from "./interfaces/IPrepaidLedger.sol";
@@ -16,7 +15,6 @@ import {PackedAccount} from "./libraries/PackedAccount.sol";
 /// twenty times a logged one. Formats: docs/FORMAT.md.
 contract PrepaidLedger is MerchantRegistry, Pausable {
     using PackedAccount for uint256;
-    using SafeCast for uint256;
 
     /// @notice The packed-records version this contract reads (docs/FORMAT.md 5).
     uint8 public constant BATCH_VERSION = 1;
@@ -56,9 +54,15 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     /// markCheckpoint, so recordBatch's per-record cost does not move.
     mapping(uint64 recordCount => bytes32 head) private _marks;
 
-    /// @param admin Holds DEFAULT_ADMIN_ROLE: manages regulators, pauses.
+    /// @param admin The default admin: manages regulators, pauses; handed over in two steps
+    /// (beginDefaultAdminTransfer, acceptDefaultAdminTransfer) after `adminDelay`.
     /// @param regulator The first regulator: registers and supervises merchants.
-    constructor(address admin, address regulator) MerchantRegistry(admin, regulator) {
+    /// @param adminDelay Seconds a default-admin handover (or renouncement) must wait.
+    /// @param recorderDelay Seconds after which a recorder offer nobody rejected may be carried
+    /// out without the merchant; at least MIN_RECORDER_DELAY.
+    constructor(address admin, address regulator, uint48 adminDelay, uint32 recorderDelay)
+        MerchantRegistry(admin, regulator, adminDelay, recorderDelay)
+    {
         assert(bytes32(_RECORDED_TOPIC) == Recorded.selector);
         bytes32 genesis = keccak256(abi.encode(keccak256("prepaid-ledger.chain.v1"), block.chainid, address(this)));
         GENESIS_HEAD = genesis;
@@ -73,6 +77,16 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     /// @inheritdoc IPrepaidLedger
     function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
         _unpause();
+    }
+
+    /// @notice Gives up one's own role, as MerchantRegistry allows, except that the default
+    /// admin may not renounce while the ledger is paused (LedgerRenounceWhilePaused): a paused
+    /// ledger always keeps an admin who can unpause it.
+    /// @param role REGULATOR_ROLE or DEFAULT_ADMIN_ROLE.
+    /// @param account The caller's own address.
+    function renounceRole(bytes32 role, address account) public override {
+        if (role == DEFAULT_ADMIN_ROLE && paused()) revert LedgerRenounceWhilePaused();
+        super.renounceRole(role, account);
     }
 
     /// @inheritdoc IPrepaidLedger
@@ -108,12 +122,18 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
 
         _head = b.head;
         _recordCount = b.index;
+        uint256 accountCount = m.accountCount + b.opened;
+        if (accountCount > type(uint32).max) revert LedgerMerchantOverflow(merchantId, accountCount);
         m.nextSequence = sequence + 1;
         m.recordCount += count;
-        m.accountCount += b.opened.toUint32();
-        m.toppedUp += b.toppedUp.toUint64();
-        m.consumed += b.consumed.toUint64();
-        m.refunded += b.refunded.toUint64();
+        m.accountCount = uint32(accountCount);
+        // A batch's sums are below 2^64 (_bookAll), so the casts keep them whole. With at most
+        // 2^32 - 1 accounts of at most 2^48 - 1 top-ups each, toppedUp stays below 2^80 in its
+        // 88 bits, and consumed and refunded (each at most toppedUp) in their 128: the checked
+        // additions below cannot revert (MerchantRegistry.Merchant).
+        m.toppedUp += uint88(b.toppedUp);
+        m.consumed += uint128(b.consumed);
+        m.refunded += uint128(b.refunded);
         emit BatchRecorded(merchantId, sequence, msg.sender, firstRecordIndex, count, b.head, envelope);
     }
 

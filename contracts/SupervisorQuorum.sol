@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-
 import {SupervisorSets} from "./base/SupervisorSets.sol";
 import {IPrepaidLedger} from "./interfaces/IPrepaidLedger.sol";
 import {ISupervisorQuorum} from "./interfaces/ISupervisorQuorum.sol";
@@ -14,55 +11,43 @@ import {ISupervisorQuorum} from "./interfaces/ISupervisorQuorum.sol";
 /// for the same record count is excluded from its set.
 /// @dev Signatures are EIP-712 (ISupervisorQuorum explains the domain and type). The ledger
 /// keeps only its current chain head, so a checkpoint's head is checked against the head the
-/// ledger marked at its record count (`IPrepaidLedger.markedHead`).
-contract SupervisorQuorum is SupervisorSets, EIP712 {
+/// ledger marked at its record count (`IPrepaidLedger.markedHead`). The governor (default
+/// admin, two-step delayed handover) cannot confirm anything: it can only propose a supervisor
+/// set, effective after SET_CHANGE_DELAY unless the current set cancels it (SupervisorSets).
+contract SupervisorQuorum is SupervisorSets {
     /// @inheritdoc ISupervisorQuorum
     bytes32 public constant CHECKPOINT_TYPEHASH = keccak256(
         "Checkpoint(address ledger,uint64 recordCount,bytes32 chainHead,bytes32 stateDigest,uint64 setId)"
     );
 
-    /// @inheritdoc ISupervisorQuorum
-    address public immutable LEDGER;
-
     uint64 private _finalCount;
     bytes32 private _finalHead;
     bytes32 private _finalDigest;
 
-    /// @param governor Holds DEFAULT_ADMIN_ROLE: replaces the supervisor set.
+    /// @param governor The default admin: proposes supervisor sets, effective after
+    /// `setChangeDelay` unless the current set cancels; handed over in two steps after `adminDelay`.
     /// @param ledger The PrepaidLedger this quorum confirms.
     /// @param supervisors_ The first supervisor set (set id 1): 1 to 255 distinct, non-zero addresses.
     /// @param threshold_ How many of them must sign: 1 to `supervisors_.length`.
-    constructor(address governor, address ledger, address[] memory supervisors_, uint8 threshold_)
-        SupervisorSets(governor, supervisors_, threshold_)
-        EIP712("PrepaidLedgerSupervision", "1")
-    {
-        if (ledger == address(0)) revert QuorumZeroAddress();
-        LEDGER = ledger;
-    }
+    /// @param adminDelay Seconds a governor handover (or renouncement) must wait.
+    /// @param setChangeDelay Seconds a governor's proposal waits, and a replaced set's grace;
+    /// at least MIN_SET_CHANGE_DELAY.
+    constructor(
+        address governor,
+        address ledger,
+        address[] memory supervisors_,
+        uint8 threshold_,
+        uint48 adminDelay,
+        uint32 setChangeDelay
+    ) SupervisorSets(governor, ledger, supervisors_, threshold_, adminDelay, setChangeDelay) {}
 
     /// @inheritdoc ISupervisorQuorum
     function finalize(Checkpoint calldata checkpoint, bytes[] calldata signatures) external {
-        (uint64 set, uint8 t) = _currentSet();
-        _checkCheckpoint(checkpoint, set);
-        bytes32 digest = _digest(checkpoint);
-        uint256 count = signatures.length;
-        address[] memory signers = new address[](count);
-        // Bit p is set once the member at position p has signed: duplicates are refused in any
-        // order, with no sorting asked of whoever gathers the signatures.
-        uint256 seen;
-        for (uint256 i; i < count; ++i) {
-            address signer = _recover(digest, signatures[i], i);
-            Member memory m = _member(set, signer);
-            if (m.position == 0) revert QuorumSignerNotSupervisor(signer, set);
-            if (m.equivocated) revert QuorumSignerEquivocated(signer, set);
-            uint256 bit = 1 << m.position;
-            if (seen & bit != 0) revert QuorumDuplicateSigner(signer);
-            seen |= bit;
-            signers[i] = signer;
-        }
-        // Every signature given was checked above, so all `count` are valid.
-        if (count < t) revert QuorumBelowThreshold(count, t);
-
+        uint64 set = checkpoint.setId;
+        if (checkpoint.ledger != LEDGER) revert QuorumWrongLedger(checkpoint.ledger, LEDGER);
+        uint8 t = _thresholdFor(set, checkpoint.recordCount);
+        _checkCheckpoint(checkpoint);
+        address[] memory signers = _checkSigners(set, t, _digest(checkpoint), signatures);
         _finalCount = checkpoint.recordCount;
         _finalHead = checkpoint.chainHead;
         _finalDigest = checkpoint.stateDigest;
@@ -114,10 +99,8 @@ contract SupervisorQuorum is SupervisorSets, EIP712 {
         return RecordStatus.Pending;
     }
 
-    /// @dev The checks of a checkpoint that need no signature, cheapest first.
-    function _checkCheckpoint(Checkpoint calldata c, uint64 set) private view {
-        if (c.ledger != LEDGER) revert QuorumWrongLedger(c.ledger, LEDGER);
-        if (c.setId != set) revert QuorumWrongSet(c.setId, set);
+    /// @dev The checks of a checkpoint against the ledger, cheapest first.
+    function _checkCheckpoint(Checkpoint calldata c) private view {
         uint64 last = _finalCount;
         if (c.recordCount <= last) revert QuorumCheckpointNotNewer(c.recordCount, last);
         bytes32 marked = IPrepaidLedger(LEDGER).markedHead(c.recordCount);
@@ -130,12 +113,5 @@ contract SupervisorQuorum is SupervisorSets, EIP712 {
         return _hashTypedDataV4(
             keccak256(abi.encode(CHECKPOINT_TYPEHASH, c.ledger, c.recordCount, c.chainHead, c.stateDigest, c.setId))
         );
-    }
-
-    /// @dev The signer of `digest`, or a revert naming the signature's `index` if it is malformed.
-    function _recover(bytes32 digest, bytes calldata signature, uint256 index) private pure returns (address signer) {
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (err != ECDSA.RecoverError.NoError) revert QuorumInvalidSignature(index);
-        return recovered;
     }
 }

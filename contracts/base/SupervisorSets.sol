@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
+import {IPrepaidLedger} from "../interfaces/IPrepaidLedger.sol";
 import {ISupervisorQuorum} from "../interfaces/ISupervisorQuorum.sol";
 
 /// @title SupervisorSets
-/// @notice Governance's side of the quorum: which supervisors sign, and how many must. Each
-/// `setSupervisors` installs a whole new set under the next set id; the membership of every set
-/// is kept, so an equivocation can still be proven against a set that was since replaced.
-abstract contract SupervisorSets is ISupervisorQuorum, AccessControl {
+/// @notice Who signs, how many must, and how that changes. A new set takes effect either at
+/// once with the signatures of the outgoing set's threshold (changeSupervisors), or after
+/// SET_CHANGE_DELAY when the governor proposed it (proposeSupervisors, then executeSupervisors)
+/// and the outgoing set did not cancel it meanwhile (cancelSupervisorChange). Until then the
+/// current set keeps confirming. A replaced set's signatures keep counting, for checkpoints up
+/// to the record count booked when it was replaced, for SET_CHANGE_DELAY more: no signature in
+/// flight is voided by a change. The membership of every set is kept, so an equivocation can be
+/// proven against a set that was since replaced.
+abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdminRules, EIP712 {
     /// @dev A member's entry in one set, one slot: a signature's membership, duplicate and
     /// exclusion checks read it once.
     struct Member {
@@ -20,27 +28,145 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControl {
         bool equivocated;
     }
 
+    /// @dev A set's threshold and, once replaced, how far its signatures still count (one slot).
+    struct SetInfo {
+        uint8 threshold;
+        /// @dev The ledger's record count when the set was replaced (0 while it is current).
+        uint64 retiredAtCount;
+        /// @dev Until when (inclusive) its signatures count for checkpoints up to retiredAtCount.
+        uint64 graceEnds;
+    }
+
+    /// @dev The governor's pending proposal (two slots); id 0 means none.
+    struct Proposal {
+        uint64 id;
+        uint64 executableAt;
+        bytes32 changeHash;
+    }
+
     uint256 private constant _MAX_SUPERVISORS = 255;
+
+    /// @inheritdoc ISupervisorQuorum
+    uint32 public constant MIN_SET_CHANGE_DELAY = 1 hours;
+
+    /// @inheritdoc ISupervisorQuorum
+    bytes32 public constant SET_CHANGE_TYPEHASH =
+        keccak256("SupervisorSetChange(address ledger,uint64 setId,address[] supervisors,uint8 threshold)");
+
+    /// @inheritdoc ISupervisorQuorum
+    bytes32 public constant CANCELLATION_TYPEHASH =
+        keccak256("SupervisorChangeCancellation(address ledger,uint64 setId,uint64 proposal)");
+
+    /// @inheritdoc ISupervisorQuorum
+    address public immutable LEDGER;
+
+    /// @inheritdoc ISupervisorQuorum
+    uint32 public immutable SET_CHANGE_DELAY;
 
     mapping(uint64 setId => address[] supervisors) private _sets;
     mapping(uint64 setId => mapping(address account => Member)) private _members;
+    mapping(uint64 setId => SetInfo) private _infos;
     mapping(address supervisor => uint256 count) private _equivocations;
     /// @dev Packed in one slot, read together by every finalize.
     uint64 private _setId;
     uint8 private _threshold;
+    uint64 private _proposalCount;
+    Proposal private _pending;
 
-    /// @param governor Holds DEFAULT_ADMIN_ROLE: replaces the supervisor set.
+    /// @param governor The default admin: proposes supervisor sets (effective after the delay).
+    /// @param ledger The PrepaidLedger the quorum confirms.
     /// @param supervisors_ The first set (set id 1).
     /// @param threshold_ The first set's threshold.
-    constructor(address governor, address[] memory supervisors_, uint8 threshold_) {
-        if (governor == address(0)) revert QuorumZeroAddress();
-        _grantRole(DEFAULT_ADMIN_ROLE, governor);
+    /// @param adminDelay Seconds a governor handover (or renouncement) must wait.
+    /// @param setChangeDelay Seconds a governor's proposal waits, and a replaced set's grace;
+    /// at least MIN_SET_CHANGE_DELAY.
+    constructor(
+        address governor,
+        address ledger,
+        address[] memory supervisors_,
+        uint8 threshold_,
+        uint48 adminDelay,
+        uint32 setChangeDelay
+    ) AccessControlDefaultAdminRules(adminDelay, _nonZero(governor)) EIP712("PrepaidLedgerSupervision", "1") {
+        if (ledger == address(0)) revert QuorumZeroAddress();
+        if (setChangeDelay < MIN_SET_CHANGE_DELAY) revert QuorumDelayTooShort(setChangeDelay, MIN_SET_CHANGE_DELAY);
+        LEDGER = ledger;
+        SET_CHANGE_DELAY = setChangeDelay;
+        _validate(supervisors_, threshold_, false);
+        _install(supervisors_, threshold_);
+    }
+
+    // ---------------------------------------------------------------- set changes
+
+    /// @inheritdoc ISupervisorQuorum
+    function changeSupervisors(address[] calldata supervisors_, uint8 threshold_, bytes[] calldata signatures)
+        external
+    {
+        _validate(supervisors_, threshold_, false);
+        (uint64 set, uint8 t) = (_setId, _threshold);
+        _checkSigners(set, t, setChangeDigest(supervisors_, threshold_), signatures);
         _install(supervisors_, threshold_);
     }
 
     /// @inheritdoc ISupervisorQuorum
-    function setSupervisors(address[] calldata supervisors_, uint8 threshold_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function proposeSupervisors(address[] calldata supervisors_, uint8 threshold_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+        returns (uint64 proposal)
+    {
+        _validate(supervisors_, threshold_, true);
+        _dropPending(msg.sender);
+        proposal = ++_proposalCount;
+        uint64 executableAt = uint64(block.timestamp) + SET_CHANGE_DELAY;
+        _pending = Proposal(proposal, executableAt, _changeHash(supervisors_, threshold_));
+        emit SupervisorChangeProposed(proposal, _setId, supervisors_, threshold_, executableAt);
+    }
+
+    /// @inheritdoc ISupervisorQuorum
+    function executeSupervisors(address[] calldata supervisors_, uint8 threshold_) external {
+        Proposal memory p = _pending;
+        if (p.id == 0) revert QuorumNoPendingChange();
+        bytes32 given = _changeHash(supervisors_, threshold_);
+        if (given != p.changeHash) revert QuorumProposalMismatch(p.id, given, p.changeHash);
+        if (block.timestamp < p.executableAt) revert QuorumChangeNotDue(p.id, p.executableAt);
         _install(supervisors_, threshold_);
+    }
+
+    /// @inheritdoc ISupervisorQuorum
+    function cancelSupervisorChange(bytes[] calldata signatures) external {
+        uint64 id = _pending.id;
+        if (id == 0) revert QuorumNoPendingChange();
+        (uint64 set, uint8 t) = (_setId, _threshold);
+        _checkSigners(set, t, cancellationDigest(id), signatures);
+        _dropPending(address(this));
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc ISupervisorQuorum
+    function setChangeDigest(address[] calldata supervisors_, uint8 threshold_) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(SET_CHANGE_TYPEHASH, LEDGER, _setId, keccak256(abi.encodePacked(supervisors_)), threshold_)
+            )
+        );
+    }
+
+    /// @inheritdoc ISupervisorQuorum
+    function cancellationDigest(uint64 proposal) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(CANCELLATION_TYPEHASH, LEDGER, _setId, proposal)));
+    }
+
+    /// @inheritdoc ISupervisorQuorum
+    function pendingSupervisorChange() external view returns (uint64 proposal, bytes32 changeHash, uint64 executableAt) {
+        Proposal memory p = _pending;
+        return (p.id, p.changeHash, p.executableAt);
+    }
+
+    /// @inheritdoc ISupervisorQuorum
+    function setInfo(uint64 setId_) external view returns (uint8 threshold_, uint64 retiredAtCount, uint64 graceEnds) {
+        SetInfo memory info = _infos[setId_];
+        return (info.threshold, info.retiredAtCount, info.graceEnds);
     }
 
     /// @inheritdoc ISupervisorQuorum
@@ -73,14 +199,46 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControl {
         return _equivocations[supervisor];
     }
 
-    /// @dev The current set's id and threshold.
-    function _currentSet() internal view returns (uint64 id, uint8 t) {
-        return (_setId, _threshold);
+    // ---------------------------------------------------------------- internals
+
+    /// @dev The threshold a checkpoint signed as set `id` needs: the current set's, or a
+    /// replaced set's while its grace lasts and the checkpoint is within what it was in force for.
+    function _thresholdFor(uint64 id, uint64 recordCount) internal view returns (uint8) {
+        (uint64 current, uint8 t) = (_setId, _threshold);
+        if (id == current) return t;
+        if (id == 0 || id > current) revert QuorumWrongSet(id, current);
+        SetInfo memory info = _infos[id];
+        if (recordCount > info.retiredAtCount || block.timestamp > info.graceEnds) {
+            revert QuorumSetRetired(id, info.retiredAtCount, info.graceEnds);
+        }
+        return info.threshold;
     }
 
-    /// @dev `account`'s entry in set `id` (all zero for a non-member).
-    function _member(uint64 id, address account) internal view returns (Member memory) {
-        return _members[id][account];
+    /// @dev Checks that every signature is valid, by a distinct member of set `id` not proven
+    /// to equivocate there, and that there are at least `t`; returns the signers in order.
+    function _checkSigners(uint64 id, uint8 t, bytes32 digest, bytes[] calldata signatures)
+        internal
+        view
+        returns (address[] memory signers)
+    {
+        uint256 count = signatures.length;
+        signers = new address[](count);
+        // Bit p is set once the member at position p has signed: duplicates are refused in any
+        // order, with no sorting asked of whoever gathers the signatures.
+        uint256 seen;
+        mapping(address => Member) storage entries = _members[id];
+        for (uint256 i; i < count; ++i) {
+            address signer = _recover(digest, signatures[i], i);
+            Member memory m = entries[signer];
+            if (m.position == 0) revert QuorumSignerNotSupervisor(signer, id);
+            if (m.equivocated) revert QuorumSignerEquivocated(signer, id);
+            uint256 bit = 1 << m.position;
+            if (seen & bit != 0) revert QuorumDuplicateSigner(signer);
+            seen |= bit;
+            signers[i] = signer;
+        }
+        // Every signature given was checked above, so all `count` are valid.
+        if (count < t) revert QuorumBelowThreshold(count, t);
     }
 
     /// @dev Marks a member of set `id` as an equivocator, once; reverts if it already is.
@@ -92,25 +250,73 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControl {
         ++_equivocations[supervisor];
     }
 
-    /// @dev Checks and installs a whole new set under the next id. Nothing of the old set is
-    /// erased: its members stay provable, and its signatures stop counting because finalize
-    /// accepts only the current id.
-    function _install(address[] memory members, uint8 t) private {
+    /// @dev The signer of `digest`, or a revert naming the signature's `index` if it is malformed.
+    function _recover(bytes32 digest, bytes calldata signature, uint256 index) internal pure returns (address signer) {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) revert QuorumInvalidSignature(index);
+        return recovered;
+    }
+
+    /// @dev Refuses a malformed set: 1-255 non-zero members, 1 <= threshold <= size. Duplicates
+    /// are caught by _install, which writes each member's entry anyway; a proposal, installed
+    /// only later, checks them here (`pairwise`), at a cost quadratic in the set's size.
+    function _validate(address[] memory members, uint8 t, bool pairwise) private pure {
         uint256 n = members.length;
         if (n > _MAX_SUPERVISORS) revert QuorumTooManySupervisors(n);
         if (t == 0 || t > n) revert QuorumInvalidThreshold(t, n);
-        uint64 id = _setId + 1;
+        for (uint256 i; i < n; ++i) {
+            if (members[i] == address(0)) revert QuorumZeroSupervisor(i);
+            if (!pairwise) continue;
+            for (uint256 j; j < i; ++j) {
+                if (members[j] == members[i]) revert QuorumDuplicateSupervisor(members[i]);
+            }
+        }
+    }
+
+    /// @dev Installs a checked set under the next id; the outgoing set enters its grace, and a
+    /// pending proposal (made for the outgoing set) is dropped.
+    function _install(address[] memory members, uint8 t) private {
+        uint64 old = _setId;
+        uint64 id = old + 1;
+        if (old != 0) {
+            (uint64 booked,) = IPrepaidLedger(LEDGER).chainHead();
+            uint64 graceEnds = uint64(block.timestamp) + SET_CHANGE_DELAY;
+            _infos[old] = SetInfo(_threshold, booked, graceEnds);
+            emit SupervisorSetRetired(old, booked, graceEnds);
+            _dropPending(address(this));
+        }
         mapping(address => Member) storage entries = _members[id];
+        uint256 n = members.length;
         for (uint256 i; i < n; ++i) {
             address member = members[i];
-            if (member == address(0)) revert QuorumZeroSupervisor(i);
             if (entries[member].position != 0) revert QuorumDuplicateSupervisor(member);
             // i < n <= 255, so i + 1 fits a uint8.
             entries[member].position = uint8(i + 1);
         }
         _sets[id] = members;
+        _infos[id].threshold = t;
         _setId = id;
         _threshold = t;
         emit SupervisorsChanged(id, members, t);
+    }
+
+    /// @dev Drops the pending proposal, if any, naming who dropped it (this contract when the
+    /// outgoing set cancelled it or a set change superseded it).
+    function _dropPending(address by) private {
+        uint64 id = _pending.id;
+        if (id == 0) return;
+        delete _pending;
+        emit SupervisorChangeCancelled(id, by);
+    }
+
+    /// @dev What a proposal commits to.
+    function _changeHash(address[] calldata members, uint8 t) private pure returns (bytes32) {
+        return keccak256(abi.encode(members, t));
+    }
+
+    /// @dev The constructor's governor check, before OpenZeppelin's (which has no quorum error).
+    function _nonZero(address governor) private pure returns (address) {
+        if (governor == address(0)) revert QuorumZeroAddress();
+        return governor;
     }
 }

@@ -49,7 +49,8 @@ interface IPrepaidLedger {
     /// @param nextSequence The sequence number the merchant's next batch must carry.
     /// @param recordCount Number of records the merchant has uploaded.
     /// @param accountCount Number of accounts the merchant has opened.
-    /// @param toppedUp Sum of all top-ups over the merchant's accounts.
+    /// @param toppedUp Sum of all top-ups over the merchant's accounts (below 2^80: at most
+    /// 2^32 - 1 accounts of at most 2^48 - 1 each).
     /// @param consumed Sum of all consumptions over the merchant's accounts.
     /// @param refunded Sum of all refunds over the merchant's accounts.
     /// @param liability Prepaid money outstanding: toppedUp - consumed - refunded.
@@ -58,9 +59,9 @@ interface IPrepaidLedger {
         uint64 nextSequence;
         uint64 recordCount;
         uint32 accountCount;
-        uint64 toppedUp;
-        uint64 consumed;
-        uint64 refunded;
+        uint256 toppedUp;
+        uint256 consumed;
+        uint256 refunded;
         uint256 liability;
     }
 
@@ -83,17 +84,35 @@ interface IPrepaidLedger {
     /// @param regulator The regulator who reinstated it.
     event MerchantReinstated(uint32 indexed merchantId, address indexed regulator);
 
-    /// @notice A key was allowed to upload a merchant's records.
+    /// @notice A key was allowed to upload a merchant's records. Together with
+    /// MerchantRegistered this names every key that ever held a merchant's recorder role: the
+    /// role changes through no other path.
     /// @param merchantId The merchant.
     /// @param recorder The key.
-    /// @param regulator The regulator who allowed it.
+    /// @param regulator The regulator who offered it (addRecorder).
     event RecorderAdded(uint32 indexed merchantId, address indexed recorder, address indexed regulator);
 
     /// @notice A key may no longer upload a merchant's records.
     /// @param merchantId The merchant.
     /// @param recorder The key.
-    /// @param regulator The regulator who removed it.
+    /// @param regulator Who removed it: the regulator (removeRecorder), or the key itself
+    /// (renounceRecorder).
     event RecorderRemoved(uint32 indexed merchantId, address indexed recorder, address indexed regulator);
+
+    /// @notice A regulator offered a merchant a new recorder key; it becomes a recorder when one
+    /// of the merchant's recorders accepts it, or, unless one rejects it, from `executableAt` on.
+    /// @param merchantId The merchant.
+    /// @param recorder The key offered.
+    /// @param regulator The regulator who offered it.
+    /// @param executableAt From when anyone may carry out the offer without the merchant.
+    event RecorderOffered(uint32 indexed merchantId, address indexed recorder, address indexed regulator, uint64 executableAt);
+
+    /// @notice A recorder offer was withdrawn: rejected by one of the merchant's recorders, or
+    /// cancelled by a regulator's removeRecorder.
+    /// @param merchantId The merchant.
+    /// @param recorder The key that was offered.
+    /// @param by The recorder who rejected it or the regulator who cancelled it.
+    event RecorderOfferCancelled(uint32 indexed merchantId, address indexed recorder, address indexed by);
 
     /// @notice One record was booked. Emitted once per record, in record order.
     /// @dev The log's data is NOT ABI-encoded: it is `recordIndex u64 | kind u8 | amount u48 |
@@ -172,6 +191,24 @@ interface IPrepaidLedger {
     error LedgerAccountOverflow(bytes32 account, uint256 total);
     /// @notice No record has been booked, so there is no chain head to mark.
     error LedgerNothingToMark();
+    /// @notice The merchant's account count would pass 2^32 - 1, the bound that keeps its
+    /// totals from overflowing.
+    /// @param merchantId The merchant.
+    /// @param accountCount The count the batch would have reached.
+    error LedgerMerchantOverflow(uint32 merchantId, uint256 accountCount);
+    /// @notice Recorder roles change only through the registry (addRecorder, acceptRecorder,
+    /// removeRecorder, renounceRecorder), and the generic role calls manage REGULATOR_ROLE only.
+    /// @param role The role given to grantRole, revokeRole or renounceRole.
+    error LedgerRoleManagedByRegistry(bytes32 role);
+    /// @notice No regulator offered this key to this merchant (or the offer was settled).
+    error LedgerNoRecorderOffer(uint32 merchantId, address recorder);
+    /// @notice Only one of the merchant's recorders may accept an offer before its delay ran out.
+    /// @param executableAt From when anyone may carry it out.
+    error LedgerRecorderOfferNotDue(uint32 merchantId, address recorder, uint64 executableAt);
+    /// @notice The default admin may not renounce while the ledger is paused: nobody could unpause.
+    error LedgerRenounceWhilePaused();
+    /// @notice A deployment's delay is shorter than the contract's floor.
+    error LedgerDelayTooShort(uint256 delay, uint256 minimum);
 
     // ---------------------------------------------------------------- merchants (regulator)
 
@@ -189,23 +226,49 @@ interface IPrepaidLedger {
     /// @param merchantId A suspended merchant.
     function reinstateMerchant(uint32 merchantId) external;
 
-    /// @notice Allows another key to upload a merchant's records. Regulator only.
+    /// @notice Offers a merchant another recorder key. Regulator only. A regulator cannot make a
+    /// key write for a merchant on its own: the key becomes a recorder when one of the merchant's
+    /// recorders accepts it (acceptRecorder), or, if none rejects it (rejectRecorder), once
+    /// RECORDER_DELAY has passed (the way back for a merchant that lost every key). A key that
+    /// already is a recorder is left as it is, with no event. A new offer for the same key
+    /// replaces the old one and restarts its delay.
     /// @param merchantId A registered merchant.
     /// @param recorder The key.
     function addRecorder(uint32 merchantId, address recorder) external;
 
-    /// @notice Revokes a key's right to upload a merchant's records. Regulator only.
+    /// @notice Carries out a regulator's offer: the key becomes the merchant's recorder
+    /// (RecorderAdded). A recorder of the merchant may call it at once; anyone else only from the
+    /// offer's `executableAt` on.
+    /// @param merchantId A registered merchant with an offer standing for `recorder`.
+    /// @param recorder The key offered.
+    function acceptRecorder(uint32 merchantId, address recorder) external;
+
+    /// @notice Rejects a regulator's offer. A recorder of the merchant only.
+    /// @param merchantId A registered merchant with an offer standing for `recorder`.
+    /// @param recorder The key offered.
+    function rejectRecorder(uint32 merchantId, address recorder) external;
+
+    /// @notice Revokes a key's right to upload a merchant's records, and withdraws any standing
+    /// offer of it. Regulator only; needs no consent (a compromised key must stop at once).
     /// @param merchantId A registered merchant.
     /// @param recorder The key.
     function removeRecorder(uint32 merchantId, address recorder) external;
 
+    /// @notice Gives up the caller's own recorder role for a merchant (RecorderRemoved names the
+    /// caller as remover). The generic renounceRole refuses recorder roles.
+    /// @param merchantId A merchant the caller records for.
+    function renounceRecorder(uint32 merchantId) external;
+
     // ---------------------------------------------------------------- administration
 
-    /// @notice Stops all bookkeeping (uploads revert) until unpaused. Admin only. Merchant and
-    /// role management keep working, so an incident can be handled while paused.
+    /// @notice Stops all bookkeeping (uploads revert) until unpaused. Default admin only.
+    /// Merchant and role management keep working, so an incident can be handled while paused.
+    /// While paused the default admin cannot renounce (LedgerRenounceWhilePaused), so a paused
+    /// ledger always has an admin who can unpause it; a handover to a new admin (two steps,
+    /// after `defaultAdminDelay`) still works.
     function pause() external;
 
-    /// @notice Resumes bookkeeping. Admin only.
+    /// @notice Resumes bookkeeping. Default admin only.
     function unpause() external;
 
     // ---------------------------------------------------------------- records (recorders)
@@ -274,6 +337,21 @@ interface IPrepaidLedger {
     /// @param merchantId The merchant.
     /// @return The role id: keccak256(abi.encode("prepaid-ledger.recorder", merchantId)).
     function recorderRole(uint32 merchantId) external pure returns (bytes32);
+
+    /// @notice A regulator's standing offer of a recorder key to a merchant.
+    /// @param merchantId The merchant.
+    /// @param recorder The key.
+    /// @return regulator The regulator who offered it, or zero if no offer stands.
+    /// @return executableAt From when anyone may carry it out.
+    function recorderOffer(uint32 merchantId, address recorder)
+        external
+        view
+        returns (address regulator, uint64 executableAt);
+
+    /// @notice Seconds after which a recorder offer nobody rejected may be carried out without
+    /// the merchant (set at deployment).
+    /// @return The delay.
+    function RECORDER_DELAY() external view returns (uint32);
 
     /// @notice The AccessControl role of regulators.
     /// @return keccak256("prepaid-ledger.regulator").

@@ -5,14 +5,20 @@ pragma solidity ^0.8.24;
 /// @notice Confirmation of a PrepaidLedger by several independent supervisors. Each supervisor
 /// replays the ledger's records, rebuilds the books and signs a checkpoint: the ledger's hash
 /// chain head after a record count and a digest of the books it rebuilt. A checkpoint becomes
-/// final once `threshold` distinct supervisors of the current set have signed it, and every
-/// record up to its count is then confirmed.
+/// final once `threshold` distinct supervisors of the current set have signed it (or of a set
+/// replaced within SET_CHANGE_DELAY, for records booked while it was in force), and every
+/// record up to its count is then confirmed. The governor cannot confirm anything: it can only
+/// propose a new set, effective after SET_CHANGE_DELAY unless the current set's threshold
+/// cancels it; the current set's threshold can install a new set at once.
 /// @dev Supervisors sign EIP-712 typed data, domain {name: "PrepaidLedgerSupervision",
 /// version: "1", chainId, verifyingContract: this quorum}, primary type
 /// `Checkpoint(address ledger,uint64 recordCount,bytes32 chainHead,bytes32 stateDigest,uint64 setId)`.
 /// The domain binds a signature to one chain and one quorum contract, `ledger` to one ledger,
 /// and `setId` to one supervisor set, so nothing signed for one of them counts for another.
 /// A checkpoint's head must be one the ledger marked (`IPrepaidLedger.markCheckpoint`).
+/// Set changes are signed under the same domain: `SupervisorSetChange(address ledger,uint64
+/// setId,address[] supervisors,uint8 threshold)` (setId: the outgoing set) and
+/// `SupervisorChangeCancellation(address ledger,uint64 setId,uint64 proposal)`.
 interface ISupervisorQuorum {
     /// @notice Where a record stands.
     /// @custom:value Unknown Index 0, or beyond the ledger's record count.
@@ -40,11 +46,37 @@ interface ISupervisorQuorum {
 
     // ---------------------------------------------------------------- events
 
-    /// @notice Governance installed a new supervisor set; signatures for earlier sets no longer count.
+    /// @notice A new supervisor set took effect (constructor, changeSupervisors or
+    /// executeSupervisors). The outgoing set's signatures keep counting within its grace
+    /// (SupervisorSetRetired).
     /// @param setId The new set's id (the first set, from the constructor, is 1).
     /// @param supervisors The set's members, in the order given.
     /// @param threshold How many distinct members must sign a checkpoint.
     event SupervisorsChanged(uint64 indexed setId, address[] supervisors, uint8 threshold);
+
+    /// @notice A set was replaced. Its signatures still count for checkpoints up to
+    /// `recordCount` until `graceEnds`, then no more.
+    /// @param setId The replaced set.
+    /// @param recordCount The ledger's record count when it was replaced.
+    /// @param graceEnds The last second (block timestamp) its signatures count.
+    event SupervisorSetRetired(uint64 indexed setId, uint64 recordCount, uint64 graceEnds);
+
+    /// @notice The governor proposed a new set; anyone may carry it out from `executableAt` on,
+    /// unless the current set's threshold cancels it first.
+    /// @param proposal The proposal's number (counts from 1).
+    /// @param setId The set it would replace.
+    /// @param supervisors The proposed members.
+    /// @param threshold The proposed threshold.
+    /// @param executableAt From when it may be carried out.
+    event SupervisorChangeProposed(
+        uint64 indexed proposal, uint64 indexed setId, address[] supervisors, uint8 threshold, uint64 executableAt
+    );
+
+    /// @notice A pending proposal was dropped.
+    /// @param proposal The proposal's number.
+    /// @param by The governor when it proposed again; this quorum when the current set cancelled
+    /// it or a set change superseded it.
+    event SupervisorChangeCancelled(uint64 indexed proposal, address indexed by);
 
     /// @notice A checkpoint became final: every record up to `recordCount` is confirmed.
     /// @param recordCount Records covered.
@@ -58,7 +90,7 @@ interface ISupervisorQuorum {
 
     /// @notice A supervisor was proven to have signed two different checkpoints for the same
     /// record count in the same set. Its signatures no longer count for that set; whether it is
-    /// removed is governance's call (`setSupervisors`).
+    /// removed is a set change's call (changeSupervisors or proposeSupervisors).
     /// @param supervisor The equivocating supervisor.
     /// @param recordCount The record count both checkpoints claim.
     /// @param setId The set it signed as a member of.
@@ -82,8 +114,19 @@ interface ISupervisorQuorum {
     error QuorumDuplicateSupervisor(address supervisor);
     /// @notice The checkpoint names another ledger than this quorum's.
     error QuorumWrongLedger(address ledger, address expected);
-    /// @notice The checkpoint names another supervisor set than the current one.
+    /// @notice The checkpoint names a set that does not exist (0 or beyond the current one).
     error QuorumWrongSet(uint64 setId, uint64 current);
+    /// @notice The checkpoint names a replaced set whose signatures no longer count for it: the
+    /// checkpoint is beyond what the set was in force for, or its grace is over.
+    error QuorumSetRetired(uint64 setId, uint64 retiredAtCount, uint64 graceEnds);
+    /// @notice There is no pending proposal.
+    error QuorumNoPendingChange();
+    /// @notice The set given is not the one proposed.
+    error QuorumProposalMismatch(uint64 proposal, bytes32 given, bytes32 proposed);
+    /// @notice The proposal's delay has not run out.
+    error QuorumChangeNotDue(uint64 proposal, uint64 executableAt);
+    /// @notice A deployment's delay is shorter than the contract's floor.
+    error QuorumDelayTooShort(uint256 delay, uint256 minimum);
     /// @notice Checkpoints only move forward: this one covers no record the last final one did not.
     error QuorumCheckpointNotNewer(uint64 recordCount, uint64 lastFinal);
     /// @notice The ledger holds no marked chain head at this record count.
@@ -114,23 +157,45 @@ interface ISupervisorQuorum {
 
     // ---------------------------------------------------------------- governance
 
-    /// @notice Replaces the whole supervisor set and threshold. Governance (DEFAULT_ADMIN_ROLE)
-    /// only. The set gets the next `setId`, so signatures given for earlier sets no longer
-    /// count; the last final checkpoint stays final.
+    /// @notice Installs a new set at once, approved by the current set: signatures of at least
+    /// its threshold of distinct members, not proven to equivocate, over
+    /// `setChangeDigest(supervisors, threshold)`. Anyone may submit. The new set gets the next
+    /// `setId`; the outgoing one enters its grace; a pending proposal is dropped.
     /// @param supervisors The new members: 1 to 255 distinct, non-zero addresses.
     /// @param threshold How many distinct members must sign: 1 to `supervisors.length`.
-    function setSupervisors(address[] calldata supervisors, uint8 threshold) external;
+    /// @param signatures 65-byte ECDSA signatures of members of the current set.
+    function changeSupervisors(address[] calldata supervisors, uint8 threshold, bytes[] calldata signatures) external;
+
+    /// @notice Proposes a new set; it may be carried out (executeSupervisors) SET_CHANGE_DELAY
+    /// later unless the current set cancels it. Governor (DEFAULT_ADMIN_ROLE) only. Replaces any
+    /// pending proposal.
+    /// @param supervisors The proposed members: 1 to 255 distinct, non-zero addresses.
+    /// @param threshold How many distinct members must sign: 1 to `supervisors.length`.
+    /// @return proposal The proposal's number.
+    function proposeSupervisors(address[] calldata supervisors, uint8 threshold) external returns (uint64 proposal);
+
+    /// @notice Carries out the pending proposal once its delay ran out. Anyone may call it.
+    /// @param supervisors The proposed members, as proposed.
+    /// @param threshold The proposed threshold.
+    function executeSupervisors(address[] calldata supervisors, uint8 threshold) external;
+
+    /// @notice Cancels the pending proposal, with signatures of at least the current set's
+    /// threshold of distinct members over `cancellationDigest(proposal)`. Anyone may submit.
+    /// @param signatures 65-byte ECDSA signatures of members of the current set.
+    function cancelSupervisorChange(bytes[] calldata signatures) external;
 
     // ---------------------------------------------------------------- checkpoints (anyone)
 
     /// @notice Makes a checkpoint final, given signatures of at least `threshold` distinct
-    /// members of the current set. Anyone may submit. Every signature given must be valid, by a
+    /// members of the set named by `checkpoint.setId`: the current set, or a replaced one whose
+    /// grace lasts and that was in force when record `recordCount` was booked (setInfo). Anyone
+    /// may submit. Every signature given must be valid, by a
     /// distinct member that was not proven to equivocate in the set, in any order.
     /// @dev Reverts, changing nothing, with QuorumWrongLedger, QuorumWrongSet,
     /// QuorumCheckpointNotNewer, QuorumUnmarkedCheckpoint, QuorumHeadMismatch,
     /// QuorumInvalidSignature, QuorumSignerNotSupervisor, QuorumSignerEquivocated,
     /// QuorumDuplicateSigner or QuorumBelowThreshold.
-    /// @param checkpoint The checkpoint: `ledger` is LEDGER, `setId` the current set,
+    /// @param checkpoint The checkpoint: `ledger` is LEDGER, `setId` a set that counts,
     /// `recordCount` beyond the last final one, `chainHead` the ledger's marked head there.
     /// @param signatures 65-byte ECDSA signatures (r | s | v) over `checkpointDigest(checkpoint)`.
     function finalize(Checkpoint calldata checkpoint, bytes[] calldata signatures) external;
@@ -182,6 +247,47 @@ interface ISupervisorQuorum {
     /// @return Unknown (index 0 or not booked yet), Pending (booked) or Confirmed (final).
     function status(uint64 recordIndex) external view returns (RecordStatus);
 
+    /// @notice Seconds a governor's proposal waits, and how long a replaced set's signatures
+    /// keep counting (set at deployment).
+    /// @return The delay.
+    function SET_CHANGE_DELAY() external view returns (uint32);
+
+    /// @notice The shortest delay a deployment may give SET_CHANGE_DELAY: one hour.
+    /// @return The floor, in seconds.
+    function MIN_SET_CHANGE_DELAY() external view returns (uint32);
+
+    /// @notice The EIP-712 typehash of `SupervisorSetChange`.
+    /// @return keccak256("SupervisorSetChange(address ledger,uint64 setId,address[] supervisors,uint8 threshold)").
+    function SET_CHANGE_TYPEHASH() external view returns (bytes32);
+
+    /// @notice The EIP-712 typehash of `SupervisorChangeCancellation`.
+    /// @return keccak256("SupervisorChangeCancellation(address ledger,uint64 setId,uint64 proposal)").
+    function CANCELLATION_TYPEHASH() external view returns (bytes32);
+
+    /// @notice The digest the current set's members sign to install a set at once.
+    /// @param supervisors The new members.
+    /// @param threshold The new threshold.
+    /// @return The EIP-712 digest, bound to this chain, quorum, ledger and the current set id.
+    function setChangeDigest(address[] calldata supervisors, uint8 threshold) external view returns (bytes32);
+
+    /// @notice The digest the current set's members sign to cancel a proposal.
+    /// @param proposal The proposal's number.
+    /// @return The EIP-712 digest, bound to this chain, quorum, ledger and the current set id.
+    function cancellationDigest(uint64 proposal) external view returns (bytes32);
+
+    /// @notice The governor's pending proposal.
+    /// @return proposal Its number, 0 if none is pending.
+    /// @return changeHash keccak256(abi.encode(supervisors, threshold)).
+    /// @return executableAt From when it may be carried out.
+    function pendingSupervisorChange() external view returns (uint64 proposal, bytes32 changeHash, uint64 executableAt);
+
+    /// @notice A set's threshold and grace.
+    /// @param setId_ A set id, current or past.
+    /// @return threshold Its threshold (0 for a set that never existed).
+    /// @return retiredAtCount The ledger's record count when it was replaced (0 while current).
+    /// @return graceEnds The last second its signatures count (0 while current).
+    function setInfo(uint64 setId_) external view returns (uint8 threshold, uint64 retiredAtCount, uint64 graceEnds);
+
     /// @notice The current supervisor set.
     /// @return The members, in the order governance gave them.
     function supervisors() external view returns (address[] memory);
@@ -190,7 +296,7 @@ interface ISupervisorQuorum {
     /// @return The threshold.
     function threshold() external view returns (uint8);
 
-    /// @notice The current supervisor set's id; it grows by one with every `setSupervisors`.
+    /// @notice The current supervisor set's id; it grows by one with every set change.
     /// @return The id (the constructor's set is 1).
     function setId() external view returns (uint64);
 

@@ -74,7 +74,7 @@ function floorPerRecord(batchSize: number, zero: number, nonZero: number, slotGa
 export async function benchGas(): Promise<GasFigures> {
   const { ethers } = await network.create();
   const [admin, regulator, recorder] = await ethers.getSigners();
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
 
   // Fixed test keys: the contract never decrypts, only the sizes of what they produce matter.

@@ -244,6 +244,8 @@ async function deploy(url: string, streams: MerchantStream[]): Promise<string> {
     const deployed = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy(
       await admin.getAddress(),
       await regulator.getAddress(),
+      0,
+      3_600,
     );
     await deployed.waitForDeployment();
     const ledger = await deployed.getAddress();

@@ -60,7 +60,7 @@ async function benchNode(node: string, url: string, journals: string): Promise<N
 
     /** A fresh ledger with the merchant registered, and an uploader for it (journal in `journals`). */
     const setUp = async (label: string, config: Partial<UploaderConfigInput>) => {
-      const deployed = await factory.deploy(admin.address, regulator.address);
+      const deployed = await factory.deploy(admin.address, regulator.address, 0, 3_600);
       await deployed.waitForDeployment();
       // The factory is built from the artifact, so the contract has PrepaidLedger's ABI.
       const ledger = deployed as unknown as PrepaidLedger;

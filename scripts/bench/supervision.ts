@@ -114,9 +114,9 @@ async function benchGas(journals: string): Promise<{ finalize: FinalizeCase[]; m
     if (members.length < n || keys.some((k, i) => k.address !== members[i].address)) {
       throw new Error(`supervisor accounts ${FIRST_SUPERVISOR_ACCOUNT}.. are not the test mnemonic's`);
     }
-    const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+    const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     const ledgerAddress = await ledger.getAddress();
-    const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, ledgerAddress, members.map((m) => m.address), t]);
+    const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, ledgerAddress, members.map((m) => m.address), t, 0, 3_600]);
     const quorumAddress = await quorum.getAddress();
     await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
     const uploader = await Uploader.open(

@@ -138,7 +138,7 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
   try {
     /** A fresh ledger with the merchant registered, and an uploader for it (journal in `journals`). */
     const setUp = async (label: string, config: Partial<UploaderConfigInput>) => {
-      const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+      const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
       await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
       const address = await ledger.getAddress();
       const uploader = await benchUploader(address, recorder, join(journals, `${label}.jsonl`), config);

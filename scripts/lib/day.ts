@@ -159,8 +159,8 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   log("Deploying PrepaidLedger and its SupervisorQuorum through Ignition…");
   const { ledger, quorum } = await conn.ignition.deploy(SupervisionModule, {
     parameters: {
-      PrepaidLedgerModule: { admin: admin.address, regulator: regulator.address },
-      SupervisionModule: { supervisors: supervisors.map((s) => s.address), threshold: THRESHOLD },
+      PrepaidLedgerModule: { admin: admin.address, regulator: regulator.address, adminDelay: 0, recorderDelay: 3_600 },
+      SupervisionModule: { supervisors: supervisors.map((s) => s.address), threshold: THRESHOLD, adminDelay: 0, setChangeDelay: 3_600 },
     },
     displayUi: false,
   });

@@ -85,7 +85,7 @@ export async function deploySupervision(
     artifacts.readArtifact("PrepaidLedger"),
     artifacts.readArtifact("SupervisorQuorum"),
   ]);
-  const deployed = await new ContractFactory(ledgerArtifact.abi, ledgerArtifact.bytecode, admin).deploy(admin.address, regulator.address);
+  const deployed = await new ContractFactory(ledgerArtifact.abi, ledgerArtifact.bytecode, admin).deploy(admin.address, regulator.address, 0, 3_600);
   await deployed.waitForDeployment();
   const fromBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
   // The factories are built from the artifacts, so the contracts have the typechain ABIs.
@@ -96,6 +96,8 @@ export async function deploySupervision(
     ledgerAddress,
     supervisors.map((s) => s.address),
     o.threshold,
+    0,
+    3_600,
   );
   await quorumDeployed.waitForDeployment();
   const quorum = quorumDeployed as unknown as SupervisorQuorum;

@@ -337,7 +337,7 @@ describe("prepaid command line", function () {
 
     it("4 for an index built from another ledger", async function () {
       const [admin, regulator] = await connection.ethers.getSigners();
-      const other = await connection.ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+      const other = await connection.ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
       const before = digestOf(db);
       const run = await prepaid(["sync", "--rpc", node.url, "--db", db, "--ledger", await other.getAddress()]);
       expect(run.code, run.stderr).to.equal(4);

@@ -14,7 +14,7 @@ const MAX48 = (1n << 48n) - 1n;
 
 async function deployLedger() {
   const [admin, regulator, recorder1, recorder2, stranger] = await ethers.getSigners();
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   await ledger.connect(regulator).registerMerchant(M1, recorder1.address);
   await ledger.connect(regulator).registerMerchant(M2, recorder2.address);
   return { ledger, admin, regulator, recorder1, recorder2, stranger };
@@ -59,14 +59,17 @@ describe("PrepaidLedger", function () {
     it("refuses a zero admin or regulator", async function () {
       const [admin] = await ethers.getSigners();
       const factory = await ethers.getContractFactory("PrepaidLedger");
-      await expect(factory.deploy(ethers.ZeroAddress, admin.address)).to.be.revertedWithCustomError(
+      await expect(factory.deploy(ethers.ZeroAddress, admin.address, 0, 3_600)).to.be.revertedWithCustomError(
         factory,
         "LedgerZeroAddress",
       );
-      await expect(factory.deploy(admin.address, ethers.ZeroAddress)).to.be.revertedWithCustomError(
+      await expect(factory.deploy(admin.address, ethers.ZeroAddress, 0, 3_600)).to.be.revertedWithCustomError(
         factory,
         "LedgerZeroAddress",
       );
+      await expect(factory.deploy(admin.address, admin.address, 0, 3_599))
+        .to.be.revertedWithCustomError(factory, "LedgerDelayTooShort")
+        .withArgs(3_599, 3_600);
     });
   });
 
@@ -80,7 +83,10 @@ describe("PrepaidLedger", function () {
       expect(books.status).to.equal(1n);
       expect(books.nextSequence).to.equal(1n);
       expect(await ledger.hasRole(await ledger.recorderRole(7), stranger.address)).to.equal(true);
-      expect(await ledger.getRoleAdmin(await ledger.recorderRole(7))).to.equal(await ledger.REGULATOR_ROLE());
+      // The role changes only through the registry (PrepaidLedger.governance.test.ts).
+      await expect(ledger.connect(regulator).grantRole(await ledger.recorderRole(7), regulator.address))
+        .to.be.revertedWithCustomError(ledger, "LedgerRoleManagedByRegistry")
+        .withArgs(await ledger.recorderRole(7));
     });
 
     it("derives recorder roles per merchant", async function () {
@@ -165,13 +171,14 @@ describe("PrepaidLedger", function () {
       expect(await ledger.hasRole(await ledger.recorderRole(99), stranger.address)).to.equal(false);
     });
 
-    it("adds and removes recorders", async function () {
+    it("adds (with the merchant's consent) and removes recorders", async function () {
       const f = await networkHelpers.loadFixture(deployLedger);
       const as = f.ledger.connect(f.regulator);
-      await expect(as.addRecorder(M1, f.stranger.address))
+      await expect(as.addRecorder(M1, f.stranger.address)).to.emit(f.ledger, "RecorderOffered");
+      await expect(f.ledger.connect(f.recorder1).acceptRecorder(M1, f.stranger.address))
         .to.emit(f.ledger, "RecorderAdded")
         .withArgs(M1, f.stranger.address, f.regulator.address);
-      await expect(as.addRecorder(M1, f.stranger.address)).not.to.emit(f.ledger, "RecorderAdded");
+      await expect(as.addRecorder(M1, f.stranger.address)).not.to.emit(f.ledger, "RecorderOffered");
       await expect(as.addRecorder(M1, ethers.ZeroAddress)).to.be.revertedWithCustomError(f.ledger, "LedgerZeroAddress");
       const batch = packBatch([record(TopUp, account("s"), 5n)]);
       await expect(f.ledger.connect(f.stranger).recordBatch(M1, 1, NO_ENVELOPE, batch)).to.emit(f.ledger, "BatchRecorded");

@@ -26,6 +26,9 @@ const M1 = 1;
 const THRESHOLD = 3;
 const SET_1 = 1n;
 const NO_ENVELOPE = "0x";
+/** The quorum's delays in these tests: governor handover, set change (and a replaced set's grace). */
+const ADMIN_DELAY = 86_400;
+const SET_CHANGE_DELAY = 3_600;
 /** secp256k1 group order, to build the high-s twin of a signature. */
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -58,6 +61,16 @@ interface TypedSigner {
   signTypedData(domain: TypedDataDomain, types: typeof TYPES, value: Checkpoint): Promise<string>;
 }
 
+/** The EIP-712 type a set's members sign to install the next set at once. */
+const SET_CHANGE_TYPES = {
+  SupervisorSetChange: [
+    { name: "ledger", type: "address" },
+    { name: "setId", type: "uint64" },
+    { name: "supervisors", type: "address[]" },
+    { name: "threshold", type: "uint8" },
+  ],
+};
+
 /** A digest standing in for the books a supervisor rebuilt after `count` records. */
 const books = (count: bigint, variant = "") => id(`books after ${count}${variant}`);
 
@@ -68,13 +81,15 @@ const books = (count: bigint, variant = "") => id(`books after ${count}${variant
 async function deployQuorum() {
   const [governor, regulator, recorder, stranger, s0, s1, s2, s3, outsider] = await ethers.getSigners();
   const supervisors = [s0, s1, s2, s3];
-  const ledger = await ethers.deployContract("PrepaidLedger", [governor.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [governor.address, regulator.address, 0, 3_600]);
   await ledger.connect(regulator).registerMerchant(M1, recorder.address);
   const quorum = await ethers.deployContract("SupervisorQuorum", [
     governor.address,
     await ledger.getAddress(),
     supervisors.map((s) => s.address),
     THRESHOLD,
+    ADMIN_DELAY,
+    SET_CHANGE_DELAY,
   ]);
   const a = account("alice");
   const b = account("bob");
@@ -110,6 +125,19 @@ async function checkpointAt(f: Fixture, count: bigint, overrides: Partial<Checkp
     setId: await f.quorum.setId(),
     ...overrides,
   };
+}
+
+/**
+ * Installs the next set at once, signed by `signers` (by default the first `threshold` members of
+ * set 1, which the tests keep in every set they replace).
+ */
+async function replaceSet(f: Fixture, members: string[], t: number, signers?: TypedSigner[]) {
+  const value = { ledger: await f.ledger.getAddress(), setId: await f.quorum.setId(), supervisors: members, threshold: t };
+  const by = signers ?? f.supervisors.slice(0, Number(await f.quorum.threshold()));
+  const signatures = await Promise.all(
+    by.map((s) => (s as unknown as { signTypedData: (d: TypedDataDomain, t: object, v: object) => Promise<string> }).signTypedData(f.domain, SET_CHANGE_TYPES, value)),
+  );
+  return f.quorum.connect(f.stranger).changeSupervisors(members, t, signatures);
 }
 
 /** Each signer's signature over `c`, under `domain` (the quorum's by default). */
@@ -207,20 +235,27 @@ describe("SupervisorQuorum", function () {
       const factory = await ethers.getContractFactory("SupervisorQuorum");
       const ledger = await f.ledger.getAddress();
       const set = f.supervisors.map((s) => s.address);
-      await expect(factory.deploy(ZeroAddress, ledger, set, THRESHOLD)).to.be.revertedWithCustomError(
+      const delays = [ADMIN_DELAY, SET_CHANGE_DELAY] as const;
+      await expect(factory.deploy(ZeroAddress, ledger, set, THRESHOLD, ...delays)).to.be.revertedWithCustomError(
         factory,
         "QuorumZeroAddress",
       );
-      await expect(factory.deploy(f.governor.address, ZeroAddress, set, THRESHOLD)).to.be.revertedWithCustomError(
+      await expect(factory.deploy(f.governor.address, ZeroAddress, set, THRESHOLD, ...delays)).to.be.revertedWithCustomError(
         factory,
         "QuorumZeroAddress",
       );
-      await expect(factory.deploy(f.governor.address, ledger, set, 0))
+      await expect(factory.deploy(f.governor.address, ledger, set, 0, ...delays))
         .to.be.revertedWithCustomError(factory, "QuorumInvalidThreshold")
         .withArgs(0, 4);
-      await expect(factory.deploy(f.governor.address, ledger, [], 1))
+      await expect(factory.deploy(f.governor.address, ledger, [], 1, ...delays))
         .to.be.revertedWithCustomError(factory, "QuorumInvalidThreshold")
         .withArgs(1, 0);
+      await expect(factory.deploy(f.governor.address, ledger, [set[0], set[0]], 1, ...delays))
+        .to.be.revertedWithCustomError(factory, "QuorumDuplicateSupervisor")
+        .withArgs(set[0]);
+      await expect(factory.deploy(f.governor.address, ledger, set, THRESHOLD, ADMIN_DELAY, 3_599))
+        .to.be.revertedWithCustomError(factory, "QuorumDelayTooShort")
+        .withArgs(3_599, 3_600);
     });
   });
 
@@ -376,6 +411,8 @@ describe("SupervisorQuorum", function () {
           await f.ledger.getAddress(),
           f.supervisors.map((s) => s.address),
           THRESHOLD,
+          ADMIN_DELAY,
+          SET_CHANGE_DELAY,
         ]);
         const c = await checkpointAt(f, 4n);
         const sigs = await signAll(f, f.supervisors.slice(0, 3), c, {
@@ -391,7 +428,7 @@ describe("SupervisorQuorum", function () {
 
       it("refuses a checkpoint of another ledger, and does not count signatures over one", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
-        const otherLedger = await ethers.deployContract("PrepaidLedger", [f.governor.address, f.regulator.address]);
+        const otherLedger = await ethers.deployContract("PrepaidLedger", [f.governor.address, f.regulator.address, 0, 3_600]);
         const c = await checkpointAt(f, 4n);
         const theirs = { ...c, ledger: await otherLedger.getAddress() };
         const sigs = await signAll(f, f.supervisors.slice(0, 3), theirs);
@@ -402,16 +439,16 @@ describe("SupervisorQuorum", function () {
         ]);
       });
 
-      it("refuses a checkpoint of a replaced set, and does not count signatures for one", async function () {
+      it("binds a signature to its set id: another set's id does not count it", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const c1 = await checkpointAt(f, 4n);
         const sigs1 = await signAll(f, f.supervisors.slice(0, 3), c1);
         // The same people, re-installed: only the set id differs.
-        await f.quorum.connect(f.governor).setSupervisors(
+        await replaceSet(
+          f,
           f.supervisors.map((s) => s.address),
           THRESHOLD,
         );
-        await expectRefused(f, () => f.quorum.finalize(c1, sigs1), "QuorumWrongSet", [SET_1, 2n]);
         const c2 = { ...c1, setId: 2n };
         await expectRefused(f, () => f.quorum.finalize(c2, sigs1), "QuorumSignerNotSupervisor", [
           recoveredHere(f, c2, sigs1[0]),
@@ -432,9 +469,7 @@ describe("SupervisorQuorum", function () {
       it("does not count a member the new set dropped", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const [s0, s1, s2, s3] = f.supervisors;
-        await f.quorum
-          .connect(f.governor)
-          .setSupervisors([s1.address, s2.address, s3.address, f.outsider.address], THRESHOLD);
+        await replaceSet(f, [s1.address, s2.address, s3.address, f.outsider.address], THRESHOLD);
         const c = await checkpointAt(f, 4n);
         const sigs = await signAll(f, [s0, s1, s2], c);
         await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [s0.address, 2n]);
@@ -520,7 +555,7 @@ describe("SupervisorQuorum", function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const [s0, s1, s2, s3] = f.supervisors;
       const proof = await equivocate(f, s0);
-      await f.quorum.connect(f.governor).setSupervisors([s1.address, s2.address, s3.address], 2);
+      await replaceSet(f, [s1.address, s2.address, s3.address], 2);
       await expect(f.quorum.reportEquivocation(proof.a, proof.sigA, proof.b, proof.sigB))
         .to.emit(f.quorum, "EquivocationRecorded")
         .withArgs(
@@ -547,9 +582,11 @@ describe("SupervisorQuorum", function () {
       const s0 = f.supervisors[0];
       const first = await equivocate(f, s0);
       await f.quorum.reportEquivocation(first.a, first.sigA, first.b, first.sigB);
-      await f.quorum.connect(f.governor).setSupervisors(
+      await replaceSet(
+        f,
         f.supervisors.map((s) => s.address),
         THRESHOLD,
+        f.supervisors.slice(1), // s0's signature no longer counts in set 1
       );
       const second = await equivocate(f, s0);
       expect(second.a.setId).to.equal(2n);
@@ -654,12 +691,12 @@ describe("SupervisorQuorum", function () {
     });
   });
 
-  describe("setSupervisors", function () {
+  describe("changeSupervisors (the outgoing set's threshold installs a set at once)", function () {
     it("installs a whole new set under the next id, and keeps the old one provable", async function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const [s0, s1, s2, s3] = f.supervisors;
       const next = [s3.address, f.outsider.address, s1.address];
-      await expect(f.quorum.connect(f.governor).setSupervisors(next, 2))
+      await expect(replaceSet(f, next, 2))
         .to.emit(f.quorum, "SupervisorsChanged")
         .withArgs(2n, next, 2);
       expect(await f.quorum.setId()).to.equal(2n);
@@ -681,7 +718,7 @@ describe("SupervisorQuorum", function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const c = await checkpointAt(f, 2n);
       await f.quorum.finalize(c, await signAll(f, f.supervisors.slice(0, 3), c));
-      await f.quorum.connect(f.governor).setSupervisors([f.outsider.address], 1);
+      await replaceSet(f, [f.outsider.address], 1);
       expect(await f.quorum.lastFinal()).to.deep.equal([2n, c.chainHead, c.stateDigest]);
       expect(await f.quorum.isConfirmed(2n)).to.equal(true);
     });
@@ -689,7 +726,7 @@ describe("SupervisorQuorum", function () {
     it("accepts 255 supervisors and t = N", async function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const many = Array.from({ length: 255 }, (_, i) => getAddress(toBeHex(i + 1, 20)));
-      await expect(f.quorum.connect(f.governor).setSupervisors(many, 255))
+      await expect(replaceSet(f, many, 255))
         .to.emit(f.quorum, "SupervisorsChanged")
         .withArgs(2n, many, 255);
       expect(await f.quorum.isSupervisor(2n, many[254])).to.equal(true);
@@ -732,16 +769,17 @@ describe("SupervisorQuorum", function () {
       for (const c of cases) {
         it(`refuses ${c.name}, changing nothing`, async function () {
           const f = await networkHelpers.loadFixture(deployQuorum);
-          await expectRefused(f, () => f.quorum.connect(f.governor).setSupervisors(c.set(f), c.t), c.error, c.args(f));
+          await expectRefused(f, () => replaceSet(f, c.set(f), c.t), c.error, c.args(f));
+          await expectRefused(f, () => f.quorum.connect(f.governor).proposeSupervisors(c.set(f), c.t), c.error, c.args(f));
         });
       }
 
-      it("lets only governance change the set", async function () {
+      it("lets only the governor propose a set", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
-        for (const caller of [f.stranger, f.supervisors[0], f.regulator]) {
+        for (const caller of [f.stranger, f.supervisors[0], f.regulator, f.recorder]) {
           await expectRefused(
             f,
-            () => f.quorum.connect(caller).setSupervisors([caller.address], 1),
+            () => f.quorum.connect(caller).proposeSupervisors([caller.address], 1),
             "AccessControlUnauthorizedAccount",
             [caller.address, ZeroHash],
           );

@@ -111,14 +111,14 @@ describe("compiling for the target chain's EVM (build profiles)", function () {
     const osaka = await artifacts.readArtifact("PrepaidLedger");
     let refused: unknown;
     try {
-      const failing = await new ContractFactory(osaka.abi, osaka.bytecode, admin).deploy(admin.address, regulator.address);
+      const failing = await new ContractFactory(osaka.abi, osaka.bytecode, admin).deploy(admin.address, regulator.address, 0, 3_600);
       await failing.waitForDeployment();
     } catch (e) {
       refused = e;
     }
     expect(refused, "a London EVM must not run PUSH0").to.not.equal(undefined);
 
-    const ledger = await new ContractFactory(london.abi, london.bytecode, admin).deploy(admin.address, regulator.address);
+    const ledger = await new ContractFactory(london.abi, london.bytecode, admin).deploy(admin.address, regulator.address, 0, 3_600);
     await ledger.waitForDeployment();
     await (await (ledger.connect(regulator) as typeof ledger).getFunction("registerMerchant")(1, recorder.address)).wait();
     const card = id("london card");

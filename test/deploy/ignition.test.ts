@@ -81,7 +81,7 @@ describe("Ignition deployment (hardhat ignition deploy, as a user runs it)", fun
     provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true });
     accounts = await provider.send("eth_accounts", []);
     parameters = join(configHome, "parameters.json");
-    writeFileSync(parameters, JSON.stringify({ PrepaidLedgerModule: { admin: accounts[0], regulator: accounts[1] } }));
+    writeFileSync(parameters, JSON.stringify({ PrepaidLedgerModule: { admin: accounts[0], regulator: accounts[1], adminDelay: 0, recorderDelay: 3_600 } }));
     first = await deploy("localhost", parameters, ["--deployment-id", deploymentId], { LOCALHOST_RPC_URL: node.url });
   });
 
@@ -225,11 +225,18 @@ describe("Ignition deployment (hardhat ignition deploy, as a user runs it)", fun
       PrepaidLedgerModule: {
         admin: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
         regulator: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        adminDelay: 0,
+        recorderDelay: 3_600,
       },
     });
     for (const name of ["sepolia", "besu"]) {
       expect(read(name), name).to.deep.equal({
-        PrepaidLedgerModule: { admin: "0xYOUR_ADMIN_ADDRESS", regulator: "0xYOUR_REGULATOR_ADDRESS" },
+        PrepaidLedgerModule: {
+          admin: "0xYOUR_ADMIN_ADDRESS",
+          regulator: "0xYOUR_REGULATOR_ADDRESS",
+          adminDelay: 172_800,
+          recorderDelay: 259_200,
+        },
       });
     }
   });

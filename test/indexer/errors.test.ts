@@ -19,7 +19,7 @@ const { ethers, networkHelpers } = await network.create();
 /** A ledger with 20 records of one merchant in 4 batches. */
 async function ledgerWithRecords() {
   const [admin, regulator, recorder] = await ethers.getSigners();
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   const address = await ledger.getAddress();
   await ledger.connect(regulator).registerMerchant(7, recorder.address);
   const uploader = await Uploader.open(
@@ -97,7 +97,7 @@ describe("indexer: bad input", function () {
     const db = freshDb();
     const { digest } = await sync({ db, ledger: f.address });
     const [admin, regulator] = await ethers.getSigners();
-    const other = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+    const other = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     const e = await expectRejects(sync({ db, ledger: await other.getAddress() }), "INDEX_MISMATCH");
     expect(e.details.field).to.equal("ledger");
     const otherChain: JsonRpcLike = {
@@ -149,8 +149,8 @@ describe("indexer: bad input", function () {
     const f = await networkHelpers.loadFixture(ledgerWithRecords);
     await expectRejects(sync({ db: freshDb(), ledger: "0x" + "22".repeat(20) }), "INVALID_CONFIG");
     const [admin, regulator, , , , , , , , , s1] = await ethers.getSigners();
-    const other = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
-    const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, await other.getAddress(), [s1.address], 1]);
+    const other = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
+    const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, await other.getAddress(), [s1.address], 1, 0, 3_600]);
     const e = await expectRejects(sync({ db: freshDb(), ledger: f.address, quorum: await quorum.getAddress() }), "INVALID_CONFIG");
     expect(e.shortMessage).to.include("another ledger");
     await expectRejects(sync({ db: freshDb(), ledger: f.address, confirmations: -1 }), "INVALID_CONFIG");

@@ -24,13 +24,15 @@ const NORMAL = 2;
 async function twoMerchants() {
   const signers = await ethers.getSigners();
   const [admin, regulator, r1, r2] = signers;
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   const ledgerAddress = await ledger.getAddress();
   const quorum = await ethers.deployContract("SupervisorQuorum", [
     admin.address,
     ledgerAddress,
     signers.slice(10, 13).map((s) => s.address),
     2,
+    0,
+    3_600,
   ]);
   await ledger.connect(regulator).registerMerchant(RISKY, r1.address);
   await ledger.connect(regulator).registerMerchant(NORMAL, r2.address);

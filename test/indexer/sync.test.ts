@@ -13,7 +13,7 @@ const { ethers, networkHelpers } = await network.create();
 /** One merchant uploading 5 batches of 4 records, one batch a block. */
 async function fiveBatches() {
   const [admin, regulator, recorder] = await ethers.getSigners();
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   const address = await ledger.getAddress();
   await ledger.connect(regulator).registerMerchant(3, recorder.address);
   const uploader = await Uploader.open(

@@ -22,7 +22,7 @@ const regulatorOnly = [{ publicKey: REGULATOR_PUB, role: "regulator" as const }]
 /** A ledger with an honest day of traffic for two merchants (36 records in 6 batches). */
 async function ledgerWithTraffic() {
   const [admin, regulator, recorder1, recorder2] = await ethers.getSigners();
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   const address = await ledger.getAddress();
   await ledger.connect(regulator).registerMerchant(M1, recorder1.address);
   await ledger.connect(regulator).registerMerchant(M2, recorder2.address);

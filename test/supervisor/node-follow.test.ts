@@ -15,8 +15,8 @@ async function deployWithBlocks() {
   const signers = await ethers.getSigners();
   const [admin, regulator, recorder] = signers;
   const supervisors = signers.slice(10, 14);
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
-  const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, await ledger.getAddress(), supervisors.map((s) => s.address), 3]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
+  const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, await ledger.getAddress(), supervisors.map((s) => s.address), 3, 0, 3_600]);
   await (await ledger.connect(regulator).registerMerchant(M, recorder.address)).wait();
   const uploader = await Uploader.open(
     { ledger: await ledger.getAddress(), merchantId: M, regulatorPublicKey: REGULATOR_PUB, journalPath: join(tempDir(), "j") },

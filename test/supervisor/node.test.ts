@@ -20,12 +20,14 @@ async function deploySupervision() {
   const signers = await ethers.getSigners();
   const [admin, regulator, recorder] = signers;
   const supervisors = signers.slice(10, 14);
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   const quorum = await ethers.deployContract("SupervisorQuorum", [
     admin.address,
     await ledger.getAddress(),
     supervisors.map((s) => s.address),
     3,
+    0,
+    3_600,
   ]);
   await ledger.connect(regulator).registerMerchant(M, recorder.address);
   return { ledger, quorum, admin, regulator, recorder, supervisors };
@@ -133,7 +135,7 @@ describe("SupervisorNode (in process)", function () {
       "INVALID_CONFIG",
     );
     expect((e.details.issues as { path: string }[]).map((i) => i.path).sort()).to.deep.equal(["index", "ledger", "stateDir"]);
-    const other = await ethers.deployContract("PrepaidLedger", [f.admin.address, f.regulator.address]);
+    const other = await ethers.deployContract("PrepaidLedger", [f.admin.address, f.regulator.address, 0, 3_600]);
     const wrong = await expectRejects(
       SupervisorNode.open(
         { ledger: await other.getAddress(), quorum: await f.quorum.getAddress(), index: 0, stateDir: tempDir() },

@@ -36,7 +36,7 @@ describe("Uploader killed and restarted (real processes, hardhat node over HTTP)
     const [admin, regulator, recorder] = await Promise.all([0, 1, 2].map((i) => provider.getSigner(i)));
     const artifact = await artifacts.readArtifact("PrepaidLedger");
     const factory = new ContractFactory(artifact.abi, artifact.bytecode, admin);
-    const contract = await factory.deploy(admin.address, regulator.address);
+    const contract = await factory.deploy(admin.address, regulator.address, 0, 3_600);
     await contract.waitForDeployment();
     ledger = await contract.getAddress();
     const asRegulator = contract.connect(regulator) as typeof contract;

@@ -18,9 +18,10 @@ const M = 1;
 
 async function deployLedger() {
   const [admin, regulator, recorder, recorder2, stranger] = await ethers.getSigners();
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   await ledger.connect(regulator).registerMerchant(M, recorder.address);
   await ledger.connect(regulator).addRecorder(M, recorder2.address);
+  await ledger.connect(recorder).acceptRecorder(M, recorder2.address);
   return { ledger, address: await ledger.getAddress(), admin, regulator, recorder, recorder2, stranger };
 }
 type Fixture = Awaited<ReturnType<typeof deployLedger>>;
@@ -161,7 +162,7 @@ describe("Uploader", function () {
       const f = await networkHelpers.loadFixture(deployLedger);
       const first = await Uploader.open(config(f), f.recorder);
       first.close();
-      const other = await ethers.deployContract("PrepaidLedger", [f.admin.address, f.regulator.address]);
+      const other = await ethers.deployContract("PrepaidLedger", [f.admin.address, f.regulator.address, 0, 3_600]);
       const e = await expectRejects(
         Uploader.open(config(f, { ledger: await other.getAddress(), journalPath: first.journal.path }), f.recorder),
         "INVALID_CONFIG",
