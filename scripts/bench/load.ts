@@ -126,7 +126,7 @@ async function deploy(url: string, merchants: number) {
   const provider = new JsonRpcProvider(url, undefined, PROVIDER_OPTIONS);
   const [admin, regulator] = await Promise.all([0, 1].map((i) => provider.getSigner(i)));
   const [la, qa] = await Promise.all([artifacts.readArtifact("PrepaidLedger"), artifacts.readArtifact("SupervisorQuorum")]);
-  const ledger = await new ContractFactory(la.abi, la.bytecode, admin).deploy(admin.address, regulator.address);
+  const ledger = await new ContractFactory(la.abi, la.bytecode, admin).deploy(admin.address, regulator.address, 0, 3_600);
   await ledger.waitForDeployment();
   const fromBlock = (await ledger.deploymentTransaction()!.wait())!.blockNumber;
   const ledgerAddress = await ledger.getAddress();
@@ -134,7 +134,7 @@ async function deploy(url: string, merchants: number) {
     const w = devWallet(FIRST_SUPERVISOR_ACCOUNT + index);
     return { index, address: w.address, key: w.privateKey };
   });
-  const quorum = await new ContractFactory(qa.abi, qa.bytecode, admin).deploy(admin.address, ledgerAddress, supervisors.map((s) => s.address), 3);
+  const quorum = await new ContractFactory(qa.abi, qa.bytecode, admin).deploy(admin.address, ledgerAddress, supervisors.map((s) => s.address), 3, 0, 3_600);
   await quorum.waitForDeployment();
   // Merchant recorders: keys of their own (signing locally, as a merchant's server does), funded
   // by dev account 2 and registered by the regulator.

@@ -40,10 +40,10 @@ async function deploy(url: string) {
   const ledgerArtifact = await artifacts.readArtifact("PrepaidLedger");
   const quorumArtifact = await artifacts.readArtifact("SupervisorQuorum");
   let nonce = await provider.getTransactionCount(admin.address);
-  const ledger = await new ContractFactory(ledgerArtifact.abi, ledgerArtifact.bytecode, admin).deploy(admin.address, admin.address, { nonce: nonce++ });
+  const ledger = await new ContractFactory(ledgerArtifact.abi, ledgerArtifact.bytecode, admin).deploy(admin.address, admin.address, 0, 3_600, { nonce: nonce++ });
   await ledger.waitForDeployment();
   const address = await ledger.getAddress();
-  const quorum = await new ContractFactory(quorumArtifact.abi, quorumArtifact.bytecode, admin).deploy(admin.address, address, [admin.address], 1, {
+  const quorum = await new ContractFactory(quorumArtifact.abi, quorumArtifact.bytecode, admin).deploy(admin.address, address, [admin.address], 1, 0, 3_600, {
     nonce: nonce++,
   });
   await quorum.waitForDeployment();

@@ -40,7 +40,7 @@ describe("Uploader on an imperfect network (hardhat node behind the fault proxy)
     const artifact = await artifacts.readArtifact("PrepaidLedger");
     ledgerAbi = artifact.abi;
     adminNonce = await direct.getTransactionCount(admin.address);
-    const contract = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy(admin.address, admin.address, { nonce: adminNonce++ });
+    const contract = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy(admin.address, admin.address, 0, 3_600, { nonce: adminNonce++ });
     await contract.waitForDeployment();
     ledger = await contract.getAddress();
   });

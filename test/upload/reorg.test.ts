@@ -38,7 +38,7 @@ describe("Uploader and reorgs (anvil)", function () {
     provider = new JsonRpcProvider(anvil.url, undefined, { staticNetwork: true, batchMaxCount: 1, pollingInterval: 50 });
     const admin = new Wallet(ADMIN_KEY, provider);
     const artifact = await artifacts.readArtifact("PrepaidLedger");
-    const contract = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy(admin.address, admin.address, { nonce: 0 });
+    const contract = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy(admin.address, admin.address, 0, 3_600, { nonce: 0 });
     await contract.waitForDeployment();
     ledger = await contract.getAddress();
     const registry = new Contract(ledger, artifact.abi, admin);
