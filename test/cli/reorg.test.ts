@@ -58,7 +58,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
   /** A ledger with merchant 3: 8 openings, then `consumed` consumptions (4 a block). */
   async function ledger(consumed: number) {
     const [admin, regulator, recorder] = await connection.ethers.getSigners();
-    const contract = await connection.ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+    const contract = await connection.ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     await contract.waitForDeployment();
     const address = await contract.getAddress();
     await (await contract.connect(regulator).registerMerchant(3, recorder.address)).wait();

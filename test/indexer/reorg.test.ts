@@ -38,7 +38,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
   async function ledger(mined = 4) {
     const { ethers } = connection;
     const [admin, regulator, recorder] = await ethers.getSigners();
-    const contract = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address]);
+    const contract = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     await contract.waitForDeployment();
     const address = await contract.getAddress();
     await (await contract.connect(regulator).registerMerchant(3, recorder.address)).wait();
