@@ -54,7 +54,7 @@ export interface LoadPhase {
   seconds: number;
   records: number;
   recordsPerSecond: number;
-  /** upload() calls that threw a retryable error and were called again, by error code. */
+  /** upload() (and Uploader.open()) calls that threw a retryable error and were called again, by error code. */
   retries: Record<string, number>;
   faults: Record<FaultKind, number>;
   requests: number;
@@ -190,14 +190,25 @@ async function runPhase(name: string, faultRate: number, merchants: number, seco
 
     proxy.setRates(faultMix(faultRate));
     const providers: JsonRpcProvider[] = [];
+    const retries: Record<string, number> = {};
+    /** The retry contract: a `retryable` error is answered by calling again (with the same records). */
+    const retrying = async <T>(call: () => Promise<T>): Promise<T> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await call();
+        } catch (e) {
+          if (!isError(e) || !e.retryable || attempt >= MAX_RETRIES) throw e;
+          retries[e.code] = (retries[e.code] ?? 0) + 1;
+          await sleep(100 * Math.min(attempt + 1, 10));
+        }
+      }
+    };
     const uploaders = await Promise.all(
       wallets.map((w, i) => {
         const provider = new JsonRpcProvider(proxy.url, 31337, PROVIDER_OPTIONS);
         providers.push(provider);
-        return Uploader.open(
-          { ledger: deployment.ledgerAddress, merchantId: i + 1, regulatorPublicKey: publicKeyOf(REGULATOR_KEY), journalPath: join(dir, `journal-${i + 1}.jsonl`), rpcTimeoutMs: 5_000 },
-          new Wallet(w.privateKey, provider) as Signer,
-        );
+        const config = { ledger: deployment.ledgerAddress, merchantId: i + 1, regulatorPublicKey: publicKeyOf(REGULATOR_KEY), journalPath: join(dir, `journal-${i + 1}.jsonl`), rpcTimeoutMs: 5_000 };
+        return retrying(() => Uploader.open(config, new Wallet(w.privateKey, provider) as Signer));
       }),
     );
     stops.unshift(async () => {
@@ -209,7 +220,6 @@ async function runPhase(name: string, faultRate: number, merchants: number, seco
     stops.unshift(async () => direct.destroy());
     const quorum = deployment.quorum.connect(direct) as unknown as { lastFinal: () => Promise<[bigint, string]> };
     const reported = new Map<number, string[]>();
-    const retries: Record<string, number> = {};
     const samples: { t: number; index: bigint; latency?: number }[] = [];
     const started = Date.now();
     const deadline = started + seconds * 1_000;
@@ -243,18 +253,9 @@ async function runPhase(name: string, faultRate: number, merchants: number, seco
         reported.set(i + 1, mine);
         while (Date.now() < deadline) {
           const details = stream.next(RECORDS_PER_CALL);
-          for (let attempt = 0; ; attempt++) {
-            try {
-              const records = await u.upload(details);
-              for (const r of records) mine.push(r.commitment);
-              if (mine.length % (RECORDS_PER_CALL * 5) === 0) samples.push({ t: Date.now(), index: records[records.length - 1].recordIndex });
-              break;
-            } catch (e) {
-              if (!isError(e) || !e.retryable || attempt >= MAX_RETRIES) throw e;
-              retries[e.code] = (retries[e.code] ?? 0) + 1;
-              await sleep(100 * Math.min(attempt + 1, 10));
-            }
-          }
+          const records = await retrying(() => u.upload(details));
+          for (const r of records) mine.push(r.commitment);
+          if (mine.length % (RECORDS_PER_CALL * 5) === 0) samples.push({ t: Date.now(), index: records[records.length - 1].recordIndex });
         }
       }),
     );
