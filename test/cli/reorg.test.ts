@@ -46,12 +46,10 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
 
   before(async function () {
     anvil = await startReorgAnvil(["--accounts", "4"]);
-    process.env.ANVIL_RPC_URL = anvil.url;
-    connection = await network.create("anvil");
+    connection = await network.create({ network: "anvil", override: { url: anvil.url } });
   });
 
   after(async function () {
-    delete process.env.ANVIL_RPC_URL;
     await anvil?.stop();
   });
 

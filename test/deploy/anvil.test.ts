@@ -20,9 +20,9 @@ describe("on anvil (a second EVM client)", function () {
 
   before(async function () {
     anvil = await startAnvil(["--accounts", "20"]); // the day uses 14: admin, regulator, 4 recorders… 4 supervisors
-    // The `anvil` network's URL is a configuration variable, read when the connection is made.
-    process.env.ANVIL_RPC_URL = anvil.url;
-    const connection = await network.create("anvil");
+    // Each test starts its own anvil: its URL overrides the `anvil` network's (a configuration
+    // variable is resolved once per process, so a second file would reach the first file's node).
+    const connection = await network.create({ network: "anvil", override: { url: anvil.url } });
     day = await runDay(connection);
     const provider = new JsonRpcProvider(anvil.url, undefined, { staticNetwork: true });
     try {
@@ -37,7 +37,6 @@ describe("on anvil (a second EVM client)", function () {
   });
 
   after(async function () {
-    delete process.env.ANVIL_RPC_URL;
     await anvil?.stop();
   });
 
