@@ -42,7 +42,7 @@ export interface LedgerErrorOptions {
 }
 
 /** Finds revert data (0x + selector …) anywhere in an error's chain of causes. */
-function revertData(e: unknown, depth = 0): string | undefined {
+export function revertData(e: unknown, depth = 0): string | undefined {
   if (e === null || typeof e !== "object" || depth > 6) return undefined;
   const o = e as Record<string, unknown>;
   for (const key of ["data", "revertData"]) {

@@ -14,30 +14,6 @@ export interface BlockRef {
   parentHash: string;
 }
 
-/**
- * Rejects with a retryable `TIMEOUT` when `p` has not settled within `ms` (the call itself may
- * still finish in the background; its outcome is then ignored).
- */
-export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new PrepaidLedgerError("TIMEOUT", `the JSON-RPC node did not answer ${what} in time`, { details: { call: what, timeoutMs: ms } })),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** `rpc` with a timeout on every call. */
-export function timedRpc(rpc: JsonRpcLike, timeoutMs: number): JsonRpcLike {
-  return { send: (method, params) => withTimeout(rpc.send(method, params), timeoutMs, method) };
-}
-
 const hex = (n: number) => "0x" + n.toString(16);
 
 /** Block `n` of the node's current chain, or undefined if it has none (yet, or any more). */

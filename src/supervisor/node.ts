@@ -27,12 +27,12 @@ import { Contract, type Signer, type TypedDataDomain } from "ethers";
 
 import { parseConfig } from "../config.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
+import { timedRpc, withTimeout } from "../rpc.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import type { JsonRpcLike } from "../regulator/logs.js";
 import type { LedgerReplay, MarkSeen } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "./abi.js";
-import { timedRpc, withTimeout } from "./chain.js";
 import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, type CheckpointJson } from "./checkpoint.js";
 import { SupervisorConfig, resolveConfirmations, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
 import { stateDigest } from "./digest.js";

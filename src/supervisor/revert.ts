@@ -8,7 +8,7 @@
 import { Interface, isError as isEthersError } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
-import { toLedgerError } from "../ledger/revert.js";
+import { revertData, toLedgerError } from "../ledger/revert.js";
 import { SUPERVISOR_QUORUM_ABI } from "./abi.js";
 
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
@@ -17,25 +17,6 @@ const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
 export interface QuorumRevert {
   name: string;
   args: Record<string, unknown>;
-}
-
-/** Finds revert data (0x + selector …) anywhere in an error's chain of causes. */
-function revertData(e: unknown, depth = 0): string | undefined {
-  if (e === null || typeof e !== "object" || depth > 6) return undefined;
-  const o = e as Record<string, unknown>;
-  for (const key of ["data", "revertData"]) {
-    const v = o[key];
-    if (typeof v === "string" && /^0x[0-9a-fA-F]{8}/.test(v)) return v;
-    if (typeof v === "object" && v !== null) {
-      const inner = revertData(v, depth + 1);
-      if (inner !== undefined) return inner;
-    }
-  }
-  for (const key of ["error", "info", "cause", "parent"]) {
-    const inner = revertData(o[key], depth + 1);
-    if (inner !== undefined) return inner;
-  }
-  return undefined;
 }
 
 /** Decodes a SupervisorQuorum custom error from revert data, or undefined if it is not one. */
