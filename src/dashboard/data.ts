@@ -14,6 +14,7 @@ import {
   type Overview,
   type RecordRow,
 } from "../indexer/queries.js";
+import type { RecorderView } from "../indexer/recorders.js";
 import { RISK_RULES } from "../indexer/risk.js";
 
 /** Rows per page in every paginated table. */
@@ -35,6 +36,8 @@ export interface Paged<T> {
 
 export interface MerchantView {
   merchant: MerchantRow;
+  /** Who may write for the merchant: its recorder keys, pending offers and recorder history. */
+  recorders: RecorderView;
   /** Liability after each batch, oldest first, at most {@link CHART_POINTS}. */
   series: LiabilityPoint[];
   accounts: Paged<AccountRow>;
@@ -105,6 +108,7 @@ export function merchantView(q: IndexQueries, merchantId: number, page: number):
   const merchant = q.merchant(merchantId);
   return {
     merchant,
+    recorders: q.recorders(merchantId),
     series: q.liabilitySeries(merchantId, CHART_POINTS),
     accounts: pageOf(q.accounts(merchantId, rowsFor(page)), page, pageCount(merchant.accountCount)),
     alerts: q.alerts({ merchantId, limit: PAGE_SIZE }),

@@ -8,6 +8,7 @@ import { liabilityChart } from "./chart.js";
 import type { AccountView, AlertsView, MerchantView, Paged } from "./data.js";
 import { shortHex, dateTime, yuan } from "./format.js";
 import { html, type Html, type HtmlPart } from "./html.js";
+import { recordersSection } from "./recorders.js";
 
 const STYLE = html`<style>
   body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
@@ -138,7 +139,7 @@ function accountsTable(merchantId: number, accounts: AccountRow[]): Html {
     )}</tbody></table>`;
 }
 
-/** `/merchants/:id`: the merchant's books, its liability over time, its accounts and alerts. */
+/** `/merchants/:id`: the merchant's books, who may write for it, its liability over time, its accounts and alerts. */
 export function merchantPage(v: MerchantView, query: URLSearchParams, info: IndexInfo): Html {
   const m = v.merchant;
   const thinned = v.series.length < m.batches ? ` (${v.series.length} of them charted, evenly spaced)` : "";
@@ -150,10 +151,10 @@ export function merchantPage(v: MerchantView, query: URLSearchParams, info: Inde
       ${figure("refunded", "Refunded", yuan(m.refunded))}${figure("accounts", "Accounts", m.accountCount)}
       ${figure("records", "Records", m.recordCount)}${figure("batches", "Batches", m.batches)}
       ${figure("bad-records", "Bad records", m.badRecords)}${figure("alerts", "Alerts", m.alerts)}
-      ${figure("recorder", "Recorder", m.recorder === null ? "—" : html`<code>${m.recorder}</code>`)}
       ${figure("first-time", "First record", timeOrDash(m.firstTime))}${figure("last-time", "Last record", timeOrDash(m.lastTime))}
       ${figure("last-service", "Last consumption or refund", timeOrDash(m.lastServiceTime))}
     </div>
+    ${recordersSection(v.recorders)}
     <h2>Liability over time</h2>
     ${liabilityChart(v.series, `Liability of merchant ${m.merchantId} after each of its batches`)}
     <p class="note">After each of its ${m.batches} batches${thinned}.</p>

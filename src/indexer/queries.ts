@@ -9,7 +9,8 @@ import { createHash } from "node:crypto";
 import { PrepaidLedgerError } from "../errors.js";
 import { reorgMark, type ReorgMark } from "./reorg.js";
 import type { Alert } from "./risk.js";
-import { TABLES, getMeta, type Database } from "./schema.js";
+import { recorderView, type RecorderView } from "./recorders.js";
+import { TABLES, getMeta, hasTable, type Database } from "./schema.js";
 
 export type MerchantStatus = "active" | "suspended" | "unknown";
 export type Verification = "verified" | "failed" | "encrypted";
@@ -273,6 +274,18 @@ export class IndexQueries {
     return merchantRow(row);
   }
 
+  /**
+   * Who may write for the merchant: its recorder keys now, the regulators' standing offers (and
+   * whether they may be carried out yet, at the index's time) and every recorder event, derived
+   * from the registry's events (src/indexer/recorders.ts).
+   *
+   * @throws PrepaidLedgerError `NOT_FOUND` if the index has no such merchant
+   */
+  recorders(merchantId: number, info: IndexInfo = this.info()): RecorderView {
+    this.merchant(merchantId);
+    return recorderView(this.db, merchantId, info.settledTime);
+  }
+
   /** The merchant's liability after each of its batches, oldest first (at most `maxPoints`, evenly thinned, always the last). */
   liabilitySeries(merchantId: number, maxPoints = 500): LiabilityPoint[] {
     const n = num((this.db.prepare("SELECT count(*) AS n FROM batches WHERE merchant_id = ?").get(merchantId) as { n: number }).n);
@@ -392,6 +405,7 @@ export class IndexQueries {
 
   /** Rows in one table. */
   count(table: (typeof TABLES)[number]): number {
+    if (!hasTable(this.db, table)) return 0; // an older index opened read-only
     return num((this.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n);
   }
 
@@ -407,6 +421,7 @@ export class IndexQueries {
   digest(): string {
     const hash = createHash("sha256");
     for (const t of TABLES) {
+      if (!hasTable(this.db, t)) continue;
       hash.update(`table ${t}\n`);
       const stmt = this.db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`);
       for (const row of stmt.iterate() as Iterable<Record<string, unknown>>) {

@@ -6,7 +6,9 @@
  * - their hashes and parent hashes (`recent_blocks`, plus the newest settled block as the anchor),
  *   to find the fork point when the chain changes;
  * - an undo log (`undo_log`): each merchants / accounts / sync_state row a page with unsettled
- *   blocks changed, as it was before, and the last discrepancy id before the page.
+ *   blocks changed, as it was before, and the last discrepancy id before the page. Rows that
+ *   come straight from a log (records, batches, merchant_events, recorder_events, checkpoints)
+ *   need none: a rollback deletes those of the blocks after the fork point.
  *
  * A reorg is noticed by hash: between rounds (the cursor block's hash is no longer the chain's),
  * and within a round (a log whose blockHash differs from its block's, unsettled headers that do
@@ -16,7 +18,7 @@
  * readable; `prepaid sync --repair` rebuilds it ({@link clearIndex}).
  */
 import { PrepaidLedgerError } from "../errors.js";
-import { getMeta, inTransaction, setMeta, type Database } from "./schema.js";
+import { TABLES, getMeta, inTransaction, setMeta, type Database } from "./schema.js";
 
 /** What the index stores when a reorg went deeper than its settled blocks. */
 export interface ReorgMark {
@@ -132,7 +134,8 @@ export async function rollBack(db: Database, fork: number, cursorBlock: number):
       const cols = Object.keys(row);
       db.prepare(`INSERT INTO ${tbl} (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`).run(...cols.map((c) => row[c]));
     }
-    for (const t of ["records", "batches", "merchant_events", "checkpoints"]) {
+    // Rows straight from logs (recorder_events too: the keys and offers are derived from them).
+    for (const t of ["records", "batches", "merchant_events", "recorder_events", "checkpoints"]) {
       db.prepare(`DELETE FROM ${t} WHERE block_number > ?`).run(target);
     }
     db.prepare("DELETE FROM discrepancies WHERE block_number > ?").run(target);
@@ -149,21 +152,12 @@ export async function rollBack(db: Database, fork: number, cursorBlock: number):
  */
 export async function clearIndex(db: Database): Promise<void> {
   await inTransaction(db, () => {
-    for (const t of [
-      "sync_state",
-      "merchants",
-      "accounts",
-      "batches",
-      "records",
-      "merchant_events",
-      "checkpoints",
-      "discrepancies",
-      "alerts",
-      "recent_blocks",
-      "undo_log",
-    ]) {
+    // Every table of data but meta (the index's identity), and the reorg bookkeeping.
+    for (const t of [...TABLES.filter((t) => t !== "meta"), "recent_blocks", "undo_log"]) {
       db.exec(`DELETE FROM ${t}`);
     }
     setReorgMark(db, null);
+    // Read again from the first block, the recorder events are complete (an upgraded index's were not).
+    db.prepare("DELETE FROM meta WHERE key = 'recorders_from_block'").run();
   });
 }

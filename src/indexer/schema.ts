@@ -13,8 +13,11 @@ import { createRequire } from "node:module";
 
 import { PrepaidLedgerError } from "../errors.js";
 
-/** Bumped when a table changes; an index of another version is refused, never migrated silently. */
-export const SCHEMA_VERSION = 2;
+/**
+ * Bumped when a table changes; an index of another version is refused, except the in-place
+ * upgrades of {@link openIndex} (1 → 3, 2 → 3), which only add tables.
+ */
+export const SCHEMA_VERSION = 3;
 
 export type Database = DatabaseSyncType;
 
@@ -42,6 +45,30 @@ CREATE TABLE IF NOT EXISTS undo_log (
   row_key      TEXT NOT NULL,     -- JSON: the row's key (for 'discrepancies': the last id before the page)
   before       TEXT               -- JSON: the row before the page, NULL if the page created it
 );
+`;
+
+/**
+ * Version 3: who may write for each merchant (src/indexer/recorders.ts). One row per recorder
+ * event of the registry, keyed like every row from a log; the current keys and standing offers
+ * are derived from them, so a reorg rolls them back by deleting the rows of dead blocks. An index
+ * of version 1 or 2 is upgraded in place by adding this (empty) table and noting, in meta
+ * `recorders_from_block`, the first block whose events it will hold: the views then say the
+ * history is incomplete until `prepaid sync --repair` reads it again from the first block.
+ */
+const RECORDER_DDL = `
+CREATE TABLE IF NOT EXISTS recorder_events (
+  tx_hash       TEXT NOT NULL,
+  log_index     INTEGER NOT NULL,
+  block_number  INTEGER NOT NULL,
+  block_time    INTEGER NOT NULL,
+  merchant_id   INTEGER NOT NULL,
+  event         TEXT NOT NULL,     -- 'registered' | 'offered' | 'offer_cancelled' | 'added' | 'removed'
+  recorder      TEXT NOT NULL,     -- the key, 0x-hex lowercase
+  actor         TEXT NOT NULL,     -- who: the regulator, the rejecting recorder, or the key itself (renounced)
+  executable_at INTEGER,           -- 'offered' only: from when anyone may carry the offer out
+  PRIMARY KEY (tx_hash, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS recorder_events_by_merchant ON recorder_events (merchant_id, block_number, log_index);
 `;
 
 const DDL = `
@@ -193,7 +220,7 @@ CREATE TABLE IF NOT EXISTS alerts (
   as_of_time   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_merchant ON alerts (merchant_id);
-` + REORG_DDL;
+` + REORG_DDL + RECORDER_DDL;
 
 /** The tables of data, in the order a digest covers them (not the reorg bookkeeping: recent_blocks, undo_log). */
 export const TABLES = [
@@ -204,6 +231,7 @@ export const TABLES = [
   "batches",
   "records",
   "merchant_events",
+  "recorder_events",
   "checkpoints",
   "discrepancies",
   "alerts",
@@ -278,12 +306,9 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
       db.exec(DDL);
       db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       db.exec("COMMIT");
-    } else if (version === 1 && !options.readOnly) {
-      db.exec("BEGIN");
-      db.exec(REORG_DDL);
-      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-      db.exec("COMMIT");
-    } else if (version !== SCHEMA_VERSION && !(version === 1 && options.readOnly)) {
+    } else if ((version === 1 || version === 2) && !options.readOnly) {
+      upgrade(db, version);
+    } else if (version !== SCHEMA_VERSION && !((version === 1 || version === 2) && options.readOnly)) {
       throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is not a prepaid-ledger index of this version", {
         details: { path, schemaVersion: version, expected: SCHEMA_VERSION },
       });
@@ -294,6 +319,31 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
     throw new PrepaidLedgerError("INDEX_CORRUPT", "the index database cannot be read", { details: { path }, cause: e });
   }
   return db;
+}
+
+/**
+ * Upgrades an index of version 1 or 2 in place, in one transaction (all or nothing): adds the
+ * tables of the later versions, empty. The recorder events of blocks already read are not in
+ * them: meta `recorders_from_block` says from which block on they are.
+ */
+function upgrade(db: Database, version: number): void {
+  db.exec("BEGIN");
+  try {
+    if (version === 1) db.exec(REORG_DDL);
+    db.exec(RECORDER_DDL);
+    const s = db.prepare("SELECT settled_block FROM sync_state WHERE id = 1").get() as { settled_block: number } | undefined;
+    if (s !== undefined) setMeta(db, "recorders_from_block", String(Number(s.settled_block) + 1));
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    db.exec("COMMIT");
+  } catch (e) {
+    db.exec("ROLLBACK");
+    throw e;
+  }
+}
+
+/** Whether the index has this table (an index of an older version opened read-only may not). */
+export function hasTable(db: Database, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
 }
 
 /** The first 16 bytes of a file (an SQLite file starts with its magic string). */

@@ -197,6 +197,37 @@ describe("prepaid command line", function () {
       expect(text.stdout).to.include("Largest balances (3 of 25 accounts):");
     });
 
+    it("merchant <id>: who may write — its recorder keys, a pending offer and the history, equal to the contract's roles", async function () {
+      const id = MERCHANTS[0].id;
+      const signers = await connection.ethers.getSigners();
+      const [, regulator] = signers;
+      const offered = signers[16].address.toLowerCase();
+      await (await ledger.connect(regulator).addRecorder(id, offered)).wait();
+      const resync = await prepaid(["sync", "--config", "cli.json", "--rpc", node.url]);
+      expect(resync.code, resync.stderr).to.equal(0);
+      const run = await prepaid(["merchant", String(id), "--db", db, "--json"]);
+      expect(run.code, run.stderr).to.equal(0);
+      const { recorders } = JSON.parse(run.stdout) as {
+        recorders: { current: { recorder: string; via: string; by: string }[]; pending: { recorder: string; executableAt: number; executable: boolean }[]; history: { event: string }[] };
+      };
+      const role = await ledger.recorderRole(id);
+      const first = signers[2].address.toLowerCase(); // the day registers MERCHANTS[i] with account 2 + i
+      expect(recorders.current.map((k) => [k.recorder, k.via, k.by])).to.deep.equal([[first, "registered", regulator.address.toLowerCase()]]);
+      expect(await ledger.hasRole(role, first)).to.equal(true);
+      expect(await ledger.hasRole(role, offered)).to.equal(false);
+      const [, executableAt] = await ledger.recorderOffer(id, offered);
+      expect(recorders.pending).to.have.length(1);
+      expect(recorders.pending[0]).to.include({ recorder: offered, executableAt: Number(executableAt), executable: false });
+      expect(recorders.history.map((e) => e.event)).to.deep.equal(["registered", "offered"]);
+      const text = (await prepaid(["merchant", String(id), "--db", db])).stdout;
+      expect(text).to.include("Who may write (1 key, from the registry's events");
+      expect(text).to.match(new RegExp(`^${first} +\\d{4}-\\d\\d-\\d\\d .+registered by ${regulator.address.toLowerCase()}`, "m"));
+      expect(text).to.include("Pending recorder offers (1):");
+      expect(text).to.match(new RegExp(`^${offered} +${regulator.address.toLowerCase()} .+awaiting a recorder's answer`, "m"));
+      expect(text).to.include("Recorder history (2):");
+      expect(text).to.match(/ offered +0x[0-9a-f]{40} +offered by regulator 0x/);
+    });
+
     it("account <id>: every record of the card, decrypted, with verification and confirmation", async function () {
       // A card with a top-up in the afternoon, after the supervisors' checkpoint: some of its
       // records are confirmed, the last one pending.

@@ -7,12 +7,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { expect } from "chai";
-import { network } from "hardhat";
 
 import { Uploader } from "../../src/upload/uploader.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
-import { reorg, startReorgAnvil } from "../helpers/reorg.js";
+import { reorg, useReorgAnvil } from "../helpers/reorg.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = join(root, "bin", "prepaid.mjs");
@@ -41,22 +40,12 @@ const prepaid = (args: string[], cwd: string) => start(args, cwd).done;
 
 describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function () {
   this.timeout(120_000);
-  let anvil: Awaited<ReturnType<typeof startReorgAnvil>>;
-  let connection: Awaited<ReturnType<typeof network.create>>;
-
-  before(async function () {
-    anvil = await startReorgAnvil(["--accounts", "4"]);
-    connection = await network.create({ network: "anvil", override: { url: anvil.url } });
-  });
-
-  after(async function () {
-    await anvil?.stop();
-  });
+  const chain = useReorgAnvil(["--accounts", "4"]);
 
   /** A ledger with merchant 3: 8 openings, then `consumed` consumptions (4 a block). */
   async function ledger(consumed: number) {
-    const [admin, regulator, recorder] = await connection.ethers.getSigners();
-    const contract = await connection.ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
+    const [admin, regulator, recorder] = await chain.connection.ethers.getSigners();
+    const contract = await chain.connection.ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     await contract.waitForDeployment();
     const address = await contract.getAddress();
     await (await contract.connect(regulator).registerMerchant(3, recorder.address)).wait();
@@ -79,14 +68,14 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
   it("a reorg deeper than the confirmations: exit 4, the index marked and status saying so, until sync --repair heals it", async function () {
     const f = await ledger(8);
     const base = ["--db", f.db];
-    const first = await prepaid(["sync", "--rpc", anvil.url, "--ledger", f.address, "--confirmations", "0", ...base], f.dir);
+    const first = await prepaid(["sync", "--rpc", chain.url, "--ledger", f.address, "--confirmations", "0", ...base], f.dir);
     expect(first.code, first.stderr).to.equal(0);
-    await reorg(anvil.url, 2, [f.register(9)]);
+    await reorg(chain.url, 2, [f.register(9)]);
 
-    const again = await prepaid(["sync", "--rpc", anvil.url, ...base], f.dir);
+    const again = await prepaid(["sync", "--rpc", chain.url, ...base], f.dir);
     expect(again.code, again.stderr).to.equal(4);
     expect(again.stderr).to.include("REORG_TOO_DEEP").and.to.include("prepaid sync --repair");
-    const still = await prepaid(["sync", "--rpc", anvil.url, ...base], f.dir);
+    const still = await prepaid(["sync", "--rpc", chain.url, ...base], f.dir);
     expect(still.code).to.equal(4);
 
     const status = await prepaid(["status", ...base], f.dir);
@@ -97,7 +86,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
     expect(json.followsChain).to.equal(false);
     expect(json.info.reorg.confirmations).to.equal(0);
 
-    const repaired = await prepaid(["sync", "--rpc", anvil.url, "--repair", ...base], f.dir);
+    const repaired = await prepaid(["sync", "--rpc", chain.url, "--repair", ...base], f.dir);
     expect(repaired.code, repaired.stderr).to.equal(0);
     expect(repaired.stderr).to.include("repair:");
     expect(repaired.stdout).to.include("Books match the contract");
@@ -107,7 +96,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
 
   it("--follow --repair: a follower with confirmations 0 repairs a reorg by itself and goes on", async function () {
     const f = await ledger(4);
-    const child = start(["sync", "--rpc", anvil.url, "--ledger", f.address, "--db", f.db, "--confirmations", "0", "--follow", "--repair", "--interval", "1"], f.dir);
+    const child = start(["sync", "--rpc", chain.url, "--ledger", f.address, "--db", f.db, "--confirmations", "0", "--follow", "--repair", "--interval", "1"], f.dir);
     try {
       const waitFor = async (pattern: RegExp, text: () => string) => {
         const deadline = Date.now() + 30_000;
@@ -115,7 +104,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
         expect(text()).to.match(pattern);
       };
       await waitFor(/Following new blocks every 1 s/, child.out);
-      await reorg(anvil.url, 1, [f.register(31)]); // drops the block of the 4 consumptions
+      await reorg(chain.url, 1, [f.register(31)]); // drops the block of the 4 consumptions
       await waitFor(/REORG_TOO_DEEP|no longer on the chain.*repairing/, child.err);
       await waitFor(/repair: the index is emptied/, child.err);
       await waitFor(/: 8 new records, 8 in the index/, child.out);
@@ -133,7 +122,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
 
   it("exit 3, not 'no state at that block', when every eth_call gets a 502", async function () {
     const f = await ledger(0);
-    const proxy = await startFaultProxy({ target: anvil.url });
+    const proxy = await startFaultProxy({ target: chain.url });
     try {
       proxy.setRates({});
       proxy.failNext("http502", { method: "eth_call", count: 50 });
@@ -148,7 +137,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
 
   it("exit 3 with TIMEOUT within seconds when eth_getLogs is never answered (--rpc-timeout)", async function () {
     const f = await ledger(0);
-    const proxy = await startFaultProxy({ target: anvil.url, hangMs: 30_000 });
+    const proxy = await startFaultProxy({ target: chain.url, hangMs: 30_000 });
     try {
       proxy.failNext("hang", { method: "eth_getLogs", count: 10 });
       const started = Date.now();
@@ -163,7 +152,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
 
   it("--follow waits out a failing node (saying what for), rolls a shallow reorg back, and goes on", async function () {
     const f = await ledger(0);
-    const proxy = await startFaultProxy({ target: anvil.url, hangMs: 10_000 });
+    const proxy = await startFaultProxy({ target: chain.url, hangMs: 10_000 });
     const child = start(["sync", "--rpc", proxy.url, "--ledger", f.address, "--db", f.db, "--confirmations", "3", "--follow", "--interval", "1", "--rpc-timeout", "1"], f.dir);
     try {
       const waitFor = async (pattern: RegExp, text: () => string) => {
@@ -179,7 +168,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
       await waitFor(/the node answers again/, child.err);
       expect(child.err()).to.match(/waiting for the node \(RPC_ERROR/);
       // Records land in the unsettled blocks, then a reorg replaces their block.
-      const [, , recorder] = await connection.ethers.getSigners();
+      const [, , recorder] = await chain.connection.ethers.getSigners();
       const uploader = await Uploader.open(
         { ledger: f.address, merchantId: 3, regulatorPublicKey: REGULATOR_PUB, journalPath: join(f.dir, "j.jsonl"), batchSize: 4 },
         recorder,
@@ -187,7 +176,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
       await uploader.upload(Array.from({ length: 4 }, (_, i) => detail(3, 2, card(i), 1_000n, 200 + i)));
       uploader.close();
       await waitFor(/: 4 new records, 12 in the index/, child.out);
-      await reorg(anvil.url, 1, [f.register(21)]);
+      await reorg(chain.url, 1, [f.register(21)]);
       await waitFor(/Reorg: block \d+ left the chain; rolled back to block \d+/, child.err);
       child.kill("SIGINT");
       const run = await child.done;

@@ -3,7 +3,7 @@ import { request } from "node:http";
 import { dirname, join } from "node:path";
 
 import { expect } from "chai";
-import { id } from "ethers";
+import { ZeroAddress, id } from "ethers";
 import { network } from "hardhat";
 import type { Browser, Page } from "playwright-core";
 
@@ -362,5 +362,50 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     expect(fen(await text("[data-field=liability] .value"))).to.equal(before + amount);
     expect(fen(await text("[data-field=liability] .value"))).to.equal((await (await contract()).merchantBooks(first.id)).liability);
     expect(await page.locator("svg.chart circle.point").count()).to.equal(points + 1);
+  });
+
+  it("shows who may write for each merchant as the registry's roles and offers stand, with the history of its events", async function () {
+    const [first, second] = MERCHANTS;
+    const signers = await connection.ethers.getSigners();
+    const regulator = signers[1];
+    const recorderOf = (m: (typeof MERCHANTS)[number]) => signers[2 + MERCHANTS.indexOf(m)];
+    // Keys the day does not use (it uses accounts 0-5 and the supervisors 10-13).
+    const [accepted, pending, rejected] = [signers[16], signers[17], signers[18]].map((s) => s.address);
+    const ledger = await contract();
+    // First merchant: an offer its recorder accepts, then one left standing. Second: one it rejects.
+    await (await ledger.connect(regulator).addRecorder(first.id, accepted)).wait();
+    await (await ledger.connect(recorderOf(first)).acceptRecorder(first.id, accepted)).wait();
+    await (await ledger.connect(regulator).addRecorder(first.id, pending)).wait();
+    await (await ledger.connect(regulator).addRecorder(second.id, rejected)).wait();
+    await (await ledger.connect(recorderOf(second)).rejectRecorder(second.id, rejected)).wait();
+    await sync(connection, day, dbPath);
+
+    await page.goto(`${dashboard.url}/merchants/${first.id}`);
+    await page.locator("#who-may-write").scrollIntoViewIfNeeded();
+    await screenshot("merchant-who-may-write");
+    const candidates = [recorderOf(first).address, recorderOf(second).address, accepted, pending, rejected];
+    for (const [m, events] of [
+      [first, ["registered", "offered", "added", "offered"]],
+      [second, ["registered", "offered", "offer_cancelled"]],
+    ] as const) {
+      await page.goto(`${dashboard.url}/merchants/${m.id}`);
+      const role = await ledger.recorderRole(m.id);
+      const holders: string[] = [];
+      const offered: string[] = [];
+      for (const key of candidates) {
+        if (await ledger.hasRole(role, key)) holders.push(key.toLowerCase());
+        const [by] = await ledger.recorderOffer(m.id, key);
+        if (by !== ZeroAddress) offered.push(key.toLowerCase());
+      }
+      expect(await rowIds("#recorders tbody tr", "data-recorder"), `merchant ${m.id}'s keys`).to.deep.equal(holders);
+      const offers = await rowIds("#recorder-offers tbody tr", "data-offer");
+      expect(offers, `merchant ${m.id}'s offers`).to.deep.equal(offered);
+      expect(await rowIds("#recorder-history tbody tr", "data-event"), `merchant ${m.id}'s history`).to.deep.equal([...events]);
+    }
+    // The standing offer says when anyone may carry it out, as the contract has it.
+    await page.goto(`${dashboard.url}/merchants/${first.id}`);
+    const [, executableAt] = await ledger.recorderOffer(first.id, pending);
+    expect(await text(`#recorder-offers tr[data-offer="${pending.toLowerCase()}"] [data-field=executable-at]`)).to.equal(dateTime(Number(executableAt)));
+    expect(await text(`#recorder-offers tr[data-offer="${pending.toLowerCase()}"] [data-field=offer-state]`)).to.include("awaiting");
   });
 });

@@ -10,6 +10,9 @@
  *   and mining again gives the same block numbers with other hashes: the dropped blocks'
  *   transactions are gone, as in a reorg whose new branch did not include them.
  */
+import { network } from "hardhat";
+import type { NetworkConnection } from "hardhat/types/network";
+
 import { startAnvil } from "./processes.js";
 
 let id = 0;
@@ -89,4 +92,33 @@ export async function mine(url: string, n = 1): Promise<void> {
  */
 export function setAutomine(url: string, on: boolean): Promise<unknown> {
   return rpc(url, "evm_setAutomine", [on]);
+}
+
+/**
+ * A describe block's own reorg-capable anvil: started before its tests, stopped after them, with
+ * a Hardhat connection to it (its URL passed as an override: a configuration variable would be
+ * resolved once per process, and reach the first test file's node).
+ */
+export function useReorgAnvil(extraArgs: string[] = []) {
+  let anvil: Awaited<ReturnType<typeof startReorgAnvil>> | undefined;
+  let connection: NetworkConnection | undefined;
+  before(async function () {
+    anvil = await startReorgAnvil(extraArgs);
+    connection = await network.create({ network: "anvil", override: { url: anvil.url } });
+  });
+  after(async function () {
+    await anvil?.stop();
+  });
+  const started = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error("useReorgAnvil: anvil is started in the describe block's before hook");
+    return v;
+  };
+  return {
+    get url(): string {
+      return started(anvil).url;
+    },
+    get connection(): NetworkConnection {
+      return started(connection);
+    },
+  };
 }

@@ -6,7 +6,6 @@
 import { join } from "node:path";
 
 import { expect } from "chai";
-import { network } from "hardhat";
 
 import { Indexer, type IndexerConfigInput } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
@@ -16,25 +15,15 @@ import { Uploader } from "../../src/upload/uploader.js";
 import { expectRejects } from "../helpers/errors.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
-import { blockNumber, mine, reorg, rpc, startReorgAnvil } from "../helpers/reorg.js";
+import { blockNumber, mine, reorg, rpc, useReorgAnvil } from "../helpers/reorg.js";
 
 describe("indexer: reorgs and node faults (anvil)", function () {
   this.timeout(120_000);
-  let anvil: Awaited<ReturnType<typeof startReorgAnvil>>;
-  let connection: Awaited<ReturnType<typeof network.create>>;
-
-  before(async function () {
-    anvil = await startReorgAnvil(["--accounts", "4"]);
-    connection = await network.create({ network: "anvil", override: { url: anvil.url } });
-  });
-
-  after(async function () {
-    await anvil?.stop();
-  });
+  const chain = useReorgAnvil(["--accounts", "4"]);
 
   /** A new ledger with merchant 3 and 8 settled records (2 batches), then `mined` empty blocks. */
   async function ledger(mined = 4) {
-    const { ethers } = connection;
+    const { ethers } = chain.connection;
     const [admin, regulator, recorder] = await ethers.getSigners();
     const contract = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     await contract.waitForDeployment();
@@ -45,7 +34,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
       recorder,
     );
     await uploader.upload(openings(3, 8, 50_000n));
-    await mine(anvil.url, mined);
+    await mine(chain.url, mined);
     /** Uploads `n` consumptions (one batch of 4 a block). */
     const consume = async (n: number, from = 0) =>
       uploader.upload(Array.from({ length: n }, (_, i) => detail(3, 2, card((from + i) % 8), 1_000n, 100 + from + i)));
@@ -57,7 +46,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
     return { contract, address, uploader, consume, register };
   }
 
-  const open = (config: Partial<IndexerConfigInput> & { ledger: string; db: string }, rpcLike: JsonRpcLike = httpJsonRpc(anvil.url)) =>
+  const open = (config: Partial<IndexerConfigInput> & { ledger: string; db: string }, rpcLike: JsonRpcLike = httpJsonRpc(chain.url)) =>
     Indexer.open({ privateKey: REGULATOR_KEY, ...config }, rpcLike);
 
   /** Every row that comes from a transaction is in a block of the node's current chain, and the books equal the contract's. */
@@ -70,7 +59,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
       )
       .all() as { tx_hash: string; block_number: number }[];
     for (const r of rows) {
-      const receipt = await rpc<{ blockNumber: string } | null>(anvil.url, "eth_getTransactionReceipt", [r.tx_hash]);
+      const receipt = await rpc<{ blockNumber: string } | null>(chain.url, "eth_getTransactionReceipt", [r.tx_hash]);
       expect(receipt, `row of ${r.tx_hash} at block ${r.block_number} is not on the chain`).not.to.equal(null);
       expect(Number(receipt!.blockNumber)).to.equal(Number(r.block_number));
     }
@@ -94,13 +83,13 @@ describe("indexer: reorgs and node faults (anvil)", function () {
     const f = await ledger();
     await f.consume(8); // two blocks of 4 consumptions
     const db = join(tempDir("index-reorg"), "i.sqlite");
-    const latest = await blockNumber(anvil.url);
+    const latest = await blockNumber(chain.url);
     const a = await open({ ledger: f.address, db, confirmations: 3 });
     const r1 = await a.sync();
     expect([r1.settledBlock, r1.confirmedBlock, r1.records]).to.deep.equal([latest, latest - 3, 16]); // unsettled rows held
     a.close();
     // The two blocks of consumptions are replaced by one registering merchant 9, and an empty one.
-    await reorg(anvil.url, 2, [await f.register(9)]);
+    await reorg(chain.url, 2, [await f.register(9)]);
     const b = await open({ ledger: f.address, db, confirmations: 3 });
     try {
       const r2 = await b.sync();
@@ -114,7 +103,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
       await expectFollowsChain(q, f.contract, [3, 9]);
       // The replay's state (books, hash chain) follows the rows: merchant 9's first records, on
       // the new branch, chain onto the head as it was rolled back.
-      const [admin] = await connection.ethers.getSigners();
+      const [admin] = await chain.connection.ethers.getSigners();
       const nine = await Uploader.open(
         { ledger: f.address, merchantId: 9, regulatorPublicKey: REGULATOR_PUB, journalPath: join(tempDir(), "j9.jsonl"), batchSize: 4 },
         admin,
@@ -138,14 +127,14 @@ describe("indexer: reorgs and node faults (anvil)", function () {
     await f.consume(8);
     // The node answers eth_getLogs from the old branch, then the chain reorganizes before the
     // indexer asks for the blocks' headers.
-    const node = httpJsonRpc(anvil.url);
+    const node = httpJsonRpc(chain.url);
     let reorged = false;
     const racing: JsonRpcLike = {
       send: async (method, params) => {
         const out = await node.send(method, params);
         if (method === "eth_getLogs" && !reorged) {
           reorged = true;
-          await reorg(anvil.url, 1, [await f.register(11)]);
+          await reorg(chain.url, 1, [await f.register(11)]);
         }
         return out;
       },
@@ -168,7 +157,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
     const db = join(tempDir("index-reorg"), "i.sqlite");
     const a = await open({ ledger: f.address, db, confirmations: 0 });
     expect((await a.sync()).records).to.equal(16);
-    await reorg(anvil.url, 2, [await f.register(12)]);
+    await reorg(chain.url, 2, [await f.register(12)]);
     const e = await expectRejects(a.sync(), "REORG_TOO_DEEP");
     expect(e.shortMessage).to.include("--repair");
     const info = a.queries().info();
@@ -185,7 +174,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
 
   it("a truncated answer, a 502, a reset and an unknown block are retried: the sync completes and equals the contract", async function () {
     const f = await ledger(0);
-    const proxy = await startFaultProxy({ target: anvil.url });
+    const proxy = await startFaultProxy({ target: chain.url });
     try {
       proxy.failNext("truncate", { method: "eth_getBlockByNumber" });
       proxy.failNext("unknownBlock", { method: "eth_getBlockByNumber" });
@@ -206,7 +195,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
 
   it("a never-answered eth_getLogs fails fast with a retryable TIMEOUT", async function () {
     const f = await ledger(0);
-    const proxy = await startFaultProxy({ target: anvil.url, hangMs: 20_000 });
+    const proxy = await startFaultProxy({ target: chain.url, hangMs: 20_000 });
     try {
       proxy.failNext("hang", { method: "eth_getLogs", count: 10 });
       const indexer = await open({ ledger: f.address, db: join(tempDir("index-reorg"), "i.sqlite"), rpcTimeoutMs: 400 }, httpJsonRpc(proxy.url));
@@ -223,7 +212,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
 
   it("a node answering 502 to every eth_call is a retryable RPC_ERROR, never 'no state at that block'", async function () {
     const f = await ledger(0);
-    const proxy = await startFaultProxy({ target: anvil.url });
+    const proxy = await startFaultProxy({ target: chain.url });
     try {
       const indexer = await open({ ledger: f.address, db: join(tempDir("index-reorg"), "i.sqlite") }, httpJsonRpc(proxy.url));
       proxy.failNext("http502", { method: "eth_call", count: 50 });

@@ -5,6 +5,7 @@
  */
 import { PrepaidLedgerError } from "../../errors.js";
 import type { AccountRow, AlertRow, IndexQueries, MerchantRow, RecordRow } from "../../indexer/queries.js";
+import { RECORDER_EVENT_NAMES, describeRecorderEvent, type RecorderView } from "../../indexer/recorders.js";
 import { RISK_RULES, type RiskRule } from "../../indexer/risk.js";
 import { choice, intOption, stringOption } from "../args.js";
 import type { Command, Context } from "../command.js";
@@ -115,7 +116,7 @@ const accountCells = (a: AccountRow): Cell[] => [a.account, yuan(a.balance), a.r
 function merchantFigures(m: MerchantRow): string {
   return keyValues([
     ["Status", m.status + (m.suspendedReason === null ? "" : ` (${m.suspendedReason})`)],
-    ["Recorder", m.recorder],
+    ["First key", m.recorder],
     ["Accounts", m.accountCount],
     ["Records", `${m.recordCount} in ${m.batches} batches (${m.badRecords} failed verification)`],
     ["Topped up", yuan(m.toppedUp)],
@@ -128,6 +129,47 @@ function merchantFigures(m: MerchantRow): string {
   ]);
 }
 
+const KEY_COLUMNS = [{ header: "key" }, { header: "since" }, { header: "block", numeric: true }, { header: "how" }];
+const OFFER_COLUMNS = [{ header: "key" }, { header: "offered by" }, { header: "offered" }, { header: "executable from" }, { header: "now" }];
+const RECORDER_HISTORY_COLUMNS = [{ header: "block", numeric: true }, { header: "time" }, { header: "event" }, { header: "key" }, { header: "what happened" }];
+
+/** "Who may write": the merchant's recorder keys now, the standing offers, and the history of both. */
+function recordersText(r: RecorderView): string {
+  const parts = [`\nWho may write (${plural(r.current.length, "key")}, from the registry's events, as of ${localTime(r.asOfTime)}):\n`];
+  if (r.incompleteBefore !== null) {
+    parts.push(
+      r.incompleteBefore === Number.MAX_SAFE_INTEGER
+        ? "WARNING: this index was made by an older version and holds no recorder events: run `prepaid sync`.\n"
+        : `WARNING: the index holds recorder events only from block ${r.incompleteBefore} on (made by an older version): ` +
+            "keys added before are missing. Run `prepaid sync --repair` to read them.\n",
+    );
+  }
+  parts.push(
+    r.current.length === 0
+      ? "none: no key may upload for this merchant\n"
+      : table(
+          KEY_COLUMNS,
+          r.current.map((k) => [k.recorder, localTime(k.sinceTime), k.sinceBlock, k.via === "registered" ? `registered by ${k.by}` : `offered by ${k.by}, accepted`]),
+        ),
+  );
+  parts.push(`\nPending recorder offers (${r.pending.length}):\n`);
+  parts.push(
+    r.pending.length === 0
+      ? "none\n"
+      : table(
+          OFFER_COLUMNS,
+          r.pending.map((o) => [o.recorder, o.by, localTime(o.offeredTime), localTime(o.executableAt), o.executable ? "anyone may carry it out" : "awaiting a recorder's answer"]),
+        ),
+  );
+  parts.push(`\nRecorder history (${r.history.length}):\n`);
+  parts.push(
+    r.history.length === 0
+      ? "none\n"
+      : table(RECORDER_HISTORY_COLUMNS, r.history.map((e) => [e.blockNumber, localTime(e.time), RECORDER_EVENT_NAMES[e.event], e.recorder, describeRecorderEvent(e)])),
+  );
+  return parts.join("");
+}
+
 async function merchant(ctx: Context): Promise<number> {
   const id = merchantId(ctx.args.positionals[0], "<id>");
   const top = intOption(ctx.args, "top", 1) ?? 10;
@@ -135,13 +177,15 @@ async function merchant(ctx: Context): Promise<number> {
     const m = q.merchant(id);
     const accounts = q.accounts(id, { limit: top });
     const alerts = q.alerts({ merchantId: id, limit: ALL_ALERTS });
+    const recorders = q.recorders(id);
     if (ctx.json) {
-      await ctx.writeJson({ merchant: m, topAccounts: accounts, alerts });
+      await ctx.writeJson({ merchant: m, recorders, topAccounts: accounts, alerts });
       return 0;
     }
     const parts = [
       `Merchant ${m.merchantId}\n`,
       merchantFigures(m),
+      recordersText(recorders),
       `\nLargest balances (${accounts.length} of ${m.accountCount} accounts):\n`,
       accounts.length === 0 ? "none\n" : table(ACCOUNT_COLUMNS, accounts.map(accountCells)),
       `\nAlerts (${alerts.length}):\n`,
@@ -270,8 +314,9 @@ export const merchantsCommand: Command = {
 export const merchantCommand: Command = {
   name: "merchant",
   positionals: ["id"],
-  summary: "one merchant: its figures, largest card balances and alerts",
-  description: "The merchant's books, its accounts with the largest balances, and every alert about it.\nExits 6 if the index has no such merchant.",
+  summary: "one merchant: its figures, who may write for it, largest card balances and alerts",
+  description:
+    "The merchant's books; who may write for it (its recorder keys now, the regulators' pending offers\nand when anyone may carry them out, and every recorder event, from the registry's events); its\naccounts with the largest balances, and every alert about it.\nExits 6 if the index has no such merchant.",
   options: { top: { type: "string", value: "N", help: "how many of the largest accounts to list (default 10)" } },
   examples: ["prepaid merchant 101", "prepaid merchant 101 --top 50 --json"],
   run: merchant,
