@@ -19,6 +19,9 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     /// @notice The packed-records version this contract reads (docs/FORMAT.md 5).
     uint8 public constant BATCH_VERSION = 1;
 
+    /// @inheritdoc IPrepaidLedger
+    uint8 public constant CHAIN_VERSION = 2;
+
     /// @dev kind u8 + amount u48 + account b32 + commitment b32 + ciphertextLength u16.
     uint256 private constant _RECORD_HEAD = 73;
     /// @dev version u8 + count u16.
@@ -27,6 +30,10 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     /// @dev Recorded.selector (the event's topic 0) as a literal, for the hand-written log in
     /// _bookAll; the constructor checks the two agree.
     uint256 private constant _RECORDED_TOPIC = 0xf224eeb88d3d92740fd18c6f84a660cb680dbe9e1f177842394edd65ea7ca6d5;
+
+    /// @dev The batch link's tag (docs/FORMAT.md 7): sits where a record link has its index, so
+    /// no batch link reads as a record link.
+    bytes32 private constant _BATCH_TAG = keccak256("prepaid-ledger.batch.v2");
 
     bytes32 private immutable GENESIS_HEAD;
 
@@ -64,7 +71,7 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         MerchantRegistry(admin, regulator, adminDelay, recorderDelay)
     {
         assert(bytes32(_RECORDED_TOPIC) == Recorded.selector);
-        bytes32 genesis = keccak256(abi.encode(keccak256("prepaid-ledger.chain.v1"), block.chainid, address(this)));
+        bytes32 genesis = keccak256(abi.encode(keccak256("prepaid-ledger.chain.v2"), block.chainid, address(this)));
         GENESIS_HEAD = genesis;
         _head = genesis;
     }
@@ -109,7 +116,7 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
             merchantId: merchantId,
             accounts: accounts,
             index: _recordCount,
-            head: _head,
+            head: _batchLink(merchantId, sequence, envelope, count),
             offset: _BATCH_HEAD,
             opened: 0,
             toppedUp: 0,
@@ -208,6 +215,17 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
             if (sequence < expected) revert LedgerBatchReplayed(merchantId, sequence, expected);
             revert LedgerSequenceGap(merchantId, sequence, expected);
         }
+    }
+
+    /// @dev The chain's batch link, folded in before the batch's records (docs/FORMAT.md 7):
+    /// keccak256(head | tag | merchantId u32 | sequence u64 | recorder | keccak256(envelope) | count u16).
+    /// Once per batch, so the per-record cost does not move.
+    function _batchLink(uint32 merchantId, uint64 sequence, bytes calldata envelope, uint16 count)
+        private
+        view
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(_head, _BATCH_TAG, merchantId, sequence, msg.sender, keccak256(envelope), count));
     }
 
     /// @dev Reads and checks the batch header; returns the record count.

@@ -13,7 +13,7 @@
 export const ERROR_CODES = {
   INVALID_ARGUMENT: "a value passed to a function is out of range or of the wrong shape",
   INVALID_CONFIG: "a configuration object failed its schema or meaning checks",
-  UNSUPPORTED_VERSION: "a format's leading version byte is one this library does not know",
+  UNSUPPORTED_VERSION: "a format's leading version byte, or a ledger's hash-chain version, is one this library does not know",
   MALFORMED_DATA: "bytes are truncated, too long or otherwise not in the documented format",
   WRONG_KEY: "the data was not encrypted for this key",
   DECRYPTION_FAILED: "authentication failed: the ciphertext was altered or is corrupt",

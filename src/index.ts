@@ -34,14 +34,17 @@ export type { EnvelopeEntry, Recipient, RecipientRole, RecordDetails, SealedPayl
 // Ledger formats and ABI (docs/FORMAT.md 5-7)
 export { PREPAID_LEDGER_ABI } from "./ledger/abi.js";
 export {
+  CHAIN_VERSION,
+  chainVersionOf,
   decodeRecordedData,
   encodeRecord,
   genesisHead,
+  linkBatch,
   linkHead,
   packBatch,
   unpackBatch,
 } from "./ledger/codec.js";
-export type { PackedRecord, RecordedData } from "./ledger/codec.js";
+export type { BatchLink, ChainVersion, PackedRecord, RecordedData } from "./ledger/codec.js";
 export { decodeRevert } from "./ledger/revert.js";
 
 // Upload layer (merchants)

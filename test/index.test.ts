@@ -5,6 +5,7 @@ import * as api from "../src/index.js";
 describe("public API", function () {
   it("exports exactly the documented names (change this list deliberately)", function () {
     expect(Object.keys(api).sort()).to.deep.equal([
+      "CHAIN_VERSION",
       "ERROR_CODES",
       "IndexQueries",
       "Indexer",
@@ -21,6 +22,7 @@ describe("public API", function () {
       "UploaderConfig",
       "addressOf",
       "canonicalFromSealed",
+      "chainVersionOf",
       "commitmentOf",
       "createBatchKey",
       "decodeQbftExtraData",
@@ -37,6 +39,7 @@ describe("public API", function () {
       "httpJsonRpc",
       "isError",
       "keccak256",
+      "linkBatch",
       "linkHead",
       "openBatchRecord",
       "openEnvelope",

@@ -7,7 +7,7 @@ pragma solidity ^0.8.24;
 /// refund, each with a ciphertext of its details (readable only by the regulator, optionally
 /// the merchant) and a 32-byte hash commitment to them. The contract keeps every card's books
 /// (initial amount, totals, remaining balance, number of records) and a running hash chain over
-/// all records, so a regulator can prove what every merchant owes its card holders.
+/// all batches and records, so a regulator can prove what every merchant owes its card holders.
 /// @dev Byte formats (packed records, ciphertexts, envelope, hash chain) are specified in
 /// docs/FORMAT.md. Amounts are integers in the card's minor unit (fen, cents).
 interface IPrepaidLedger {
@@ -132,7 +132,9 @@ interface IPrepaidLedger {
     /// @param recorder The key that uploaded the batch.
     /// @param firstRecordIndex Ledger-wide index of the batch's first record (records count from 1).
     /// @param count Number of records in the batch.
-    /// @param chainHead The ledger's hash-chain head after the batch's last record.
+    /// @param chainHead The ledger's hash-chain head after the batch's last record: chain
+    /// version 2 links the batch itself (merchantId, sequence, recorder, keccak256(envelope),
+    /// count) before its records (docs/FORMAT.md 7).
     /// @param envelope The batch's data key wrapped for each recipient (docs/FORMAT.md 4); may be empty.
     event BatchRecorded(
         uint32 indexed merchantId,
@@ -276,7 +278,9 @@ interface IPrepaidLedger {
     /// @notice Books a batch of records for a merchant, all or none.
     /// @dev `records` is `0x01 | count u16 | record × count`, each record
     /// `kind u8 | amount u48 | account b32 | commitment b32 | ciphertextLength u16 | ciphertext`
-    /// (docs/FORMAT.md 5). A single record is a batch of one.
+    /// (docs/FORMAT.md 5). A single record is a batch of one. The batch (merchantId, sequence,
+    /// the caller, keccak256(envelope), count) is linked into the hash chain, then each record
+    /// (chain version 2, docs/FORMAT.md 7.1).
     /// @param merchantId The merchant whose records these are; the caller must be its recorder.
     /// @param sequence Must equal `merchant(merchantId).nextSequence`: a replayed batch reverts
     /// with LedgerBatchReplayed, a skipped one with LedgerSequenceGap.
@@ -319,7 +323,7 @@ interface IPrepaidLedger {
     /// @return books The merchant's books, with its liability computed.
     function merchantBooks(uint32 merchantId) external view returns (MerchantBooks memory books);
 
-    /// @notice The hash chain over all records (docs/FORMAT.md 7).
+    /// @notice The hash chain over all batches and records (docs/FORMAT.md 7).
     /// @return recordCount Number of records booked so far (the index of the last one).
     /// @return head The chain head after the last record, or the genesis head if none.
     function chainHead() external view returns (uint64 recordCount, bytes32 head);
@@ -329,9 +333,18 @@ interface IPrepaidLedger {
     /// @return The chain head after record `recordCount`, or zero if that count was never marked.
     function markedHead(uint64 recordCount) external view returns (bytes32);
 
-    /// @notice The chain's starting value, bound to this chain id and contract address.
-    /// @return The head before the first record.
+    /// @notice The chain's starting value, bound to this chain id, this contract's address and
+    /// the chain version (its tag, docs/FORMAT.md 7): every version has this view, so a reader
+    /// tells a ledger's version by which version's genesis it returns.
+    /// @return The head before the first batch.
     function genesisHead() external view returns (bytes32);
+
+    /// @notice The hash-chain rule this ledger links with (docs/FORMAT.md 7): 2 links each
+    /// batch (merchantId, sequence, recorder, keccak256(envelope), count) before its records,
+    /// from the genesis tag "prepaid-ledger.chain.v2". A ledger without this view is version 1
+    /// (records only, genesis tag "prepaid-ledger.chain.v1").
+    /// @return The chain version.
+    function CHAIN_VERSION() external view returns (uint8);
 
     /// @notice The AccessControl role that lets a key upload a merchant's records.
     /// @param merchantId The merchant.

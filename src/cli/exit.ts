@@ -9,7 +9,7 @@ import { isError, type ErrorCode } from "../errors.js";
 export const EXIT_CODES = {
   OK: { code: 0, meaning: "success" },
   INTERNAL: { code: 1, meaning: "unexpected internal error (a bug: please report it with PREPAID_DEBUG=1 output)" },
-  USAGE: { code: 2, meaning: "usage error, invalid configuration or argument, or a Node.js older than 22.13" },
+  USAGE: { code: 2, meaning: "usage error, invalid configuration or argument, a ledger of a hash-chain version this tool does not know, or a Node.js older than 22.13" },
   RPC: { code: 3, meaning: "the JSON-RPC node is unreachable, failed or timed out (retry later)" },
   INDEX: { code: 4, meaning: "index problem: not an index, another chain/ledger, or a reorg deeper than the confirmations (the index is marked: run `prepaid sync --repair`)" },
   WRONG_KEY: { code: 5, meaning: "the regulator key does not open this ledger's records (or is not the index's key)" },
@@ -33,9 +33,11 @@ const BY_ERROR_CODE: Record<ErrorCode, ExitName> = {
   REORG_TOO_DEEP: "INDEX",
   WRONG_KEY: "WRONG_KEY",
   NOT_FOUND: "NOT_FOUND",
+  // Thrown only for a ledger whose hash chain is of an unknown version (a newer prepaid-ledger
+  // is needed); a record's unknown format is a discrepancy.
+  UNSUPPORTED_VERSION: "USAGE",
   // Record-level problems are reported as discrepancies, never thrown to the command line; if one
   // ever escapes, it is a bug.
-  UNSUPPORTED_VERSION: "INTERNAL",
   MALFORMED_DATA: "INTERNAL",
   DECRYPTION_FAILED: "INTERNAL",
   WRAPPED_KEY_CORRUPT: "INTERNAL",

@@ -20,6 +20,8 @@
  * indexer.close();
  * ```
  */
+import { existsSync } from "node:fs";
+
 import { Interface, getAddress } from "ethers";
 import { z } from "zod";
 
@@ -27,9 +29,10 @@ import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
 import { addressOf, publicKeyOf } from "../crypto/ecies.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
+import { CHAIN_VERSIONS, chainVersionOf, type ChainVersion } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { fetchLogPages, type JsonRpcLike } from "../regulator/logs.js";
-import { timedRpc, withTimeout } from "../rpc.js";
+import { timedRpc } from "../rpc.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import { IndexQueries } from "./queries.js";
 import { ChainMoved, PageWriter, type Cursor } from "./page-writer.js";
@@ -156,10 +159,30 @@ function rpcError(e: unknown, call: string): PrepaidLedgerError {
   });
 }
 
+/**
+ * One JSON-RPC read with the indexer's error mapping. Every call the indexer makes is a read: a
+ * transient failure (a reset, a 502, a truncated answer, a node behind the head) is tried again
+ * twice at once; a timeout is not (it has cost a whole timeout already), and neither is a
+ * refusal such as a revert.
+ */
+async function read<T>(rpc: Provider, method: string, params: unknown[]): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await rpc.send(method, params)) as T;
+    } catch (e) {
+      const error = rpcError(e, method);
+      if (attempt >= 3 || error.code !== "RPC_ERROR" || !error.retryable) throw error;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
 export class Indexer {
   readonly config: IndexerConfigValues;
   readonly db: Database;
   readonly chainId: bigint;
+  /** The ledger's hash-chain version (docs/FORMAT.md 7), from its genesis head. */
+  readonly chainVersion: ChainVersion;
   readonly confirmations: number;
   /** The ledger and quorum addresses, lowercase (as logs carry them). */
   readonly ledger: string;
@@ -173,11 +196,12 @@ export class Indexer {
   readonly identity: Readonly<Record<string, string>>;
   private readonly rpc: Provider;
 
-  private constructor(config: IndexerConfigValues, rpc: Provider, db: Database, chainId: bigint) {
+  private constructor(config: IndexerConfigValues, rpc: Provider, db: Database, chainId: bigint, chainVersion: ChainVersion) {
     this.config = config;
     this.rpc = timedRpc(rpc, config.rpcTimeoutMs);
     this.db = db;
     this.chainId = chainId;
+    this.chainVersion = chainVersion;
     this.ledger = config.ledger.toLowerCase();
     this.quorum = config.quorum?.toLowerCase();
     this.confirmations = config.confirmations ?? (INSTANT_CHAINS.has(chainId) ? 0 : 12);
@@ -196,17 +220,14 @@ export class Indexer {
    *
    * @param provider - anything with JSON-RPC `send` (an ethers JsonRpcProvider, Hardhat's provider)
    * @throws PrepaidLedgerError `INVALID_CONFIG`, `RPC_ERROR` (node unreachable: no file is
-   *   created), `INDEX_CORRUPT`, `INDEX_MISMATCH`, `WRONG_KEY` (not the key the index was built with)
+   *   created), `UNSUPPORTED_VERSION` (a ledger whose hash chain is of no version this code
+   *   knows: no file is created), `INDEX_CORRUPT`, `INDEX_MISMATCH`, `WRONG_KEY` (not the key the
+   *   index was built with)
    */
   static async open(input: IndexerConfigInput, provider: Provider): Promise<Indexer> {
     const config = parseConfig(IndexerConfig, input, "indexer");
-    const call = async <T>(method: string, params: unknown[]) => {
-      try {
-        return await withTimeout(provider.send(method, params) as Promise<T>, config.rpcTimeoutMs, method);
-      } catch (e) {
-        throw rpcError(e, method);
-      }
-    };
+    const timed = timedRpc(provider, config.rpcTimeoutMs);
+    const call = <T>(method: string, params: unknown[]) => read<T>(timed, method, params);
     const chainId = BigInt(await call<string>("eth_chainId", []));
     for (const [what, address] of [
       ["ledger", config.ledger],
@@ -219,6 +240,22 @@ export class Indexer {
         });
       }
     }
+    // The hash-chain rule the ledger links with, told by its genesis head (every version has the
+    // view); a ledger of an unknown version is refused before any file is made.
+    const genesis = String(
+      ledgerInterface.decodeFunctionResult(
+        "genesisHead",
+        await call<string>("eth_call", [{ to: config.ledger, data: ledgerInterface.encodeFunctionData("genesisHead") }, "latest"]),
+      )[0],
+    );
+    const chainVersion = chainVersionOf(genesis, chainId, config.ledger);
+    const unsupported = () =>
+      new PrepaidLedgerError("UNSUPPORTED_VERSION", "the ledger's hash chain is of a version this indexer cannot verify", {
+        details: { ledger: config.ledger, genesisHead: genesis, supported: [...CHAIN_VERSIONS] },
+      });
+    // Refused before a new index file is made; an existing index is checked for its identity
+    // first, which names the mismatch more precisely (another chain or ledger).
+    if (chainVersion === undefined && !existsSync(config.db)) throw unsupported();
     if (config.quorum !== undefined) {
       const data = quorumInterface.encodeFunctionData("LEDGER");
       const result = await call<string>("eth_call", [{ to: config.quorum, data }, "latest"]);
@@ -230,9 +267,10 @@ export class Indexer {
       }
     }
     const db = openIndex(config.db);
-    const indexer = new Indexer(config, provider, db, chainId);
+    const indexer = new Indexer(config, provider, db, chainId, chainVersion ?? CHAIN_VERSIONS[0]);
     try {
       indexer.checkIdentity();
+      if (chainVersion === undefined) throw unsupported();
     } catch (e) {
       db.close();
       throw e;
@@ -426,14 +464,18 @@ export class Indexer {
   /**
    * Makes a marked index (or one whose cursor block left the chain) follow the chain again: rolls
    * it back to the fork point when that is among its unsettled blocks, else empties it so the
-   * next sync reads everything again (its identity is kept). Then it is no longer marked.
+   * next sync reads everything again (its identity is kept). Then it is no longer marked. An
+   * index upgraded in place from schema version 1 or 2 (meta `recorders_from_block`) is emptied
+   * and read again too, to hold the recorder events of its early blocks.
    */
   async repair(): Promise<{ rolledBackTo: number | null; rebuilt: boolean }> {
     const state = this.loadState();
     if (state !== undefined) {
       const tip = await this.header(state.settledBlock);
       const onChain = tip !== null && tip.hash === state.settledHash;
-      if (onChain && reorgMark(this.db) === null) return { rolledBackTo: null, rebuilt: false };
+      // An index upgraded from schema 2 lacks the recorder events of the blocks it had read: rebuild it too.
+      const recordersComplete = getMeta(this.db, "recorders_from_block") === undefined;
+      if (onChain && reorgMark(this.db) === null && recordersComplete) return { rolledBackTo: null, rebuilt: false };
       const fork = onChain ? undefined : await this.findFork();
       if (fork !== undefined) {
         try {
@@ -457,18 +499,7 @@ export class Indexer {
 
   /** @internal JSON-RPC with the indexer's error mapping. */
   async call<T>(method: string, params: unknown[]): Promise<T> {
-    // Every call the indexer makes is a read: a transient failure (a reset, a 502, a truncated
-    // answer, a node behind the head) is tried again twice at once; a timeout is not (it has
-    // cost a whole timeout already), and neither is a refusal such as a revert.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await this.rpc.send(method, params)) as T;
-      } catch (e) {
-        const error = rpcError(e, method);
-        if (attempt >= 3 || error.code !== "RPC_ERROR" || !error.retryable) throw error;
-        await new Promise((r) => setTimeout(r, 100 * attempt));
-      }
-    }
+    return read<T>(this.rpc, method, params);
   }
 
   private loadState(): Cursor | undefined {

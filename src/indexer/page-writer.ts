@@ -15,6 +15,7 @@ import { LedgerReplay, type VerifiedRecord } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import type { Indexer } from "./indexer.js";
 import { type BlockHeader, saveBlocks, saveUndo } from "./reorg.js";
+import { decodeRecorderEvent, insertRecorderEvent } from "./recorders.js";
 import { getMeta, inTransaction, setMeta } from "./schema.js";
 
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
@@ -88,8 +89,9 @@ export class PageWriter {
     this.recordCount = cursor?.recordCount ?? 0;
     this.cursorHash = cursor?.settledHash;
     this.final = cursor?.final ?? 0;
-    const genesis = genesisHead(indexer.chainId, indexer.config.ledger);
-    this.replay = new LedgerReplay({ privateKey: indexer.config.privateKey, keepRecords: false }, genesis, (r) => this.record(r));
+    // The ledger's chain version (docs/FORMAT.md 7), read from its genesis head when the indexer opened.
+    const start = { chainId: indexer.chainId, ledger: indexer.config.ledger, version: indexer.chainVersion };
+    this.replay = new LedgerReplay({ privateKey: indexer.config.privateKey, keepRecords: false }, start, (r) => this.record(r));
     this.insertRecord = db.prepare(
       `INSERT INTO records (record_index, tx_hash, log_index, block_number, block_time, merchant_id, account, kind, amount,
                             commitment, ciphertext, verification, problems, d_time, d_order_ref, d_memo)
@@ -142,6 +144,7 @@ export class PageWriter {
       lastIndex: BigInt(cursor.recordCount),
       batches,
       startedMidway: midway,
+      chainVersion: this.indexer.chainVersion,
     });
   }
 
@@ -182,6 +185,8 @@ export class PageWriter {
         });
       }
       if (this.cursor === undefined && this.pages === 0) this.writeIdentity();
+      // An index made before chain versions were recorded gets them at its next page.
+      if (getMeta(db, "chain_version") === undefined) this.writeChainVersion();
       const settled = blocks.get(Number(page.toBlock))!;
       db.prepare(
         `INSERT INTO sync_state (id, settled_block, settled_hash, settled_time, record_count, chain_head, final_record_count)
@@ -196,10 +201,16 @@ export class PageWriter {
     this.pages++;
   }
 
+  private writeChainVersion(): void {
+    const { chainId, chainVersion, config } = this.indexer;
+    setMeta(this.indexer.db, "chain_version", String(chainVersion));
+    setMeta(this.indexer.db, "genesis_head", bytesToHex(genesisHead(chainId, config.ledger, chainVersion)));
+  }
+
   private writeIdentity(): void {
     const db = this.indexer.db;
     for (const [k, v] of Object.entries(this.indexer.identity)) if (v !== "") setMeta(db, k, v);
-    setMeta(db, "genesis_head", bytesToHex(genesisHead(this.indexer.chainId, this.indexer.config.ledger)));
+    this.writeChainVersion();
     setMeta(db, "from_block", String(this.indexer.config.fromBlock));
     setMeta(db, "started_midway", this.replay.startedMidway ? "1" : "0");
     setMeta(db, "confirmations", String(this.indexer.confirmations));
@@ -307,6 +318,9 @@ export class PageWriter {
       ).run(...position, time, Number(BigInt(log.topics[1])), "0x" + log.data.slice(2, 66));
       return;
     }
+    // Who may write for a merchant: every registry event about its recorder keys (src/indexer/recorders.ts).
+    const recorderEvent = decodeRecorderEvent(log);
+    if (recorderEvent !== undefined) insertRecorderEvent(db, position, time, recorderEvent);
     const event =
       topic === LEDGER_TOPICS.MerchantRegistered
         ? "registered"

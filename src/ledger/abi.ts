@@ -75,6 +75,7 @@ export const PREPAID_LEDGER_ABI = [
   "function defaultAdminDelay() view returns (uint48)",
   "function defaultAdminDelayIncreaseWait() view returns (uint48)",
   "function genesisHead() view returns (bytes32)",
+  "function CHAIN_VERSION() view returns (uint8)",
   "function getRoleAdmin(bytes32 role) view returns (bytes32)",
   "function grantRole(bytes32 role, address account)",
   "function hasRole(bytes32 role, address account) view returns (bool)",

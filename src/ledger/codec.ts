@@ -200,16 +200,49 @@ export function recordFromLog(account: Uint8Array, commitment: Uint8Array, data:
   return { kind: data.kind, amount: data.amount, account, commitment, ciphertext: data.ciphertext };
 }
 
-/** The chain's value before the first record: bound to one chain id and one ledger address. */
-export function genesisHead(chainId: bigint, ledger: string): Uint8Array {
-  const tag = keccakHex(toUtf8Bytes("prepaid-ledger.chain.v1"));
+/** The hash-chain rules (docs/FORMAT.md 7): 1 links records only; 2 also links each batch. */
+export type ChainVersion = 1 | 2;
+/** The chain version PrepaidLedger links with today (its `CHAIN_VERSION()` view). */
+export const CHAIN_VERSION: ChainVersion = 2;
+/** Every chain version this code can verify, newest first. */
+export const CHAIN_VERSIONS: readonly ChainVersion[] = [2, 1];
+/** The batch link's tag: keccak256("prepaid-ledger.batch.v2"). */
+export const BATCH_LINK_TAG = keccak256(toUtf8Bytes("prepaid-ledger.batch.v2"));
+/** Bytes hashed by a batch link: head, tag, merchantId u32, sequence u64, recorder, envelope hash, count u16. */
+export const BATCH_LINK_BYTES = 130;
+
+function checkVersion(version: number): asserts version is ChainVersion {
+  if (version !== 1 && version !== 2) {
+    throw new PrepaidLedgerError("UNSUPPORTED_VERSION", "unknown hash-chain version", { details: { version } });
+  }
+}
+
+/**
+ * The chain's value before the first record: bound to one chain id, one ledger address and the
+ * chain version (tag "prepaid-ledger.chain.v<version>").
+ */
+export function genesisHead(chainId: bigint, ledger: string, version: ChainVersion = CHAIN_VERSION): Uint8Array {
+  checkVersion(version);
+  const tag = keccakHex(toUtf8Bytes(`prepaid-ledger.chain.v${version}`));
   const encoded = AbiCoder.defaultAbiCoder().encode(["bytes32", "uint256", "address"], [tag, chainId, getAddress(ledger)]);
   return keccak256(Buffer.from(encoded.slice(2), "hex"));
 }
 
 /**
+ * The chain version of a ledger, from the genesis head its `genesisHead()` view returns (every
+ * version has that view; version 1 has no `CHAIN_VERSION()`), or undefined if it is none of
+ * {@link CHAIN_VERSIONS}' genesis for this chain id and address.
+ */
+export function chainVersionOf(genesis: Uint8Array | string, chainId: bigint, ledger: string): ChainVersion | undefined {
+  const hex = typeof genesis === "string" ? genesis.toLowerCase() : Buffer.from(genesis).toString("hex");
+  const bare = hex.startsWith("0x") ? hex.slice(2) : hex;
+  return CHAIN_VERSIONS.find((v) => Buffer.from(genesisHead(chainId, ledger, v)).toString("hex") === bare);
+}
+
+/**
  * head_n = keccak256(head_{n-1} | n u64 | merchantId u32 | record). `scratch` may be passed to
- * avoid an allocation per link; it must be at least 44 + record.length bytes.
+ * avoid an allocation per link; it must be at least 44 + record.length bytes. The same in
+ * every chain version.
  */
 export function linkHead(
   previous: Uint8Array,
@@ -225,5 +258,42 @@ export function linkHead(
   view.setBigUint64(32, index);
   view.setUint32(40, merchantId);
   buf.set(record, 44);
+  return keccak256(buf);
+}
+
+/** What a batch link (chain version 2) binds: the `BatchRecorded` event's fields. */
+export interface BatchLink {
+  merchantId: number;
+  sequence: bigint;
+  /** The uploading key's address (0x hex). */
+  recorder: string;
+  /** The envelope's bytes, as logged; its keccak256 is linked. */
+  envelope: Uint8Array;
+  /** Records in the batch. */
+  count: number;
+}
+
+/**
+ * Chain version 2's batch link, folded in before the batch's first record:
+ * keccak256(head | BATCH_LINK_TAG | merchantId u32 | sequence u64 | recorder (20 bytes) |
+ * keccak256(envelope) | count u16), 130 bytes hashed.
+ */
+export function linkBatch(previous: Uint8Array, batch: BatchLink): Uint8Array {
+  const u32 = Number.isInteger(batch.merchantId) && batch.merchantId >= 0 && batch.merchantId <= 0xffffffff;
+  const u16 = Number.isInteger(batch.count) && batch.count >= 0 && batch.count <= MAX_BATCH_RECORDS;
+  if (!u32 || !u16 || batch.sequence < 0n || batch.sequence > MAX_U64) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "batch merchantId, sequence or count out of range", {
+      details: { merchantId: batch.merchantId, sequence: batch.sequence, count: batch.count },
+    });
+  }
+  const buf = new Uint8Array(BATCH_LINK_BYTES);
+  const view = new DataView(buf.buffer);
+  buf.set(previous, 0);
+  buf.set(BATCH_LINK_TAG, 32);
+  view.setUint32(64, batch.merchantId);
+  view.setBigUint64(68, batch.sequence);
+  buf.set(Buffer.from(getAddress(batch.recorder).slice(2), "hex"), 76);
+  buf.set(keccak256(batch.envelope), 96);
+  view.setUint16(128, batch.count);
   return keccak256(buf);
 }

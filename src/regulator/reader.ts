@@ -24,12 +24,12 @@ import { bytesToHex, keccak256 } from "../crypto/hash.js";
 import { openSingle } from "../crypto/single.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
-import { RECORDED_DATA_HEAD_BYTES, genesisHead } from "../ledger/codec.js";
+import { CHAIN_VERSIONS, RECORDED_DATA_HEAD_BYTES, type ChainVersion, chainVersionOf, genesisHead, linkBatch } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { Books, balanceOf, type MerchantState } from "./books.js";
 import { fetchLogs, type JsonRpcLike, type RpcLog } from "./logs.js";
 import { timedRpc, withTimeout } from "../rpc.js";
-import { LEDGER_TOPICS, decodeBatchRecorded, decodeRecorded, type RecordedLog } from "./events.js";
+import { type BatchRecordedLog, LEDGER_TOPICS, decodeBatchRecorded, decodeRecorded, type RecordedLog } from "./events.js";
 
 const blockSchema = z.union([z.number().int().min(0), z.bigint().min(0n)]);
 
@@ -135,6 +135,8 @@ export interface SupervisionReport {
     contractHead: string;
     /** The range began after the ledger's first record: links before it could not be checked. */
     startedMidway: boolean;
+    /** The hash-chain rule the ledger links with (docs/FORMAT.md 7), read from its genesis head. */
+    version: ChainVersion;
   };
   merchants: MerchantReport[];
   discrepancies: Discrepancy[];
@@ -205,7 +207,9 @@ export class RegulatorReader {
    * Reads the configured block range and verifies everything in it.
    *
    * @throws PrepaidLedgerError `WRONG_KEY` if a key was given and it opens none of the records
-   *   (it is not a recipient's key); `RPC_ERROR` (retryable) if the node fails
+   *   (it is not a recipient's key); `UNSUPPORTED_VERSION` if the ledger's genesis head is that
+   *   of no hash-chain version this reader verifies (docs/FORMAT.md 7); `RPC_ERROR` (retryable)
+   *   if the node fails
    */
   async read(): Promise<SupervisionReport> {
     try {
@@ -221,7 +225,10 @@ export class RegulatorReader {
     const toBlock =
       this.config.toBlock === "latest" ? BigInt(await this.timed(this.provider.getBlockNumber(), "eth_blockNumber")) : BigInt(this.config.toBlock);
     const final = await this.lastFinal(toBlock);
-    const run = new LedgerReplay(this.config, genesisHead(chainId, this.config.ledger), this.onRecord);
+    // The version is read from the contract, not guessed from the logs: a batch linked by
+    // another rule is then a chain break, whatever the rest of the chain says.
+    const version = await this.chainVersion(chainId, toBlock);
+    const run = new LedgerReplay(this.config, { chainId, ledger: this.config.ledger, version }, this.onRecord);
     run.finalRecordCount = final?.recordCount;
     for await (const page of fetchLogs(this.rpc, {
       address: this.config.ledger,
@@ -271,6 +278,7 @@ export class RegulatorReader {
         contractRecordCount,
         contractHead,
         startedMidway: run.startedMidway,
+        version,
       },
       merchants,
       discrepancies: run.discrepancies,
@@ -295,6 +303,30 @@ export class RegulatorReader {
     return withTimeout(p, this.config.rpcTimeoutMs, what);
   }
 
+  /**
+   * The ledger's hash-chain version (docs/FORMAT.md 7), from the genesis head its
+   * `genesisHead()` view returns (a view every version has; version 1 has no `CHAIN_VERSION()`).
+   *
+   * @throws PrepaidLedgerError `UNSUPPORTED_VERSION` if that genesis is none of
+   *   {@link CHAIN_VERSIONS}' for this chain id and address, with the version the contract
+   *   claims, if it has the view
+   */
+  private async chainVersion(chainId: bigint, toBlock: bigint): Promise<ChainVersion> {
+    const at = { blockTag: toBlock };
+    const genesis = (await this.timed(this.ledger.genesisHead(at), "genesisHead")) as string;
+    const version = chainVersionOf(genesis, chainId, this.config.ledger);
+    if (version !== undefined) return version;
+    let claimed: number | null = null;
+    try {
+      claimed = Number(await this.timed(this.ledger.CHAIN_VERSION(at), "CHAIN_VERSION"));
+    } catch {
+      // No such view (or no answer): the error below says what matters, the genesis.
+    }
+    throw new PrepaidLedgerError("UNSUPPORTED_VERSION", "the ledger's hash chain is of a version this reader cannot verify", {
+      details: { ledger: this.config.ledger, genesisHead: genesis, chainVersion: claimed, supported: [...CHAIN_VERSIONS] },
+    });
+  }
+
   /** The quorum's last final checkpoint at `toBlock`, if a quorum is configured. */
   private async lastFinal(toBlock: bigint): Promise<{ recordCount: bigint; chainHead: string; stateDigest: string } | undefined> {
     if (this.config.quorum === undefined) return undefined;
@@ -307,7 +339,7 @@ export class RegulatorReader {
   private async compareWithContract(run: LedgerReplay, toBlock: bigint): Promise<void> {
     const at = { blockTag: toBlock };
     const [count, head] = (await this.timed(this.ledger.chainHead(at), "chainHead")) as [bigint, string];
-    if (count !== run.lastIndex || head !== bytesToHex(run.head)) {
+    if (count !== run.lastIndex || !run.matchesHead(head)) {
       run.report({
         kind: "chain-break",
         message: "the chain head rebuilt from the logs differs from the contract's",
@@ -379,6 +411,14 @@ export interface MarkSeen {
 }
 
 /**
+ * Where a replay's chain starts: the ledger's chain id and address, and its chain version if
+ * known (docs/FORMAT.md 7). Without a version, the replay finds it at the first batch it can
+ * check: the rule whose head equals the one the batch announces (no other can, short of a
+ * keccak256 collision). A bare genesis head may be given instead, for either version.
+ */
+export type ChainStart = Uint8Array | { chainId: bigint; ledger: string; version?: ChainVersion };
+
+/**
  * One pass over a ledger's logs, in chain order: the state of a read. The reader runs one over
  * a block range; a supervisor keeps one alive and feeds it new logs as blocks arrive. `onMark`
  * is called at each checkpoint mark, when the replay stands exactly at the marked record count.
@@ -394,6 +434,10 @@ export class LedgerReplay {
   finalRecordCount: bigint | undefined;
   confirmed = 0;
   head: Uint8Array;
+  /** The chain rule the ledger links with; undefined until a batch told (or the caller did). */
+  chainVersion: ChainVersion | undefined;
+  /** Until the version is known: the head each candidate rule stands at. */
+  private candidates = new Map<ChainVersion, Uint8Array>();
   lastIndex = 0n;
   startedMidway = false;
   records = 0;
@@ -409,11 +453,29 @@ export class LedgerReplay {
 
   constructor(
     private readonly config: Pick<ReaderConfigValues, "privateKey" | "keepRecords">,
-    genesis: Uint8Array,
+    start: ChainStart,
     private readonly onRecord?: (record: VerifiedRecord) => void,
     private readonly onMark?: (mark: MarkSeen) => void,
   ) {
-    this.head = genesis;
+    if (start instanceof Uint8Array) {
+      for (const v of CHAIN_VERSIONS) this.candidates.set(v, start);
+    } else if (start.version !== undefined) {
+      this.chainVersion = start.version;
+    } else {
+      for (const v of CHAIN_VERSIONS) this.candidates.set(v, genesisHead(start.chainId, start.ledger, v));
+    }
+    this.head = start instanceof Uint8Array ? start : genesisHead(start.chainId, start.ledger, start.version ?? CHAIN_VERSIONS[0]);
+    if (this.chainVersion === undefined) this.head = this.candidates.get(CHAIN_VERSIONS[0])!;
+  }
+
+  /**
+   * Whether `head` (0x hex, from the contract) is the replay's head. Before any batch told the
+   * chain version, every version's genesis is.
+   */
+  matchesHead(head: string): boolean {
+    const h = head.toLowerCase();
+    if (h === bytesToHex(this.head)) return true;
+    return this.chainVersion === undefined && this.lastIndex === 0n && [...this.candidates.values()].some((c) => bytesToHex(c) === h);
   }
 
   report(d: Discrepancy): void {
@@ -424,8 +486,11 @@ export class LedgerReplay {
    * Continues a replay that stopped after record `lastIndex` (the indexer, after a restart).
    * The caller restores {@link books} itself; links and sequences are then checked from here on.
    */
-  resume(state: { head: Uint8Array; lastIndex: bigint; batches: number; startedMidway: boolean }): void {
+  resume(state: { head: Uint8Array; lastIndex: bigint; batches: number; startedMidway: boolean; chainVersion?: ChainVersion }): void {
     this.head = state.head;
+    this.chainVersion = state.chainVersion;
+    this.candidates.clear();
+    if (state.chainVersion === undefined) for (const v of CHAIN_VERSIONS) this.candidates.set(v, state.head);
     this.lastIndex = state.lastIndex;
     this.batches = state.batches;
     this.startedMidway = state.startedMidway;
@@ -511,22 +576,29 @@ export class LedgerReplay {
       });
     }
     const key = await this.batchKey(records, b.envelope);
+    const announced = bytesToHex(b.chainHead);
+    const rebuilt = this.linkBatch(b, records);
     for (let i = 0; i < records.length; i++) {
       const pending = this.record(records[i], i, key);
       if (pending !== undefined) await pending; // only single-record ECIES is asynchronous
     }
     if (this.startedMidway && this.lastIndex === b.firstRecordIndex - 1n + BigInt(records.length) && this.batches === 1) {
       this.head = b.chainHead;
-    } else if (bytesToHex(this.head) !== bytesToHex(b.chainHead)) {
+      if (this.chainVersion === undefined) for (const v of CHAIN_VERSIONS) this.candidates.set(v, b.chainHead);
+    } else if (this.adopt(rebuilt, announced)) {
+      // head and version set by adopt
+    } else {
+      this.head = rebuilt.values().next().value!;
       this.report({
         kind: "chain-break",
         merchantId: b.merchantId,
         txHash: b.txHash,
         blockNumber: b.blockNumber,
         message: `the chain head after batch ${b.sequence} of merchant ${b.merchantId} differs from the one it announces`,
-        details: { rebuilt: bytesToHex(this.head), announced: bytesToHex(b.chainHead) },
+        details: { rebuilt: bytesToHex(this.head), announced, chainVersion: this.chainVersion ?? "unknown" },
       });
       this.head = b.chainHead; // go on from the announced head, so one break is reported once
+      if (this.chainVersion === undefined) for (const v of CHAIN_VERSIONS) this.candidates.set(v, b.chainHead);
     }
     this.headAt.set(this.lastIndex, this.head);
   }
@@ -558,7 +630,6 @@ export class LedgerReplay {
       flag("chain-break", `record #${r.recordIndex} where #${this.lastIndex + 1n} was next`);
     }
     this.lastIndex = r.recordIndex;
-    this.head = this.link(r);
 
     // Books, from the on-chain kind and amount.
     const violation = this.books.apply(r.merchantId, r.account, r.kind, r.amount, this.startedMidway);
@@ -688,11 +759,42 @@ export class LedgerReplay {
     return details;
   }
 
+  /**
+   * The head after batch `b` under each rule still in question (the known version only, once
+   * known): version 2 links the batch (merchantId, sequence, recorder, keccak256(envelope),
+   * count) before its records, version 1 its records only (docs/FORMAT.md 7).
+   */
+  private linkBatch(b: BatchRecordedLog, records: RecordedLog[]): Map<ChainVersion, Uint8Array> {
+    const starts = this.chainVersion !== undefined ? new Map([[this.chainVersion, this.head]]) : this.candidates;
+    const out = new Map<ChainVersion, Uint8Array>();
+    for (const [version, start] of starts) {
+      let head = start;
+      if (version >= 2) {
+        head = linkBatch(head, { merchantId: b.merchantId, sequence: b.sequence, recorder: b.recorder, envelope: b.envelope, count: b.count });
+      }
+      for (const r of records) head = this.link(head, r);
+      out.set(version, head);
+    }
+    return out;
+  }
+
+  /** Takes the rebuilt head that equals the announced one (and so its version); false if none does. */
+  private adopt(rebuilt: Map<ChainVersion, Uint8Array>, announced: string): boolean {
+    for (const [version, head] of rebuilt) {
+      if (bytesToHex(head) !== announced) continue;
+      this.head = head;
+      this.chainVersion = version;
+      this.candidates.clear();
+      return true;
+    }
+    return false;
+  }
+
   /** head_n = keccak256(head_{n-1} | n u64 | merchantId u32 | record), built in one buffer. */
-  private link(r: RecordedLog): Uint8Array {
+  private link(previous: Uint8Array, r: RecordedLog): Uint8Array {
     const s = this.scratch;
     const view = this.scratchView;
-    s.set(this.head, 0);
+    s.set(previous, 0);
     view.setBigUint64(32, r.recordIndex);
     view.setUint32(40, r.merchantId);
     s[44] = r.kind;

@@ -8,7 +8,6 @@
  * once. Logs are taken only from the blocks whose hashes it holds.
  */
 import { PrepaidLedgerError } from "../errors.js";
-import { genesisHead } from "../ledger/codec.js";
 import { LEDGER_TOPICS } from "../regulator/events.js";
 import { fetchLogs, type JsonRpcLike, type RpcLog } from "../regulator/logs.js";
 import { LedgerReplay, type MarkSeen } from "../regulator/reader.js";
@@ -109,7 +108,7 @@ export class LedgerFollower {
   private rebuild(): void {
     this.replay = new LedgerReplay(
       { privateKey: this.o.decryptionKey, keepRecords: false },
-      genesisHead(this.o.chainId, this.o.ledger),
+      { chainId: this.o.chainId, ledger: this.o.ledger },
       undefined,
       (mark) => {
         if (mark.recordCount > this.settledMarked) {

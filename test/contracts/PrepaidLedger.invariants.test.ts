@@ -6,8 +6,9 @@
  * The model restates the rules of `PackedAccount.book` and `PrepaidLedger.recordBatch` /
  * `_explainFailure` in their order of precedence, so it predicts for every batch either success
  * (with the `BatchRecorded` it emits) or the exact custom error and arguments of the first record
- * that breaks a rule. Chain links come from test/helpers/records.ts's `expectedLink` (ethers'
- * solidityPackedKeccak256), not from src/ledger/codec's `linkHead`.
+ * that breaks a rule. Chain links (chain version 2: a batch link, then the batch's record links)
+ * come from test/helpers/records.ts's `expectedBatchLink` and `expectedLink` (ethers'
+ * solidityPackedKeccak256), not from src/ledger/codec's `linkBatch` and `linkHead`.
  */
 import { expect } from "chai";
 import {
@@ -15,6 +16,7 @@ import {
   ZeroAddress,
   ZeroHash,
   dataSlice,
+  getAddress,
   getBytes,
   hexlify,
   id,
@@ -26,7 +28,7 @@ import fc from "fast-check";
 import { network } from "hardhat";
 
 import { packBatch, type PackedRecord } from "../../src/ledger/codec.js";
-import { Consume, Refund, TopUp, account, expectedLink } from "../helpers/records.js";
+import { Consume, Refund, TopUp, account, expectedBatchLink, expectedLink } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -35,7 +37,6 @@ const M2 = 2;
 const MERCHANTS = [M1, M2] as const;
 type MerchantId = (typeof MERCHANTS)[number];
 const ACTIVE = 1n;
-const NO_ENVELOPE = "0x";
 const MAX48 = (1n << 48n) - 1n;
 const MAX32 = (1n << 32n) - 1n;
 const MAX64 = (1n << 64n) - 1n;
@@ -67,7 +68,7 @@ async function deployLedger() {
   const genesis = keccak256(
     AbiCoder.defaultAbiCoder().encode(
       ["bytes32", "uint256", "address"],
-      [id("prepaid-ledger.chain.v1"), chainId, await ledger.getAddress()],
+      [id("prepaid-ledger.chain.v2"), chainId, await ledger.getAddress()],
     ),
   );
   return { ledger, recorders: { [M1]: recorder1, [M2]: recorder2 }, genesis };
@@ -118,6 +119,8 @@ interface BatchSpec {
   byOtherRecorder: boolean;
   sequence: SequenceSpec;
   records: RecordSpec[];
+  /** The envelope sent with the batch: the contract never reads it, but chain version 2 links its hash. */
+  envelope: Uint8Array;
 }
 
 /** Weighted so that valid kinds dominate; 0 (none) and 4 (reserved for modules) are refused. */
@@ -187,6 +190,12 @@ const hostileRecordArb: fc.Arbitrary<RecordSpec> = fc.record({
   cipherLength: fc.integer({ min: 1, max: 96 }),
 });
 
+/** Mostly empty (the contract tests' habit), else a few random bytes: each is linked by its hash. */
+const envelopeArb: fc.Arbitrary<Uint8Array> = fc.oneof(
+  { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) },
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }) },
+);
+
 /** Mostly ordinary batches; one in six is a short one of hostile records. */
 const batchArb: fc.Arbitrary<BatchSpec> = fc.record({
   merchantId: fc.constantFrom(M1, M2),
@@ -196,6 +205,7 @@ const batchArb: fc.Arbitrary<BatchSpec> = fc.record({
     { weight: 5, arbitrary: fc.array(recordArb, { minLength: 1, maxLength: MAX_RECORDS }) },
     { weight: 1, arbitrary: fc.array(hostileRecordArb, { minLength: 1, maxLength: 3 }) },
   ),
+  envelope: envelopeArb,
 });
 
 /** A merchant selling its first cards: valid top-ups of its own cards, in sequence. */
@@ -214,6 +224,7 @@ const openingBatchArb: fc.Arbitrary<BatchSpec> = fc.record({
     }),
     { minLength: 1, maxLength: MAX_RECORDS },
   ),
+  envelope: envelopeArb,
 });
 
 /**
@@ -325,6 +336,17 @@ interface MerchantModel {
   refunded: bigint;
 }
 
+/** A booked batch, as its batch link binds it (and as `BatchRecorded` logs it). */
+interface BatchLinked {
+  merchantId: number;
+  sequence: bigint;
+  recorder: string;
+  /** 0x hex. */
+  envelope: string;
+  count: number;
+  firstRecordIndex: bigint;
+}
+
 /** What `recordBatch` must do: emit BatchRecorded with these values, or revert with this error. */
 type Outcome =
   | { ok: true; firstRecordIndex: bigint; count: number; head: string }
@@ -372,6 +394,8 @@ class LedgerModel {
   readonly merchants = new Map<number, MerchantModel>();
   /** Every booked record in chain order, for the chain recomputation. */
   readonly booked: { merchantId: number; record: PackedRecord }[] = [];
+  /** Every booked batch in chain order: what its batch link binds, and its first record's index. */
+  readonly batches: BatchLinked[] = [];
   recordCount = 0n;
 
   constructor(public head: string) {
@@ -392,6 +416,7 @@ class LedgerModel {
     for (const [k, v] of this.accounts) copy.accounts.set(k, { ...v });
     for (const [k, v] of this.merchants) copy.merchants.set(k, { ...v });
     copy.booked.push(...this.booked);
+    copy.batches.push(...this.batches);
     copy.recordCount = this.recordCount;
     return copy;
   }
@@ -416,6 +441,7 @@ class LedgerModel {
     caller: string,
     isRecorder: boolean,
     records: PackedRecord[],
+    envelope: Uint8Array,
   ): Outcome {
     if (!isRecorder) return failure("LedgerUnauthorizedRecorder", caller, merchantId);
     const expected = this.merchant(merchantId).nextSequence;
@@ -424,6 +450,9 @@ class LedgerModel {
 
     const draft = this.clone();
     const firstRecordIndex = draft.recordCount + 1n;
+    // Chain version 2: the batch is linked once, before its records.
+    draft.head = expectedBatchLink(draft.head, merchantId, sequence, caller, envelope, records.length);
+    draft.batches.push({ merchantId, sequence, recorder: caller, envelope: hexlify(envelope), count: records.length, firstRecordIndex });
     for (const r of records) {
       const refused = draft.book(merchantId, r);
       if (refused !== undefined) return refused;
@@ -484,6 +513,7 @@ class LedgerModel {
     for (const [k, v] of other.accounts) this.accounts.set(k, v);
     for (const [k, v] of other.merchants) this.merchants.set(k, v);
     this.booked.splice(0, this.booked.length, ...other.booked);
+    this.batches.splice(0, this.batches.length, ...other.batches);
     this.recordCount = other.recordCount;
     this.head = other.head;
   }
@@ -591,14 +621,14 @@ async function play(
     const sequence = sequenceOf(spec.sequence, model.merchant(spec.merchantId).nextSequence);
     const records = resolveRecords(model, spec, index);
     const before = await readBooks(f.ledger);
-    const outcome = model.recordBatch(spec.merchantId, sequence, caller.address, caller === own, records);
+    const outcome = model.recordBatch(spec.merchantId, sequence, caller.address, caller === own, records, spec.envelope);
 
-    const tx = f.ledger.connect(caller).recordBatch(spec.merchantId, sequence, NO_ENVELOPE, packBatch(records));
+    const tx = f.ledger.connect(caller).recordBatch(spec.merchantId, sequence, spec.envelope, packBatch(records));
     if (outcome.ok) {
       const { firstRecordIndex, count, head } = outcome;
       await expect(tx)
         .to.emit(f.ledger, "BatchRecorded")
-        .withArgs(spec.merchantId, sequence, caller.address, firstRecordIndex, count, head, NO_ENVELOPE);
+        .withArgs(spec.merchantId, sequence, caller.address, firstRecordIndex, count, head, hexlify(spec.envelope));
     } else {
       await expect(tx)
         .to.be.revertedWithCustomError(f.ledger, outcome.error)
@@ -647,6 +677,30 @@ async function recordsFromLogs(
   }));
 }
 
+/** The BatchRecorded logs (FORMAT.md 6): indexed fields from the topics, the rest ABI-decoded. */
+async function batchesFromLogs(ledger: Ledger): Promise<(BatchLinked & { chainHead: string })[]> {
+  const logs = await ethers.provider.getLogs({
+    address: await ledger.getAddress(),
+    topics: [id("BatchRecorded(uint32,uint64,address,uint64,uint16,bytes32,bytes)")],
+    fromBlock: 0,
+  });
+  return logs.map((log) => {
+    const [firstRecordIndex, count, chainHead, envelope] = AbiCoder.defaultAbiCoder().decode(
+      ["uint64", "uint16", "bytes32", "bytes"],
+      log.data,
+    );
+    return {
+      merchantId: toNumber(log.topics[1]),
+      sequence: toBigInt(log.topics[2]),
+      recorder: getAddress(dataSlice(log.topics[3], 12)),
+      envelope: envelope as string,
+      count: Number(count),
+      firstRecordIndex: firstRecordIndex as bigint,
+      chainHead: chainHead as string,
+    };
+  });
+}
+
 // ------------------------------------------------------------------------------ properties
 
 describe("PrepaidLedger invariants", function () {
@@ -661,7 +715,7 @@ describe("PrepaidLedger invariants", function () {
       for (const [index, spec] of batches.entries()) {
         const sequence = sequenceOf(spec.sequence, model.merchant(spec.merchantId).nextSequence);
         const records = resolveRecords(model, spec, index);
-        const outcome = model.recordBatch(spec.merchantId, sequence, ZeroAddress, !spec.byOtherRecorder, records);
+        const outcome = model.recordBatch(spec.merchantId, sequence, ZeroAddress, !spec.byOtherRecorder, records, spec.envelope);
         seen.add(outcome.ok ? "success" : outcome.error);
       }
     }
@@ -723,22 +777,41 @@ describe("PrepaidLedger invariants", function () {
       const [recordCount, head] = await f.ledger.chainHead();
       expect({ recordCount, head }).to.deep.equal({ recordCount: model.recordCount, head: model.head });
 
-      // Re-link the whole chain from genesis, once from the model's booked records and once
-      // from what a regulator sees: the raw Recorded logs.
+      // Re-link the whole chain from genesis, once from the model's booked batches and records
+      // and once from what a regulator sees: the raw BatchRecorded and Recorded logs.
       expect(await f.ledger.genesisHead()).to.equal(f.genesis);
-      let fromModel = f.genesis;
-      for (const [i, { merchantId, record }] of model.booked.entries()) {
-        fromModel = expectedLink(fromModel, BigInt(i + 1), merchantId, record);
-      }
+      const relink = (start: string, batches: BatchLinked[], records: { index: bigint; merchantId: number; record: PackedRecord }[]) => {
+        let head = start;
+        const heads: string[] = [];
+        for (const b of batches) {
+          head = expectedBatchLink(head, b.merchantId, b.sequence, b.recorder, b.envelope, b.count);
+          const own = records.filter((r) => r.index >= b.firstRecordIndex && r.index < b.firstRecordIndex + BigInt(b.count));
+          expect(own.length, `records of batch ${b.sequence} of merchant ${b.merchantId}`).to.equal(b.count);
+          for (const r of own) {
+            expect(r.merchantId).to.equal(b.merchantId);
+            head = expectedLink(head, r.index, r.merchantId, r.record);
+          }
+          heads.push(head);
+        }
+        return { head, heads };
+      };
+      const fromModel = relink(
+        f.genesis,
+        model.batches,
+        model.booked.map((b, i) => ({ index: BigInt(i + 1), ...b })),
+      ).head;
       const logged = await recordsFromLogs(f.ledger);
-      let fromLogs = f.genesis;
-      for (const [i, { index, merchantId, record }] of logged.entries()) {
+      for (const [i, { index }] of logged.entries()) {
         expect(index, "Recorded record indexes count from 1 without gaps").to.equal(BigInt(i + 1));
-        fromLogs = expectedLink(fromLogs, index, merchantId, record);
       }
+      const batches = await batchesFromLogs(f.ledger);
+      const fromLogs = relink(f.genesis, batches, logged);
+      // Every BatchRecorded announces the head the logs rebuild after it.
+      expect(fromLogs.heads).to.deep.equal(batches.map((b) => b.chainHead));
+      expect(batches.reduce((n, b) => n + b.count, 0)).to.equal(logged.length);
       expect(BigInt(logged.length)).to.equal(recordCount);
       expect(fromModel).to.equal(head);
-      expect(fromLogs).to.equal(head);
+      expect(fromLogs.head).to.equal(head);
     });
   });
 

@@ -2,8 +2,8 @@ import { expect } from "chai";
 import { hexlify, id, ZeroHash } from "ethers";
 import { network } from "hardhat";
 
-import { encodeRecord, genesisHead, linkHead, packBatch, type PackedRecord } from "../../src/ledger/codec.js";
-import { Consume, Refund, TopUp, account, expectedLink, record } from "../helpers/records.js";
+import { encodeRecord, genesisHead, linkBatch, linkHead, packBatch, type PackedRecord } from "../../src/ledger/codec.js";
+import { Consume, Refund, TopUp, account, expectedBatchLink, expectedGenesis, expectedLink, record } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -54,6 +54,15 @@ describe("PrepaidLedger", function () {
       const expected = hexlify(genesisHead(chainId, await ledger.getAddress()));
       expect(await ledger.genesisHead()).to.equal(expected);
       expect(await ledger.chainHead()).to.deep.equal([0n, expected]);
+    });
+
+    it("links with chain version 2, from the genesis tag prepaid-ledger.chain.v2", async function () {
+      const { ledger } = await networkHelpers.loadFixture(deployLedger);
+      const { chainId } = await ethers.provider.getNetwork();
+      const address = await ledger.getAddress();
+      expect(await ledger.CHAIN_VERSION()).to.equal(2n);
+      expect(await ledger.genesisHead()).to.equal(expectedGenesis(chainId, address, 2));
+      expect(await ledger.genesisHead()).to.not.equal(expectedGenesis(chainId, address, 1));
     });
 
     it("refuses a zero admin or regulator", async function () {
@@ -262,32 +271,109 @@ describe("PrepaidLedger", function () {
         .withArgs(M1, 1n, f.recorder1.address, 1n, 2n, head, envelope);
     });
 
-    it("links every record into the hash chain", async function () {
+    it("links each batch, then each of its records, into the hash chain", async function () {
       const f = await networkHelpers.loadFixture(deployLedger);
       let head = await f.ledger.genesisHead();
       let index = 0n;
+      let sequence = 0n;
       const a = account("a");
       const b = account("b");
-      for (const batch of [
-        [record(TopUp, a, 100n)],
-        [record(TopUp, b, 300n), record(Consume, a, 40n), record(Refund, b, 1n)],
-      ]) {
-        await upload(f, batch);
+      for (const [batch, envelope] of [
+        [[record(TopUp, a, 100n)], NO_ENVELOPE],
+        [[record(TopUp, b, 300n), record(Consume, a, 40n), record(Refund, b, 1n)], "0x0102030405"],
+      ] as const) {
+        await upload(f, [...batch], undefined, envelope);
+        head = expectedBatchLink(head, M1, ++sequence, f.recorder1.address, envelope, batch.length);
         for (const r of batch) head = expectedLink(head, ++index, M1, r);
       }
-      await f.ledger
-        .connect(f.recorder2)
-        .recordBatch(M2, 1, NO_ENVELOPE, packBatch([record(TopUp, account("c"), 5n)]));
-      expect((await f.ledger.chainHead())[0]).to.equal(5n);
       // The contract and two independent TypeScript implementations agree on head_4.
       const rebuilt = (await f.ledger.queryFilter(f.ledger.filters.BatchRecorded(M1)))[1].args.chainHead;
       expect(rebuilt).to.equal(head);
+
+      const c = record(TopUp, account("c"), 5n);
+      await f.ledger.connect(f.recorder2).recordBatch(M2, 1, NO_ENVELOPE, packBatch([c]));
+      head = expectedLink(expectedBatchLink(head, M2, 1n, f.recorder2.address, NO_ENVELOPE, 1), 5n, M2, c);
+      expect(await f.ledger.chainHead()).to.deep.equal([5n, head]);
     });
 
-    it("matches src/ledger/codec linkHead", async function () {
+    it("matches src/ledger/codec linkHead and linkBatch", async function () {
       const r = record(Refund, account("z"), 77n);
       const prev = id("prev");
       expect(hexlify(linkHead(ethers.getBytes(prev), 42n, 7, encodeRecord(r)))).to.equal(expectedLink(prev, 42n, 7, r));
+      const [, , recorder] = await ethers.getSigners();
+      const envelope = Uint8Array.from([1, 2, 3]);
+      const batch = { merchantId: 7, sequence: (1n << 64n) - 1n, recorder: recorder.address, envelope, count: 65_535 };
+      expect(hexlify(linkBatch(ethers.getBytes(prev), batch))).to.equal(
+        expectedBatchLink(prev, 7, batch.sequence, recorder.address, envelope, 65_535),
+      );
+    });
+
+    describe("when the same records arrive in another batch", function () {
+      const a = account("a");
+      const b = account("b");
+      const c = account("c");
+      // One set of records for every case below, so only the batch around them differs.
+      const records = [record(TopUp, a, 100n), record(TopUp, b, 200n), record(Consume, a, 30n), record(TopUp, c, 5n)];
+
+      /** The head after `records` under chain version 1 (records only), from the same start. */
+      const recordsOnly = (start: string) => records.reduce((h, r, i) => expectedLink(h, BigInt(i + 1), M1, r), start);
+
+      it("gives another head for one batch than for two", async function () {
+        let f = await networkHelpers.loadFixture(deployLedger);
+        await upload(f, records);
+        const [count, oneBatch] = await f.ledger.chainHead();
+
+        f = await networkHelpers.loadFixture(deployLedger);
+        await upload(f, records.slice(0, 1));
+        await upload(f, records.slice(1));
+        const [countTwo, twoBatches] = await f.ledger.chainHead();
+
+        expect([count, countTwo]).to.deep.equal([4n, 4n]);
+        expect(oneBatch).to.not.equal(twoBatches);
+        // Under chain version 1 (records only) both would have ended at one head.
+        const genesis = await f.ledger.genesisHead();
+        const link = (h: string, seq: bigint, n: number) => expectedBatchLink(h, M1, seq, f.recorder1.address, NO_ENVELOPE, n);
+        expect(oneBatch).to.equal(records.reduce((h, r, i) => expectedLink(h, BigInt(i + 1), M1, r), link(genesis, 1n, 4)));
+        const afterFirst = expectedLink(link(genesis, 1n, 1), 1n, M1, records[0]);
+        expect(twoBatches).to.equal(records.slice(1).reduce((h, r, i) => expectedLink(h, BigInt(i + 2), M1, r), link(afterFirst, 2n, 3)));
+        expect(oneBatch).to.not.equal(recordsOnly(genesis));
+      });
+
+      it("gives another head for another recorder of the same merchant", async function () {
+        let f = await networkHelpers.loadFixture(deployLedger);
+        await upload(f, records);
+        const [, byRecorder1] = await f.ledger.chainHead();
+
+        f = await networkHelpers.loadFixture(deployLedger);
+        await f.ledger.connect(f.regulator).addRecorder(M1, f.stranger.address);
+        await f.ledger.connect(f.recorder1).acceptRecorder(M1, f.stranger.address);
+        await f.ledger.connect(f.stranger).recordBatch(M1, 1, NO_ENVELOPE, packBatch(records));
+        const [count, byStranger] = await f.ledger.chainHead();
+
+        expect(count).to.equal(4n);
+        expect(byStranger).to.not.equal(byRecorder1);
+        const genesis = await f.ledger.genesisHead();
+        expect(byStranger).to.equal(
+          records.reduce((h, r, i) => expectedLink(h, BigInt(i + 1), M1, r), expectedBatchLink(genesis, M1, 1n, f.stranger.address, NO_ENVELOPE, 4)),
+        );
+      });
+
+      it("gives another head for another envelope, so a checkpoint confirms the data key's envelope", async function () {
+        let f = await networkHelpers.loadFixture(deployLedger);
+        await upload(f, records, 1n, "0x01");
+        const [, first] = await f.ledger.chainHead();
+        await expect(f.ledger.markCheckpoint()).to.emit(f.ledger, "CheckpointMarked").withArgs(4n, first);
+
+        f = await networkHelpers.loadFixture(deployLedger);
+        await upload(f, records, 1n, "0x02");
+        const [, second] = await f.ledger.chainHead();
+
+        expect(second).to.not.equal(first);
+        const genesis = await f.ledger.genesisHead();
+        const after = (envelope: string) =>
+          records.reduce((h, r, i) => expectedLink(h, BigInt(i + 1), M1, r), expectedBatchLink(genesis, M1, 1n, f.recorder1.address, envelope, 4));
+        expect([first, second]).to.deep.equal([after("0x01"), after("0x02")]);
+      });
     });
 
     describe("when a record breaks a rule", function () {

@@ -38,7 +38,7 @@ import { eciesDecrypt } from "../../src/crypto/ecies.js";
 import { openBatchRecord, openEnvelope, parseEnvelope, sealBatchRecord } from "../../src/crypto/envelope.js";
 import { openSingle } from "../../src/crypto/single.js";
 import { isError } from "../../src/errors.js";
-import { decodeRecordedData, genesisHead, linkHead, packBatch, unpackBatch } from "../../src/ledger/codec.js";
+import { BATCH_LINK_BYTES, BATCH_LINK_TAG, chainVersionOf, decodeRecordedData, genesisHead, linkBatch, linkHead, packBatch, unpackBatch } from "../../src/ledger/codec.js";
 import { Books } from "../../src/regulator/books.js";
 import type { RpcLog } from "../../src/regulator/logs.js";
 import { LedgerReplay } from "../../src/regulator/reader.js";
@@ -81,7 +81,8 @@ describe("docs/FORMAT.md worked examples", function () {
   it("parses every example, and every stated length is its bytes' length", function () {
     expect([...ex.all.keys()]).to.include.members([
       "details", "canonical", "sealed", "ecies", "eciesCompressed", "single", "batch record", "envelope",
-      "packed batch", "recorded log", "batch recorded", "ledger topics", "head 0", "head 1",
+      "packed batch", "recorded log", "batch recorded", "ledger topics", "head 0", "batch link 1", "head 1",
+      "v1 head 0", "v1 head 1",
       "state 1 accounts", "state 1 merchants", "state 1 digest", "state 6 books", "state 6 accounts",
       "state 6 merchants", "state 6 digest", "checkpoint", "quorum events", "quorum topics",
     ]);
@@ -284,26 +285,71 @@ describe("docs/FORMAT.md worked examples", function () {
       expect(ex.raw("recorded log", "topic2")).to.equal(zeroPadValue(toBeHex(Number(ex.int("details", "merchantId"))), 32));
     });
 
-    it("head 0 is keccak256(abi.encode(bytes32 tag, uint256 chainId, address ledger))", function () {
-      const chainId = ex.int("head 0", "chainId");
-      const ledger = ex.raw("head 0", "ledger");
-      const tag = id("prepaid-ledger.chain.v1");
+    /** The example's head 0 (its own `tag`) is keccak256(abi.encode(bytes32 tag, uint256 chainId, address ledger)). */
+    function checkGenesis(name: string, version: 1 | 2): void {
+      const chainId = ex.int(name, "chainId");
+      const ledger = ex.raw(name, "ledger");
+      const tag = id(`prepaid-ledger.chain.v${version}`);
       const encoded = AbiCoder.defaultAbiCoder().encode(["bytes32", "uint256", "address"], [tag, chainId, ledger]);
-      expect(hex(ex.field("head 0", "tag"))).to.equal(tag);
-      expect(hex(ex.bytes("head 0"))).to.equal(encoded);
-      expect(keccak256(encoded)).to.equal(ex.raw("head 0", "head0"));
-      expect(hex(genesisHead(chainId, ledger))).to.equal(ex.raw("head 0", "head0"));
+      expect(hex(ex.field(name, "tag"))).to.equal(tag);
+      expect(hex(ex.bytes(name))).to.equal(encoded);
+      expect(keccak256(encoded)).to.equal(ex.raw(name, "head0"));
+      expect(hex(genesisHead(chainId, ledger, version))).to.equal(ex.raw(name, "head0"));
+      expect(chainVersionOf(ex.raw(name, "head0"), chainId, ledger)).to.equal(version);
+    }
+
+    /** The example's head 1 is keccak256(abi.encodePacked(bytes32 previous, uint64 1, uint32 merchantId, bytes record)). */
+    function checkRecordLink(name: string, previous: string): void {
+      const merchantId = Number(ex.int("details", "merchantId"));
+      expect(hex(ex.field(name, "previous"))).to.equal(previous);
+      expect(hex(ex.field(name, "record"))).to.equal(hex(RECORD));
+      const packed = solidityPacked(["bytes32", "uint64", "uint32", "bytes"], [previous, 1, merchantId, RECORD]);
+      expect(hex(ex.bytes(name))).to.equal(packed);
+      expect(solidityPackedKeccak256(["bytes32", "uint64", "uint32", "bytes"], [previous, 1, merchantId, RECORD])).to.equal(ex.raw(name, "head1"));
+      expect(hex(linkHead(getBytes(previous), 1n, merchantId, RECORD))).to.equal(ex.raw(name, "head1"));
+    }
+
+    it("head 0 is keccak256(abi.encode(bytes32 tag, uint256 chainId, address ledger)), tagged chain.v2", function () {
+      checkGenesis("head 0", 2);
     });
 
-    it("head 1 is keccak256(abi.encodePacked(bytes32, uint64, uint32, bytes record))", function () {
-      const head0 = ex.raw("head 0", "head0");
-      const merchantId = Number(ex.int("details", "merchantId"));
-      expect(hex(ex.field("head 1", "previous"))).to.equal(head0);
-      expect(hex(ex.field("head 1", "record"))).to.equal(hex(RECORD));
-      const packed = solidityPacked(["bytes32", "uint64", "uint32", "bytes"], [head0, 1, merchantId, RECORD]);
-      expect(hex(ex.bytes("head 1"))).to.equal(packed);
-      expect(solidityPackedKeccak256(["bytes32", "uint64", "uint32", "bytes"], [head0, 1, merchantId, RECORD])).to.equal(ex.raw("head 1", "head1"));
-      expect(hex(linkHead(getBytes(head0), 1n, merchantId, RECORD))).to.equal(ex.raw("head 1", "head1"));
+    it("the batch link is keccak256(abi.encodePacked(head, batchTag, merchantId, sequence, recorder, keccak256(envelope), count))", function () {
+      const b = (name: string) => ex.field("batch link 1", name);
+      const envelope = ex.hex("batch recorded", "envelope");
+      const fields = {
+        merchantId: Number(ex.int("details", "merchantId")),
+        sequence: ex.int("batch recorded", "sequence"),
+        recorder: ex.raw("batch recorded", "recorder"),
+        count: Number(ex.int("batch recorded", "count")),
+      };
+      expect(hex(b("previous"))).to.equal(ex.raw("head 0", "head0"));
+      expect(hex(b("batchTag"))).to.equal(id("prepaid-ledger.batch.v2")).and.to.equal(hex(BATCH_LINK_TAG));
+      expect(hex(b("envelopeHash"))).to.equal(keccak256(envelope));
+      const types = ["bytes32", "bytes32", "uint32", "uint64", "address", "bytes32", "uint16"];
+      const values = [ex.raw("head 0", "head0"), id("prepaid-ledger.batch.v2"), fields.merchantId, fields.sequence, fields.recorder, keccak256(envelope), fields.count];
+      expect(hex(ex.bytes("batch link 1"))).to.equal(solidityPacked(types, values));
+      expect(ex.bytes("batch link 1")).to.have.length(BATCH_LINK_BYTES);
+      expect(solidityPackedKeccak256(types, values)).to.equal(ex.raw("batch link 1", "batchLink1"));
+      expect(hex(linkBatch(getBytes(ex.raw("head 0", "head0")), { ...fields, envelope }))).to.equal(ex.raw("batch link 1", "batchLink1"));
+      // The prose's byte count: the field widths in their order, and their sum.
+      const widths = sumIn(/`(\d+) \+ (\d+) \+ (\d+) \+ (\d+) \+ (\d+) \+ (\d+) \+ (\d+) = (\d+)` bytes/);
+      const total = widths.pop()!;
+      expect(widths).to.deep.equal(ex.get("batch link 1").fields.map((f) => f.hex.length / 2));
+      expect(widths.reduce((a, w) => a + w, 0)).to.equal(total).and.to.equal(BATCH_LINK_BYTES);
+      // Its tag, read as a record link's index u64, is beyond any record count.
+      const [asIndex] = sumIn(/its first 8 bytes\s+are about (\d+\.\d+) × 10\^18/);
+      expect((Number(BigInt(hex(b("batchTag").subarray(0, 8)))) / 1e18).toFixed(1)).to.equal(asIndex!.toFixed(1));
+    });
+
+    it("head 1 links record 1 on the batch link, not on head 0", function () {
+      checkRecordLink("head 1", ex.raw("batch link 1", "batchLink1"));
+    });
+
+    it("version 1: head 0 tagged chain.v1, and head 1 links the record on it, with no batch link", function () {
+      checkGenesis("v1 head 0", 1);
+      expect(ex.raw("v1 head 0", "head0")).to.not.equal(ex.raw("head 0", "head0"));
+      checkRecordLink("v1 head 1", ex.raw("v1 head 0", "head0"));
+      expect(ex.raw("v1 head 1", "head1")).to.not.equal(ex.raw("head 1", "head1"));
     });
   });
 
@@ -394,6 +440,7 @@ describe("docs/FORMAT.md worked examples", function () {
       expect(await quorum.getAddress()).to.equal(getAddress(ex.raw("checkpoint", "quorum")));
       expect((await ethers.provider.getNetwork()).chainId).to.equal(ex.int("head 0", "chainId"));
       expect(await ledger.genesisHead()).to.equal(ex.raw("head 0", "head0"));
+      expect(await ledger.getFunction("CHAIN_VERSION")()).to.equal(2n);
 
       // Sequences start at 1: 0 is a replay, 2 a gap.
       await ledger.connect(regulator!).getFunction("registerMerchant")(merchantId, recorder.address);
@@ -430,13 +477,13 @@ describe("docs/FORMAT.md worked examples", function () {
       // A supervisor's replay of the logs, with the document's regulator key, digests state 1 at the mark.
       const logs = (await ethers.provider.send("eth_getLogs", [{ address: await ledger.getAddress(), fromBlock: "0x0", toBlock: "latest" }])) as RpcLog[];
       const digests: string[] = [];
-      const replay = new LedgerReplay({ privateKey: hex(ex.hex("ecies", "recipientPrivateKey")), keepRecords: false }, genesisHead(31337n, await ledger.getAddress()), undefined, (mark) =>
+      const replay = new LedgerReplay({ privateKey: hex(ex.hex("ecies", "recipientPrivateKey")), keepRecords: false }, { chainId: 31337n, ledger: await ledger.getAddress() }, undefined, (mark) =>
         digests.push(stateDigest(replay.books, mark.recordCount, replay.head)),
       );
       for (const log of logs) await replay.log(log);
       replay.finish();
       expect(replay.discrepancies).to.deep.equal([]);
-      expect(replay.verified).to.equal(1);
+      expect([replay.verified, replay.chainVersion]).to.deep.equal([1, 2]);
       expect(digests).to.deep.equal([ex.raw("state 1 digest", "stateDigest")]);
 
       // The quorum agrees with the document's EIP-712 figures and accepts its signature.

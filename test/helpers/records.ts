@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 
-import { getBytes, id, solidityPackedKeccak256 } from "ethers";
+import { AbiCoder, getBytes, id, keccak256, solidityPackedKeccak256 } from "ethers";
 
 import { encodeRecord, type PackedRecord } from "../../src/ledger/codec.js";
 
@@ -35,4 +35,32 @@ export function record(kind: number, acct: Uint8Array, amount: bigint, overrides
  */
 export function expectedLink(previous: string, index: bigint, merchantId: number, r: PackedRecord): string {
   return solidityPackedKeccak256(["bytes32", "uint64", "uint32", "bytes"], [previous, index, merchantId, encodeRecord(r)]);
+}
+
+/**
+ * Chain version 2's batch link (docs/FORMAT.md 7) with ethers' solidityPackedKeccak256, for
+ * the same independence as {@link expectedLink}: folded in before the batch's records.
+ */
+export function expectedBatchLink(
+  previous: string,
+  merchantId: number,
+  sequence: bigint,
+  recorder: string,
+  envelope: Uint8Array | string,
+  count: number,
+): string {
+  return solidityPackedKeccak256(
+    ["bytes32", "bytes32", "uint32", "uint64", "address", "bytes32", "uint16"],
+    [previous, id("prepaid-ledger.batch.v2"), merchantId, sequence, recorder, keccak256(envelope), count],
+  );
+}
+
+/**
+ * The genesis head of chain version `version` (docs/FORMAT.md 7), written out with ethers'
+ * AbiCoder: keccak256(abi.encode(keccak256("prepaid-ledger.chain.v<version>"), chainId, ledger)).
+ */
+export function expectedGenesis(chainId: bigint, ledger: string, version: 1 | 2): string {
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(["bytes32", "uint256", "address"], [id(`prepaid-ledger.chain.v${version}`), chainId, ledger]),
+  );
 }

@@ -5,14 +5,21 @@ import fc from "fast-check";
 import { isError } from "../../src/errors.js";
 import { PREPAID_LEDGER_ABI } from "../../src/ledger/abi.js";
 import {
+  BATCH_LINK_BYTES,
+  CHAIN_VERSION,
   RECORD_HEAD_BYTES,
+  chainVersionOf,
   decodeRecordedData,
   encodeRecord,
   encodeRecordBatchCall,
+  genesisHead,
+  linkBatch,
   packBatch,
   unpackBatch,
+  type ChainVersion,
   type PackedRecord,
 } from "../../src/ledger/codec.js";
+import { expectedBatchLink, expectedGenesis } from "../helpers/records.js";
 
 const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const record: fc.Arbitrary<PackedRecord> = fc.record({
@@ -107,5 +114,51 @@ describe("ledger/codec", function () {
     );
     expectCode(() => encodeRecordBatchCall(2 ** 32, 1n, new Uint8Array(0), new Uint8Array(0)), "INVALID_ARGUMENT");
     expectCode(() => encodeRecordBatchCall(1, 1n << 64n, new Uint8Array(0), new Uint8Array(0)), "INVALID_ARGUMENT");
+  });
+
+  describe("hash-chain versions (docs/FORMAT.md 7)", function () {
+    const ledger = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+
+    it("starts each version at the genesis of its own tag, and tells a genesis's version", function () {
+      expect(CHAIN_VERSION).to.equal(2);
+      for (const version of [1, 2] as const) {
+        const genesis = genesisHead(31337n, ledger, version);
+        expect(hexlify(genesis)).to.equal(expectedGenesis(31337n, ledger, version));
+        expect(chainVersionOf(genesis, 31337n, ledger)).to.equal(version);
+        expect(chainVersionOf(hexlify(genesis).toUpperCase().replace("0X", "0x"), 31337n, ledger)).to.equal(version);
+        // Bound to the chain id and the address: another's genesis is no version here.
+        expect(chainVersionOf(genesis, 1n, ledger)).to.equal(undefined);
+      }
+      expect(hexlify(genesisHead(31337n, ledger))).to.equal(expectedGenesis(31337n, ledger, 2));
+      expect(chainVersionOf(id("no genesis"), 31337n, ledger)).to.equal(undefined);
+      expectCode(() => genesisHead(31337n, ledger, 3 as ChainVersion), "UNSUPPORTED_VERSION", { version: 3 });
+    });
+
+    it("links a batch as keccak256 of 130 packed bytes, as ethers' solidityPacked does", function () {
+      fc.assert(
+        fc.property(
+          bytes32,
+          fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+          fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+          fc.uint8Array({ minLength: 20, maxLength: 20 }),
+          fc.uint8Array({ maxLength: 300 }),
+          fc.integer({ min: 0, max: 0xffff }),
+          (previous, merchantId, sequence, address, envelope, count) => {
+            const recorder = hexlify(address);
+            const expected = expectedBatchLink(hexlify(previous), merchantId, sequence, recorder, envelope, count);
+            expect(hexlify(linkBatch(previous, { merchantId, sequence, recorder, envelope, count }))).to.equal(expected);
+          },
+        ),
+      );
+      expect(BATCH_LINK_BYTES).to.equal(32 + 32 + 4 + 8 + 20 + 32 + 2);
+    });
+
+    it("refuses batch fields the event could not hold", function () {
+      const ok = { merchantId: 1, sequence: 1n, recorder: ledger, envelope: new Uint8Array(0), count: 1 };
+      const previous = new Uint8Array(32);
+      for (const bad of [{ merchantId: 2 ** 32 }, { merchantId: -1 }, { merchantId: 1.5 }, { sequence: 1n << 64n }, { sequence: -1n }, { count: 0x10000 }, { count: 2.5 }]) {
+        expectCode(() => linkBatch(previous, { ...ok, ...bad }), "INVALID_ARGUMENT");
+      }
+    });
   });
 });

@@ -1,18 +1,20 @@
 import { join } from "node:path";
 
 import { expect } from "chai";
-import { JsonRpcProvider, Network, id } from "ethers";
+import { JsonRpcProvider, Network, getBytes, hexlify, id } from "ethers";
 import { network } from "hardhat";
 
-import { createBatchKey } from "../../src/crypto/envelope.js";
+import { createBatchKey, type Recipient } from "../../src/crypto/envelope.js";
 import { packBatch } from "../../src/ledger/codec.js";
+import { LEDGER_TOPICS, decodeBatchRecorded } from "../../src/regulator/events.js";
 import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
-import { RegulatorReader, type Discrepancy, type ReaderConfigInput } from "../../src/regulator/reader.js";
+import { LedgerReplay, RegulatorReader, type Discrepancy, type ReaderConfigInput } from "../../src/regulator/reader.js";
 import { sealBatch, sealSingles, type SealedBatch } from "../../src/upload/sealing.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { expectRejects } from "../helpers/errors.js";
 import { MERCHANT_KEY, MERCHANT_PUB, REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { freePort } from "../helpers/processes.js";
+import { editBatchData, relinked } from "../helpers/chain-versions.js";
 
 const { ethers, networkHelpers } = await network.create();
 const M1 = 1;
@@ -60,13 +62,33 @@ async function submit(f: Fixture, sealed: { envelope: Uint8Array; packed: Uint8A
 const unpackCount = (packed: Uint8Array) => (packed[1] << 8) | packed[2];
 
 /** Seals consumptions of 100 on cards 0..n-1 of merchant 1, ready to tamper with. */
-const honest = (n: number, recipients = regulatorOnly): Promise<SealedBatch> =>
+const honest = (n: number, recipients: Recipient[] = regulatorOnly): Promise<SealedBatch> =>
   sealBatch(
     Array.from({ length: n }, (_, i) => detail(M1, 2, card(i), 100n, 900 + i)),
     recipients,
   );
 
 const kinds = (ds: Discrepancy[]) => ds.map((d) => [d.kind, d.recordIndex]);
+
+/** A node that passes every log through `edit` (return undefined to drop it). */
+const editing = (edit: (log: RpcLog) => RpcLog | undefined): JsonRpcLike => ({
+  send: async (method, params) => {
+    const logs = (await ethers.provider.send(method, params)) as RpcLog[];
+    return logs.map(edit).filter((l) => l !== undefined);
+  },
+});
+
+/** Every log of the ledger, as eth_getLogs returns them. */
+const ledgerLogs = async (f: Fixture): Promise<RpcLog[]> =>
+  (await ethers.provider.send("eth_getLogs", [{ address: f.address, fromBlock: "0x0", toBlock: "latest" }])) as RpcLog[];
+
+/** Runs `logs` through a replay the way the indexer and supervisors do (no contract calls). */
+async function replayOf(logs: RpcLog[], start: ConstructorParameters<typeof LedgerReplay>[1]): Promise<LedgerReplay> {
+  const replay = new LedgerReplay({ privateKey: REGULATOR_KEY, keepRecords: false }, start);
+  for (const log of logs) await replay.log(log);
+  replay.finish();
+  return replay;
+}
 
 
 describe("RegulatorReader", function () {
@@ -224,13 +246,6 @@ describe("RegulatorReader", function () {
   });
 
   describe("when the node's logs are wrong", function () {
-    /** A node that passes every log through `edit` (return undefined to drop it). */
-    const editing = (edit: (log: RpcLog) => RpcLog | undefined): JsonRpcLike => ({
-      send: async (method, params) => {
-        const logs = (await ethers.provider.send(method, params)) as RpcLog[];
-        return logs.map(edit).filter((l) => l !== undefined);
-      },
-    });
     const recordedTopic = id("Recorded(bytes32,uint32,bytes32)");
 
     it("reports a break in the chain when a record's log is missing", async function () {
@@ -260,6 +275,110 @@ describe("RegulatorReader", function () {
       const at3 = report.discrepancies.filter((d) => d.recordIndex === 3n).map((d) => d.kind);
       expect(at3).to.include("amount-mismatch");
       expect(report.discrepancies.map((d) => d.kind)).to.include.members(["chain-break", "books-mismatch"]);
+    });
+  });
+
+  describe("hash-chain versions", function () {
+    it("verifies a version 2 chain: each batch linked, then its records", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const report = await read(f);
+      expect([report.ok, report.chain.version, report.batches]).to.deep.equal([true, 2, 6]);
+      const { chainId } = await ethers.provider.getNetwork();
+      // The same logs re-linked by the ethers helpers give the heads the contract logged.
+      const logs = await ledgerLogs(f);
+      expect(relinked(logs, chainId, f.address, () => 2).map((l) => l.data)).to.deep.equal(logs.map((l) => l.data));
+      const replay = await replayOf(logs, { chainId, ledger: f.address });
+      expect([replay.chainVersion, replay.discrepancies, replay.verified]).to.deep.equal([2, [], 36]);
+    });
+
+    it("reports a BatchRecorded log whose envelope differs from the one linked as a chain break", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      // Two recipients: the regulator's wrapped key stays intact, so only the link can tell.
+      const sealed = await honest(2, [...regulatorOnly, { publicKey: MERCHANT_PUB, role: "merchant" }]);
+      await submit(f, sealed);
+      const [batch] = (await f.ledger.queryFilter(f.ledger.filters.BatchRecorded(M1))).slice(-1);
+      const tampered = editing((l) => {
+        if (l.topics[0] !== LEDGER_TOPICS.BatchRecorded || l.transactionHash !== batch.transactionHash) return l;
+        return editBatchData(l, ({ envelope }) => {
+          const bytes = getBytes(envelope);
+          bytes[bytes.length - 1] ^= 0x01; // the merchant's wrapped key, the envelope's last entry
+          return { envelope: hexlify(bytes) };
+        });
+      });
+      const honestReport = await read(f);
+      expect(honestReport.discrepancies).to.deep.equal([]);
+      const report = await read(f, {}, tampered);
+      expect(kinds(report.discrepancies)).to.deep.equal([["chain-break", undefined]]);
+      expect(report.discrepancies[0]).to.include({ merchantId: M1, txHash: batch.transactionHash });
+      expect(report.discrepancies[0].details).to.include({ announced: batch.args.chainHead.toLowerCase(), chainVersion: 2 });
+      // The records themselves still open and verify with the regulator's intact wrapped key.
+      expect(report.verified).to.equal(36 + 2);
+    });
+
+    it("still verifies a version 1 chain (records linked, no batch links), found from its logs", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const { chainId } = await ethers.provider.getNetwork();
+      const v1 = relinked(await ledgerLogs(f), chainId, f.address, () => 1);
+
+      // Found from the logs, as the indexer and the supervisors' followers do.
+      const found = await replayOf(v1, { chainId, ledger: f.address });
+      expect([found.chainVersion, found.discrepancies, found.records, found.verified]).to.deep.equal([1, [], 36, 36]);
+      const lastHead = decodeBatchRecorded(v1.filter((l) => l.topics[0] === LEDGER_TOPICS.BatchRecorded).at(-1)!).chainHead;
+      expect(hexlify(found.head)).to.equal(hexlify(lastHead));
+      // Told, as the regulator's reader does once it read the contract's genesis head.
+      const told = await replayOf(v1, { chainId, ledger: f.address, version: 1 });
+      expect([told.chainVersion, told.discrepancies, hexlify(told.head)]).to.deep.equal([1, [], hexlify(lastHead)]);
+      // Its books are the same as the version 2 ledger's: only the links differ.
+      const v2 = await replayOf(await ledgerLogs(f), { chainId, ledger: f.address });
+      expect([...found.books.merchants.values()]).to.deep.equal([...v2.books.merchants.values()]);
+    });
+
+    it("reports every batch of a version 1 chain read as version 2, and the reverse", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const { chainId } = await ethers.provider.getNetwork();
+      const logs = await ledgerLogs(f);
+      const v1 = relinked(logs, chainId, f.address, () => 1);
+      // Each break is reported once, then the replay goes on from the announced head.
+      const asV2 = await replayOf(v1, { chainId, ledger: f.address, version: 2 });
+      expect(asV2.discrepancies.map((d) => [d.kind, d.details?.chainVersion])).to.deep.equal(Array(6).fill(["chain-break", 2]));
+      const asV1 = await replayOf(logs, { chainId, ledger: f.address, version: 1 });
+      expect(asV1.discrepancies.map((d) => [d.kind, d.details?.chainVersion])).to.deep.equal(Array(6).fill(["chain-break", 1]));
+    });
+
+    it("reports a chain that changes rule midway at the first batch linked by the other rule", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const { chainId } = await ethers.provider.getNetwork();
+      // Batches 1-3 linked by version 1, from batch 4 on by version 2 (from the version 1 head).
+      const mixed = relinked(await ledgerLogs(f), chainId, f.address, (batch) => (batch < 3 ? 1 : 2));
+      const replay = await replayOf(mixed, { chainId, ledger: f.address });
+      expect(replay.chainVersion).to.equal(1);
+      const batches = mixed.filter((l) => l.topics[0] === LEDGER_TOPICS.BatchRecorded).map(decodeBatchRecorded);
+      expect(replay.discrepancies.map((d) => [d.kind, d.txHash])).to.deep.equal(batches.slice(3).map((b) => ["chain-break", b.txHash]));
+    });
+
+    it("finds no version in a chain that follows neither rule, and reports every batch", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const { chainId } = await ethers.provider.getNetwork();
+      const garbled = (await ledgerLogs(f)).map((l) =>
+        l.topics[0] === LEDGER_TOPICS.BatchRecorded ? editBatchData(l, ({ chainHead }) => ({ chainHead: id(chainHead) })) : l,
+      );
+      const replay = await replayOf(garbled, { chainId, ledger: f.address });
+      expect(replay.chainVersion).to.equal(undefined);
+      expect(replay.discrepancies.map((d) => [d.kind, d.details?.chainVersion])).to.deep.equal(Array(6).fill(["chain-break", "unknown"]));
+    });
+
+    it("refuses a ledger whose genesis head is of no version it knows with UNSUPPORTED_VERSION", async function () {
+      const f = await networkHelpers.loadFixture(ledgerWithTraffic);
+      const { chainId } = await ethers.provider.getNetwork();
+      // The genesis head is an immutable: swap it in the runtime code for a "version 3" one.
+      const genesis = (await f.ledger.genesisHead()).slice(2);
+      const v3 = id(`prepaid-ledger.chain.v3:${chainId}:${f.address}`).slice(2);
+      const code = await ethers.provider.getCode(f.address);
+      expect(code.split(genesis).length).to.be.greaterThan(1);
+      await networkHelpers.setCode(f.address, code.split(genesis).join(v3));
+      const e = await expectRejects(read(f), "UNSUPPORTED_VERSION");
+      expect(e.details).to.deep.equal({ ledger: f.address, genesisHead: "0x" + v3, chainVersion: 2, supported: [2, 1] });
+      expect(e.retryable).to.equal(false);
     });
   });
 

@@ -86,7 +86,8 @@ contract LedgerInvariantsTest {
         }
     }
 
-    /// @notice The ledger's hash chain equals the one recomputed from the records sent.
+    /// @notice The ledger's hash chain equals the one recomputed from the batches and records sent
+    /// (chain version 2: each batch's link, then its records').
     /// hardhat-config: invariant.runs = 24
     /// hardhat-config: invariant.depth = 40
     function invariant_hashChainRecomputed() public view {
@@ -111,10 +112,10 @@ contract LedgerInvariantsTest {
     /// @notice The handler's operations do reach bookings, refusals, finality and a governor
     /// set change, so the invariants above are checked on states that matter.
     function test_handlerReachesEveryPath() public {
-        handler.book(0, 0, 0, 5); // top-up of card 0
-        handler.book(0, 0, 1, 3); // consumption
-        handler.book(0, 1, 1, 3); // consumption of an unopened card: refused, as predicted
-        handler.book(1, 2, 0, 0); // merchant 2, the largest top-up
+        handler.book(0, 0, 0, 5, 0); // top-up of card 0, empty envelope
+        handler.book(0, 0, 1, 3, 1); // consumption, with an envelope
+        handler.book(0, 1, 1, 3, 0); // consumption of an unopened card: refused, as predicted
+        handler.book(1, 2, 0, 0, 3); // merchant 2, the largest top-up
         handler.mark();
         handler.finalize(1); // one signature: refused
         handler.finalize(7); // three: final

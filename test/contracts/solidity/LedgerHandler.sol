@@ -23,6 +23,8 @@ contract LedgerHandler {
     uint256 internal constant SUPERVISORS = 4;
     uint256 internal constant GOVERNOR_KEY = 0xB0B;
     uint48 internal constant MAX48 = type(uint48).max;
+    /// @dev Chain version 2's batch-link tag (docs/FORMAT.md 7), written out, not read from the ledger.
+    bytes32 internal constant BATCH_TAG = keccak256("prepaid-ledger.batch.v2");
 
     PrepaidLedger public immutable ledger;
     SupervisorQuorum public immutable quorum;
@@ -73,8 +75,11 @@ contract LedgerHandler {
 
     // ------------------------------------------------------------------ ledger operations
 
-    /// @notice One record (top-up, consumption or refund) as the merchant's next batch.
-    function book(uint256 merchantSeed, uint256 cardSeed, uint256 kindSeed, uint256 amountSeed) external {
+    /// @notice One record (top-up, consumption or refund) as the merchant's next batch, with an
+    /// empty envelope or 32 bytes derived from `envelopeSeed` (the ledger links its hash).
+    function book(uint256 merchantSeed, uint256 cardSeed, uint256 kindSeed, uint256 amountSeed, uint256 envelopeSeed)
+        external
+    {
         ++calls;
         uint32 merchant = uint32(1 + merchantSeed % MERCHANTS);
         uint256 card = cardSeed % CARDS;
@@ -89,7 +94,8 @@ contract LedgerHandler {
         bytes memory rec =
             abi.encodePacked(kind, amount, cardId(card), keccak256(abi.encode(calls)), uint16(1), bytes1(0x02));
         uint64 sequence = ledger.merchantBooks(merchant).nextSequence;
-        try ledger.recordBatch(merchant, sequence, "", abi.encodePacked(uint8(1), uint16(1), rec)) {
+        bytes memory envelope = envelopeSeed % 2 == 0 ? bytes("") : abi.encodePacked(keccak256(abi.encode(envelopeSeed)));
+        try ledger.recordBatch(merchant, sequence, envelope, abi.encodePacked(uint8(1), uint16(1), rec)) {
             if (!ok) ++surprises;
             if (g.toppedUp == 0) g.initialAmount = amount;
             if (kind == 1) g.toppedUp += amount;
@@ -97,6 +103,10 @@ contract LedgerHandler {
             else g.refunded += amount;
             ++g.recordCount;
             ++ghostCount;
+            // Chain version 2: the batch link, then the record link.
+            ghostHead = keccak256(
+                abi.encodePacked(ghostHead, BATCH_TAG, merchant, sequence, address(this), keccak256(envelope), uint16(1))
+            );
             ghostHead = keccak256(abi.encodePacked(ghostHead, ghostCount, merchant, rec));
         } catch {
             if (ok) ++surprises;
