@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 
 import { PrepaidLedgerError } from "../errors.js";
+import { didYouMean } from "./suggest.js";
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -48,7 +49,9 @@ export function parseCommandArgs(argv: readonly string[], options: OptionSpecs):
     const { values, positionals } = parseArgs({ args: [...argv], options: config, allowPositionals: true, strict: true });
     return { values: values as ParsedArgs["values"], positionals };
   } catch (cause) {
-    const message = cause instanceof Error ? cause.message.split(". ")[0] : String(cause);
+    let message = cause instanceof Error ? cause.message.split(". ")[0] : String(cause);
+    const unknown = (cause as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? /'--?([^'=]+)/.exec(message)?.[1] : undefined;
+    if (unknown !== undefined) message += didYouMean(unknown, Object.keys(specs), (name) => `--${name}`);
     throw new PrepaidLedgerError("INVALID_ARGUMENT", message, { cause });
   }
 }

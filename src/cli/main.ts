@@ -18,6 +18,7 @@ import { DEFAULT_DB, loadConfigFile } from "./config.js";
 import { exitCodeOf } from "./exit.js";
 import { toJson } from "./format.js";
 import { commandHelp, topHelp, usageLine } from "./help.js";
+import { didYouMean } from "./suggest.js";
 
 /** Every command, in the order the help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -164,7 +165,9 @@ async function dispatch(argv: readonly string[], io: CliIO, stops: StopSignals, 
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
-    const what = name.startsWith("-") ? `expected a command before ${name}` : `unknown command "${name}"`;
+    const what = name.startsWith("-")
+      ? `expected a command before ${name}`
+      : `unknown command "${name}"${didYouMean(name, COMMANDS.map((c) => c.name), (c) => `"${c}"`)}`;
     throw new PrepaidLedgerError("INVALID_ARGUMENT", what, { details: { usage: "prepaid <command> [options]" } });
   }
   const args = parseFor(command, rest);

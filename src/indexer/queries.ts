@@ -329,6 +329,33 @@ export class IndexQueries {
     return accountRow(row);
   }
 
+  /**
+   * The full account id for an id or a unique prefix of one (at least 8 hex digits after 0x, as
+   * reports print them: `0x17312af8…`; a trailing "…" or "..." is ignored).
+   * @throws PrepaidLedgerError `INVALID_ARGUMENT` (not hex, too short, or a prefix of several
+   *   accounts, which are named), `NOT_FOUND` (no account starts so)
+   */
+  resolveAccount(text: string): string {
+    const typed = text.trim().replace(/(…|\.\.\.)$/, "");
+    if (/^0x[0-9a-fA-F]{64}$/.test(typed)) return typed.toLowerCase();
+    if (!/^0x[0-9a-fA-F]{8,63}$/.test(typed)) {
+      throw new PrepaidLedgerError("INVALID_ARGUMENT", "an account id is 32 bytes of 0x-hex, or a unique prefix of at least 8 hex digits", {
+        details: { account: text },
+      });
+    }
+    const prefix = typed.toLowerCase();
+    const found = this.db
+      .prepare("SELECT DISTINCT account FROM accounts WHERE account >= ? AND account < ? ORDER BY account LIMIT 3")
+      .all(prefix, prefix + "g") as { account: string }[];
+    if (found.length === 0) throw new PrepaidLedgerError("NOT_FOUND", "no account in the index starts with this prefix", { details: { prefix } });
+    if (found.length > 1) {
+      throw new PrepaidLedgerError("INVALID_ARGUMENT", "the prefix matches several accounts: give more digits", {
+        details: { prefix, matches: found.map((r) => r.account).slice(0, 2).join(", ") + (found.length > 2 ? ", …" : "") },
+      });
+    }
+    return found[0].account;
+  }
+
   /** Every merchant's account with this id (the same opaque id may exist under several merchants). */
   findAccount(account: string): AccountRow[] {
     const rows = this.db.prepare("SELECT * FROM accounts WHERE account = ? ORDER BY merchant_id").all(normalizeAccount(account));

@@ -7,7 +7,7 @@
  * Amounts are INTEGER minor units (fen). SQLite integers are 64-bit; they are read back as JS
  * numbers, exact up to 2^53 fen (90 trillion yuan), far above any merchant's books.
  */
-import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import type { DatabaseSync as DatabaseSyncType } from "node:sqlite";
 import { createRequire } from "node:module";
 
@@ -266,10 +266,15 @@ export interface OpenIndexOptions {
  * Opens (or creates) the index at `path` and checks its schema version.
  *
  * @throws PrepaidLedgerError `INDEX_CORRUPT` if the file is not an index of this version;
- *   `INVALID_ARGUMENT` if `mustExist` and there is no file
+ *   `INVALID_ARGUMENT` if the path is a directory, or if `mustExist` and there is no file
  */
 export function openIndex(path: string, options: OpenIndexOptions = {}): Database {
   const exists = path !== ":memory:" && existsSync(path);
+  if (exists && statSync(path).isDirectory()) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "the index path is a directory, not a file: give a file name (for example prepaid-index.sqlite)", {
+      details: { path },
+    });
+  }
   if (options.mustExist && !exists) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", "no index database at this path: run `prepaid sync` first", {
       details: { path },

@@ -272,6 +272,22 @@ describe("prepaid command line", function () {
       const one = await prepaid(["alerts", "--db", db, "--merchant", String(alerts[0].merchantId), "--json"]);
       expect(JSON.parse(one.stdout).alerts).to.deep.equal(alerts.filter((a) => a.merchantId === alerts[0].merchantId));
     });
+
+    it("account <id>: a card id as an alert prints it (0x + 8 hex digits + …) opens the card; a short, ambiguous or unknown prefix is refused", async function () {
+      const text = await prepaid(["alerts", "--db", db, "--rule", "card-limit"]);
+      const printed = /card (0x[0-9a-f]{8}…)/.exec(text.stdout)![1];
+      const { alerts } = JSON.parse((await prepaid(["alerts", "--db", db, "--rule", "card-limit", "--json"])).stdout) as { alerts: { account: string }[] };
+      const full = alerts.find((a) => a.account.startsWith(printed.slice(0, 10)))!.account;
+      for (const id of [printed, printed.slice(0, -1), full.slice(0, 20).toUpperCase().replace("0X", "0x")]) {
+        const run = await prepaid(["account", id, "--db", db, "--json"]);
+        expect(run.code, run.stderr).to.equal(0);
+        expect(JSON.parse(run.stdout).account).to.equal(full);
+      }
+      const short = await prepaid(["account", full.slice(0, 6), "--db", db]);
+      expect([short.code, short.stderr]).to.satisfy(([code, err]: [number, string]) => code === 2 && err.includes("at least 8 hex digits"));
+      const none = await prepaid(["account", "0x" + "f".repeat(8) + "0".repeat(20), "--db", db]);
+      expect(none.code).to.equal(6);
+    });
   });
 
   describe("export", function () {
@@ -333,6 +349,18 @@ describe("prepaid command line", function () {
       expect((await prepaid(["merchant", "abc", "--db", db])).code).to.equal(2);
     });
 
+    it("2 with a suggestion for a mistyped command or flag, and for a directory given as --db", async function () {
+      const command = await prepaid(["merchnts", "--db", db]);
+      expect([command.code, command.stderr.split("\n")[0]]).to.deep.equal([2, 'error: unknown command "merchnts" (did you mean "merchants"?) [INVALID_ARGUMENT]']);
+      const flag = await prepaid(["merchants", "--josn", "--db", db]);
+      expect([flag.code, flag.stderr.split("\n")[0]]).to.deep.equal([2, "error: Unknown option '--josn' (did you mean --json?) [INVALID_ARGUMENT]"]);
+      // Nothing close: no guess.
+      expect((await prepaid(["xyzzy"])).stderr).to.not.include("did you mean");
+      const directory = await prepaid(["merchants", "--db", dir]);
+      expect(directory.code).to.equal(2);
+      expect(directory.stderr).to.include("the index path is a directory").and.to.not.include("EISDIR");
+    });
+
     it("3 when the node is unreachable, and no index file is created", async function () {
       const port = await freePort(); // free, so nothing listens on it
       const path = join(dir, "unreachable.sqlite");
@@ -348,6 +376,17 @@ describe("prepaid command line", function () {
       expect(run.code, run.stderr).to.equal(5);
       expectNoKey(run.stdout + run.stderr, OTHER_KEY);
       expect(digestOf(db)).to.equal(before);
+    });
+
+    it("5 for another regulator key on a first sync, which leaves no half-made index behind", async function () {
+      const path = join(dir, "first-with-wrong-key.sqlite");
+      const run = await prepaid(["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path], { PREPAID_REGULATOR_KEY: OTHER_KEY });
+      expect(run.code, run.stderr).to.equal(5);
+      for (const suffix of ["", "-wal", "-shm"]) expect(existsSync(path + suffix), path + suffix).to.equal(false);
+      // The right key then builds the index from scratch.
+      const again = await prepaid(["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path]);
+      expect(again.code, again.stderr).to.equal(0);
+      expect(existsSync(path)).to.equal(true);
     });
 
     it("2 for a key that is not a key, from the environment or a key file, without echoing it", async function () {

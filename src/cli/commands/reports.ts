@@ -255,9 +255,9 @@ function accountText(a: AccountRow, records: RecordRow[]): string {
 }
 
 async function account(ctx: Context): Promise<number> {
-  const id = ctx.args.positionals[0];
   const only = stringOption(ctx.args, "merchant");
   return withQueries(ctx, async (q) => {
+    const id = q.resolveAccount(ctx.args.positionals[0]);
     const rows = only === undefined ? q.findAccount(id) : [q.account(merchantId(only, "--merchant"), id)];
     if (rows.length === 0) throw new PrepaidLedgerError("NOT_FOUND", "no merchant in the index has this account", { details: { account: id } });
     const found = rows.map((a) => ({ ...a, records: history(q, a) }));
@@ -328,9 +328,9 @@ export const accountCommand: Command = {
   positionals: ["id"],
   summary: "a card account under each merchant that has it, with its decrypted history",
   description:
-    "The account's books and every record of it, oldest first: time, kind, amount, order reference and\nmemo (decrypted at sync), verification, and whether the supervisors' quorum has confirmed it.\nAn account id is 32 bytes of hex; the same id may exist under several merchants. Exits 6 if none has it.",
+    "The account's books and every record of it, oldest first: time, kind, amount, order reference and\nmemo (decrypted at sync), verification, and whether the supervisors' quorum has confirmed it.\nAn account id is 32 bytes of hex, or a unique prefix of it (at least 8 hex digits, as reports\nprint ids: 0x17312af8…); the same id may exist under several merchants. Exits 6 if none has it.",
   options: { merchant: { type: "string", value: "ID", help: "only the account under this merchant" } },
-  examples: ["prepaid account 0x9c1e…", "prepaid account 0x9c1e… --merchant 101 --json"],
+  examples: ["prepaid account 0x17312af8…", "prepaid account 0x17312af8 --merchant 101 --json"],
   run: account,
 };
 

@@ -5,7 +5,7 @@
  * sync resumes where it stopped. A reorg within the unsettled blocks is rolled back and read
  * again; a deeper one marks the index (exit 4) until `--repair`.
  */
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -179,6 +179,7 @@ async function run(ctx: Context): Promise<number> {
   if (interval !== undefined && ctx.args.values.follow !== true) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", "--interval goes with --follow");
   }
+  const created = !existsSync(ctx.db);
   const indexer = await open(ctx);
   try {
     if (indexer.decryptedFor !== null) ctx.notice(`decrypting as regulator ${indexer.decryptedFor}`);
@@ -191,6 +192,14 @@ async function run(ctx: Context): Promise<number> {
     const r = await syncOnce(ctx, indexer);
     await (ctx.json ? ctx.writeJson(resultDocument(ctx, indexer, r)) : ctx.write(summary(indexer, r)));
     return 0;
+  } catch (e) {
+    // A first sync that failed before its first page committed leaves no half-made index behind
+    // (a later command would only call it "never synced").
+    if (created && getMeta(indexer.db, "chain_id") === undefined) {
+      indexer.close();
+      for (const suffix of ["", "-wal", "-shm"]) rmSync(ctx.db + suffix, { force: true });
+    }
+    throw e;
   } finally {
     indexer.close();
   }
