@@ -113,9 +113,9 @@ describe("prepaid command line", function () {
 
   before(async function () {
     node = await startHardhatNode();
-    // The `localhost` network's URL is a configuration variable, read when the connection is made.
-    process.env.LOCALHOST_RPC_URL = node.url;
-    connection = await network.create("localhost");
+    // The node's URL overrides the `localhost` network's (a configuration variable is resolved
+    // once per process: another file's node would be reached).
+    connection = await network.create({ network: "localhost", override: { url: node.url } });
     // Ignition journals this deployment under ignition/deployments/test-cli-<pid> (git-ignored,
     // removed in `after`), not in chain-31337, which other runs against a local node share.
     const conn: DayConnection = {
@@ -132,7 +132,6 @@ describe("prepaid command line", function () {
   });
 
   after(async function () {
-    delete process.env.LOCALHOST_RPC_URL;
     await node?.stop();
     rmSync(join(root, "ignition", "deployments", deploymentId), { recursive: true, force: true });
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -387,6 +386,24 @@ describe("prepaid command line", function () {
       const again = await prepaid(["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path]);
       expect(again.code, again.stderr).to.equal(0);
       expect(existsSync(path)).to.equal(true);
+    });
+
+    it("2 for a sync without a key unless told --no-decrypt; an index built so goes on without one", async function () {
+      const path = join(dir, "no-key.sqlite");
+      const base = ["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path];
+      const refused = await prepaid(base, { PREPAID_REGULATOR_KEY: "" });
+      expect(refused.code).to.equal(2);
+      expect(refused.stderr).to.include("no regulator key").and.to.include("--no-decrypt");
+      expect(existsSync(path)).to.equal(false);
+      const both = await prepaid([...base, "--no-decrypt"]);
+      expect([both.code, both.stderr.includes("give one or the other")]).to.deep.equal([2, true]);
+      const chosen = await prepaid([...base, "--no-decrypt"], { PREPAID_REGULATOR_KEY: "" });
+      expect(chosen.code, chosen.stderr).to.equal(0);
+      const status = JSON.parse((await prepaid(["status", "--db", path, "--json"])).stdout);
+      expect([status.info.decryptedFor, status.totals.verified]).to.deep.equal([null, 0]);
+      // The index was built without a key: the next sync needs no flag.
+      const again = await prepaid(["sync", "--rpc", node.url, "--db", path], { PREPAID_REGULATOR_KEY: "" });
+      expect(again.code, again.stderr).to.equal(0);
     });
 
     it("2 for a key that is not a key, from the environment or a key file, without echoing it", async function () {

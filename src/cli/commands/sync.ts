@@ -25,12 +25,16 @@ const DEFAULT_RPC_TIMEOUT_SECONDS = 30;
 /** The longest wait between two attempts of a follower whose node keeps failing. */
 const MAX_BACKOFF_SECONDS = 60;
 
-/** Ledger and quorum of an existing index, so a second `sync` needs only `--db`. */
-function indexedContracts(db: string): { ledger?: string; quorum?: string } {
+/**
+ * Ledger and quorum of an existing index, so a second `sync` needs only `--db`, and whether it
+ * was built without a key (`decrypted_for` empty; absent for a new index).
+ */
+function indexedContracts(db: string): { ledger?: string; quorum?: string; encrypted?: boolean } {
   if (!existsSync(db)) return {};
   const handle = openIndex(db, { readOnly: true });
   try {
-    return { ledger: getMeta(handle, "ledger"), quorum: getMeta(handle, "quorum") };
+    const ledger = getMeta(handle, "ledger");
+    return { ledger, quorum: getMeta(handle, "quorum"), encrypted: ledger === undefined ? undefined : (getMeta(handle, "decrypted_for") ?? "") === "" };
   } finally {
     handle.close();
   }
@@ -73,11 +77,19 @@ function settings(ctx: Context) {
 
 async function open(ctx: Context): Promise<Indexer> {
   const { rpc, indexer, rpcTimeoutMs } = settings(ctx);
+  const noDecrypt = ctx.args.values["no-decrypt"] === true;
   const key = loadRegulatorKey(stringOption(ctx.args, "key-file"), ctx.io.env, ctx.cwd, (l) => ctx.notice(l));
-  if (key === undefined) {
-    ctx.notice(`no regulator key (${KEY_ENV} or --key-file): records are indexed without being decrypted`);
-  } else {
+  if (key !== undefined) {
     ctx.addSecret(key.privateKey);
+    if (noDecrypt) throw new PrepaidLedgerError("INVALID_ARGUMENT", `--no-decrypt with a regulator key (${KEY_ENV} or --key-file): give one or the other`);
+  } else if (noDecrypt || indexedContracts(ctx.db).encrypted === true) {
+    ctx.notice(`no regulator key: records are indexed without being decrypted (a key cannot be added to this index later)`);
+  } else {
+    // An index without a key cannot be decrypted later: that is a choice, never an accident.
+    throw new PrepaidLedgerError(
+      "INVALID_ARGUMENT",
+      `no regulator key: set ${KEY_ENV} or give --key-file FILE (or --no-decrypt to index the records without decrypting them)`,
+    );
   }
   return Indexer.open({ ...indexer, privateKey: key?.privateKey }, httpJsonRpc(rpc, { timeoutMs: rpcTimeoutMs }));
 }
@@ -238,6 +250,7 @@ With --follow and --json, each round prints one JSON line.`,
     interval: { type: "string", value: "SECONDS", help: `with --follow: seconds between two polls (default ${DEFAULT_INTERVAL_SECONDS})` },
     "rpc-timeout": { type: "string", value: "SECONDS", help: `seconds one JSON-RPC call may take (default ${DEFAULT_RPC_TIMEOUT_SECONDS}, or "rpcTimeout")` },
     repair: { type: "boolean", help: "repair an index a deep reorg left marked (roll back or rebuild), then sync; with --follow, whenever needed" },
+    "no-decrypt": { type: "boolean", help: "index without a regulator key: records stay encrypted (for good, in this index)" },
   },
   examples: [
     `${KEY_ENV}=0x… prepaid sync --rpc http://127.0.0.1:8545 --ledger 0x5FbD… --quorum 0xe7f1…   # a new index`,
