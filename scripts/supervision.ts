@@ -98,7 +98,9 @@ async function main(): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   await tasks.getTask("build").run({ quiet: true, noTests: true });
-  const node = await startHardhatNode();
+  // The node and the supervisors run in process groups of their own: a Ctrl-C in the terminal
+  // reaches this process only, which then reads the summary from them before stopping them.
+  const node = await startHardhatNode({ ownProcessGroup: true });
   const stateRoot = mkdtempSync(join(tmpdir(), "prepaid-ledger-supervision-"));
   const provider = new JsonRpcProvider(node.url, undefined, PROVIDER_OPTIONS);
   let supervisors: SupervisorProcess[] = [];
@@ -120,6 +122,7 @@ async function main(): Promise<number> {
       every: flags.every,
       intervalMs: flags["interval-ms"],
       decryptionKey: regulatorKey,
+      ownProcessGroup: true,
       onLine: (i, line, stream) => printing && console.log(`${elapsed()}  ${stream === "stderr" ? `[supervisor ${i} stderr] ` : ""}${line}`),
     });
     say(`${supervisors.length} supervisor processes serving on ${supervisors.map((s) => s.port).join(", ")}`);
@@ -133,7 +136,7 @@ async function main(): Promise<number> {
     return summary.finalized > 0 ? 0 : 1;
   } catch (e) {
     if (interrupted.signal.aborted) {
-      // Ctrl-C reaches the whole process group: the hardhat node may be gone already.
+      // Stopped before the traffic began (or the node failed): there is nothing to sum up.
       printing = false;
       say(`stopped before the summary (${(e as Error).message.split("\n")[0]}); ${int(traffic?.records ?? 0)} records uploaded`);
       return 130;

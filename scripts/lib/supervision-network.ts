@@ -139,6 +139,8 @@ export interface SupervisorSettings {
   decryptionKey?: string;
   /** Each line a supervisor prints (stdout and stderr), as it comes. */
   onLine?: (index: number, line: string, stream: "stdout" | "stderr") => void;
+  /** Out of the terminal's Ctrl-C: the caller stops them (test/helpers/processes.ts StartOptions). */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -212,7 +214,7 @@ export class SupervisorProcess {
       SUPERVISOR_PRIVATE_KEY: this.account.key,
       REGULATOR_DECRYPTION_KEY: this.index === 0 && s.decryptionKey !== undefined ? s.decryptionKey : "",
     };
-    const running = startTs("scripts/supervisor.ts", [...args, ...extra], env);
+    const running = startTs("scripts/supervisor.ts", [...args, ...extra], env, { ownProcessGroup: s.ownProcessGroup });
     this.running = running;
     if (s.onLine !== undefined) {
       for (const stream of ["stdout", "stderr"] as const) {

@@ -41,14 +41,25 @@ function track(child: ChildProcess): Running {
   };
 }
 
+/** How a process is started. */
+export interface StartOptions {
+  /**
+   * In a process group of its own, so a Ctrl-C in the terminal (SIGINT to the foreground group)
+   * does not reach it: the parent stops it when it is done with it (the supervision script reads
+   * its summary from the node first). Still killed when the parent exits.
+   */
+  ownProcessGroup?: boolean;
+}
+
 /** Starts `hardhat node` on 127.0.0.1 and resolves once it accepts JSON-RPC. */
-export async function startHardhatNode(): Promise<Running & { url: string }> {
+export async function startHardhatNode(options: StartOptions = {}): Promise<Running & { url: string }> {
   const port = await freePort();
   // hardhat's package.json names its CLI as the `hardhat` bin; its "exports" hide the path.
   const cli = join(dirname(require.resolve("hardhat/package.json")), "dist", "src", "cli.js");
   const child = spawn(process.execPath, [cli, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: options.ownProcessGroup === true,
   });
   const running = track(child);
   const url = `http://127.0.0.1:${port}`;
@@ -72,11 +83,12 @@ export async function startHardhatNode(): Promise<Running & { url: string }> {
 }
 
 /** Runs a TypeScript file with this Node and tsx. */
-export function startTs(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Running {
+export function startTs(file: string, args: string[], env: NodeJS.ProcessEnv = {}, options: StartOptions = {}): Running {
   const child = spawn(process.execPath, ["--import", "tsx", join(root, file), ...args], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
+    detached: options.ownProcessGroup === true,
   });
   return track(child);
 }
