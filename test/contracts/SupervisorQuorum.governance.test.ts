@@ -3,6 +3,7 @@ import { id, TypedDataEncoder, type TypedDataDomain, Wallet, ZeroHash } from "et
 import { network } from "hardhat";
 
 import { packBatch } from "../../src/ledger/codec.js";
+import { CANCELLATION_TYPES, CHECKPOINT_TYPES, SET_CHANGE_TYPES } from "../helpers/quorum-types.js";
 import { TopUp, account, record } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -12,30 +13,6 @@ const M1 = 1;
 const ADMIN_DELAY = 86_400;
 const DELAY = 3_600;
 
-const CHECKPOINT = {
-  Checkpoint: [
-    { name: "ledger", type: "address" },
-    { name: "recordCount", type: "uint64" },
-    { name: "chainHead", type: "bytes32" },
-    { name: "stateDigest", type: "bytes32" },
-    { name: "setId", type: "uint64" },
-  ],
-};
-const SET_CHANGE = {
-  SupervisorSetChange: [
-    { name: "ledger", type: "address" },
-    { name: "setId", type: "uint64" },
-    { name: "supervisors", type: "address[]" },
-    { name: "threshold", type: "uint8" },
-  ],
-};
-const CANCELLATION = {
-  SupervisorChangeCancellation: [
-    { name: "ledger", type: "address" },
-    { name: "setId", type: "uint64" },
-    { name: "proposal", type: "uint64" },
-  ],
-};
 
 interface Signer {
   address: string;
@@ -104,25 +81,25 @@ describe("SupervisorQuorum governance", function () {
       .withArgs(1n, executableAt);
     // Its own signature counts for nothing, on a checkpoint or on a set change.
     const invented = { ...(await f.checkpoint(4n)), stateDigest: id("invented") };
-    await expect(f.quorum.finalize(invented, await f.sign([f.governor], CHECKPOINT, invented)))
+    await expect(f.quorum.finalize(invented, await f.sign([f.governor], CHECKPOINT_TYPES, invented)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSignerNotSupervisor")
       .withArgs(f.governor.address, 1n);
-    await expect(f.quorum.changeSupervisors(mine, 1, await f.sign([f.governor], SET_CHANGE, await f.change(mine, 1))))
+    await expect(f.quorum.changeSupervisors(mine, 1, await f.sign([f.governor], SET_CHANGE_TYPES, await f.change(mine, 1))))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSignerNotSupervisor")
       .withArgs(f.governor.address, 1n);
     // Meanwhile the current set keeps confirming.
     const honest = await f.checkpoint(4n);
-    await expect(f.quorum.finalize(honest, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT, honest))).to.emit(
+    await expect(f.quorum.finalize(honest, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, honest))).to.emit(
       f.quorum,
       "CheckpointFinalized",
     );
     // Two supervisors cannot cancel; three can, and the proposal is gone for good.
     const cancel = { ledger: honest.ledger, setId: 1n, proposal: 1n };
-    expect(await f.quorum.cancellationDigest(1n)).to.equal(TypedDataEncoder.hash(f.domain, CANCELLATION, cancel));
-    await expect(f.quorum.cancelSupervisorChange(await f.sign(f.supervisors.slice(0, 2), CANCELLATION, cancel)))
+    expect(await f.quorum.cancellationDigest(1n)).to.equal(TypedDataEncoder.hash(f.domain, CANCELLATION_TYPES, cancel));
+    await expect(f.quorum.cancelSupervisorChange(await f.sign(f.supervisors.slice(0, 2), CANCELLATION_TYPES, cancel)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumBelowThreshold")
       .withArgs(2n, 3);
-    await expect(f.quorum.connect(f.stranger).cancelSupervisorChange(await f.sign(f.supervisors.slice(1), CANCELLATION, cancel)))
+    await expect(f.quorum.connect(f.stranger).cancelSupervisorChange(await f.sign(f.supervisors.slice(1), CANCELLATION_TYPES, cancel)))
       .to.emit(f.quorum, "SupervisorChangeCancelled")
       .withArgs(1n, await f.quorum.getAddress());
     await time.increase(DELAY + 1);
@@ -131,7 +108,7 @@ describe("SupervisorQuorum governance", function () {
     expect(await f.quorum.setId()).to.equal(1n);
     // A cancellation signed for proposal 1 does not cancel proposal 2.
     await f.quorum.connect(f.governor).proposeSupervisors(mine, 1);
-    const old = await f.sign(f.supervisors.slice(1), CANCELLATION, cancel);
+    const old = await f.sign(f.supervisors.slice(1), CANCELLATION_TYPES, cancel);
     await expect(f.quorum.cancelSupervisorChange(old)).to.be.revertedWithCustomError(f.quorum, "QuorumSignerNotSupervisor");
   });
 
@@ -162,8 +139,8 @@ describe("SupervisorQuorum governance", function () {
       .withArgs(1n, f.governor.address);
     const members = f.supervisors.slice(0, 3).map((s) => s.address);
     const value = await f.change(members, 2);
-    expect(await f.quorum.setChangeDigest(members, 2)).to.equal(TypedDataEncoder.hash(f.domain, SET_CHANGE, value));
-    await expect(f.quorum.changeSupervisors(members, 2, await f.sign(f.supervisors.slice(0, 3), SET_CHANGE, value)))
+    expect(await f.quorum.setChangeDigest(members, 2)).to.equal(TypedDataEncoder.hash(f.domain, SET_CHANGE_TYPES, value));
+    await expect(f.quorum.changeSupervisors(members, 2, await f.sign(f.supervisors.slice(0, 3), SET_CHANGE_TYPES, value)))
       .to.emit(f.quorum, "SupervisorChangeCancelled")
       .withArgs(2n, await f.quorum.getAddress());
     expect(await f.quorum.setId()).to.equal(2n);
@@ -178,12 +155,12 @@ describe("SupervisorQuorum governance", function () {
     const f = await networkHelpers.loadFixture(deploy);
     const members = f.supervisors.map((s) => s.address);
     const value = await f.change(members, 2);
-    await expect(f.quorum.changeSupervisors(members, 2, await f.sign(f.supervisors.slice(0, 2), SET_CHANGE, value)))
+    await expect(f.quorum.changeSupervisors(members, 2, await f.sign(f.supervisors.slice(0, 2), SET_CHANGE_TYPES, value)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumBelowThreshold")
       .withArgs(2n, 3);
     const forger = Wallet.createRandom();
-    const sigs = await f.sign(f.supervisors.slice(0, 3), SET_CHANGE, value);
-    await expect(f.quorum.changeSupervisors(members, 2, [sigs[0], sigs[1], await forger.signTypedData(f.domain, SET_CHANGE, value)]))
+    const sigs = await f.sign(f.supervisors.slice(0, 3), SET_CHANGE_TYPES, value);
+    await expect(f.quorum.changeSupervisors(members, 2, [sigs[0], sigs[1], await forger.signTypedData(f.domain, SET_CHANGE_TYPES, value)]))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSignerNotSupervisor")
       .withArgs(forger.address, 1n);
     // Signatures over one set do not install another.
@@ -197,16 +174,16 @@ describe("SupervisorQuorum governance", function () {
   it("signatures of a replaced set count for checkpoints at or before the change, within its grace", async function () {
     const f = await networkHelpers.loadFixture(deploy);
     const at4 = await f.checkpoint(4n);
-    const inFlight = await f.sign(f.supervisors.slice(0, 3), CHECKPOINT, at4);
+    const inFlight = await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, at4);
     const others = [f.stranger.address, f.newGovernor.address];
-    await f.quorum.changeSupervisors(others, 2, await f.sign(f.supervisors.slice(1), SET_CHANGE, await f.change(others, 2)));
+    await f.quorum.changeSupervisors(others, 2, await f.sign(f.supervisors.slice(1), SET_CHANGE_TYPES, await f.change(others, 2)));
     const graceEnds = BigInt(await time.latest()) + BigInt(DELAY);
     expect(await f.quorum.setInfo(1n)).to.deep.equal([3n, 5n, graceEnds]);
     // Records 6-7 come after the change: set 1 was never in force for them.
     await f.upload(2);
     await f.ledger.markCheckpoint();
     const at7 = await f.checkpoint(7n, 1n);
-    await expect(f.quorum.finalize(at7, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT, at7)))
+    await expect(f.quorum.finalize(at7, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, at7)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSetRetired")
       .withArgs(1n, 5n, graceEnds);
     // The signatures in flight for record 4 still finalize it.
@@ -217,7 +194,7 @@ describe("SupervisorQuorum governance", function () {
     await f.ledger.markCheckpoint();
     await time.increaseTo(graceEnds + 1n);
     const at5 = await f.checkpoint(7n, 1n);
-    await expect(f.quorum.finalize({ ...at5 }, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT, at5)))
+    await expect(f.quorum.finalize({ ...at5 }, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, at5)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSetRetired")
       .withArgs(1n, 5n, graceEnds);
     await expect(f.quorum.finalize({ ...at5, setId: 0n }, [])).to.be.revertedWithCustomError(f.quorum, "QuorumWrongSet").withArgs(0n, 2n);

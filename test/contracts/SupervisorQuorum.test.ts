@@ -18,6 +18,7 @@ import {
 import { network } from "hardhat";
 
 import { packBatch, type PackedRecord } from "../../src/ledger/codec.js";
+import { CHECKPOINT_TYPES, SECP256K1_N, SET_CHANGE_TYPES } from "../helpers/quorum-types.js";
 import { Consume, Refund, TopUp, account, record } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -29,19 +30,6 @@ const NO_ENVELOPE = "0x";
 /** The quorum's delays in these tests: governor handover, set change (and a replaced set's grace). */
 const ADMIN_DELAY = 86_400;
 const SET_CHANGE_DELAY = 3_600;
-/** secp256k1 group order, to build the high-s twin of a signature. */
-const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-
-/** The EIP-712 type supervisors sign (ISupervisorQuorum's NatSpec). */
-const TYPES = {
-  Checkpoint: [
-    { name: "ledger", type: "address" },
-    { name: "recordCount", type: "uint64" },
-    { name: "chainHead", type: "bytes32" },
-    { name: "stateDigest", type: "bytes32" },
-    { name: "setId", type: "uint64" },
-  ],
-};
 
 /** RecordStatus in ISupervisorQuorum. */
 const Unknown = 0n;
@@ -58,18 +46,9 @@ interface Checkpoint {
 
 interface TypedSigner {
   address: string;
-  signTypedData(domain: TypedDataDomain, types: typeof TYPES, value: Checkpoint): Promise<string>;
+  signTypedData(domain: TypedDataDomain, types: typeof CHECKPOINT_TYPES, value: Checkpoint): Promise<string>;
 }
 
-/** The EIP-712 type a set's members sign to install the next set at once. */
-const SET_CHANGE_TYPES = {
-  SupervisorSetChange: [
-    { name: "ledger", type: "address" },
-    { name: "setId", type: "uint64" },
-    { name: "supervisors", type: "address[]" },
-    { name: "threshold", type: "uint8" },
-  ],
-};
 
 /** A digest standing in for the books a supervisor rebuilt after `count` records. */
 const books = (count: bigint, variant = "") => id(`books after ${count}${variant}`);
@@ -142,12 +121,12 @@ async function replaceSet(f: Fixture, members: string[], t: number, signers?: Ty
 
 /** Each signer's signature over `c`, under `domain` (the quorum's by default). */
 function signAll(f: Fixture, signers: TypedSigner[], c: Checkpoint, domain: TypedDataDomain = f.domain) {
-  return Promise.all(signers.map((s) => s.signTypedData(domain, TYPES, c)));
+  return Promise.all(signers.map((s) => s.signTypedData(domain, CHECKPOINT_TYPES, c)));
 }
 
 /** The address a signature over `c` under another domain recovers to under the quorum's. */
 const recoveredHere = (f: Fixture, c: Checkpoint, signature: string) =>
-  recoverAddress(TypedDataEncoder.hash(f.domain, TYPES, c), signature);
+  recoverAddress(TypedDataEncoder.hash(f.domain, CHECKPOINT_TYPES, c), signature);
 
 /** Everything a refused call must leave untouched. */
 async function snapshot(f: Fixture) {
@@ -219,7 +198,7 @@ describe("SupervisorQuorum", function () {
         fc.asyncProperty(
           fc.record({ ledger: address, recordCount: u64, chainHead: bytes32, stateDigest: bytes32, setId: u64 }),
           async (c) => {
-            expect(await f.quorum.checkpointDigest(c)).to.equal(TypedDataEncoder.hash(f.domain, TYPES, c));
+            expect(await f.quorum.checkpointDigest(c)).to.equal(TypedDataEncoder.hash(f.domain, CHECKPOINT_TYPES, c));
           },
         ),
         { numRuns: 25 },
