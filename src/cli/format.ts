@@ -4,6 +4,7 @@
  * so ¥0.10 never prints as ¥0.09999.
  */
 import { formatAmount, yuan } from "../regulator/report.js";
+import { localParts } from "../time.js";
 
 /** A value a table, CSV or JSON cell holds. */
 export type Cell = string | number | bigint | boolean | null;
@@ -26,11 +27,13 @@ export function isoTime(seconds: number): string {
   return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-/** Unix seconds in the machine's time zone (`TZ` sets it), to the minute: `2026-11-26 17:03`. */
+/**
+ * Unix seconds in the machine's time zone (`TZ` sets it), to the minute, with the zone:
+ * `2026-11-26 17:03 UTC+08:00` (`2026-11-26 09:03 UTC` under TZ=UTC), as the dashboard writes it.
+ */
 export function localTime(seconds: number): string {
-  const d = new Date(seconds * 1000);
-  const two = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+  const { date, time, zone } = localParts(seconds);
+  return `${date} ${time.slice(0, 5)} ${zone}`;
 }
 
 /**

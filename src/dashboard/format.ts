@@ -3,22 +3,9 @@
  * every timestamp through {@link dateTime}, so two pages never show the same figure two ways.
  */
 import { yuan } from "../regulator/report.js";
+import { localParts } from "../time.js";
 
 export { yuan };
-
-const two = (n: number) => String(n).padStart(2, "0");
-
-/** A time's parts in this machine's time zone (`TZ` sets it), like the CLI's times. */
-function localParts(seconds: number): { date: string; time: string; zone: string } {
-  const d = new Date(seconds * 1000);
-  const offset = -d.getTimezoneOffset();
-  const abs = Math.abs(offset);
-  return {
-    date: `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`,
-    time: `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`,
-    zone: offset === 0 ? "UTC" : `UTC${offset < 0 ? "-" : "+"}${two(Math.floor(abs / 60))}:${two(abs % 60)}`,
-  };
-}
 
 /**
  * Formats a Unix time (seconds) in this machine's time zone, with the zone written out.
