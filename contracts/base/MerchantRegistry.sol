@@ -6,8 +6,8 @@ import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/ext
 import {IPrepaidLedger} from "../interfaces/IPrepaidLedger.sol";
 
 /// @title MerchantRegistry
-/// @notice The regulator's side of the ledger: which merchants exist, whether they may trade,
-/// and which keys upload for them. Each merchant's recorders hold an AccessControl role of their
+/// @notice The regulator's side of the ledger: which merchants exist, whether they may trade
+/// (active, suspended, winding down, closed), and which keys upload for them. Each merchant's recorders hold an AccessControl role of their
 /// own, so a key can only ever book its own merchant's records.
 /// @dev Recorder roles change only through this registry (addRecorder + acceptRecorder,
 /// removeRecorder, renounceRecorder), so every recorder a merchant ever had is named by a
@@ -112,8 +112,25 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     function suspendMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
         Merchant storage m = _registered(merchantId);
         if (m.status == MerchantStatus.Suspended) revert LedgerMerchantSuspended(merchantId);
+        _moveFrom(merchantId, m.status, MerchantStatus.Active, MerchantStatus.Active, MerchantStatus.Suspended);
         m.status = MerchantStatus.Suspended;
         emit MerchantSuspended(merchantId, msg.sender, reason);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function windDownMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
+        Merchant storage m = _registered(merchantId);
+        _moveFrom(merchantId, m.status, MerchantStatus.Active, MerchantStatus.Suspended, MerchantStatus.WindingDown);
+        m.status = MerchantStatus.WindingDown;
+        emit MerchantWindingDown(merchantId, msg.sender, reason);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function closeMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
+        Merchant storage m = _registered(merchantId);
+        if (m.status == MerchantStatus.Closed) revert LedgerIllegalTransition(merchantId, m.status, MerchantStatus.Closed);
+        m.status = MerchantStatus.Closed;
+        emit MerchantClosed(merchantId, msg.sender, reason);
     }
 
     /// @inheritdoc IPrepaidLedger
@@ -198,6 +215,17 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     function _registered(uint32 merchantId) private view returns (Merchant storage m) {
         m = _merchants[merchantId];
         if (m.status == MerchantStatus.None) revert LedgerUnknownMerchant(merchantId);
+    }
+
+    /// @dev Reverts with LedgerIllegalTransition unless `from` is `allowedA` or `allowedB`.
+    function _moveFrom(
+        uint32 merchantId,
+        MerchantStatus from,
+        MerchantStatus allowedA,
+        MerchantStatus allowedB,
+        MerchantStatus to
+    ) private pure {
+        if (from != allowedA && from != allowedB) revert LedgerIllegalTransition(merchantId, from, to);
     }
 
     /// @dev The generic role calls manage REGULATOR_ROLE and (through OpenZeppelin's rules) the
