@@ -5,7 +5,7 @@
  * merchant at midday, then let the regulator read and verify everything. Every merchant keeps a
  * share of its card holders' money in custody (a test token in fen, on local networks): the
  * regulator sets the coverage ratio, the merchants deposit in the morning, and in the evening one
- * takes back what the day's consumption freed.
+ * takes back half of what the day's consumption freed.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -60,7 +60,10 @@ export const MERCHANTS: readonly Merchant[] = [
 export const SUSPENDED = 103;
 /** The coverage ratio the regulator sets for every merchant: 30 % of what it owes stays in custody. */
 export const COVERAGE_BPS = 3_000n;
-/** The merchant that withdraws, in the evening, what the day's consumption freed. */
+/**
+ * The merchant that withdraws, in the evening, half of what the day's consumption freed: the
+ * other half stays as a margin, so tomorrow's first card sales are still covered.
+ */
 export const WITHDRAWING = 101;
 
 export interface DayResult {
@@ -318,11 +321,11 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     const c = await custody.custodyOf(m.id);
     log(`  ${m.name}: holds ${yuan(c.held)}, must keep ${yuan(c.required)} of ${yuan(c.liability)} owed, may withdraw ${yuan(c.withdrawable)}`);
   }
-  const freed = (await custody.custodyOf(WITHDRAWING)).withdrawable as bigint;
-  if (freed > 0n) {
+  const half = ((await custody.custodyOf(WITHDRAWING)).withdrawable as bigint) / 2n;
+  if (half > 0n) {
     const recorder = recorders.get(WITHDRAWING)!;
-    await (await (custody.connect(recorder) as Contract).withdraw(WITHDRAWING, freed, recorder.address)).wait();
-    log(`  ${MERCHANTS.find((m) => m.id === WITHDRAWING)!.name} withdrew ${yuan(freed)}`);
+    await (await (custody.connect(recorder) as Contract).withdraw(WITHDRAWING, half, recorder.address)).wait();
+    log(`  ${MERCHANTS.find((m) => m.id === WITHDRAWING)!.name} withdrew ${yuan(half)}, keeping as much as a margin for tomorrow's sales`);
   }
 
   log("Regulator: reading every record back, decrypting and verifying…");
