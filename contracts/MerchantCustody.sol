@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
@@ -225,7 +226,7 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
 
     /// @dev Whether `account` uploads for the merchant on the ledger: that is who the merchant is.
     function _isRecorder(uint32 merchantId, address account) private view returns (bool) {
-        return AccessControlDefaultAdminRules(address(_LEDGER)).hasRole(_LEDGER.recorderRole(merchantId), account);
+        return IAccessControl(address(_LEDGER)).hasRole(_LEDGER.recorderRole(merchantId), account);
     }
 
     /// @dev The generic role calls manage REGULATOR_ROLE and (OpenZeppelin's rules) the default admin.

@@ -7,8 +7,9 @@ import {IPrepaidLedger} from "../interfaces/IPrepaidLedger.sol";
 
 /// @title MerchantRegistry
 /// @notice The regulator's side of the ledger: which merchants exist, whether they may trade
-/// (active, suspended, winding down, closed), and which keys upload for them. Each merchant's recorders hold an AccessControl role of their
-/// own, so a key can only ever book its own merchant's records.
+/// (active, suspended, winding down, closed), and which keys upload for them. Each merchant's
+/// recorders hold an AccessControl role of their own, so a key can only ever book its own
+/// merchant's records.
 /// @dev Recorder roles change only through this registry (addRecorder + acceptRecorder,
 /// removeRecorder, renounceRecorder), so every recorder a merchant ever had is named by a
 /// RecorderAdded event and every removal by a RecorderRemoved event. The generic AccessControl
@@ -112,7 +113,7 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     function suspendMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
         Merchant storage m = _registered(merchantId);
         if (m.status == MerchantStatus.Suspended) revert LedgerMerchantSuspended(merchantId);
-        _moveFrom(merchantId, m.status, MerchantStatus.Active, MerchantStatus.Active, MerchantStatus.Suspended);
+        _checkTransition(merchantId, m.status, MerchantStatus.Suspended);
         m.status = MerchantStatus.Suspended;
         emit MerchantSuspended(merchantId, msg.sender, reason);
     }
@@ -120,7 +121,7 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     /// @inheritdoc IPrepaidLedger
     function windDownMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
         Merchant storage m = _registered(merchantId);
-        _moveFrom(merchantId, m.status, MerchantStatus.Active, MerchantStatus.Suspended, MerchantStatus.WindingDown);
+        _checkTransition(merchantId, m.status, MerchantStatus.WindingDown);
         m.status = MerchantStatus.WindingDown;
         emit MerchantWindingDown(merchantId, msg.sender, reason);
     }
@@ -128,7 +129,7 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     /// @inheritdoc IPrepaidLedger
     function closeMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
         Merchant storage m = _registered(merchantId);
-        if (m.status == MerchantStatus.Closed) revert LedgerIllegalTransition(merchantId, m.status, MerchantStatus.Closed);
+        _checkTransition(merchantId, m.status, MerchantStatus.Closed);
         m.status = MerchantStatus.Closed;
         emit MerchantClosed(merchantId, msg.sender, reason);
     }
@@ -217,15 +218,15 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
         if (m.status == MerchantStatus.None) revert LedgerUnknownMerchant(merchantId);
     }
 
-    /// @dev Reverts with LedgerIllegalTransition unless `from` is `allowedA` or `allowedB`.
-    function _moveFrom(
-        uint32 merchantId,
-        MerchantStatus from,
-        MerchantStatus allowedA,
-        MerchantStatus allowedB,
-        MerchantStatus to
-    ) private pure {
-        if (from != allowedA && from != allowedB) revert LedgerIllegalTransition(merchantId, from, to);
+    /// @dev The moves to Suspended, WindingDown and Closed that IPrepaidLedger.MerchantStatus
+    /// allows (reinstateMerchant checks its own): Active -> Suspended; Active or Suspended ->
+    /// WindingDown; any registered status but Closed -> Closed. Anything else reverts with
+    /// LedgerIllegalTransition.
+    function _checkTransition(uint32 merchantId, MerchantStatus from, MerchantStatus to) private pure {
+        bool allowed = to == MerchantStatus.Closed
+            ? from != MerchantStatus.Closed
+            : from == MerchantStatus.Active || (to == MerchantStatus.WindingDown && from == MerchantStatus.Suspended);
+        if (!allowed) revert LedgerIllegalTransition(merchantId, from, to);
     }
 
     /// @dev The generic role calls manage REGULATOR_ROLE and (through OpenZeppelin's rules) the
