@@ -1,7 +1,7 @@
 /**
  * Every merchant standing the contract has (issue 9: winding down and closed beside active and
  * suspended) reaches the regulator's tools by its name: the reader's replay (compared with the
- * contract), the plain-text report, the index and its merchant events.
+ * contract), the plain-text report, the index and its merchant events, and the dashboard's badges.
  */
 import { join } from "node:path";
 
@@ -9,6 +9,7 @@ import { expect } from "chai";
 import { encodeBytes32String } from "ethers";
 import { network } from "hardhat";
 
+import { serveDashboard } from "../../src/dashboard/server.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { MERCHANT_STATUS_NAMES, merchantStatusName } from "../../src/regulator/books.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
@@ -91,6 +92,34 @@ describe("merchant standings in the regulator's tools", function () {
       ]);
     } finally {
       indexer.close();
+    }
+  });
+
+  it("the dashboard shows each standing's badge, on the overview and the merchant's page", async function () {
+    const f = await networkHelpers.loadFixture(ledgerWithEveryStanding);
+    const db = join(tempDir("index-status"), "i.sqlite");
+    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db }, ethers.provider);
+    try {
+      await indexer.sync();
+    } finally {
+      indexer.close();
+    }
+    const dashboard = await serveDashboard({ db, port: 0 });
+    try {
+      const overview = await (await fetch(dashboard.url)).text();
+      for (const [id, name] of [
+        [1, "active"],
+        [2, "suspended"],
+        [3, "winding-down"],
+        [4, "closed"],
+      ] as const) {
+        const row = new RegExp(`<tr data-merchant="${id}">.*?</tr>`, "s").exec(overview)?.[0] ?? "";
+        expect(row, `overview row of merchant ${id}`).to.include(`<span class="badge ${name}">${name}</span>`);
+        const page = await (await fetch(`${dashboard.url}/merchants/${id}`)).text();
+        expect(page, `page of merchant ${id}`).to.match(new RegExp(`<h1>Merchant ${id} <span class="badge ${name}">${name}</span>`));
+      }
+    } finally {
+      await dashboard.close();
     }
   });
 });
