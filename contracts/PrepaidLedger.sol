@@ -3,7 +3,9 @@ pragma solidity 0.8.37;
 
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
+import {CustodyLink} from "./base/CustodyLink.sol";
 import {MerchantRegistry} from "./base/MerchantRegistry.sol";
+import {IMerchantCustody} from "./interfaces/IMerchantCustody.sol";
 import {IPrepaidLedger} from "./interfaces/IPrepaidLedger.sol";
 import {PackedAccount} from "./libraries/PackedAccount.sol";
 
@@ -12,8 +14,10 @@ import {PackedAccount} from "./libraries/PackedAccount.sol";
 /// over every record, from batches of encrypted records uploaded by the merchants' systems.
 /// @dev The details of a record travel only in calldata and events (`Recorded`): storage holds
 /// one word per account, two per merchant and the chain head, because a stored byte costs about
-/// twenty times a logged one. Formats: docs/FORMAT.md.
-contract PrepaidLedger is MerchantRegistry, Pausable {
+/// twenty times a logged one. Formats: docs/FORMAT.md. With a custody contract attached
+/// (CustodyLink, docs/CUSTODY.md), a batch that raises a merchant's liability is checked once,
+/// at its end, against what the merchant holds in custody.
+contract PrepaidLedger is CustodyLink, Pausable {
     using PackedAccount for uint256;
 
     /// @notice The packed-records version this contract reads (docs/FORMAT.md 5).
@@ -57,6 +61,9 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
     mapping(uint32 merchantId => mapping(bytes32 account => uint256 packed)) private _accounts;
     bytes32 private _head;
     uint64 private _recordCount;
+    /// @dev The attached custody contract (CustodyLink), in the slot of _recordCount, which every
+    /// batch reads anyway: reading it costs a batch no cold slot.
+    address private _custody;
     /// @dev Chain heads kept for checkpoints, by record count: one slot per mark, written only by
     /// markCheckpoint, so recordBatch's per-record cost does not move.
     mapping(uint64 recordCount => bytes32 head) private _marks;
@@ -103,7 +110,8 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         returns (uint64 firstRecordIndex, uint16 count)
     {
         Merchant storage m = _merchant(merchantId);
-        _checkUpload(merchantId, m.status, sequence, m.nextSequence);
+        MerchantStatus status = m.status;
+        _checkUpload(merchantId, status, sequence, m.nextSequence);
         count = _batchCount(records);
 
         bytes32 accounts;
@@ -126,6 +134,8 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         firstRecordIndex = b.index + 1;
         if (!_bookAll(b, records, count)) _explainFailure(merchantId, records, b.offset);
         if (b.offset != records.length) revert LedgerMalformedBatch(b.offset, records.length);
+        // Amounts are at least 1, so non-zero sums mean a top-up or a consumption was booked.
+        if (status == MerchantStatus.WindingDown && (b.toppedUp | b.consumed) != 0) _explainRefundsOnly(merchantId, records);
 
         _head = b.head;
         _recordCount = b.index;
@@ -141,6 +151,13 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         m.toppedUp += uint88(b.toppedUp);
         m.consumed += uint128(b.consumed);
         m.refunded += uint128(b.refunded);
+        // Only a batch that raises the liability can leave it less covered than before; one
+        // that lowers it (consumption, refunds) always books, so an under-covered merchant still
+        // serves and pays back its card holders.
+        if (b.toppedUp > b.consumed + b.refunded) {
+            address custodyContract = _custody;
+            if (custodyContract != address(0)) _checkCoverage(custodyContract, merchantId, m);
+        }
         emit BatchRecorded(merchantId, sequence, msg.sender, firstRecordIndex, count, b.head, envelope);
     }
 
@@ -204,10 +221,31 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
         return GENESIS_HEAD;
     }
 
-    /// @dev Who may upload, and whether this batch is the merchant's next one.
+    /// @inheritdoc CustodyLink
+    function _custodyAddress() internal view override returns (address) {
+        return _custody;
+    }
+
+    /// @inheritdoc CustodyLink
+    function _setCustody(address next) internal override {
+        _custody = next;
+    }
+
+    /// @dev The one call to custody per batch: reverts unless it holds what the merchant's
+    /// liability after the batch requires.
+    function _checkCoverage(address custodyContract, uint32 merchantId, Merchant storage m) private view {
+        uint256 liability = uint256(m.toppedUp) - m.consumed - m.refunded;
+        (uint256 required, uint256 held) = IMerchantCustody(custodyContract).coverage(merchantId, liability);
+        if (held < required) revert LedgerUndercovered(merchantId, liability, required, held);
+    }
+
+    /// @dev Who may upload, and whether this batch is the merchant's next one. A winding-down
+    /// merchant passes here; recordBatch refuses its batch after booking if it holds anything
+    /// but refunds.
     function _checkUpload(uint32 merchantId, MerchantStatus status, uint64 sequence, uint64 expected) private view {
-        if (status != MerchantStatus.Active) {
+        if (status != MerchantStatus.Active && status != MerchantStatus.WindingDown) {
             if (status == MerchantStatus.None) revert LedgerUnknownMerchant(merchantId);
+            if (status == MerchantStatus.Closed) revert LedgerMerchantClosed(merchantId);
             revert LedgerMerchantSuspended(merchantId);
         }
         if (!hasRole(recorderRole(merchantId), msg.sender)) revert LedgerUnauthorizedRecorder(msg.sender, merchantId);
@@ -330,6 +368,20 @@ contract PrepaidLedger is MerchantRegistry, Pausable {
             mstore(add(b, 0xc0), and(sums, 0xffffffffffffffff))
             mstore(add(b, 0xe0), and(shr(64, sums), 0xffffffffffffffff))
             mstore(add(b, 0x100), and(shr(128, sums), 0xffffffffffffffff))
+        }
+    }
+
+    /// @dev Finds the batch's first record that is not a refund and reverts with it. Called only
+    /// when the batch's sums show one, so it never returns; it runs only on that failure path,
+    /// so an active merchant's batches pay nothing for it.
+    function _explainRefundsOnly(uint32 merchantId, bytes calldata records) private pure {
+        uint256 offset = _BATCH_HEAD;
+        // Every record parsed in _bookAll, so each head and ciphertext lies within `records`.
+        while (true) {
+            bytes calldata r = records[offset:];
+            uint8 kind = uint8(r[0]);
+            if (kind != uint8(RecordKind.Refund)) revert LedgerRefundsOnly(merchantId, bytes32(r[7:39]), kind);
+            offset += _RECORD_HEAD + uint16(bytes2(r[71:73]));
         }
     }
 

@@ -6,9 +6,10 @@ import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/ext
 import {IPrepaidLedger} from "../interfaces/IPrepaidLedger.sol";
 
 /// @title MerchantRegistry
-/// @notice The regulator's side of the ledger: which merchants exist, whether they may trade,
-/// and which keys upload for them. Each merchant's recorders hold an AccessControl role of their
-/// own, so a key can only ever book its own merchant's records.
+/// @notice The regulator's side of the ledger: which merchants exist, whether they may trade
+/// (active, suspended, winding down, closed), and which keys upload for them. Each merchant's
+/// recorders hold an AccessControl role of their own, so a key can only ever book its own
+/// merchant's records.
 /// @dev Recorder roles change only through this registry (addRecorder + acceptRecorder,
 /// removeRecorder, renounceRecorder), so every recorder a merchant ever had is named by a
 /// RecorderAdded event and every removal by a RecorderRemoved event. The generic AccessControl
@@ -112,8 +113,25 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     function suspendMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
         Merchant storage m = _registered(merchantId);
         if (m.status == MerchantStatus.Suspended) revert LedgerMerchantSuspended(merchantId);
+        _checkTransition(merchantId, m.status, MerchantStatus.Suspended);
         m.status = MerchantStatus.Suspended;
         emit MerchantSuspended(merchantId, msg.sender, reason);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function windDownMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
+        Merchant storage m = _registered(merchantId);
+        _checkTransition(merchantId, m.status, MerchantStatus.WindingDown);
+        m.status = MerchantStatus.WindingDown;
+        emit MerchantWindingDown(merchantId, msg.sender, reason);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function closeMerchant(uint32 merchantId, bytes32 reason) external onlyRole(REGULATOR_ROLE) {
+        Merchant storage m = _registered(merchantId);
+        _checkTransition(merchantId, m.status, MerchantStatus.Closed);
+        m.status = MerchantStatus.Closed;
+        emit MerchantClosed(merchantId, msg.sender, reason);
     }
 
     /// @inheritdoc IPrepaidLedger
@@ -198,6 +216,17 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     function _registered(uint32 merchantId) private view returns (Merchant storage m) {
         m = _merchants[merchantId];
         if (m.status == MerchantStatus.None) revert LedgerUnknownMerchant(merchantId);
+    }
+
+    /// @dev The moves to Suspended, WindingDown and Closed that IPrepaidLedger.MerchantStatus
+    /// allows (reinstateMerchant checks its own): Active -> Suspended; Active or Suspended ->
+    /// WindingDown; any registered status but Closed -> Closed. Anything else reverts with
+    /// LedgerIllegalTransition.
+    function _checkTransition(uint32 merchantId, MerchantStatus from, MerchantStatus to) private pure {
+        bool allowed = to == MerchantStatus.Closed
+            ? from != MerchantStatus.Closed
+            : from == MerchantStatus.Active || (to == MerchantStatus.WindingDown && from == MerchantStatus.Suspended);
+        if (!allowed) revert LedgerIllegalTransition(merchantId, from, to);
     }
 
     /// @dev The generic role calls manage REGULATOR_ROLE and (through OpenZeppelin's rules) the

@@ -19,11 +19,17 @@ interface IPrepaidLedger {
         Refund
     }
 
-    /// @notice A merchant's standing with the regulator.
+    /// @notice A merchant's standing with the regulator. Active books everything; Suspended
+    /// books nothing until reinstated; WindingDown books refunds only, so the merchant can pay
+    /// its card holders back; Closed books nothing, for good (its custody is kept for its card
+    /// holders). Regulators move a merchant: Active <-> Suspended, Active or Suspended ->
+    /// WindingDown, any registered status but Closed -> Closed.
     enum MerchantStatus {
         None,
         Active,
-        Suspended
+        Suspended,
+        WindingDown,
+        Closed
     }
 
     /// @notice The books of one prepaid account (card), as kept by the contract.
@@ -45,7 +51,7 @@ interface IPrepaidLedger {
     }
 
     /// @notice The books and standing of one merchant.
-    /// @param status Active, Suspended, or None if never registered.
+    /// @param status Active, Suspended, WindingDown, Closed, or None if never registered.
     /// @param nextSequence The sequence number the merchant's next batch must carry.
     /// @param recordCount Number of records the merchant has uploaded.
     /// @param accountCount Number of accounts the merchant has opened.
@@ -78,6 +84,36 @@ interface IPrepaidLedger {
     /// @param regulator The regulator who suspended it.
     /// @param reason A short reason code chosen by the regulator (for example "licence-revoked").
     event MerchantSuspended(uint32 indexed merchantId, address indexed regulator, bytes32 reason);
+
+    /// @notice A regulator began winding a merchant down: its recorders may book refunds only.
+    /// @param merchantId The merchant.
+    /// @param regulator The regulator who decided it.
+    /// @param reason A short reason code chosen by the regulator (for example "exit").
+    event MerchantWindingDown(uint32 indexed merchantId, address indexed regulator, bytes32 reason);
+
+    /// @notice A regulator closed a merchant: it books nothing more, and its custody stays for
+    /// its card holders. Final.
+    /// @param merchantId The merchant.
+    /// @param regulator The regulator who closed it.
+    /// @param reason A short reason code chosen by the regulator.
+    event MerchantClosed(uint32 indexed merchantId, address indexed regulator, bytes32 reason);
+
+    /// @notice The default admin proposed replacing (or detaching) the custody contract; anyone
+    /// may carry it out from `executableAt` on, unless an admin or a regulator cancels it.
+    /// @param custody The proposed custody contract, or zero to detach.
+    /// @param admin The admin who proposed it.
+    /// @param executableAt From when attachCustody carries it out.
+    event CustodyChangeProposed(address indexed custody, address indexed admin, uint64 executableAt);
+
+    /// @notice The custody contract whose coverage the ledger checks changed.
+    /// @param previous The one before (zero if none).
+    /// @param custody The one now (zero if detached).
+    event CustodyAttached(address indexed previous, address indexed custody);
+
+    /// @notice A proposed custody change was withdrawn.
+    /// @param custody The custody contract that was proposed.
+    /// @param by The admin or regulator who cancelled it.
+    event CustodyChangeCancelled(address indexed custody, address indexed by);
 
     /// @notice A regulator reinstated a suspended merchant.
     /// @param merchantId The reinstated merchant.
@@ -163,6 +199,36 @@ interface IPrepaidLedger {
     error LedgerUnknownMerchant(uint32 merchantId);
     /// @notice The merchant is suspended and can upload nothing.
     error LedgerMerchantSuspended(uint32 merchantId);
+    /// @notice The merchant is closed and can upload nothing, for good.
+    error LedgerMerchantClosed(uint32 merchantId);
+    /// @notice The merchant is winding down and may book refunds only.
+    /// @param merchantId The merchant.
+    /// @param account The account of the batch's first record that is not a refund.
+    /// @param kind That record's kind.
+    error LedgerRefundsOnly(uint32 merchantId, bytes32 account, uint8 kind);
+    /// @notice A regulator may not move a merchant from this status to that one.
+    /// @param merchantId The merchant.
+    /// @param from Its status.
+    /// @param to The status asked for.
+    error LedgerIllegalTransition(uint32 merchantId, MerchantStatus from, MerchantStatus to);
+    /// @notice The batch would leave the merchant's liability above what its custody covers.
+    /// @param merchantId The merchant.
+    /// @param liability Its liability after the batch.
+    /// @param required What custody must hold for that liability (ratio × liability, rounded up).
+    /// @param held What custody holds for the merchant.
+    error LedgerUndercovered(uint32 merchantId, uint256 liability, uint256 required, uint256 held);
+    /// @notice The proposed custody contract is already the one attached.
+    error LedgerCustodyUnchanged(address custody);
+    /// @notice The proposed custody contract does not follow this ledger.
+    /// @param custody The contract proposed.
+    /// @param ledger The ledger it names (zero if it names none).
+    error LedgerCustodyForAnotherLedger(address custody, address ledger);
+    /// @notice No custody change is pending.
+    error LedgerNoCustodyChange();
+    /// @notice The pending custody change may not be carried out yet.
+    /// @param custody The contract proposed.
+    /// @param executableAt From when it may.
+    error LedgerCustodyChangeNotDue(address custody, uint64 executableAt);
     /// @notice The merchant is not suspended, so it cannot be reinstated.
     error LedgerMerchantNotSuspended(uint32 merchantId);
     /// @notice The caller is not a recorder of this merchant.
@@ -220,9 +286,24 @@ interface IPrepaidLedger {
     function registerMerchant(uint32 merchantId, address recorder) external;
 
     /// @notice Suspends a merchant: its uploads revert until it is reinstated. Regulator only.
-    /// @param merchantId An active merchant.
+    /// @param merchantId An active merchant (a suspended one reverts with
+    /// LedgerMerchantSuspended, a winding-down or closed one with LedgerIllegalTransition).
     /// @param reason A short reason code, emitted for the record.
     function suspendMerchant(uint32 merchantId, bytes32 reason) external;
+
+    /// @notice Starts winding a merchant down: from now on its recorders may book refunds only
+    /// (LedgerRefundsOnly), so it can pay its card holders back; its custody's requirement falls
+    /// with every refund. There is no way back to active. Regulator only.
+    /// @param merchantId An active or suspended merchant (otherwise LedgerIllegalTransition).
+    /// @param reason A short reason code, emitted for the record.
+    function windDownMerchant(uint32 merchantId, bytes32 reason) external;
+
+    /// @notice Closes a merchant for good: it books nothing more (LedgerMerchantClosed) and
+    /// withdraws nothing from custody, which is kept for its card holders. Regulator only.
+    /// @param merchantId An active, suspended or winding-down merchant (a closed one reverts
+    /// with LedgerIllegalTransition).
+    /// @param reason A short reason code, emitted for the record.
+    function closeMerchant(uint32 merchantId, bytes32 reason) external;
 
     /// @notice Reinstates a suspended merchant. Regulator only.
     /// @param merchantId A suspended merchant.
@@ -273,6 +354,22 @@ interface IPrepaidLedger {
     /// @notice Resumes bookkeeping. Default admin only.
     function unpause() external;
 
+    /// @notice Attaches a custody contract, or proposes replacing or detaching the attached one.
+    /// Default admin only. With none attached, a custody contract is attached at once
+    /// (CustodyAttached): it can only make the ledger stricter. Otherwise the change is a public
+    /// proposal (CustodyChangeProposed) that anyone carries out with attachCustody after
+    /// `custodyDelay()`, and that the admin or any regulator can cancel before, so one key
+    /// cannot detach custody to let an under-covered merchant book. A new proposal replaces a
+    /// pending one and restarts its delay.
+    /// @param next A MerchantCustody whose LEDGER() is this ledger, or zero to detach.
+    function proposeCustody(address next) external;
+
+    /// @notice Carries out the pending custody change once due. Anyone may call it.
+    function attachCustody() external;
+
+    /// @notice Withdraws the pending custody change. The default admin or a regulator only.
+    function cancelCustodyChange() external;
+
     // ---------------------------------------------------------------- records (recorders)
 
     /// @notice Books a batch of records for a merchant, all or none.
@@ -283,7 +380,11 @@ interface IPrepaidLedger {
     /// (chain version 2, docs/FORMAT.md 7.1).
     /// @param merchantId The merchant whose records these are; the caller must be its recorder.
     /// @param sequence Must equal `merchant(merchantId).nextSequence`: a replayed batch reverts
-    /// with LedgerBatchReplayed, a skipped one with LedgerSequenceGap.
+    /// with LedgerBatchReplayed, a skipped one with LedgerSequenceGap. A suspended merchant's
+    /// batch reverts with LedgerMerchantSuspended, a closed one's with LedgerMerchantClosed, a
+    /// winding-down one's with LedgerRefundsOnly unless it holds refunds only; with custody
+    /// attached, a batch that raises the liability beyond what custody covers reverts with
+    /// LedgerUndercovered.
     /// @param envelope The batch data key wrapped for each recipient, or empty (docs/FORMAT.md 4).
     /// @param records The packed records.
     /// @return firstRecordIndex Ledger-wide index of the first record booked.
@@ -369,4 +470,19 @@ interface IPrepaidLedger {
     /// @notice The AccessControl role of regulators.
     /// @return keccak256("prepaid-ledger.regulator").
     function REGULATOR_ROLE() external pure returns (bytes32);
+
+    /// @notice The custody contract whose coverage every liability-raising batch is checked
+    /// against, or zero if none is attached (then no coverage is checked).
+    /// @return The custody contract.
+    function custody() external view returns (address);
+
+    /// @notice The pending custody change, if any.
+    /// @return proposed The proposed custody contract (zero: detach).
+    /// @return executableAt From when attachCustody carries it out; zero if nothing is pending.
+    function pendingCustody() external view returns (address proposed, uint64 executableAt);
+
+    /// @notice How long a custody replacement or detachment waits: the default admin's handover
+    /// delay, and at least MIN_CUSTODY_DELAY.
+    /// @return Seconds.
+    function custodyDelay() external view returns (uint256);
 }

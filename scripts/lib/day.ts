@@ -2,7 +2,10 @@
  * "A realistic day" on a prepaid-card ledger, shared by the main job (scripts/main-job.ts) and
  * its end-to-end test: deploy through Ignition, register merchants, open cards, upload a day of
  * top-ups, consumption and refunds through the upload module (encrypted, batched), suspend one
- * merchant at midday, then let the regulator read and verify everything.
+ * merchant at midday, then let the regulator read and verify everything. Every merchant keeps a
+ * share of its card holders' money in custody (a test token in fen, on local networks): the
+ * regulator sets the coverage ratio, the merchants deposit in the morning, and in the evening one
+ * takes back half of what the day's consumption freed.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,11 +15,12 @@ import { fileURLToPath } from "node:url";
 import type { HardhatEthersProvider, HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import { Contract, encodeBytes32String, id } from "ethers";
 
-import SupervisionModule from "../../ignition/modules/Supervision.js";
+import LocalCustodyModule from "../../ignition/modules/LocalCustody.js";
 import { publicKeyOf } from "../../src/crypto/ecies.js";
 import { RecordKind, type RecordDetails } from "../../src/crypto/details.js";
 import { isError } from "../../src/errors.js";
 import { RegulatorReader, type SupervisionReport } from "../../src/regulator/reader.js";
+import { yuan } from "../../src/regulator/report.js";
 import { serveSupervisor } from "../../src/supervisor/http.js";
 import { SupervisorNode } from "../../src/supervisor/node.js";
 import { Uploader, type UploadedRecord } from "../../src/upload/uploader.js";
@@ -28,7 +32,12 @@ export interface DayConnection {
     getSigners(): Promise<HardhatEthersSigner[]>;
     provider: HardhatEthersProvider;
   };
-  ignition: { deploy: (module: typeof SupervisionModule, options: object) => Promise<{ ledger: Contract; quorum: Contract }> };
+  ignition: {
+    deploy: (
+      module: typeof LocalCustodyModule,
+      options: object,
+    ) => Promise<{ ledger: Contract; quorum: Contract; token: Contract; custody: Contract }>;
+  };
 }
 
 export interface Merchant {
@@ -49,10 +58,18 @@ export const MERCHANTS: readonly Merchant[] = [
 ];
 /** The merchant the regulator suspends at midday. */
 export const SUSPENDED = 103;
+/** The coverage ratio the regulator sets for every merchant: 30 % of what it owes stays in custody. */
+export const COVERAGE_BPS = 3_000n;
+/**
+ * The merchant that withdraws, in the evening, half of what the day's consumption freed: the
+ * other half stays as a margin, so tomorrow's first card sales are still covered.
+ */
+export const WITHDRAWING = 101;
 
 export interface DayResult {
   ledgerAddress: string;
   quorumAddress: string;
+  custodyAddress: string;
   uploaded: UploadedRecord[];
   /** Uploads the ledger refused (the suspended merchant's afternoon). */
   refused: { merchantId: number; records: number; error: string }[];
@@ -156,19 +173,22 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   if (supervisors.length < SUPERVISORS) {
     throw new Error(`the day needs ${10 + SUPERVISORS} accounts (the supervisors are accounts 10-13); this network has ${signers.length}`);
   }
-  log("Deploying PrepaidLedger and its SupervisorQuorum through Ignition…");
-  const { ledger, quorum } = await conn.ignition.deploy(SupervisionModule, {
+  log("Deploying PrepaidLedger, its SupervisorQuorum and MerchantCustody (test token) through Ignition…");
+  const { ledger, quorum, token, custody } = await conn.ignition.deploy(LocalCustodyModule, {
     parameters: {
       PrepaidLedgerModule: { admin: admin.address, regulator: regulator.address, adminDelay: 0, recorderDelay: 3_600 },
       SupervisionModule: { supervisors: supervisors.map((s) => s.address), threshold: THRESHOLD, adminDelay: 0, setChangeDelay: 3_600 },
+      LocalCustodyModule: { admin: admin.address, regulator: regulator.address, adminDelay: 0 },
     },
     displayUi: false,
   });
   const ledgerAddress = await ledger.getAddress();
   const quorumAddress = await quorum.getAddress();
+  const custodyAddress = await custody.getAddress();
   const asRegulator = ledger.connect(regulator) as Contract;
   log(`  ledger at ${ledgerAddress}`);
   log(`  quorum at ${quorumAddress}: ${SUPERVISORS} supervisors, ${THRESHOLD} must sign`);
+  log(`  custody at ${custodyAddress}, holding test token ${await token.getAddress()} (fen), attached to the ledger`);
 
   for (const m of MERCHANTS) {
     const books = await ledger.merchantBooks(m.id);
@@ -179,6 +199,18 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
       await (await asRegulator.reinstateMerchant(m.id)).wait();
       log(`  reinstated merchant ${m.id} ${m.name} (suspended by an earlier run)`);
     }
+  }
+
+  log(`Custody: the regulator requires ${Number(COVERAGE_BPS) / 100} % of every merchant's liability in custody; the merchants deposit…`);
+  for (const m of MERCHANTS) {
+    const recorder = recorders.get(m.id)!;
+    await (await (custody.connect(regulator) as Contract).setCoverageRatio(m.id, COVERAGE_BPS)).wait();
+    // Enough for the most the day can sell: two card prices per card and an afternoon top-up.
+    const deposit = (BigInt(m.cards) * m.cardPrice * 3n * COVERAGE_BPS) / 10_000n;
+    await (await (token.connect(recorder) as Contract).mint(recorder.address, deposit)).wait();
+    await (await (token.connect(recorder) as Contract).approve(custodyAddress, deposit)).wait();
+    await (await (custody.connect(recorder) as Contract).deposit(m.id, deposit)).wait();
+    log(`  ${m.name} deposited ${yuan(deposit)}`);
   }
 
   const journals = mkdtempSync(join(tmpdir(), "prepaid-ledger-day-"));
@@ -284,6 +316,18 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   }
   for (const u of uploaders.values()) u.close();
 
+  log("Evening: custody follows the books (what consumption and refunds freed may be withdrawn)…");
+  for (const m of MERCHANTS) {
+    const c = await custody.custodyOf(m.id);
+    log(`  ${m.name}: holds ${yuan(c.held)}, must keep ${yuan(c.required)} of ${yuan(c.liability)} owed, may withdraw ${yuan(c.withdrawable)}`);
+  }
+  const half = ((await custody.custodyOf(WITHDRAWING)).withdrawable as bigint) / 2n;
+  if (half > 0n) {
+    const recorder = recorders.get(WITHDRAWING)!;
+    await (await (custody.connect(recorder) as Contract).withdraw(WITHDRAWING, half, recorder.address)).wait();
+    log(`  ${MERCHANTS.find((m) => m.id === WITHDRAWING)!.name} withdrew ${yuan(half)}, keeping as much as a margin for tomorrow's sales`);
+  }
+
   log("Regulator: reading every record back, decrypting and verifying…");
   const reader = await RegulatorReader.open(
     // From block 0: a local chain is short, and a rerun against `hardhat node` reuses the
@@ -295,6 +339,7 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   return {
     ledgerAddress,
     quorumAddress,
+    custodyAddress,
     uploaded,
     refused,
     report,

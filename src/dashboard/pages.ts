@@ -25,7 +25,8 @@ const STYLE = html`<style>
   .figure .label { display: block; color: #5b6475; font-size: 12px; } .figure .value { font-size: 17px; font-weight: 600; }
   .badge { border-radius: 10px; padding: 1px 8px; font-size: 12px; background: #e3e6eb; }
   .active, .verified, .confirmed, .low { background: #dcf3e3; } .pending, .medium, .encrypted { background: #fff1cc; }
-  .suspended, .failed, .high { background: #fbd9d9; }
+  .suspended, .closed, .failed, .high { background: #fbd9d9; }
+  .winding-down { background: #fbeccb; }
   code { font-size: 12px; word-break: break-all; } .note { color: #5b6475; }
   .chart { background: #fff; border: 1px solid #e3e6eb; max-width: 100%; height: auto; }
   .chart .grid { stroke: #e3e6eb; } .chart .axis { stroke: #5b6475; } .chart .tick, .chart .caption { font-size: 11px; fill: #5b6475; }

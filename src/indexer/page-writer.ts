@@ -328,7 +328,11 @@ export class PageWriter {
           ? "suspended"
           : topic === LEDGER_TOPICS.MerchantReinstated
             ? "reinstated"
-            : undefined;
+            : topic === LEDGER_TOPICS.MerchantWindingDown
+              ? "winding-down"
+              : topic === LEDGER_TOPICS.MerchantClosed
+                ? "closed"
+                : undefined;
     if (event !== undefined) {
       const merchantId = Number(BigInt(log.topics[1]));
       const side = this.merchant(merchantId);
@@ -340,7 +344,12 @@ export class PageWriter {
       } else if (event === "suspended") {
         detail = reasonText(log.data.slice(0, 66));
         side.suspendedReason = detail;
+      } else if (event === "reinstated") {
+        side.suspendedReason = null;
       } else {
+        // Winding down and closing carry a reason too; it is the event's detail, and the
+        // suspension's reason (if any) no longer describes the merchant's standing.
+        detail = reasonText(log.data.slice(0, 66));
         side.suspendedReason = null;
       }
       db.prepare(

@@ -7,16 +7,16 @@
 import { createHash } from "node:crypto";
 
 import { PrepaidLedgerError } from "../errors.js";
+import { merchantStatusName, type MerchantStatusName } from "../regulator/books.js";
 import { reorgMark, type ReorgMark } from "./reorg.js";
 import type { Alert } from "./risk.js";
 import { recorderView, type RecorderView } from "./recorders.js";
 import { TABLES, getMeta, hasTable, type Database } from "./schema.js";
 
-export type MerchantStatus = "active" | "suspended" | "unknown";
+export type MerchantStatus = MerchantStatusName;
 export type Verification = "verified" | "failed" | "encrypted";
 
 export const KIND_NAMES: Record<number, string> = { 1: "top-up", 2: "consume", 3: "refund" };
-const STATUS_NAMES: Record<number, MerchantStatus> = { 0: "unknown", 1: "active", 2: "suspended" };
 
 export interface IndexInfo {
   chainId: string;
@@ -473,7 +473,7 @@ export class IndexQueries {
 function merchantRow(r: Record<string, unknown>): MerchantRow {
   return {
     merchantId: num(r.merchant_id),
-    status: STATUS_NAMES[num(r.status)] ?? "unknown",
+    status: merchantStatusName(num(r.status)),
     recorder: (r.recorder as string | null) ?? null,
     suspendedReason: (r.suspended_reason as string | null) ?? null,
     accountCount: num(r.account_count),

@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS sync_state (
 
 CREATE TABLE IF NOT EXISTS merchants (
   merchant_id   INTEGER PRIMARY KEY,
-  status        INTEGER NOT NULL DEFAULT 0,  -- 1 active, 2 suspended, 0 never registered in the logs read
+  status        INTEGER NOT NULL DEFAULT 0,  -- 1 active, 2 suspended, 3 winding down, 4 closed, 0 never registered in the logs read
   recorder      TEXT,
   registered_block INTEGER,
   suspended_reason TEXT,
@@ -171,7 +171,7 @@ CREATE TABLE IF NOT EXISTS merchant_events (
   block_number INTEGER NOT NULL,
   block_time   INTEGER NOT NULL,
   merchant_id  INTEGER NOT NULL,
-  event        TEXT NOT NULL,     -- 'registered' | 'suspended' | 'reinstated'
+  event        TEXT NOT NULL,     -- 'registered' | 'suspended' | 'reinstated' | 'winding-down' | 'closed'
   detail       TEXT,
   PRIMARY KEY (tx_hash, log_index)
 ) WITHOUT ROWID;

@@ -16,7 +16,10 @@ export interface AccountState {
 
 export interface MerchantState {
   merchantId: number;
-  /** 1 Active, 2 Suspended, 0 unknown (no registration seen in the range read). */
+  /**
+   * The contract's MerchantStatus: 1 Active, 2 Suspended, 3 WindingDown, 4 Closed, 0 unknown (no
+   * registration seen in the range read). Names for people: {@link MERCHANT_STATUS_NAMES}.
+   */
   status: number;
   recordCount: number;
   accountCount: number;
@@ -27,6 +30,25 @@ export interface MerchantState {
   batches: number;
   nextSequence: bigint;
 }
+
+/**
+ * The one mapping of the contract's MerchantStatus numbers to names, for the index, the CLI, the
+ * dashboard and reports. A number not here (a newer contract) reads as "unknown".
+ */
+export const MERCHANT_STATUS_NAMES = {
+  0: "unknown",
+  1: "active",
+  2: "suspended",
+  3: "winding-down",
+  4: "closed",
+} as const satisfies Record<number, string>;
+
+/** A merchant status by name. */
+export type MerchantStatusName = (typeof MERCHANT_STATUS_NAMES)[keyof typeof MERCHANT_STATUS_NAMES];
+
+/** The name of a MerchantStatus number; "unknown" for 0 and for a number this code does not know. */
+export const merchantStatusName = (status: number): MerchantStatusName =>
+  (MERCHANT_STATUS_NAMES as Record<number, MerchantStatusName>)[status] ?? "unknown";
 
 export const balanceOf = (a: { toppedUp: bigint; consumed: bigint; refunded: bigint }): bigint =>
   a.toppedUp - a.consumed - a.refunded;

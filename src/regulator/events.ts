@@ -18,6 +18,8 @@ export const LEDGER_TOPICS = {
   MerchantRegistered: ledgerInterface.getEvent("MerchantRegistered")!.topicHash,
   MerchantSuspended: ledgerInterface.getEvent("MerchantSuspended")!.topicHash,
   MerchantReinstated: ledgerInterface.getEvent("MerchantReinstated")!.topicHash,
+  MerchantWindingDown: ledgerInterface.getEvent("MerchantWindingDown")!.topicHash,
+  MerchantClosed: ledgerInterface.getEvent("MerchantClosed")!.topicHash,
   CheckpointMarked: ledgerInterface.getEvent("CheckpointMarked")!.topicHash,
 } as const;
 

@@ -522,6 +522,10 @@ export class LedgerReplay {
       this.books.merchant(merchantId).status = 2;
     } else if (topic === LEDGER_TOPICS.MerchantReinstated) {
       this.books.merchant(merchantId).status = 1;
+    } else if (topic === LEDGER_TOPICS.MerchantWindingDown) {
+      this.books.merchant(merchantId).status = 3;
+    } else if (topic === LEDGER_TOPICS.MerchantClosed) {
+      this.books.merchant(merchantId).status = 4;
     }
     return undefined;
   }

@@ -1,9 +1,15 @@
 /**
  * Plain-text supervision report: what a regulator prints or hands on.
  */
+import { merchantStatusName } from "./books.js";
 import type { SupervisionReport } from "./reader.js";
 
-const STATUS = ["unregistered", "active", "SUSPENDED"];
+/** The status names of books.ts, "unregistered" for 0, and the standings that stop trade in capitals. */
+function statusText(status: number): string {
+  if (status === 0) return "unregistered";
+  const name = merchantStatusName(status);
+  return name === "unknown" ? String(status) : name === "active" ? name : name.toUpperCase();
+}
 
 /** Minor units (fen, cents) as a decimal with two places: 1234567n → "12,345.67". */
 export function formatAmount(minor: bigint): string {
@@ -43,7 +49,7 @@ export function formatReport(report: SupervisionReport, names: ReadonlyMap<numbe
     liability += m.liability;
     rows.push([
       `${m.merchantId} ${names.get(m.merchantId) ?? ""}`.trim(),
-      STATUS[m.status] ?? String(m.status),
+      statusText(m.status),
       String(m.accountCount),
       String(m.recordCount),
       formatAmount(m.toppedUp),

@@ -39,10 +39,10 @@ function opcodes(bytecode: string): Set<number> {
 const postLondon = (bytecode: string) => [...opcodes(bytecode)].filter((op) => POST_LONDON.has(op)).map((op) => POST_LONDON.get(op));
 
 /**
- * Compiles PrepaidLedger with the `london` build profile's settings, straight through the same
+ * Compiles PrepaidLedger (and MerchantCustody) with the `london` build profile's settings, straight through the same
  * npm solc (so the tests never overwrite the default build's artifacts).
  */
-function compileFor(evmVersion: string): { abi: InterfaceAbi; bytecode: string; deployedBytecode: string } {
+function compileFor(evmVersion: string): { abi: InterfaceAbi; bytecode: string; deployedBytecode: string; custodyDeployedBytecode: string } {
   const solc = require("solc") as { compile(input: string, callbacks: object): string };
   const profile = config.solidity.profiles[evmVersion];
   expect(profile, `build profile ${evmVersion}`).to.not.equal(undefined);
@@ -65,7 +65,11 @@ function compileFor(evmVersion: string): { abi: InterfaceAbi; bytecode: string; 
   const input = {
     language: "Solidity",
     sources,
-    settings: { ...settings, outputSelection: { "contracts/PrepaidLedger.sol": { PrepaidLedger: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } } },
+    settings: { ...settings, outputSelection: {
+        "contracts/PrepaidLedger.sol": { PrepaidLedger: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
+        "contracts/MerchantCustody.sol": { MerchantCustody: ["evm.deployedBytecode.object"] },
+      },
+    },
   };
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports })) as {
     errors?: { severity: string; formattedMessage: string }[];
@@ -80,6 +84,7 @@ function compileFor(evmVersion: string): { abi: InterfaceAbi; bytecode: string; 
     abi: contract.abi,
     bytecode: "0x" + contract.evm.bytecode.object,
     deployedBytecode: "0x" + contract.evm.deployedBytecode.object,
+    custodyDeployedBytecode: "0x" + output.contracts["contracts/MerchantCustody.sol"].MerchantCustody.evm.deployedBytecode.object,
   };
 }
 
@@ -104,6 +109,7 @@ describe("compiling for the target chain's EVM (build profiles)", function () {
     const osaka = await artifacts.readArtifact("PrepaidLedger");
     expect(postLondon(osaka.deployedBytecode)).to.include("PUSH0");
     expect(postLondon(london.deployedBytecode)).to.deep.equal([]);
+    expect(postLondon(london.custodyDeployedBytecode), "MerchantCustody").to.deep.equal([]);
   });
 
   it("a London chain refuses the default build and runs the london build", async function () {

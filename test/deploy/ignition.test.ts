@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { expect } from "chai";
-import { Contract, JsonRpcProvider, ZeroHash } from "ethers";
+import { Contract, ContractFactory, JsonRpcProvider, ZeroHash } from "ethers";
 
 import { publicKeyOf } from "../../src/crypto/ecies.js";
 import { PREPAID_LEDGER_ABI } from "../../src/ledger/abi.js";
@@ -117,6 +117,41 @@ describe("Ignition deployment (hardhat ignition deploy, as a user runs it)", fun
       expect(again.output).to.include("Nothing new to deploy");
       expect(deployedAddress(deploymentId)).to.equal(address);
       expect(await chainState()).to.deep.equal(before);
+    });
+
+    it("CustodyModule: custody for the journaled ledger and the given token; the ledger admin attaches it", async function () {
+      const ledgerAddress = deployedAddress(deploymentId);
+      const admin = await provider.getSigner(accounts[0]);
+      const artifact = JSON.parse(
+        readFileSync(join(root, "artifacts", "contracts", "test", "PrepaidTestToken.sol", "PrepaidTestToken.json"), "utf8"),
+      ) as { abi: []; bytecode: string };
+      const token = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy("Test fen", "tFEN");
+      await token.waitForDeployment();
+      const custodyParameters = join(configHome, "custody-parameters.json");
+      const ledgerParameters = JSON.parse(readFileSync(parameters, "utf8")) as object;
+      writeFileSync(
+        custodyParameters,
+        JSON.stringify({
+          ...ledgerParameters,
+          CustodyModule: { token: await token.getAddress(), admin: accounts[0], regulator: accounts[1], adminDelay: 0 },
+        }),
+      );
+      const run = await hardhat(
+        ["ignition", "deploy", "ignition/modules/Custody.ts", "--network", "localhost", "--parameters", custodyParameters, "--deployment-id", deploymentId],
+        { LOCALHOST_RPC_URL: node.url },
+      );
+      expect(run.code, run.output).to.equal(0);
+      const addresses = JSON.parse(
+        readFileSync(join(root, "ignition", "deployments", deploymentId, "deployed_addresses.json"), "utf8"),
+      ) as Record<string, string>;
+      expect(addresses[FUTURE_ID], "the journaled ledger is reused").to.equal(ledgerAddress);
+      const custodyAddress = addresses["CustodyModule#MerchantCustody"];
+      const custody = new Contract(custodyAddress, ["function TOKEN() view returns (address)", "function LEDGER() view returns (address)"], provider);
+      expect([await custody.TOKEN(), await custody.LEDGER()]).to.deep.equal([await token.getAddress(), ledgerAddress]);
+      const ledger = new Contract(ledgerAddress, PREPAID_LEDGER_ABI, admin);
+      expect(await ledger.custody(), "the module does not attach").to.equal("0x0000000000000000000000000000000000000000");
+      await (await ledger.proposeCustody(custodyAddress)).wait();
+      expect(await ledger.custody()).to.equal(custodyAddress);
     });
 
     describe("then scripts/testnet/first-record.ts", function () {
@@ -236,6 +271,12 @@ describe("Ignition deployment (hardhat ignition deploy, as a user runs it)", fun
           regulator: "0xYOUR_REGULATOR_ADDRESS",
           adminDelay: 172_800,
           recorderDelay: 259_200,
+        },
+        CustodyModule: {
+          token: "0xYOUR_TOKEN_ADDRESS",
+          admin: "0xYOUR_ADMIN_ADDRESS",
+          regulator: "0xYOUR_REGULATOR_ADDRESS",
+          adminDelay: 172_800,
         },
       });
     }

@@ -84,7 +84,8 @@ describe("docs/FORMAT.md worked examples", function () {
       "packed batch", "recorded log", "batch recorded", "ledger topics", "head 0", "batch link 1", "head 1",
       "v1 head 0", "v1 head 1",
       "state 1 accounts", "state 1 merchants", "state 1 digest", "state 6 books", "state 6 accounts",
-      "state 6 merchants", "state 6 digest", "checkpoint", "quorum events", "quorum topics",
+      "state 6 merchants", "state 6 digest", "checkpoint", "quorum events", "quorum topics", "custody events",
+      "custody topics",
     ]);
     for (const e of ex.all.values()) {
       for (const length of ex.values(e.name, "length")) expect(e.bytes.length, `${e.name}: length`).to.equal(Number(length));
@@ -496,14 +497,21 @@ describe("docs/FORMAT.md worked examples", function () {
         .withArgs(1n, c("chainHead"), c("stateDigest"), 1n, [supervisor]);
     });
 
-    it("documents every event of the quorum, and every topic of both contracts", async function () {
+    it("documents every event of the quorum and custody, and every topic of the three contracts", async function () {
       const quorumEvents = (await ethers.getContractFactory("SupervisorQuorum")).interface;
       const ledgerEvents = (await ethers.getContractFactory("PrepaidLedger")).interface;
-      const declared = ex.get("quorum events").lines.map((l) => EventFragment.from(l).format("full"));
-      const compiled: string[] = [];
-      quorumEvents.forEachEvent((e) => compiled.push(e.format("full")));
-      expect([...declared].sort()).to.deep.equal([...compiled].sort());
-      for (const [name, iface] of [["quorum topics", quorumEvents], ["ledger topics", ledgerEvents]] as const) {
+      const custodyEvents = (await ethers.getContractFactory("MerchantCustody")).interface;
+      for (const [name, iface] of [["quorum events", quorumEvents], ["custody events", custodyEvents]] as const) {
+        const declared = ex.get(name).lines.map((l) => EventFragment.from(l).format("full"));
+        const compiled: string[] = [];
+        iface.forEachEvent((e) => compiled.push(e.format("full")));
+        expect([...declared].sort(), name).to.deep.equal([...compiled].sort());
+      }
+      for (const [name, iface] of [
+        ["quorum topics", quorumEvents],
+        ["ledger topics", ledgerEvents],
+        ["custody topics", custodyEvents],
+      ] as const) {
         const documented = ex.get(name).values.map((v) => [v.name, v.value]);
         const actual: string[][] = [];
         iface.forEachEvent((e) => actual.push([e.format("sighash"), e.topicHash]));

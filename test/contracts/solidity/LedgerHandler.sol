@@ -10,6 +10,7 @@ interface Vm {
     function warp(uint256 timestamp) external;
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function addr(uint256 privateKey) external pure returns (address);
+    function getCode(string calldata artifactPath) external view returns (bytes memory creationBytecode);
 }
 
 /// @notice Drives a PrepaidLedger and its SupervisorQuorum with random operations, keeping a
