@@ -90,7 +90,9 @@ describe("Uploader and reorgs (anvil)", function () {
     expect(records.map((r) => r.sequence)).to.deep.equal([1n, 1n, 2n, 2n, 3n, 3n]);
     expect(records.slice(2).every((r) => r.blockNumber > head)).to.equal(true); // sent again, after the reorg
     const reorged = journalTypes(uploader.journal.path).filter((l) => l.t === "reorged").map((l) => l.sequence);
-    expect(reorged).to.deep.equal(["2", "3"]);
+    // Each removed batch is marked once; which is noticed first depends on whether batch 3's
+    // receipt was read before the reorg (the order they are sent again in is checked above).
+    expect([...reorged].sort()).to.deep.equal(["2", "3"]);
     uploader.close();
   });
 

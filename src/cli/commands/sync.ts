@@ -205,9 +205,11 @@ async function run(ctx: Context): Promise<number> {
     await (ctx.json ? ctx.writeJson(resultDocument(ctx, indexer, r)) : ctx.write(summary(indexer, r)));
     return 0;
   } catch (e) {
-    // A first sync that failed before its first page committed leaves no half-made index behind
-    // (a later command would only call it "never synced").
-    if (created && getMeta(indexer.db, "chain_id") === undefined) {
+    // A first sync leaves no half-made index behind when it failed before its first page
+    // committed (a later command would only call it "never synced") or because the key opens
+    // none of the records (the index is bound to that key: useless). One cut short by a node
+    // failure keeps its pages, and the next sync resumes.
+    if (created && (getMeta(indexer.db, "chain_id") === undefined || isError(e, "WRONG_KEY"))) {
       indexer.close();
       for (const suffix of ["", "-wal", "-shm"]) rmSync(ctx.db + suffix, { force: true });
     }
