@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
@@ -46,7 +47,8 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
     uint256 private _totalDeposited;
     uint256 private _totalWithdrawn;
 
-    /// @param token The ERC-20 token held (on local networks a 2-decimal test token: fen).
+    /// @param token The ERC-20 token held: 2 decimals, one unit a fen (on local networks a test
+    /// token); any other is refused (CustodyTokenNotFen).
     /// @param ledger The PrepaidLedger whose merchants and liabilities custody follows.
     /// @param admin The default admin: manages regulators and custodians; handed over in two
     /// steps after `adminDelay`.
@@ -58,6 +60,7 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
         if (address(token) == address(0) || address(ledger) == address(0) || regulator == address(0)) {
             revert CustodyZeroAddress();
         }
+        _checkFen(token);
         _TOKEN = token;
         _LEDGER = ledger;
         _grantRole(REGULATOR_ROLE, regulator);
@@ -232,6 +235,17 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
     /// @dev The generic role calls manage REGULATOR_ROLE and (OpenZeppelin's rules) the default admin.
     function _checkGeneric(bytes32 role) private pure {
         if (role != REGULATOR_ROLE && role != DEFAULT_ADMIN_ROLE) revert CustodyRoleNotManaged(role);
+    }
+
+    /// @dev Reverts unless the token has 2 decimals: one unit is one fen, the ledger's unit.
+    function _checkFen(IERC20 token) private view {
+        uint8 decimals;
+        try IERC20Metadata(address(token)).decimals() returns (uint8 d) {
+            decimals = d;
+        } catch {
+            decimals = 0;
+        }
+        if (decimals != 2) revert CustodyTokenNotFen(address(token), decimals);
     }
 
     /// @dev The constructor's admin check, before OpenZeppelin's (which has no custody error).

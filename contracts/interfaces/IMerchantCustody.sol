@@ -65,6 +65,11 @@ interface IMerchantCustody {
 
     /// @notice An address argument was the zero address.
     error CustodyZeroAddress();
+    /// @notice The token does not count fen: custody compares its amounts with the ledger's,
+    /// which are fen, so it takes only a token of 2 decimals (a deposit token of the yuan).
+    /// @param token The token given.
+    /// @param decimals What its `decimals()` returned (0 also when it has no such function).
+    error CustodyTokenNotFen(address token, uint8 decimals);
     /// @notice A deposit or withdrawal of nothing.
     /// @param merchantId The merchant named.
     error CustodyZeroAmount(uint32 merchantId);

@@ -100,6 +100,22 @@ describe("MerchantCustody", function () {
         );
       }
     });
+
+    it("refuses a token that does not count fen (2 decimals), naming its decimals", async function () {
+      const f = await networkHelpers.loadFixture(deployCustody);
+      const factory = await ethers.getContractFactory("MerchantCustody");
+      const [l, a, r] = [await f.ledger.getAddress(), f.admin.address, f.regulator.address];
+      for (const decimals of [0n, 6n, 18n]) {
+        const token = await ethers.deployContract("TestTokenWithDecimals", [decimals]);
+        await expect(factory.deploy(await token.getAddress(), l, a, r, 0))
+          .to.be.revertedWithCustomError(f.custody, "CustodyTokenNotFen")
+          .withArgs(await token.getAddress(), decimals);
+      }
+      // A contract without decimals() (the ledger itself) counts as 0.
+      await expect(factory.deploy(l, l, a, r, 0)).to.be.revertedWithCustomError(f.custody, "CustodyTokenNotFen").withArgs(l, 0n);
+      const two = await ethers.deployContract("TestTokenWithDecimals", [2n]);
+      await factory.deploy(await two.getAddress(), l, a, r, 0); // 2 decimals: taken
+    });
   });
 
   describe("deposits", function () {
