@@ -11,10 +11,12 @@ import { DEMO_REGULATOR_KEY, MERCHANTS, SUSPENDED, runDay, type DayResult } from
 import { RecordKind } from "../../src/crypto/details.js";
 import { publicKeyOf } from "../../src/crypto/ecies.js";
 import { liabilityChart } from "../../src/dashboard/chart.js";
+import { custodySection } from "../../src/dashboard/custody.js";
 import { CHART_POINTS, PAGE_SIZE, TOP_ALERTS } from "../../src/dashboard/data.js";
 import { dateTime, yuan } from "../../src/dashboard/format.js";
 import { html } from "../../src/dashboard/html.js";
 import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
+import { custodyFigures } from "../../src/indexer/custody.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
 import { openIndex, type Database } from "../../src/indexer/schema.js";
@@ -89,6 +91,14 @@ describe("dashboard: rendering", function () {
       if (tz === undefined) delete process.env.TZ;
       else process.env.TZ = tz;
     }
+  });
+
+  it("says so when no custody is attached to the ledger, and rounds the requirement up", function () {
+    const none = custodySection({ merchantId: 1, custody: null, attachedBlock: null, history: [], ...custodyFigures(0, 0, 5_000) });
+    expect(none.text).to.include('data-field="no-custody"').and.include("No custody attached to the ledger");
+    expect(none.text).to.not.include("custody-held");
+    // 1,001 fen at 50 % requires 501 fen, not 500 (docs/CUSTODY.md).
+    expect(custodyFigures(500, 5_000, 1_001)).to.deep.equal({ held: 500, ratioBps: 5_000, liability: 1_001, required: 501, coverage: 500 / 501, belowRequirement: true });
   });
 
   it("charts one point per entry of the series, and no chart for an empty one", function () {
