@@ -1,14 +1,16 @@
 /**
  * Each merchant's custody, from the custody events: an index of a ledger without custody says
- * none is attached; custody attached after the index started is read from the first block (its
+ * none is attached (and so does the CLI); custody attached after the index started is read from the first block (its
  * deposits before the attachment too) and the index's held, ratio and requirement equal the
  * contract's `custodyOf`; a reorg that drops a deposit rolls it back; an index of schema version 3
  * is upgraded in place and reads the custody events it lacks at its next sync.
  */
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 
 import { expect } from "chai";
 
+import { main } from "../../src/cli/main.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import type { IndexQueries } from "../../src/indexer/queries.js";
 import { SCHEMA_VERSION, hasTable, openIndex } from "../../src/indexer/schema.js";
@@ -42,6 +44,15 @@ describe("indexer: each merchant's custody (custody events)", function () {
   }
   type Deployed = Awaited<ReturnType<typeof deploy>>;
 
+  /** Runs the CLI in process, returning its exit code and stdout. */
+  async function prepaid(args: string[]): Promise<{ code: number; stdout: string }> {
+    const stdout = new PassThrough();
+    const chunks: Buffer[] = [];
+    stdout.on("data", (d: Buffer) => chunks.push(d));
+    const code = await main(args, { stdout, stderr: new PassThrough(), env: {} });
+    return { code, stdout: Buffer.concat(chunks).toString() };
+  }
+
   const open = (ledger: string, db: string, confirmations = 0) => Indexer.open({ ledger, db, confirmations }, httpJsonRpc(chain.url));
 
   /** The index's custody of merchant M equals the contract's custodyOf (held, ratio, liability, required). */
@@ -61,6 +72,14 @@ describe("indexer: each merchant's custody (custody events)", function () {
       await indexer.sync();
       expect(indexer.queries().custody(M).custody).to.equal(null);
       expect(indexer.queries().overview().custody.contract).to.equal(null);
+      // The CLI says so too, in the merchant's section and under the merchants' table.
+      const one = await prepaid(["merchant", String(M), "--db", db]);
+      expect(one.code).to.equal(0);
+      expect(one.stdout).to.include("\nCustody: no custody attached to the ledger.\n");
+      const all = await prepaid(["merchants", "--db", db]);
+      expect(all.stdout).to.include("Custody: no custody attached to the ledger.").and.not.include(" held ");
+      const json = JSON.parse((await prepaid(["merchant", String(M), "--db", db, "--json"])).stdout) as { custody: { custody: string | null } };
+      expect(json.custody.custody).to.equal(null);
       // Custody events before the ledger names the contract: a ratio and a deposit.
       await (await d.custody.connect(d.regulator).setCoverageRatio(M, 2_500)).wait();
       await d.deposit(1_000n);
