@@ -220,7 +220,12 @@ function custodyText(c: CustodyView): string {
       ["Held", yuan(c.held)],
       ["Ratio", c.ratioBps === 0 ? "0 % (no ratio set)" : percent(c.ratioBps)],
       ["Required", `${yuan(c.required)} (ceil(ratio × liability ${yuan(c.liability)} / 10,000))`],
-      ["Coverage", `${coverageText(c.coverage)}${c.belowRequirement ? ` — BELOW the requirement by ${yuan(c.required - c.held)}` : " (held ÷ required)"}`],
+      [
+        "Coverage",
+        c.coverage === null
+          ? "— (nothing is required)"
+          : `${coverageText(c.coverage)}${c.belowRequirement ? ` — BELOW the requirement by ${yuan(c.required - c.held)}` : " (held ÷ required)"}`,
+      ],
     ]),
     `\nCustody history (${c.history.length}):\n`,
     c.history.length === 0
