@@ -14,6 +14,7 @@ import {
   type Overview,
   type RecordRow,
 } from "../indexer/queries.js";
+import type { CustodyView } from "../indexer/custody.js";
 import type { RecorderView } from "../indexer/recorders.js";
 import { RISK_RULES } from "../indexer/risk.js";
 
@@ -38,6 +39,8 @@ export interface MerchantView {
   merchant: MerchantRow;
   /** Who may write for the merchant: its recorder keys, pending offers and recorder history. */
   recorders: RecorderView;
+  /** The merchant's custody: held, ratio, required, coverage and its history (custody null: none attached). */
+  custody: CustodyView;
   /** Liability after each batch, oldest first, at most {@link CHART_POINTS}. */
   series: LiabilityPoint[];
   accounts: Paged<AccountRow>;
@@ -109,6 +112,7 @@ export function merchantView(q: IndexQueries, merchantId: number, page: number):
   return {
     merchant,
     recorders: q.recorders(merchantId),
+    custody: q.custody(merchantId),
     series: q.liabilitySeries(merchantId, CHART_POINTS),
     accounts: pageOf(q.accounts(merchantId, rowsFor(page)), page, pageCount(merchant.accountCount)),
     alerts: q.alerts({ merchantId, limit: PAGE_SIZE }),

@@ -8,6 +8,7 @@ import { liabilityChart } from "./chart.js";
 import type { AccountView, AlertsView, MerchantView, Paged } from "./data.js";
 import { shortHex, dateTime, yuan } from "./format.js";
 import { html, type Html, type HtmlPart } from "./html.js";
+import { coverageBadge, custodySection } from "./custody.js";
 import { recordersSection } from "./recorders.js";
 
 const STYLE = html`<style>
@@ -27,6 +28,7 @@ const STYLE = html`<style>
   .active, .verified, .confirmed, .low { background: #dcf3e3; } .pending, .medium, .encrypted { background: #fff1cc; }
   .suspended, .closed, .failed, .high { background: #fbd9d9; }
   .winding-down { background: #fbeccb; }
+  .figure .value .badge { font-size: inherit; padding: 0 8px; }
   code { font-size: 12px; word-break: break-all; } .note { color: #5b6475; }
   .chart { background: #fff; border: 1px solid #e3e6eb; max-width: 100%; height: auto; }
   .chart .grid { stroke: #e3e6eb; } .chart .axis { stroke: #5b6475; } .chart .tick, .chart .caption { font-size: 11px; fill: #5b6475; }
@@ -84,16 +86,26 @@ function infoFigures(info: IndexInfo, pending: number): Html {
   </div>`;
 }
 
-function merchantsTable(merchants: MerchantRow[]): Html {
+function merchantsTable(merchants: MerchantRow[], custody: Overview["custody"]): Html {
+  const withCustody = custody.contract !== null;
+  const custodyCells = (id: number) => {
+    const f = custody.merchants[id];
+    if (f === undefined) return html`<td></td><td></td><td></td>`;
+    return html`${money("custody-held", f.held)}${money("custody-required", f.required)}<td class="num" data-field="custody-coverage">${coverageBadge(f)}</td>`;
+  };
   return html`<table id="merchants"><thead><tr><th>Merchant</th><th>Status</th><th class="num">Accounts</th><th class="num">Records</th>
     <th class="num">Topped up</th><th class="num">Consumed</th><th class="num">Refunded</th><th class="num">Liability</th>
+    ${withCustody && html`<th class="num">Custody held</th><th class="num">Required</th><th class="num">Coverage</th>`}
     <th class="num">Bad records</th><th class="num">Alerts</th></tr></thead><tbody>
     ${merchants.map(
       (m) => html`<tr data-merchant="${m.merchantId}"><td>${merchantLink(m.merchantId)}</td><td data-field="status">${badge(m.status)}</td>
         ${count("accounts", m.accountCount)}${count("records", m.recordCount)}${money("topped-up", m.toppedUp)}${money("consumed", m.consumed)}
-        ${money("refunded", m.refunded)}${money("liability", m.liability)}${count("bad-records", m.badRecords)}
+        ${money("refunded", m.refunded)}${money("liability", m.liability)}${withCustody && custodyCells(m.merchantId)}${count("bad-records", m.badRecords)}
         <td class="num" data-field="alerts"><a href="/alerts?merchant=${m.merchantId}">${m.alerts}</a></td></tr>`,
-    )}</tbody></table>`;
+    )}</tbody></table>
+    ${withCustody
+      ? html`<p class="note" data-field="custody-note">Custody contract <code>${custody.contract}</code>: required = ceil(ratio × liability ÷ 10,000); coverage = held ÷ required.</p>`
+      : html`<p class="note" data-field="no-custody">No custody attached to the ledger.</p>`}`;
 }
 
 function alertsTable(alerts: AlertRow[]): Html {
@@ -121,8 +133,12 @@ export function overviewPage(o: Overview): Html {
       ${figure("accounts", "Accounts", t.accounts)}${figure("verified", "Verified records", t.verified)}
       ${figure("failed", "Failed records", t.failed)}${figure("encrypted", "Not decrypted", t.encrypted)}
       ${figure("alerts", "Alerts", html`<a href="/alerts">${t.alerts}</a>`)}
+      ${o.custody.contract !== null &&
+      html`${figure("custody-held", "Held in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.held, 0)))}
+      ${figure("custody-required", "Required in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.required, 0)))}
+      ${figure("custody-below", "Merchants below their requirement", Object.values(o.custody.merchants).filter((f) => f.belowRequirement).length)}`}
     </div>
-    <h2>Merchants</h2>${merchantsTable(o.merchants)}
+    <h2>Merchants</h2>${merchantsTable(o.merchants, o.custody)}
     <h2>Most severe alerts</h2>${alertsTable(o.alerts)}
     ${t.alerts > o.alerts.length && html`<p><a href="/alerts">All ${t.alerts} alerts →</a></p>`}`;
   return layout("Overview", body, o.info);
@@ -155,6 +171,7 @@ export function merchantPage(v: MerchantView, query: URLSearchParams, info: Inde
       ${figure("first-time", "First record", timeOrDash(m.firstTime))}${figure("last-time", "Last record", timeOrDash(m.lastTime))}
       ${figure("last-service", "Last consumption or refund", timeOrDash(m.lastServiceTime))}
     </div>
+    ${custodySection(v.custody)}
     ${recordersSection(v.recorders)}
     <h2>Liability over time</h2>
     ${liabilityChart(v.series, `Liability of merchant ${m.merchantId} after each of its batches`)}

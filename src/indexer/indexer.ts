@@ -34,6 +34,7 @@ import { toLedgerError } from "../ledger/revert.js";
 import { fetchLogPages, type JsonRpcLike } from "../regulator/logs.js";
 import { timedRpc } from "../rpc.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
+import { CUSTODY_LINK_TOPICS, CUSTODY_TOPICS, custodyAddressesSeen, decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
 import { IndexQueries } from "./queries.js";
 import { ChainMoved, PageWriter, type Cursor } from "./page-writer.js";
 import { RiskConfig, evaluateRisk, storeAlerts } from "./risk.js";
@@ -194,6 +195,11 @@ export class Indexer {
    * in pure JavaScript.
    */
   readonly identity: Readonly<Record<string, string>>;
+  /**
+   * @internal The custody contracts whose logs are read (lowercase), set at the start of each
+   * round: every one the ledger attached in the index, and the one its `custody()` names now.
+   */
+  custody = new Set<string>();
   private readonly rpc: Provider;
 
   private constructor(config: IndexerConfigValues, rpc: Provider, db: Database, chainId: bigint, chainVersion: ChainVersion) {
@@ -364,11 +370,12 @@ export class Indexer {
       }
     }
     const from = state === undefined ? this.config.fromBlock : state.settledBlock + 1;
+    await this.followCustody(state, latest);
     const writer = new PageWriter(this, state);
     let aborted = false;
     if (from <= latest) {
       for await (const page of fetchLogPages(this.rpc, {
-        address: this.quorum === undefined ? this.ledger : [this.ledger, this.quorum],
+        address: [this.ledger, ...(this.quorum === undefined ? [] : [this.quorum]), ...this.custody],
         fromBlock: BigInt(from),
         toBlock: BigInt(latest),
         maxBlockRange: this.config.maxBlockRange,
@@ -415,6 +422,63 @@ export class Indexer {
       seconds: (performance.now() - started) / 1000,
       aborted,
     };
+  }
+
+  /**
+   * Learns which custody contracts to read (src/indexer/custody.ts): those the index has seen the
+   * ledger attach, and the one its `custody()` view names at `latest` (a ledger of a version
+   * without custody has none). A contract not read from the first block yet — attached after
+   * the index started, or the index was upgraded from schema version 3 — has its logs, and the
+   * ledger's custody-link events, read from the first block up to the cursor first, in one
+   * transaction that also notes it in meta `custody_read` (a JSON list).
+   */
+  private async followCustody(state: Cursor | undefined, latest: number): Promise<void> {
+    const read = new Set<string>(JSON.parse(getMeta(this.db, "custody_read") ?? "[]") as string[]);
+    const wanted = new Set<string>([...read, ...custodyAddressesSeen(this.db)]);
+    try {
+      const data = ledgerInterface.encodeFunctionData("custody");
+      const out = await this.call<string>("eth_call", [{ to: this.ledger, data }, hex(latest)]);
+      const now = String(ledgerInterface.decodeFunctionResult("custody", out)[0]).toLowerCase();
+      if (BigInt(now) !== 0n) wanted.add(now);
+    } catch (e) {
+      // A ledger deployed before custody existed has no custody() view: it has no custody.
+      if (!isError(e, "LEDGER_REVERTED")) throw e;
+    }
+    const missing = [...wanted].filter((a) => !read.has(a));
+    if (missing.length > 0) {
+      await inTransaction(this.db, async () => {
+        if (state !== undefined) await this.backfillCustody(missing, state.settledBlock);
+        setMeta(this.db, "custody_read", JSON.stringify([...read, ...missing].sort()));
+      });
+    }
+    this.custody = wanted;
+  }
+
+  /** Reads the custody events of `addresses`, and the ledger's custody-link events, up to block `to`. */
+  private async backfillCustody(addresses: string[], to: number): Promise<void> {
+    const fromBlock = Number(getMeta(this.db, "from_block") ?? this.config.fromBlock);
+    if (fromBlock > to) return;
+    const times = new Map<number, number>();
+    for await (const page of fetchLogPages(this.rpc, {
+      address: [this.ledger, ...addresses],
+      topics: [[...Object.keys(CUSTODY_TOPICS), ...Object.keys(CUSTODY_LINK_TOPICS)]],
+      fromBlock: BigInt(fromBlock),
+      toBlock: BigInt(to),
+      maxBlockRange: this.config.maxBlockRange,
+    })) {
+      for (const log of page.logs) {
+        const address = log.address.toLowerCase();
+        const decoded = address === this.ledger ? decodeCustodyLinkEvent(log) : addresses.includes(address) ? decodeCustodyEvent(log) : undefined;
+        if (decoded === undefined) continue;
+        const n = Number(log.blockNumber);
+        if (!times.has(n)) {
+          const h = await this.header(n);
+          if (h === null) throw new PrepaidLedgerError("RPC_ERROR", "the node does not have a block it just returned logs for", { details: { block: n }, retryable: true });
+          times.set(n, h.time);
+        }
+        insertCustodyEvent(this.db, [log.transactionHash.toLowerCase(), Number(log.logIndex), n], times.get(n)!, decoded);
+      }
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ import { LedgerReplay, type VerifiedRecord } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import type { Indexer } from "./indexer.js";
 import { type BlockHeader, saveBlocks, saveUndo } from "./reorg.js";
+import { decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
 import { decodeRecorderEvent, insertRecorderEvent } from "./recorders.js";
 import { getMeta, inTransaction, setMeta } from "./schema.js";
 
@@ -282,6 +283,12 @@ export class PageWriter {
       ).run(...position, time, Number(parsed.args.recordCount), String(parsed.args.chainHead), String(parsed.args.stateDigest), Number(parsed.args.setId));
       return;
     }
+    if (this.indexer.custody.has(address)) {
+      // A custody contract's deposits, withdrawals, ratios and custodians (src/indexer/custody.ts).
+      const custodyEvent = decodeCustodyEvent(log);
+      if (custodyEvent !== undefined) insertCustodyEvent(db, position, time, custodyEvent);
+      return;
+    }
     if (address !== ledger) return;
     if (topic === LEDGER_TOPICS.BatchRecorded) {
       const b = decodeBatchRecorded(log);
@@ -321,6 +328,9 @@ export class PageWriter {
     // Who may write for a merchant: every registry event about its recorder keys (src/indexer/recorders.ts).
     const recorderEvent = decodeRecorderEvent(log);
     if (recorderEvent !== undefined) insertRecorderEvent(db, position, time, recorderEvent);
+    // Which custody contract the ledger consults: its custody-link events.
+    const linkEvent = decodeCustodyLinkEvent(log);
+    if (linkEvent !== undefined) insertCustodyEvent(db, position, time, linkEvent);
     const event =
       topic === LEDGER_TOPICS.MerchantRegistered
         ? "registered"

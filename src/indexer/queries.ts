@@ -10,6 +10,7 @@ import { PrepaidLedgerError } from "../errors.js";
 import { merchantStatusName, type MerchantStatusName } from "../regulator/books.js";
 import { reorgMark, type ReorgMark } from "./reorg.js";
 import type { Alert } from "./risk.js";
+import { attachedCustody, custodyByMerchant, custodyView, type CustodyFigures, type CustodyView } from "./custody.js";
 import { recorderView, type RecorderView } from "./recorders.js";
 import { TABLES, getMeta, hasTable, type Database } from "./schema.js";
 
@@ -95,6 +96,11 @@ export interface Overview {
   merchants: MerchantRow[];
   /** The most severe alerts first, at most `alertLimit`. */
   alerts: AlertRow[];
+  /**
+   * The custody contract attached to the ledger (null: none) and each merchant's custody figures
+   * there, by merchant id.
+   */
+  custody: { contract: string | null; merchants: Record<number, CustodyFigures> };
 }
 
 export interface LiabilityPoint {
@@ -249,7 +255,15 @@ export class IndexQueries {
 
   overview(alertLimit = 20): Overview {
     const info = this.info();
-    return { info, totals: this.totals(info), merchants: this.merchants(), alerts: this.alerts({ limit: alertLimit }) };
+    const merchants = this.merchants();
+    const custody = this.custodies(merchants);
+    return {
+      info,
+      totals: this.totals(info),
+      merchants,
+      alerts: this.alerts({ limit: alertLimit }),
+      custody: { contract: custody.custody, merchants: Object.fromEntries(custody.merchants) },
+    };
   }
 
   merchants(): MerchantRow[] {
@@ -284,6 +298,28 @@ export class IndexQueries {
   recorders(merchantId: number, info: IndexInfo = this.info()): RecorderView {
     this.merchant(merchantId);
     return recorderView(this.db, merchantId, info.settledTime);
+  }
+
+  /**
+   * The merchant's custody: held, ratio, required (ceil(ratio × liability / 10,000) of the
+   * liability in the index's books), coverage and the history of its deposits, withdrawals and
+   * ratio changes, from the custody events (src/indexer/custody.ts). `custody` is null when the
+   * ledger has no custody attached.
+   *
+   * @throws PrepaidLedgerError `NOT_FOUND` if the index has no such merchant
+   */
+  custody(merchantId: number): CustodyView {
+    const m = this.merchant(merchantId);
+    return custodyView(this.db, merchantId, m.liability);
+  }
+
+  /**
+   * Every merchant's custody figures (merchant id → figures), with the custody contract
+   * attached; `custody` null (and no figures) when the ledger has none attached.
+   */
+  custodies(merchants: MerchantRow[] = this.merchants()): { custody: string | null; merchants: Map<number, CustodyFigures> } {
+    const figures = custodyByMerchant(this.db, new Map(merchants.map((m) => [m.merchantId, m.liability])));
+    return { custody: attachedCustody(this.db)?.address ?? null, merchants: figures ?? new Map() };
   }
 
   /** The merchant's liability after each of its batches, oldest first (at most `maxPoints`, evenly thinned, always the last). */

@@ -7,7 +7,7 @@
  *   to find the fork point when the chain changes;
  * - an undo log (`undo_log`): each merchants / accounts / sync_state row a page with unsettled
  *   blocks changed, as it was before, and the last discrepancy id before the page. Rows that
- *   come straight from a log (records, batches, merchant_events, recorder_events, checkpoints)
+ *   come straight from a log (records, batches, merchant_events, recorder_events, custody_events, checkpoints)
  *   need none: a rollback deletes those of the blocks after the fork point.
  *
  * A reorg is noticed by hash: between rounds (the cursor block's hash is no longer the chain's),
@@ -134,8 +134,9 @@ export async function rollBack(db: Database, fork: number, cursorBlock: number):
       const cols = Object.keys(row);
       db.prepare(`INSERT INTO ${tbl} (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`).run(...cols.map((c) => row[c]));
     }
-    // Rows straight from logs (recorder_events too: the keys and offers are derived from them).
-    for (const t of ["records", "batches", "merchant_events", "recorder_events", "checkpoints"]) {
+    // Rows straight from logs (recorder_events and custody_events too: the keys, offers and
+    // custody figures are derived from them).
+    for (const t of ["records", "batches", "merchant_events", "recorder_events", "custody_events", "checkpoints"]) {
       db.prepare(`DELETE FROM ${t} WHERE block_number > ?`).run(target);
     }
     db.prepare("DELETE FROM discrepancies WHERE block_number > ?").run(target);
@@ -159,5 +160,7 @@ export async function clearIndex(db: Database): Promise<void> {
     setReorgMark(db, null);
     // Read again from the first block, the recorder events are complete (an upgraded index's were not).
     db.prepare("DELETE FROM meta WHERE key = 'recorders_from_block'").run();
+    // …and so are the custody events: every custody contract is read from the first block again.
+    db.prepare("DELETE FROM meta WHERE key = 'custody_read'").run();
   });
 }

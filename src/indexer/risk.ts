@@ -10,6 +10,7 @@ import { z } from "zod";
 
 import { parseConfig } from "../config.js";
 import { yuan } from "../regulator/report.js";
+import { custodyByMerchant, percent } from "./custody.js";
 import type { Database } from "./schema.js";
 
 const DAY = 86_400;
@@ -66,6 +67,7 @@ export const RISK_RULES = {
   "card-limit": "medium",
   "verification-failed": "high",
   "pending-confirmation": "low",
+  "custody-below-requirement": "high",
 } as const;
 export type RiskRule = keyof typeof RISK_RULES;
 
@@ -157,6 +159,32 @@ function merchantRules(db: Database, c: RiskConfigValues, now: number, m: Mercha
         message: `merchant ${id} has served no card holder for ${idle} days (no consumption or refund) and still owes ${yuan(m.liability)}`,
         value: now - lastService,
         threshold: c.dormantDays * DAY,
+      }),
+    );
+  }
+  return out;
+}
+
+/**
+ * `custody-below-requirement`: a merchant holds less in custody than ceil(ratio × liability /
+ * 10,000). The ledger refuses its batches that raise the liability, so it only happens when a
+ * regulator raised the ratio, or when custody was attached to a ledger whose merchants already
+ * owed money; either way the card holders are less covered than the regulator requires.
+ */
+function custodyRule(db: Database, merchants: MerchantFigures[]): Alert[] {
+  const figures = custodyByMerchant(db, new Map(merchants.map((m) => [m.merchant_id, m.liability])));
+  if (figures === null) return [];
+  const out: Alert[] = [];
+  for (const [id, f] of figures) {
+    if (!f.belowRequirement) continue;
+    out.push(
+      alert("custody-below-requirement", {
+        merchantId: id,
+        account: null,
+        recordIndex: null,
+        message: `merchant ${id} holds ${yuan(f.held)} in custody, below the ${yuan(f.required)} required (${percent(f.ratioBps)} of ${yuan(f.liability)} owed): it cannot sell more cards until it deposits ${yuan(f.required - f.held)}`,
+        value: f.held,
+        threshold: f.required,
       }),
     );
   }
@@ -299,6 +327,7 @@ export function evaluateRisk(db: Database, config: RiskConfigValues, now: number
     .all() as unknown as MerchantFigures[];
   return [
     ...merchants.flatMap((m) => merchantRules(db, config, now, m)),
+    ...custodyRule(db, merchants),
     ...cardRules(db, config),
     ...verificationRules(db, config),
     ...(quorum ? pendingRule(db, config, now) : []),

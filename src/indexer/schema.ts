@@ -15,9 +15,9 @@ import { PrepaidLedgerError } from "../errors.js";
 
 /**
  * Bumped when a table changes; an index of another version is refused, except the in-place
- * upgrades of {@link openIndex} (1 → 3, 2 → 3), which only add tables.
+ * upgrades of {@link openIndex} (1, 2 or 3 → 4), which only add tables.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export type Database = DatabaseSyncType;
 
@@ -69,6 +69,37 @@ CREATE TABLE IF NOT EXISTS recorder_events (
   PRIMARY KEY (tx_hash, log_index)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS recorder_events_by_merchant ON recorder_events (merchant_id, block_number, log_index);
+`;
+
+/**
+ * Version 4: each merchant's custody (src/indexer/custody.ts). One row per custody event — the
+ * ledger's custody-link events and the custody contract's deposits, withdrawals, ratios and
+ * custodians — keyed like every row from a log; the figures are derived from them, so a reorg
+ * rolls them back by deleting the rows of dead blocks. An index of version 1 to 3 is upgraded in
+ * place by adding this (empty) table: the indexer reads the custody events of the blocks it had
+ * read already at its next sync (meta `custody_read` names the custody contracts read from the
+ * first block on), so nothing needs `--repair`.
+ */
+const CUSTODY_DDL = `
+CREATE TABLE IF NOT EXISTS custody_events (
+  tx_hash       TEXT NOT NULL,
+  log_index     INTEGER NOT NULL,
+  block_number  INTEGER NOT NULL,
+  block_time    INTEGER NOT NULL,
+  custody       TEXT NOT NULL,     -- the custody contract (for 'attached': the one attached, zero when detached)
+  merchant_id   INTEGER,           -- deposited, withdrawn, ratio-set; NULL for the others
+  event         TEXT NOT NULL,     -- 'proposed' | 'cancelled' | 'attached' (ledger) | 'deposited' | 'withdrawn' | 'ratio-set' | 'custodian-set'
+  actor         TEXT NOT NULL,     -- depositor, withdrawing recorder, regulator, admin, canceller; 'attached': the custody replaced
+  counterparty  TEXT,              -- 'withdrawn': who received the tokens; 'custodian-set': the custodian
+  amount        INTEGER,           -- deposited or withdrawn
+  held_after    INTEGER,           -- the merchant's custody after a deposit or withdrawal
+  required_at   INTEGER,           -- 'withdrawn': the requirement then
+  ratio_before  INTEGER,           -- 'ratio-set': the ratio before (bps); 'custodian-set': 1 granted, 0 revoked
+  ratio_bps     INTEGER,           -- 'ratio-set': the new ratio (bps)
+  executable_at INTEGER,           -- 'proposed': from when anyone may carry the change out
+  PRIMARY KEY (tx_hash, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS custody_events_by_merchant ON custody_events (custody, merchant_id, block_number, log_index);
 `;
 
 const DDL = `
@@ -220,7 +251,7 @@ CREATE TABLE IF NOT EXISTS alerts (
   as_of_time   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_merchant ON alerts (merchant_id);
-` + REORG_DDL + RECORDER_DDL;
+` + REORG_DDL + RECORDER_DDL + CUSTODY_DDL;
 
 /** The tables of data, in the order a digest covers them (not the reorg bookkeeping: recent_blocks, undo_log). */
 export const TABLES = [
@@ -232,6 +263,7 @@ export const TABLES = [
   "records",
   "merchant_events",
   "recorder_events",
+  "custody_events",
   "checkpoints",
   "discrepancies",
   "alerts",
@@ -311,9 +343,9 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
       db.exec(DDL);
       db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       db.exec("COMMIT");
-    } else if ((version === 1 || version === 2) && !options.readOnly) {
+    } else if (version >= 1 && version < SCHEMA_VERSION && !options.readOnly) {
       upgrade(db, version);
-    } else if (version !== SCHEMA_VERSION && !((version === 1 || version === 2) && options.readOnly)) {
+    } else if (version !== SCHEMA_VERSION && !(version >= 1 && version < SCHEMA_VERSION && options.readOnly)) {
       throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is not a prepaid-ledger index of this version", {
         details: { path, schemaVersion: version, expected: SCHEMA_VERSION },
       });
@@ -327,17 +359,21 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
 }
 
 /**
- * Upgrades an index of version 1 or 2 in place, in one transaction (all or nothing): adds the
+ * Upgrades an index of version 1, 2 or 3 in place, in one transaction (all or nothing): adds the
  * tables of the later versions, empty. The recorder events of blocks already read are not in
- * them: meta `recorders_from_block` says from which block on they are.
+ * them: meta `recorders_from_block` says from which block on they are. The custody events are
+ * read again by the next sync (no meta `custody_read` yet: src/indexer/indexer.ts).
  */
 function upgrade(db: Database, version: number): void {
   db.exec("BEGIN");
   try {
     if (version === 1) db.exec(REORG_DDL);
-    db.exec(RECORDER_DDL);
-    const s = db.prepare("SELECT settled_block FROM sync_state WHERE id = 1").get() as { settled_block: number } | undefined;
-    if (s !== undefined) setMeta(db, "recorders_from_block", String(Number(s.settled_block) + 1));
+    if (version <= 2) {
+      db.exec(RECORDER_DDL);
+      const s = db.prepare("SELECT settled_block FROM sync_state WHERE id = 1").get() as { settled_block: number } | undefined;
+      if (s !== undefined) setMeta(db, "recorders_from_block", String(Number(s.settled_block) + 1));
+    }
+    db.exec(CUSTODY_DDL);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     db.exec("COMMIT");
   } catch (e) {

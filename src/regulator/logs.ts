@@ -26,6 +26,8 @@ export interface LogQuery {
   address: string | string[];
   fromBlock: bigint;
   toBlock: bigint;
+  /** An eth_getLogs topic filter (position by position; an array inside is "any of these"), or none. */
+  topics?: (string | string[] | null)[];
   /** Blocks per request to start with, and the most it grows to. */
   maxBlockRange: number;
   /** Attempts at one range before a transient failure is final. */
@@ -87,7 +89,7 @@ export async function* fetchLogPages(rpc: JsonRpcLike, q: LogQuery): AsyncGenera
   const max = BigInt(q.maxBlockRange);
   let range = max < FIRST_RANGE ? max : FIRST_RANGE;
   const request = (from: bigint, to: bigint) =>
-    (rpc.send("eth_getLogs", [{ address: q.address, fromBlock: hex(from), toBlock: hex(to) }]) as Promise<RpcLog[]>).then(
+    (rpc.send("eth_getLogs", [{ address: q.address, fromBlock: hex(from), toBlock: hex(to), ...(q.topics === undefined ? {} : { topics: q.topics }) }]) as Promise<RpcLog[]>).then(
       (logs) => ({ ok: true as const, logs }),
       (error: unknown) => ({ ok: false as const, error }),
     );

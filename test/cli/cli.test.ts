@@ -227,6 +227,49 @@ describe("prepaid command line", function () {
       expect(text).to.match(/ offered +0x[0-9a-f]{40} +offered by regulator 0x/);
     });
 
+    it("merchant <id> and merchants: custody — held, ratio, required and history equal to the contract's views and events", async function () {
+      const id = MERCHANTS[1].id;
+      const custody = await connection.ethers.getContractAt("MerchantCustody", day.custodyAddress);
+      const signers = await connection.ethers.getSigners();
+      // A ratio raised to 100 % after the day: the merchant falls below its requirement.
+      await (await custody.connect(signers[1]).setCoverageRatio(id, 10_000)).wait();
+      const resync = await prepaid(["sync", "--config", "cli.json", "--rpc", node.url]);
+      expect(resync.code, resync.stderr).to.equal(0);
+      const run = await prepaid(["merchant", String(id), "--db", db, "--json"]);
+      expect(run.code, run.stderr).to.equal(0);
+      const { custody: view } = JSON.parse(run.stdout) as {
+        custody: { custody: string; held: number; ratioBps: number; liability: number; required: number; belowRequirement: boolean; history: { event: string; txHash: string; amount: number | null }[] };
+      };
+      const c = await custody.custodyOf(id);
+      expect(view.custody).to.equal(day.custodyAddress.toLowerCase());
+      expect([view.held, view.ratioBps, view.liability, view.required].map(BigInt)).to.deep.equal([c.held, c.ratioBps, c.liability, c.required]);
+      expect(view.belowRequirement).to.equal(c.held < c.required);
+      const events = [
+        ...(await custody.queryFilter(custody.filters.Deposited(id), 0)),
+        ...(await custody.queryFilter(custody.filters.Withdrawn(id), 0)),
+        ...(await custody.queryFilter(custody.filters.CoverageRatioSet(id), 0)),
+      ].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
+      expect(view.history.map((e) => e.txHash)).to.deep.equal(events.map((e) => e.transactionHash.toLowerCase()));
+      expect(view.history.map((e) => e.event)).to.deep.equal(["ratio-set", "deposited", "ratio-set"]);
+      const text = (await prepaid(["merchant", String(id), "--db", db])).stdout;
+      expect(text).to.include(`Custody (contract ${day.custodyAddress.toLowerCase()}, from its events):`);
+      expect(text).to.include(`Held:      ${yuan(c.held)}`);
+      expect(text).to.match(/Coverage: +\d+\.\d % — BELOW the requirement by ¥/);
+      expect(text).to.include("Custody history (3):");
+      expect(text).to.match(/ ratio set .+30 % → 100 %/);
+      const table = (await prepaid(["merchants", "--db", db])).stdout;
+      expect(table.split("\n")[0]).to.match(/ liability +failed +alerts +held +required +coverage/);
+      const line = table.split("\n").find((l) => l.trimStart().startsWith(`${id} `))!;
+      expect(line).to.include(yuan(c.held)).and.include(yuan(c.required)).and.match(/ BELOW\s*$/);
+      const alerts = JSON.parse((await prepaid(["alerts", "--rule", "custody-below-requirement", "--json", "--db", db])).stdout) as { alerts: { merchantId: number }[] };
+      expect(alerts.alerts.map((a) => a.merchantId)).to.deep.equal([id]);
+      // The day's ratio again, so the tests after this one see the day's alerts only.
+      await (await custody.connect(signers[1]).setCoverageRatio(id, 3_000)).wait();
+      expect((await prepaid(["sync", "--config", "cli.json", "--rpc", node.url])).code).to.equal(0);
+      const after = JSON.parse((await prepaid(["alerts", "--rule", "custody-below-requirement", "--json", "--db", db])).stdout) as { alerts: unknown[] };
+      expect(after.alerts).to.deep.equal([]);
+    });
+
     it("account <id>: every record of the card, decrypted, with verification and confirmation", async function () {
       // A card with a top-up in the afternoon, after the supervisors' checkpoint: some of its
       // records are confirmed, the last one pending.

@@ -11,10 +11,12 @@ import { DEMO_REGULATOR_KEY, MERCHANTS, SUSPENDED, runDay, type DayResult } from
 import { RecordKind } from "../../src/crypto/details.js";
 import { publicKeyOf } from "../../src/crypto/ecies.js";
 import { liabilityChart } from "../../src/dashboard/chart.js";
+import { custodySection } from "../../src/dashboard/custody.js";
 import { CHART_POINTS, PAGE_SIZE, TOP_ALERTS } from "../../src/dashboard/data.js";
 import { dateTime, yuan } from "../../src/dashboard/format.js";
 import { html } from "../../src/dashboard/html.js";
 import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
+import { custodyFigures } from "../../src/indexer/custody.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
 import { openIndex, type Database } from "../../src/indexer/schema.js";
@@ -89,6 +91,14 @@ describe("dashboard: rendering", function () {
       if (tz === undefined) delete process.env.TZ;
       else process.env.TZ = tz;
     }
+  });
+
+  it("says so when no custody is attached to the ledger, and rounds the requirement up", function () {
+    const none = custodySection({ merchantId: 1, custody: null, attachedBlock: null, history: [], ...custodyFigures(0, 0, 5_000) });
+    expect(none.text).to.include('data-field="no-custody"').and.include("No custody attached to the ledger");
+    expect(none.text).to.not.include("custody-held");
+    // 1,001 fen at 50 % requires 501 fen, not 500 (docs/CUSTODY.md).
+    expect(custodyFigures(500, 5_000, 1_001)).to.deep.equal({ held: 500, ratioBps: 5_000, liability: 1_001, required: 501, coverage: 500 / 501, belowRequirement: true });
   });
 
   it("charts one point per entry of the series, and no chart for an empty one", function () {
@@ -407,5 +417,102 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     const [, executableAt] = await ledger.recorderOffer(first.id, pending);
     expect(await text(`#recorder-offers tr[data-offer="${pending.toLowerCase()}"] [data-field=executable-at]`)).to.equal(dateTime(Number(executableAt)));
     expect(await text(`#recorder-offers tr[data-offer="${pending.toLowerCase()}"] [data-field=offer-state]`)).to.include("awaiting");
+  });
+
+  it("shows each merchant's custody as the contract's views hold it, with the history of its deposits, withdrawals and ratio changes", async function () {
+    const [first, second] = MERCHANTS;
+    const signers = await connection.ethers.getSigners();
+    const regulator = signers[1];
+    const recorderOf = (m: (typeof MERCHANTS)[number]) => signers[2 + MERCHANTS.indexOf(m)];
+    const ledger = await contract();
+    const custody = await connection.ethers.getContractAt("MerchantCustody", day.custodyAddress);
+    const token = await connection.ethers.getContractAt("PrepaidTestToken", await custody.TOKEN());
+    // After the day: the first merchant deposits, then withdraws a third of what is above its
+    // requirement; a regulator raises the second merchant's ratio to 100 %, beyond what it holds.
+    const recorder = recorderOf(first);
+    const deposit = 250_000n;
+    await (await token.connect(recorder).mint(recorder.address, deposit)).wait();
+    await (await token.connect(recorder).approve(day.custodyAddress, deposit)).wait();
+    await (await custody.connect(recorder).deposit(first.id, deposit)).wait();
+    const third = (await custody.custodyOf(first.id)).withdrawable / 3n;
+    await (await custody.connect(recorder).withdraw(first.id, third, signers[19].address)).wait();
+    await (await custody.connect(regulator).setCoverageRatio(second.id, 10_000)).wait();
+    await sync(connection, day, dbPath);
+
+    // The whole pages, and the custody sections alone (readable at full size).
+    for (const [m, name] of [[second, "merchant-custody-below-requirement"], [first, "merchant-custody"]] as const) {
+      await page.goto(`${dashboard.url}/merchants/${m.id}`);
+      await screenshot(name);
+      const path = join(artifactDir("dashboard"), `${name}-section.png`);
+      await page.locator("#custody").screenshot({ path });
+      expect(readFileSync(path).subarray(1, 4).toString()).to.equal("PNG");
+    }
+
+    const [deposited, withdrawn, ratioSet] = await Promise.all(
+      [custody.filters.Deposited(), custody.filters.Withdrawn(), custody.filters.CoverageRatioSet()].map((f) => custody.queryFilter(f, 0)),
+    );
+    const names = { Deposited: "deposited", Withdrawn: "withdrawn", CoverageRatioSet: "ratio-set" } as const;
+    for (const m of MERCHANTS) {
+      await page.goto(`${dashboard.url}/merchants/${m.id}`);
+      const { liability } = await ledger.merchantBooks(m.id);
+      const [required, held] = await custody.coverage(m.id, liability);
+      const view = await custody.custodyOf(m.id);
+      expect(fen(await text("[data-field=custody-held] .value")), `merchant ${m.id}'s held`).to.equal(held);
+      expect(fen(await text("[data-field=custody-required] .value")), `merchant ${m.id}'s requirement`).to.equal(required);
+      expect([held, required]).to.deep.equal([view.held, view.required]);
+      expect(await text("[data-field=custody-ratio] .value")).to.equal(`${Number(view.ratioBps) / 100} %`);
+      expect((await page.locator("[data-field=below-requirement]").count()) === 1, `merchant ${m.id} below`).to.equal(held < required);
+      expect(await page.locator("[data-field=custody-coverage] [data-coverage]").getAttribute("data-coverage")).to.equal(
+        required === 0n ? "" : String(Number(held) / Number(required)),
+      );
+      // The history is the custody's events about the merchant, in chain order, with their figures.
+      const events = [...deposited, ...withdrawn, ...ratioSet]
+        .filter((e) => Number(e.args.merchantId) === m.id)
+        .sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
+      const rows = await page.locator("#custody-history tbody tr").evaluateAll((trs) =>
+        trs.map((tr) => ({
+          event: tr.getAttribute("data-event"),
+          tx: tr.getAttribute("data-tx"),
+          logIndex: Number(tr.getAttribute("data-log-index")),
+          amount: tr.querySelector("[data-field=amount]")!.getAttribute("data-fen"),
+          held: tr.querySelector("[data-field=held-after]")!.getAttribute("data-fen"),
+          ratio: tr.querySelector("[data-field=ratio]")!.getAttribute("data-bps"),
+        })),
+      );
+      expect(rows, `merchant ${m.id}'s custody history`).to.deep.equal(
+        events.map((e) => {
+          const name = names[e.eventName as keyof typeof names];
+          const args = e.args as unknown as { amount: bigint; held: bigint; ratioBps: bigint };
+          return {
+            event: name,
+            tx: e.transactionHash.toLowerCase(),
+            logIndex: e.index,
+            amount: name === "ratio-set" ? "" : String(args.amount),
+            held: name === "ratio-set" ? "" : String(args.held),
+            ratio: name === "ratio-set" ? String(args.ratioBps) : "",
+          };
+        }),
+      );
+    }
+    // The first merchant's history ends with this test's deposit and withdrawal; the second's with the new ratio.
+    await page.goto(`${dashboard.url}/merchants/${first.id}`);
+    expect((await rowIds("#custody-history tbody tr", "data-event")).slice(-2)).to.deep.equal(["deposited", "withdrawn"]);
+    await page.goto(`${dashboard.url}/merchants/${second.id}`);
+    expect((await rowIds("#custody-history tbody tr", "data-event")).at(-1)).to.equal("ratio-set");
+
+    // The overview: a custody column per merchant, and the alert of the merchant below its requirement.
+    await page.goto(dashboard.url);
+    await page.locator("#merchants").scrollIntoViewIfNeeded();
+    await screenshot("overview-custody");
+    for (const m of MERCHANTS) {
+      const { liability } = await ledger.merchantBooks(m.id);
+      const [required, held] = await custody.coverage(m.id, liability);
+      expect(fen(await text(`tr[data-merchant="${m.id}"] [data-field=custody-held]`))).to.equal(held);
+      expect(fen(await text(`tr[data-merchant="${m.id}"] [data-field=custody-required]`))).to.equal(required);
+    }
+    const below = q.alerts({ rule: "custody-below-requirement" });
+    expect(below.map((a) => a.merchantId)).to.deep.equal([second.id]);
+    await page.goto(`${dashboard.url}/alerts?rule=custody-below-requirement`);
+    expect(await rowIds("table.alerts tbody tr", "data-alert")).to.deep.equal(below.map((a) => String(a.id)));
   });
 });

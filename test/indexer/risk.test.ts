@@ -218,7 +218,16 @@ describe("risk rules", function () {
     expect(paths).to.deep.equal(["(root)", "maxCardBalance", "spikeFactor"]);
     expect(parseRiskConfig({}).maxCardBalance).to.equal(500_000);
     expect(Object.keys(RISK_RULES).sort()).to.deep.equal(
-      ["card-limit", "dormant-merchant", "liability-growth", "liability-limit", "pending-confirmation", "topup-spike", "verification-failed"],
+      [
+        "card-limit",
+        "custody-below-requirement",
+        "dormant-merchant",
+        "liability-growth",
+        "liability-limit",
+        "pending-confirmation",
+        "topup-spike",
+        "verification-failed",
+      ],
     );
   });
 });

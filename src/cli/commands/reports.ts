@@ -5,6 +5,7 @@
  */
 import { PrepaidLedgerError } from "../../errors.js";
 import type { AccountRow, AlertRow, IndexQueries, MerchantRow, RecordRow } from "../../indexer/queries.js";
+import { CUSTODY_EVENT_NAMES, coverageText, percent, type CustodyFigures, type CustodyView } from "../../indexer/custody.js";
 import { RECORDER_EVENT_NAMES, describeRecorderEvent, type RecorderView } from "../../indexer/recorders.js";
 import { RISK_RULES, type RiskRule } from "../../indexer/risk.js";
 import { choice, intOption, stringOption } from "../args.js";
@@ -79,20 +80,49 @@ const MERCHANT_COLUMNS = [
   { header: "alerts", numeric: true },
 ];
 
+/** The custody columns of `prepaid merchants`, when a custody contract is attached. */
+const CUSTODY_COLUMNS = [{ header: "held", numeric: true }, { header: "required", numeric: true }, { header: "coverage", numeric: true }];
+
 function merchantCells(m: MerchantRow): Cell[] {
   return [m.merchantId, m.status, m.accountCount, m.recordCount, yuan(m.toppedUp), yuan(m.consumed), yuan(m.refunded), yuan(m.liability), m.badRecords, m.alerts];
+}
+
+/** held, required, coverage (held ÷ required), the last marked "BELOW" when held < required. */
+function custodyCells(f: CustodyFigures | undefined): Cell[] {
+  if (f === undefined) return [null, null, null];
+  return [yuan(f.held), yuan(f.required), coverageText(f.coverage) + (f.belowRequirement ? " BELOW" : "")];
 }
 
 async function merchants(ctx: Context): Promise<number> {
   return withQueries(ctx, async (q) => {
     const rows = q.merchants();
     const t = q.totals();
+    const custody = q.custodies(rows);
     if (ctx.json) {
-      await ctx.writeJson({ merchants: rows, totals: t });
+      await ctx.writeJson({
+        merchants: rows.map((m) => ({ ...m, custody: custody.merchants.get(m.merchantId) ?? null })),
+        totals: t,
+        custody: custody.custody,
+      });
+      return 0;
+    }
+    if (rows.length === 0) {
+      await ctx.write("No merchants in the index.\n");
       return 0;
     }
     const total: Cell[] = ["total", "", t.accounts, t.records, yuan(t.toppedUp), yuan(t.consumed), yuan(t.refunded), yuan(t.liability), t.failed, t.alerts];
-    await ctx.write(rows.length === 0 ? "No merchants in the index.\n" : table(MERCHANT_COLUMNS, [...rows.map(merchantCells), total]));
+    if (custody.custody === null) {
+      await ctx.write(table(MERCHANT_COLUMNS, [...rows.map(merchantCells), total]) + "\nCustody: no custody attached to the ledger.\n");
+      return 0;
+    }
+    const held = [...custody.merchants.values()].reduce((sum, f) => sum + f.held, 0);
+    const required = [...custody.merchants.values()].reduce((sum, f) => sum + f.required, 0);
+    await ctx.write(
+      table(
+        [...MERCHANT_COLUMNS, ...CUSTODY_COLUMNS],
+        [...rows.map((m) => [...merchantCells(m), ...custodyCells(custody.merchants.get(m.merchantId))]), [...total, yuan(held), yuan(required), null]],
+      ) + `\nCustody ${custody.custody}: required = ceil(ratio × liability / 10,000); coverage = held ÷ required.\n`,
+    );
     return 0;
   });
 }
@@ -170,6 +200,53 @@ function recordersText(r: RecorderView): string {
   return parts.join("");
 }
 
+const CUSTODY_HISTORY_COLUMNS = [
+  { header: "block", numeric: true },
+  { header: "time" },
+  { header: "event" },
+  { header: "amount", numeric: true },
+  { header: "held after", numeric: true },
+  { header: "ratio" },
+  { header: "by" },
+  { header: "to" },
+];
+
+/** "Custody": what the merchant holds, what it must hold, and every deposit, withdrawal and ratio change. */
+function custodyText(c: CustodyView): string {
+  if (c.custody === null) return "\nCustody: no custody attached to the ledger.\n";
+  const parts = [
+    `\nCustody (contract ${c.custody}, from its events):\n`,
+    keyValues([
+      ["Held", yuan(c.held)],
+      ["Ratio", c.ratioBps === 0 ? "0 % (no ratio set)" : percent(c.ratioBps)],
+      ["Required", `${yuan(c.required)} (ceil(ratio × liability ${yuan(c.liability)} / 10,000))`],
+      [
+        "Coverage",
+        c.coverage === null
+          ? "— (nothing is required)"
+          : `${coverageText(c.coverage)}${c.belowRequirement ? ` — BELOW the requirement by ${yuan(c.required - c.held)}` : " (held ÷ required)"}`,
+      ],
+    ]),
+    `\nCustody history (${c.history.length}):\n`,
+    c.history.length === 0
+      ? "none\n"
+      : table(
+          CUSTODY_HISTORY_COLUMNS,
+          c.history.map((e) => [
+            e.blockNumber,
+            localTime(e.time),
+            CUSTODY_EVENT_NAMES[e.event],
+            e.amount === null ? null : (e.event === "withdrawn" ? "-" : "+") + yuan(e.amount),
+            e.heldAfter === null ? null : yuan(e.heldAfter),
+            e.event === "ratio-set" ? `${percent(e.ratioBefore ?? 0)} → ${percent(e.ratioBps ?? 0)}` : null,
+            e.actor,
+            e.to,
+          ]),
+        ),
+  ];
+  return parts.join("");
+}
+
 async function merchant(ctx: Context): Promise<number> {
   const id = merchantId(ctx.args.positionals[0], "<id>");
   const top = intOption(ctx.args, "top", 1) ?? 10;
@@ -178,14 +255,16 @@ async function merchant(ctx: Context): Promise<number> {
     const accounts = q.accounts(id, { limit: top });
     const alerts = q.alerts({ merchantId: id, limit: ALL_ALERTS });
     const recorders = q.recorders(id);
+    const custody = q.custody(id);
     if (ctx.json) {
-      await ctx.writeJson({ merchant: m, recorders, topAccounts: accounts, alerts });
+      await ctx.writeJson({ merchant: m, recorders, custody, topAccounts: accounts, alerts });
       return 0;
     }
     const parts = [
       `Merchant ${m.merchantId}\n`,
       merchantFigures(m),
       recordersText(recorders),
+      custodyText(custody),
       `\nLargest balances (${accounts.length} of ${m.accountCount} accounts):\n`,
       accounts.length === 0 ? "none\n" : table(ACCOUNT_COLUMNS, accounts.map(accountCells)),
       `\nAlerts (${alerts.length}):\n`,
@@ -303,8 +382,9 @@ export const statusCommand: Command = {
 export const merchantsCommand: Command = {
   name: "merchants",
   positionals: [],
-  summary: "every merchant's books: accounts, records, top-ups, consumption, refunds, liability",
-  description: "One line per merchant, with a total. The liability is what the merchant owes its card holders:\ntopped up minus consumed minus refunded. \"failed\" counts records that failed verification.",
+  summary: "every merchant's books: accounts, records, top-ups, consumption, refunds, liability, custody",
+  description:
+    "One line per merchant, with a total. The liability is what the merchant owes its card holders:\ntopped up minus consumed minus refunded. \"failed\" counts records that failed verification.\nWith a custody contract attached to the ledger: what custody holds for the merchant, what it must\nhold (ceil(ratio × liability / 10,000)) and the coverage (held ÷ required); else a note says none is.",
   options: {},
   examples: ["prepaid merchants", "prepaid merchants --json | jq '.merchants[] | {merchantId, liability}'"],
   run: merchants,
@@ -314,9 +394,9 @@ export const merchantsCommand: Command = {
 export const merchantCommand: Command = {
   name: "merchant",
   positionals: ["id"],
-  summary: "one merchant: its figures, who may write for it, largest card balances and alerts",
+  summary: "one merchant: its figures, who may write for it, custody, largest card balances and alerts",
   description:
-    "The merchant's books; who may write for it (its recorder keys now, the regulators' pending offers\nand when anyone may carry them out, and every recorder event, from the registry's events); its\naccounts with the largest balances, and every alert about it.\nExits 6 if the index has no such merchant.",
+    "The merchant's books; who may write for it (its recorder keys now, the regulators' pending offers\nand when anyone may carry them out, and every recorder event, from the registry's events); its\ncustody (held, ratio, required, coverage, and every deposit, withdrawal and ratio change); its\naccounts with the largest balances, and every alert about it.\nExits 6 if the index has no such merchant.",
   options: { top: { type: "string", value: "N", help: "how many of the largest accounts to list (default 10)" } },
   examples: ["prepaid merchant 101", "prepaid merchant 101 --top 50 --json"],
   run: merchant,
