@@ -222,8 +222,11 @@ export class RegulatorReader {
   private async readRange(): Promise<SupervisionReport> {
     const chainId = (await this.timed(this.provider.getNetwork(), "eth_chainId")).chainId;
     const fromBlock = BigInt(this.config.fromBlock);
+    // The node's head asked directly: ethers' getBlockNumber() answers a repeated call within
+    // 250 ms from its cache, so a read right after an upload on the same provider would stop
+    // short of the batch that just landed.
     const toBlock =
-      this.config.toBlock === "latest" ? BigInt(await this.timed(this.provider.getBlockNumber(), "eth_blockNumber")) : BigInt(this.config.toBlock);
+      this.config.toBlock === "latest" ? BigInt(String(await this.rpc.send("eth_blockNumber", []))) : BigInt(this.config.toBlock);
     const final = await this.lastFinal(toBlock);
     // The version is read from the contract, not guessed from the logs: a batch linked by
     // another rule is then a chain break, whatever the rest of the chain says.
