@@ -6,7 +6,7 @@
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
@@ -121,6 +121,18 @@ describe("the package as users install it (npm pack → empty project)", functio
     await node?.stop();
   });
 
+  /** A fresh ledger (from the repository's artifacts) with merchant 101 and a funded recorder. */
+  async function deployWithMerchant(): Promise<{ ledger: string; recorder: Wallet }> {
+    const [admin, regulator] = await Promise.all([0, 1].map((i) => provider.getSigner(i)));
+    const recorder = Wallet.createRandom();
+    await (await admin.sendTransaction({ to: recorder.address, value: parseEther("10") })).wait();
+    const artifact = await artifacts.readArtifact("PrepaidLedger");
+    const contract = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy(admin.address, regulator.address, 0, 3_600);
+    await contract.waitForDeployment();
+    await (await (contract.connect(regulator) as typeof contract).getFunction("registerMerchant")(MERCHANT, recorder.address)).wait();
+    return { ledger: await contract.getAddress(), recorder: new Wallet(recorder.privateKey) };
+  }
+
   it("holds the compiled package and nothing else (no keys, records, tests or screenshots)", function () {
     const files = pack.files.map((f) => f.path).sort();
     const outside = files.filter((f) => !f.startsWith("dist/"));
@@ -212,6 +224,23 @@ regulatorProvider.destroy();
     console.log(`      ran under Node ${String(result.node)}`);
   });
 
+  it("runs the README's first record as written", async function () {
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const script = /### First record\n[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(script, "README: a js block under ### First record").to.be.a("string");
+    const dir = join(app, "readme"); // a journal of its own: the other scripts' is for another ledger
+    mkdirSync(dir);
+    writeFileSync(join(dir, "first-record.mjs"), script!);
+    const { ledger, recorder } = await deployWithMerchant();
+    const env = { LEDGER: ledger, RPC_URL: node.url, REGULATOR_PUBLIC_KEY: publicKeyOf(REGULATOR_KEY), RECORDER_PRIVATE_KEY: recorder.privateKey };
+    const out = ok(sh(existsSync(OLD_NODE) ? OLD_NODE : process.execPath, ["first-record.mjs"], dir, env), "node first-record.mjs");
+    expect(out).to.match(/^record #1 in block \d+, tx 0x[0-9a-f]{64}\n$/);
+    const reader = await RegulatorReader.open({ ledger, privateKey: REGULATOR_KEY, keepRecords: true }, provider);
+    const report = await reader.read();
+    expect(report.discrepancies).to.deep.equal([]);
+    expect(report.kept!.map((r) => [r.details!.orderRef, r.amount])).to.deep.equal([["GYM-20261126-00042", 300_000n]]);
+  });
+
   it("type-checks an app against the .d.ts under tsc --strict, module nodenext (and rejects a wrong one)", function () {
     writeFileSync(
       join(app, "tsconfig.json"),
@@ -267,14 +296,7 @@ export const codec = [packBatch, sealSingle] as const;
   });
 
   it("runs the merchant back-end example: killed mid-upload, restarted, every sale once", async function () {
-    const [admin, regulator] = await Promise.all([0, 1].map((i) => provider.getSigner(i)));
-    const recorder = Wallet.createRandom();
-    await (await admin.sendTransaction({ to: recorder.address, value: parseEther("10") })).wait();
-    const artifact = await artifacts.readArtifact("PrepaidLedger");
-    const contract = await new ContractFactory(artifact.abi, artifact.bytecode, admin).deploy(admin.address, regulator.address, 0, 3_600);
-    await contract.waitForDeployment();
-    const ledger = await contract.getAddress();
-    await (await (contract.connect(regulator) as typeof contract).getFunction("registerMerchant")(MERCHANT, recorder.address)).wait();
+    const { ledger, recorder } = await deployWithMerchant();
 
     const SALES = 120;
     const sale = (i: number) => ({
