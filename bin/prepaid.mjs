@@ -12,10 +12,13 @@ import { fileURLToPath } from "node:url";
 
 const [major, minor] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 13)) {
+  // In the repository, npm scripts put the project's pinned Node 22 first on PATH.
+  const inRepository = existsSync(fileURLToPath(new URL("../src/cli/main.ts", import.meta.url)));
   process.stderr.write(
     `prepaid needs Node.js 22.13 or newer (for node:sqlite); this is Node.js ${process.versions.node}.\n` +
-      "Install a newer Node, or run it through npm (`npm run prepaid -- <command>`), which uses the\n" +
-      "project's pinned Node 22.\n",
+      (inRepository
+        ? "Install a newer Node, or run it through npm (`npm run prepaid -- <command>`), which uses the\nproject's pinned Node 22.\n"
+        : "Install a newer Node. (The prepaid-ledger SDK itself runs on Node 20.)\n"),
   );
   process.exit(2); // exit code 2: usage, configuration or environment (see `prepaid --help`)
 }

@@ -293,6 +293,12 @@ export const codec = [packBatch, sealSingle] as const;
   it("runs `npx prepaid --help` from the project (the compiled CLI)", function () {
     const out = ok(sh("npx", ["--offline", "prepaid", "--help"], app), "npx prepaid --help");
     expect(out).to.include("prepaid: the regulator's workbench");
+    if (existsSync(OLD_NODE) && Number(sh(OLD_NODE, ["-p", "process.versions.node.split('.')[0]"], app).stdout) < 22) {
+      // On the machine's older Node it refuses with a message meant for an installed package.
+      const old = sh(OLD_NODE, [join("node_modules", "prepaid-ledger", "bin", "prepaid.mjs"), "--help"], app);
+      expect(old.status).to.equal(2);
+      expect(old.stderr).to.include("prepaid needs Node.js 22.13 or newer").and.to.include("The prepaid-ledger SDK itself runs on Node 20");
+    }
   });
 
   it("runs the merchant back-end example: killed mid-upload, restarted, every sale once", async function () {
