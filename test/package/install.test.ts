@@ -6,7 +6,7 @@
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
@@ -89,16 +89,20 @@ describe("the package as users install it (npm pack → empty project)", functio
   this.timeout(300_000);
   let pack: PackResult;
   let app: string;
+  /** Temporary folders to remove: the project holds a hundred megabytes of node_modules. */
+  const temporary: string[] = [];
   let node: Running & { url: string };
   let provider: JsonRpcProvider;
 
   before(async function () {
     ok(sh("npm", ["run", "--silent", "build"], root), "npm run build");
     const out = mkdtempSync(join(tmpdir(), "prepaid-ledger-pack-"));
+    temporary.push(out);
     // Built just above; --ignore-scripts so that prepack does not build a second time.
     [pack] = JSON.parse(ok(sh("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", out], root), "npm pack")) as PackResult[];
 
     app = mkdtempSync(join(tmpdir(), "prepaid-ledger-app-"));
+    temporary.push(app);
     copyFileSync(join(out, pack.filename), join(app, pack.filename));
     writeProject(app, pack.filename);
     // --offline: every package from the local npm cache, nothing from the network.
@@ -119,6 +123,7 @@ describe("the package as users install it (npm pack → empty project)", functio
   after(async function () {
     provider?.destroy();
     await node?.stop();
+    for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
   });
 
   /** A fresh ledger (from the repository's artifacts) with merchant 101 and a funded recorder. */
