@@ -6,7 +6,7 @@
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
@@ -47,6 +47,16 @@ interface PackResult {
   unpackedSize: number;
   entryCount: number;
   files: { path: string }[];
+}
+
+/** Waits until `condition` holds; fails with the process's output if it exits or 60 s pass. */
+async function until(condition: () => boolean, running: Running) {
+  const deadline = Date.now() + 60_000;
+  while (!condition()) {
+    if (running.process.exitCode !== null) throw new Error(`exited with ${running.process.exitCode}:\n${running.output()}`);
+    if (Date.now() > deadline) throw new Error(`timed out:\n${running.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /**
@@ -306,7 +316,7 @@ export const codec = [packBatch, sealSingle] as const;
     }
   });
 
-  it("runs the merchant back-end example: killed mid-upload, restarted, every sale once", async function () {
+  it("runs the merchant back-end example: killed mid-upload, restarted, then --follow until SIGTERM; every sale once", async function () {
     const { ledger, recorder } = await deployWithMerchant();
 
     const SALES = 120;
@@ -348,9 +358,20 @@ export const codec = [packBatch, sealSingle] as const;
     expect(second.output()).to.match(/resuming after ([1-9]\d*) sales already in the journal/);
     expect(second.output()).to.include(`stopped: ${SALES} sales uploaded`);
 
+    // As a server: --follow uploads sales the tills append, and stops cleanly on SIGTERM.
+    const MORE = 25;
+    const server = startCommand(runtime, ["backend.mjs", "--follow", "sales.jsonl"], { cwd: app, env });
+    await until(() => server.output().includes(`resuming after ${SALES} sales`), server);
+    appendFileSync(join(app, "sales.jsonl"), Array.from({ length: MORE }, (_, i) => JSON.stringify(sale(SALES + i)) + "\n").join(""));
+    await until(() => server.output().includes(`uploaded ${SALES + MORE}/${SALES + MORE} sales`), server);
+    server.process.kill("SIGTERM");
+    await server.stop();
+    expect(server.process.exitCode, server.output()).to.equal(0);
+    expect(server.output()).to.include(`stopped: ${SALES + MORE} sales uploaded`);
+
     const reader = await RegulatorReader.open({ ledger, privateKey: REGULATOR_KEY, keepRecords: true }, provider);
     const report = await reader.read();
     expect(report.discrepancies).to.deep.equal([]);
-    expect(report.kept!.map((r) => r.details!.orderRef)).to.deep.equal(Array.from({ length: SALES }, (_, i) => sale(i).order));
+    expect(report.kept!.map((r) => r.details!.orderRef)).to.deep.equal(Array.from({ length: SALES + MORE }, (_, i) => sale(i).order));
   });
 });
