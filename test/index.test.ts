@@ -1,6 +1,15 @@
+import { readFileSync } from "node:fs";
+
 import { expect } from "chai";
 
+import * as codec from "../src/ledger/codec.js";
+import * as crypto from "../src/crypto/index.js";
 import * as api from "../src/index.js";
+
+const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  exports: Record<string, unknown>;
+  files: string[];
+};
 
 describe("public API", function () {
   it("exports exactly the documented names (change this list deliberately)", function () {
@@ -61,5 +70,26 @@ describe("public API", function () {
       "unpackBatch",
       "validateDetails",
     ]);
+  });
+
+  it("the package's entry points and files are the documented ones (change these deliberately)", function () {
+    expect(manifest.exports).to.deep.equal({
+      ".": { types: "./dist/index.d.ts", import: "./dist/index.js" },
+      "./crypto": { types: "./dist/crypto/index.d.ts", import: "./dist/crypto/index.js" },
+      "./codec": { types: "./dist/ledger/codec.d.ts", import: "./dist/ledger/codec.js" },
+      "./abi": { types: "./dist/abi/index.d.ts", import: "./dist/abi/index.js" },
+      "./package.json": "./package.json",
+    });
+    expect(manifest.files).to.deep.equal(["dist/", "!dist/**/*.tsbuildinfo", "bin/prepaid.mjs", "CHANGELOG.md"]);
+  });
+
+  it("the subpaths export what the main entry does for their layer", function () {
+    // prepaid-ledger/codec is the codec module: every codec name of the main entry comes from it.
+    for (const name of ["CHAIN_VERSION", "chainVersionOf", "decodeRecordedData", "encodeRecord", "genesisHead", "linkBatch", "linkHead", "packBatch", "unpackBatch"]) {
+      expect((codec as Record<string, unknown>)[name], name).to.equal((api as Record<string, unknown>)[name]);
+    }
+    for (const name of ["RecordKind", "sealSingle", "openSingle", "sealBatchRecord", "openBatchRecord", "commitmentOf", "publicKeyOf", "keccak256"]) {
+      expect((crypto as Record<string, unknown>)[name], name).to.equal((api as Record<string, unknown>)[name]);
+    }
   });
 });

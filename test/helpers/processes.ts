@@ -93,6 +93,12 @@ export function startTs(file: string, args: string[], env: NodeJS.ProcessEnv = {
   return track(child);
 }
 
+/** Runs any command (for example plain `node` in another project's folder). */
+export function startCommand(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Running {
+  const child = spawn(command, args, { cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+  return track(child);
+}
+
 /**
  * The path of a Foundry binary (anvil, cast) shipped inside its npm platform package, so tests
  * run it directly rather than through the npm wrapper (which would leave it orphaned if killed).
