@@ -168,7 +168,7 @@ type Sendable = Provider & JsonRpcLike;
 
 export class RegulatorReader {
   readonly config: ReaderConfigValues;
-  private readonly provider: Provider;
+  private readonly provider: Sendable;
   private readonly rpc: JsonRpcLike;
   private readonly ledger: Contract;
   private readonly onRecord?: (record: VerifiedRecord) => void;
@@ -226,7 +226,9 @@ export class RegulatorReader {
     // 250 ms from its cache, so a read right after an upload on the same provider would stop
     // short of the batch that just landed.
     const toBlock =
-      this.config.toBlock === "latest" ? BigInt(String(await this.rpc.send("eth_blockNumber", []))) : BigInt(this.config.toBlock);
+      this.config.toBlock === "latest"
+        ? BigInt(String(await this.timed(this.provider.send("eth_blockNumber", []), "eth_blockNumber")))
+        : BigInt(this.config.toBlock);
     const final = await this.lastFinal(toBlock);
     // The version is read from the contract, not guessed from the logs: a batch linked by
     // another rule is then a chain break, whatever the rest of the chain says.
