@@ -73,6 +73,11 @@ export function table(columns: readonly Column[], rows: readonly Cell[][]): stri
   return text.map((r) => r.map(pad).join("  ").trimEnd()).join("\n") + "\n";
 }
 
+/** {@link table}, or "none" when there are no rows. */
+export function tableOrNone(columns: readonly Column[], rows: readonly Cell[][]): string {
+  return rows.length === 0 ? "none\n" : table(columns, rows);
+}
+
 /** Label/value lines, labels padded to one width: `Settled block:  1234`. */
 export function keyValues(pairs: readonly [string, Cell][]): string {
   const width = Math.max(...pairs.map(([k]) => k.length)) + 1;

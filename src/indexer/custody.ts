@@ -17,7 +17,7 @@ import { Interface, getAddress } from "ethers";
 
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import type { RpcLog } from "../regulator/logs.js";
-import { hasTable, type Database } from "./schema.js";
+import { hasTable, num, numOrNull, type Database } from "./schema.js";
 
 /** The custody events the index reads, as IMerchantCustody declares them (FORMAT.md 8.4). */
 export const MERCHANT_CUSTODY_EVENTS_ABI = [
@@ -240,8 +240,6 @@ export function custodyFigures(held: number, ratioBps: number, liability: number
   return { held, ratioBps, liability, required, coverage: required === 0 ? null : held / required, belowRequirement: held < required };
 }
 
-const num = (v: unknown) => Number(v);
-const numOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 /** Held and ratio of every merchant at `custody`, from its last rows (merchant id → figures). */
 function latestByMerchant(db: Database, custody: string): Map<number, { held: number; ratioBps: number }> {
@@ -300,8 +298,14 @@ export function custodyView(db: Database, merchantId: number, liability: number)
     ratioBefore: numOrNull(r.ratio_before),
     ratioBps: numOrNull(r.ratio_bps),
   }));
-  const m = latestByMerchant(db, attached.address).get(merchantId) ?? { held: 0, ratioBps: 0 };
-  return { merchantId, custody: attached.address, attachedBlock: attached.block, history, ...custodyFigures(m.held, m.ratioBps, liability) };
+  // Held and ratio as the merchant's last rows left them (as latestByMerchant does for all).
+  let held = 0;
+  let ratioBps = 0;
+  for (const e of history) {
+    if (e.event === "ratio-set") ratioBps = e.ratioBps ?? 0;
+    else held = e.heldAfter ?? 0;
+  }
+  return { merchantId, custody: attached.address, attachedBlock: attached.block, history, ...custodyFigures(held, ratioBps, liability) };
 }
 
 /** A ratio in basis points as a percentage: 3000 → "30 %", 3333 → "33.33 %". */

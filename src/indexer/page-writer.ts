@@ -20,6 +20,15 @@ import { decodeRecorderEvent, insertRecorderEvent } from "./recorders.js";
 import { getMeta, inTransaction, setMeta } from "./schema.js";
 
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
+
+/** topic0 of the merchant standing events, to the `event` a merchant_events row stores. */
+const MERCHANT_EVENTS: Readonly<Record<string, "registered" | "suspended" | "reinstated" | "winding-down" | "closed">> = {
+  [LEDGER_TOPICS.MerchantRegistered]: "registered",
+  [LEDGER_TOPICS.MerchantSuspended]: "suspended",
+  [LEDGER_TOPICS.MerchantReinstated]: "reinstated",
+  [LEDGER_TOPICS.MerchantWindingDown]: "winding-down",
+  [LEDGER_TOPICS.MerchantClosed]: "closed",
+};
 const CHECKPOINT_FINALIZED = quorumInterface.getEvent("CheckpointFinalized")!.topicHash;
 
 /** The chain changed while a round was reading it: the round is started again. */
@@ -331,18 +340,7 @@ export class PageWriter {
     // Which custody contract the ledger consults: its custody-link events.
     const linkEvent = decodeCustodyLinkEvent(log);
     if (linkEvent !== undefined) insertCustodyEvent(db, position, time, linkEvent);
-    const event =
-      topic === LEDGER_TOPICS.MerchantRegistered
-        ? "registered"
-        : topic === LEDGER_TOPICS.MerchantSuspended
-          ? "suspended"
-          : topic === LEDGER_TOPICS.MerchantReinstated
-            ? "reinstated"
-            : topic === LEDGER_TOPICS.MerchantWindingDown
-              ? "winding-down"
-              : topic === LEDGER_TOPICS.MerchantClosed
-                ? "closed"
-                : undefined;
+    const event = MERCHANT_EVENTS[topic];
     if (event !== undefined) {
       const merchantId = Number(BigInt(log.topics[1]));
       const side = this.merchant(merchantId);

@@ -12,7 +12,7 @@ import { reorgMark, type ReorgMark } from "./reorg.js";
 import type { Alert } from "./risk.js";
 import { attachedCustody, custodyByMerchant, custodyView, type CustodyFigures, type CustodyView } from "./custody.js";
 import { recorderView, type RecorderView } from "./recorders.js";
-import { TABLES, getMeta, hasTable, type Database } from "./schema.js";
+import { getMeta, hasTable, num, numOrNull, TABLES, type Database } from "./schema.js";
 
 export type MerchantStatus = MerchantStatusName;
 export type Verification = "verified" | "failed" | "encrypted";
@@ -174,9 +174,6 @@ export interface RecordFilter extends Page {
 }
 
 const SEVERITY_ORDER = "CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END";
-
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function limitOf(p: Page, fallback: number, max = 10_000): { limit: number; offset: number } {
   const limit = p.limit ?? fallback;

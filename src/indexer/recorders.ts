@@ -14,7 +14,7 @@ import { Interface, getAddress } from "ethers";
 
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import type { RpcLog } from "../regulator/logs.js";
-import { getMeta, hasTable, type Database } from "./schema.js";
+import { getMeta, hasTable, num, type Database } from "./schema.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const topic = (name: string) => ledgerInterface.getEvent(name)!.topicHash;
@@ -127,7 +127,6 @@ export interface RecorderView {
   incompleteBefore: number | null;
 }
 
-const num = (v: unknown) => Number(v);
 
 /** Replays a merchant's recorder events (in chain order) into its current keys and standing offers. */
 export function deriveRecorders(history: RecorderEventRow[], asOfTime: number): { current: CurrentRecorder[]; pending: PendingOffer[] } {

@@ -415,6 +415,11 @@ export async function inTransaction<T>(db: Database, fn: () => T | Promise<T>): 
   }
 }
 
+/** A column of a row as a number (SQLite gives numbers, or bigints for large integers). */
+export const num = (v: unknown): number => Number(v);
+/** A nullable column as a number or null. */
+export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
 /** Reads one meta value. */
 export function getMeta(db: Database, key: string): string | undefined {
   const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;

@@ -463,14 +463,20 @@ export class LedgerReplay {
     private readonly onMark?: (mark: MarkSeen) => void,
   ) {
     if (start instanceof Uint8Array) {
-      for (const v of CHAIN_VERSIONS) this.candidates.set(v, start);
+      this.head = start;
+      this.keepCandidatesAt(start);
     } else if (start.version !== undefined) {
       this.chainVersion = start.version;
+      this.head = genesisHead(start.chainId, start.ledger, start.version);
     } else {
       for (const v of CHAIN_VERSIONS) this.candidates.set(v, genesisHead(start.chainId, start.ledger, v));
+      this.head = this.candidates.get(CHAIN_VERSIONS[0])!;
     }
-    this.head = start instanceof Uint8Array ? start : genesisHead(start.chainId, start.ledger, start.version ?? CHAIN_VERSIONS[0]);
-    if (this.chainVersion === undefined) this.head = this.candidates.get(CHAIN_VERSIONS[0])!;
+  }
+
+  /** While the version is unknown, every rule goes on from `head` (an announced or given one). */
+  private keepCandidatesAt(head: Uint8Array): void {
+    if (this.chainVersion === undefined) for (const v of CHAIN_VERSIONS) this.candidates.set(v, head);
   }
 
   /**
@@ -495,7 +501,7 @@ export class LedgerReplay {
     this.head = state.head;
     this.chainVersion = state.chainVersion;
     this.candidates.clear();
-    if (state.chainVersion === undefined) for (const v of CHAIN_VERSIONS) this.candidates.set(v, state.head);
+    this.keepCandidatesAt(state.head);
     this.lastIndex = state.lastIndex;
     this.batches = state.batches;
     this.startedMidway = state.startedMidway;
@@ -593,7 +599,7 @@ export class LedgerReplay {
     }
     if (this.startedMidway && this.lastIndex === b.firstRecordIndex - 1n + BigInt(records.length) && this.batches === 1) {
       this.head = b.chainHead;
-      if (this.chainVersion === undefined) for (const v of CHAIN_VERSIONS) this.candidates.set(v, b.chainHead);
+      this.keepCandidatesAt(b.chainHead);
     } else if (this.adopt(rebuilt, announced)) {
       // head and version set by adopt
     } else {
@@ -607,7 +613,7 @@ export class LedgerReplay {
         details: { rebuilt: bytesToHex(this.head), announced, chainVersion: this.chainVersion ?? "unknown" },
       });
       this.head = b.chainHead; // go on from the announced head, so one break is reported once
-      if (this.chainVersion === undefined) for (const v of CHAIN_VERSIONS) this.candidates.set(v, b.chainHead);
+      this.keepCandidatesAt(b.chainHead);
     }
     this.headAt.set(this.lastIndex, this.head);
   }

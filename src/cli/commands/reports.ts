@@ -11,7 +11,7 @@ import { RISK_RULES, type RiskRule } from "../../indexer/risk.js";
 import { choice, intOption, stringOption } from "../args.js";
 import type { Command, Context } from "../command.js";
 import { EXIT_CODES } from "../exit.js";
-import { keyValues, localTime, plural, table, yuan, type Cell } from "../format.js";
+import { keyValues, localTime, plural, table, tableOrNone, yuan, type Cell } from "../format.js";
 import { merchantId, withQueries } from "../index-file.js";
 
 /** Records of one account read per query (an account rarely has more). */
@@ -184,18 +184,14 @@ function recordersText(r: RecorderView): string {
   );
   parts.push(`\nPending recorder offers (${r.pending.length}):\n`);
   parts.push(
-    r.pending.length === 0
-      ? "none\n"
-      : table(
-          OFFER_COLUMNS,
-          r.pending.map((o) => [o.recorder, o.by, localTime(o.offeredTime), localTime(o.executableAt), o.executable ? "anyone may carry it out" : "awaiting a recorder's answer"]),
-        ),
+    tableOrNone(
+      OFFER_COLUMNS,
+      r.pending.map((o) => [o.recorder, o.by, localTime(o.offeredTime), localTime(o.executableAt), o.executable ? "anyone may carry it out" : "awaiting a recorder's answer"]),
+    ),
   );
   parts.push(`\nRecorder history (${r.history.length}):\n`);
   parts.push(
-    r.history.length === 0
-      ? "none\n"
-      : table(RECORDER_HISTORY_COLUMNS, r.history.map((e) => [e.blockNumber, localTime(e.time), RECORDER_EVENT_NAMES[e.event], e.recorder, describeRecorderEvent(e)])),
+    tableOrNone(RECORDER_HISTORY_COLUMNS, r.history.map((e) => [e.blockNumber, localTime(e.time), RECORDER_EVENT_NAMES[e.event], e.recorder, describeRecorderEvent(e)])),
   );
   return parts.join("");
 }
@@ -228,21 +224,19 @@ function custodyText(c: CustodyView): string {
       ],
     ]),
     `\nCustody history (${c.history.length}):\n`,
-    c.history.length === 0
-      ? "none\n"
-      : table(
-          CUSTODY_HISTORY_COLUMNS,
-          c.history.map((e) => [
-            e.blockNumber,
-            localTime(e.time),
-            CUSTODY_EVENT_NAMES[e.event],
-            e.amount === null ? null : (e.event === "withdrawn" ? "-" : "+") + yuan(e.amount),
-            e.heldAfter === null ? null : yuan(e.heldAfter),
-            e.event === "ratio-set" ? `${percent(e.ratioBefore ?? 0)} → ${percent(e.ratioBps ?? 0)}` : null,
-            e.actor,
-            e.to,
-          ]),
-        ),
+    tableOrNone(
+      CUSTODY_HISTORY_COLUMNS,
+      c.history.map((e) => [
+        e.blockNumber,
+        localTime(e.time),
+        CUSTODY_EVENT_NAMES[e.event],
+        e.amount === null ? null : (e.event === "withdrawn" ? "-" : "+") + yuan(e.amount),
+        e.heldAfter === null ? null : yuan(e.heldAfter),
+        e.event === "ratio-set" ? `${percent(e.ratioBefore ?? 0)} → ${percent(e.ratioBps ?? 0)}` : null,
+        e.actor,
+        e.to,
+      ]),
+    ),
   ];
   return parts.join("");
 }
@@ -266,9 +260,9 @@ async function merchant(ctx: Context): Promise<number> {
       recordersText(recorders),
       custodyText(custody),
       `\nLargest balances (${accounts.length} of ${m.accountCount} accounts):\n`,
-      accounts.length === 0 ? "none\n" : table(ACCOUNT_COLUMNS, accounts.map(accountCells)),
+      tableOrNone(ACCOUNT_COLUMNS, accounts.map(accountCells)),
       `\nAlerts (${alerts.length}):\n`,
-      alerts.length === 0 ? "none\n" : table(ALERT_COLUMNS, alerts.map(alertCells)),
+      tableOrNone(ALERT_COLUMNS, alerts.map(alertCells)),
     ];
     await ctx.write(parts.join(""));
     return 0;

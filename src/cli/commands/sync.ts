@@ -54,7 +54,8 @@ function settings(ctx: Context) {
   }
   const given = flag("ledger") ?? ctx.config.ledger;
   const quorum = flag("quorum") ?? ctx.config.quorum;
-  const contracts = given === undefined ? { ...indexedContracts(ctx.db), ...(quorum === undefined ? {} : { quorum }) } : { ledger: given, quorum };
+  const indexed = indexedContracts(ctx.db);
+  const contracts = given === undefined ? { ledger: indexed.ledger, quorum: quorum ?? indexed.quorum } : { ledger: given, quorum };
   if (contracts.ledger === undefined) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", 'missing --ledger ADDRESS (or "ledger" in the config file) for a new index');
   }
@@ -62,6 +63,8 @@ function settings(ctx: Context) {
   return {
     rpc,
     rpcTimeoutMs: timeoutSeconds * 1000,
+    /** The index exists and was built without a key. */
+    builtWithoutKey: indexed.encrypted === true,
     indexer: {
       ledger: contracts.ledger,
       quorum: contracts.quorum,
@@ -76,13 +79,13 @@ function settings(ctx: Context) {
 }
 
 async function open(ctx: Context): Promise<Indexer> {
-  const { rpc, indexer, rpcTimeoutMs } = settings(ctx);
+  const { rpc, indexer, rpcTimeoutMs, builtWithoutKey } = settings(ctx);
   const noDecrypt = ctx.args.values["no-decrypt"] === true;
   const key = loadRegulatorKey(stringOption(ctx.args, "key-file"), ctx.io.env, ctx.cwd, (l) => ctx.notice(l));
   if (key !== undefined) {
     ctx.addSecret(key.privateKey);
     if (noDecrypt) throw new PrepaidLedgerError("INVALID_ARGUMENT", `--no-decrypt with a regulator key (${KEY_ENV} or --key-file): give one or the other`);
-  } else if (noDecrypt || indexedContracts(ctx.db).encrypted === true) {
+  } else if (noDecrypt || builtWithoutKey) {
     ctx.notice(`no regulator key: records are indexed without being decrypted (a key cannot be added to this index later)`);
   } else {
     // An index without a key cannot be decrypted later: that is a choice, never an accident.
