@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 
 import { expect } from "chai";
 
+import * as browser from "../src/browser/index.js";
 import * as codec from "../src/ledger/codec.js";
 import * as crypto from "../src/crypto/index.js";
 import * as api from "../src/index.js";
@@ -77,6 +78,7 @@ describe("public API", function () {
       ".": { types: "./dist/index.d.ts", import: "./dist/index.js" },
       "./crypto": { types: "./dist/crypto/index.d.ts", import: "./dist/crypto/index.js" },
       "./codec": { types: "./dist/ledger/codec.d.ts", import: "./dist/ledger/codec.js" },
+      "./browser": { types: "./dist/browser/index.d.ts", import: "./dist/browser/index.js" },
       "./abi": { types: "./dist/abi/index.d.ts", import: "./dist/abi/index.js" },
       "./package.json": "./package.json",
     });
@@ -90,6 +92,11 @@ describe("public API", function () {
     }
     for (const name of ["RecordKind", "sealSingle", "openSingle", "sealBatchRecord", "openBatchRecord", "commitmentOf", "publicKeyOf", "keccak256"]) {
       expect((crypto as Record<string, unknown>)[name], name).to.equal((api as Record<string, unknown>)[name]);
+    }
+    // prepaid-ledger/browser shares the record formats and the codec with Node as they are (its
+    // encryption is its own, on the noble libraries: test/browser/entry.test.ts holds it to Node's).
+    for (const name of ["RecordKind", "sealDetails", "commitmentOf", "decodeSealed", "keccak256", "publicKeyOf", "parseEnvelope", "packBatch", "unpackBatch", "linkHead", "linkBatch", "genesisHead", "PrepaidLedgerError", "isError"]) {
+      expect((browser as Record<string, unknown>)[name], name).to.equal((api as Record<string, unknown>)[name]);
     }
   });
 });

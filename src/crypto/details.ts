@@ -2,11 +2,11 @@
  * Transaction details and their two byte forms (docs/FORMAT.md section 2): the canonical salted
  * plaintext, whose keccak256 is the on-chain commitment, and the sealed payload that gets
  * encrypted (the canonical form without `merchantId` and `account`, which are on chain anyway).
+ * No `node:` built-ins and no `Buffer`: the browser entry (src/browser) uses this file as it is.
  */
-import { randomBytes } from "node:crypto";
-
 import { PrepaidLedgerError } from "../errors.js";
-import { keccak256 } from "./hash.js";
+import { randomBytes, utf8Length, writeHex } from "./bytes.js";
+import { keccak256 } from "./keccak.js";
 
 /** Record kinds of FORMAT.md section 1 (`0` is invalid, `4`–`255` are reserved for modules). */
 export const RecordKind = { TopUp: 1, Consume: 2, Refund: 3 } as const;
@@ -94,7 +94,7 @@ function checkStr8(field: string, value: string): void {
   if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
     throw invalid(field, { reason: "not well-formed Unicode (lone surrogate)" });
   }
-  const byteLength = Buffer.byteLength(value, "utf8");
+  const byteLength = utf8Length(value);
   if (byteLength > MAX_STR8) throw invalid(field, { reason: "longer than 255 UTF-8 bytes", byteLength });
 }
 
@@ -125,7 +125,7 @@ export function validateDetails(d: RecordDetails): void {
  * @returns 16 cryptographically random bytes
  */
 export function newSalt(): Uint8Array {
-  return new Uint8Array(randomBytes(SALT_LENGTH));
+  return randomBytes(SALT_LENGTH);
 }
 
 function checkSalt(salt: Uint8Array): void {
@@ -151,30 +151,30 @@ function readUint(bytes: Uint8Array, offset: number, len: number): number {
 // Records are encoded into this scratch space, then copied out once: one allocation per form
 // instead of one per field. Shared by every call, which is safe because encoding is synchronous.
 const scratch = new Uint8Array(2 + IDS_LENGTH + TAIL_FIXED + 2 * (1 + MAX_STR8));
-const scratchBuffer = Buffer.from(scratch.buffer, scratch.byteOffset, scratch.length);
+const utf8Encoder = new TextEncoder();
+
+/** Writes a validated str8 (well-formed, at most 255 UTF-8 bytes) at `o`; returns the offset after it. */
+function writeStr8(o: number, text: string): number {
+  const { written } = utf8Encoder.encodeInto(text, scratch.subarray(o + 1, o + 1 + MAX_STR8));
+  scratch[o] = written;
+  return o + 1 + written;
+}
 
 /**
  * Writes the canonical form of validated details into `scratch`; returns its length. The sealed
  * form is the same bytes without `merchantId | account` (bytes 2 to 37).
  */
 function writeCanonical(d: RecordDetails, salt: Uint8Array): number {
-  const b = scratchBuffer;
+  const b = scratch;
   b[0] = DETAILS_VERSION;
   b[1] = d.kind;
-  b.writeUInt32BE(d.merchantId, 2);
-  b.write(d.account.slice(2), 6, 32, "hex"); // validated: exactly 64 hex digits
-  let o = 2 + IDS_LENGTH;
-  b.writeUIntBE(Number(d.amount), o, 6); // < 2^48, exact as a number
-  b.writeUIntBE(d.time, o + 6, 5);
+  writeUint(b, 2, d.merchantId, 4);
+  writeHex(b.subarray(0, 6 + 32), 6, d.account, 2); // validated: exactly 64 hex digits
+  const o = 2 + IDS_LENGTH;
+  writeUint(b, o, Number(d.amount), 6); // < 2^48, exact as a number
+  writeUint(b, o + 6, d.time, 5);
   b.set(salt, o + 11);
-  o += TAIL_FIXED;
-  // Validated: well-formed and at most 255 UTF-8 bytes, so each is written whole.
-  const refLength = b.write(d.orderRef, o + 1, "utf8");
-  b[o] = refLength;
-  o += 1 + refLength;
-  const memoLength = b.write(d.memo, o + 1, "utf8");
-  b[o] = memoLength;
-  return o + 1 + memoLength;
+  return writeStr8(writeStr8(o + TAIL_FIXED, d.orderRef), d.memo);
 }
 
 /** The sealed form of the canonical bytes in `scratch[0, end)`. */

@@ -6,63 +6,20 @@
 import { ECDH, createDecipheriv, createECDH, createHash, createHmac, timingSafeEqual, type ECDH as NodeECDH } from "node:crypto";
 
 import EthCrypto from "eth-crypto";
-import { SigningKey, computeAddress } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
 import { hexToBytes } from "./hash.js";
+import {
+  AES_BLOCK,
+  ECIES_HEADER_LENGTH as HEADER_LENGTH,
+  ECIES_MIN_LENGTH,
+  EPHEMERAL_LENGTH,
+  IV_LENGTH,
+  normalizePublicKey,
+  privateKeyBytes,
+} from "./keys.js";
 
-const IV_LENGTH = 16;
-const EPHEMERAL_LENGTH = 33;
-const MAC_LENGTH = 32;
-const HEADER_LENGTH = IV_LENGTH + EPHEMERAL_LENGTH + MAC_LENGTH;
-const AES_BLOCK = 16;
-/** iv | ephemeral key | mac | at least one AES block. */
-export const ECIES_MIN_LENGTH = HEADER_LENGTH + AES_BLOCK;
-
-function badKey(reason: string): PrepaidLedgerError {
-  // No cause: errors from the curve library may quote the key.
-  return new PrepaidLedgerError("INVALID_ARGUMENT", "Invalid key", { details: { reason } });
-}
-
-/** Parses a private key (32 bytes of hex, `0x` optional) and checks it is a valid scalar. */
-function privateKeyBytes(privateKey: string): Uint8Array {
-  let bytes: Uint8Array;
-  try {
-    bytes = hexToBytes(privateKey);
-  } catch {
-    throw badKey("private key is not hex");
-  }
-  if (bytes.length !== 32) throw badKey("private key is not 32 bytes");
-  try {
-    SigningKey.computePublicKey(bytes, true); // throws for 0 or ≥ the curve order
-  } catch {
-    throw badKey("private key is out of range");
-  }
-  return bytes;
-}
-
-/**
- * Normalizes a public key to eth-crypto's form: 64-byte uncompressed point as 128 hex digits
- * without prefix. Accepts 64 or 65 (`04`-prefixed) byte uncompressed keys or 33-byte compressed
- * ones, each with or without `0x`.
- */
-function normalizePublicKey(publicKey: string): string {
-  let bytes: Uint8Array;
-  try {
-    bytes = hexToBytes(publicKey);
-  } catch {
-    throw badKey("public key is not hex");
-  }
-  // Length first: computePublicKey would also accept a 32-byte private key.
-  if (bytes.length !== 33 && bytes.length !== 64 && bytes.length !== 65) {
-    throw badKey("public key is not 33, 64 or 65 bytes");
-  }
-  try {
-    return SigningKey.computePublicKey(bytes, false).slice(4); // drop "0x04"
-  } catch {
-    throw badKey("public key is not a point on secp256k1");
-  }
-}
+export { ECIES_MIN_LENGTH, addressOf, publicKeyOf } from "./keys.js";
 
 /**
  * Encrypts `plaintext` for `publicKey` with eth-crypto's ECIES.
@@ -158,27 +115,4 @@ function ecdhFor(privateKey: string): NodeECDH {
     ecdhByKey.set(privateKey, ecdh);
   }
   return ecdh;
-}
-
-/**
- * The public key of a private key, in eth-crypto's form.
- *
- * @param privateKey - 32-byte hex private key, `0x` optional
- * @returns the 64-byte uncompressed public key as 128 hex digits, no prefix (as
- *   `EthCrypto.createIdentity().publicKey`)
- * @throws PrepaidLedgerError `INVALID_ARGUMENT` for a bad private key
- */
-export function publicKeyOf(privateKey: string): string {
-  return SigningKey.computePublicKey(privateKeyBytes(privateKey), false).slice(4);
-}
-
-/**
- * The Ethereum address of a public key.
- *
- * @param publicKey - any form {@link eciesEncrypt} accepts
- * @returns the checksummed `0x` address
- * @throws PrepaidLedgerError `INVALID_ARGUMENT` if the public key is malformed
- */
-export function addressOf(publicKey: string): string {
-  return computeAddress("0x04" + normalizePublicKey(publicKey));
 }

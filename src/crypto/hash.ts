@@ -1,27 +1,12 @@
 /**
- * Hashing and the few byte helpers the crypto layer shares.
+ * Hashing and the few byte helpers the crypto layer shares, in their Node form: hex through
+ * `Buffer` (native, for the hot paths). Browser-safe equivalents: bytes.ts; Keccak: keccak.ts.
  */
-import { createKeccak } from "hash-wasm";
-
 import { PrepaidLedgerError } from "../errors.js";
 
+export { keccak256 } from "./keccak.js";
+
 const HEX_RE = /^(?:0x)?(?:[0-9a-fA-F]{2})*$/;
-
-// hash-wasm's WebAssembly Keccak hashes a 190-byte record about six times faster than the pure
-// JavaScript ones (680k/s against 110k/s for @noble/hashes here), and the regulator reader hashes
-// every record twice. The module is instantiated once, at import; the hasher is synchronous
-// after that, and JavaScript's single thread keeps init/update/digest from interleaving.
-const hasher = await createKeccak(256);
-
-/**
- * Keccak-256 (the Ethereum hash, not NIST SHA3-256).
- *
- * @param bytes - the data to hash
- * @returns the 32-byte digest
- */
-export function keccak256(bytes: Uint8Array): Uint8Array {
-  return hasher.init().update(bytes).digest("binary");
-}
 
 /**
  * Decodes hex (with or without `0x`, either case) into a fresh `Uint8Array`.

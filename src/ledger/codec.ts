@@ -1,12 +1,14 @@
 /**
  * The ledger's on-chain byte formats (docs/FORMAT.md sections 5-7): packed records, the
  * `Recorded.info` word, and the hash chain. Pure functions over bytes, shared by the upload
- * module (which packs) and the regulator reader (which re-links the chain from events).
+ * module (which packs) and the regulator reader (which re-links the chain from events). No
+ * `node:` built-ins and no `Buffer`: the browser entry (src/browser) exports it as it is.
  */
 import { AbiCoder, Interface, getAddress, keccak256 as keccakHex, toUtf8Bytes } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
-import { keccak256 } from "../crypto/hash.js";
+import { bytesToHex, hexToBytes } from "../crypto/bytes.js";
+import { keccak256 } from "../crypto/keccak.js";
 import { PREPAID_LEDGER_ABI } from "./abi.js";
 
 /** Version byte of the packed-records format the contract reads. */
@@ -126,10 +128,7 @@ export function unpackBatch(bytes: Uint8Array): PackedRecord[] {
 }
 
 /** The 4-byte selector of `recordBatch(uint32,uint64,bytes,bytes)`, from the ABI. */
-const RECORD_BATCH_SELECTOR = Buffer.from(
-  new Interface(PREPAID_LEDGER_ABI).getFunction("recordBatch")!.selector.slice(2),
-  "hex",
-);
+const RECORD_BATCH_SELECTOR = hexToBytes(new Interface(PREPAID_LEDGER_ABI).getFunction("recordBatch")!.selector);
 const MAX_U64 = (1n << 64n) - 1n;
 const padded = (n: number): number => Math.ceil(n / 32) * 32;
 
@@ -225,7 +224,7 @@ export function genesisHead(chainId: bigint, ledger: string, version: ChainVersi
   checkVersion(version);
   const tag = keccakHex(toUtf8Bytes(`prepaid-ledger.chain.v${version}`));
   const encoded = AbiCoder.defaultAbiCoder().encode(["bytes32", "uint256", "address"], [tag, chainId, getAddress(ledger)]);
-  return keccak256(Buffer.from(encoded.slice(2), "hex"));
+  return keccak256(hexToBytes(encoded));
 }
 
 /**
@@ -234,9 +233,9 @@ export function genesisHead(chainId: bigint, ledger: string, version: ChainVersi
  * {@link CHAIN_VERSIONS}' genesis for this chain id and address.
  */
 export function chainVersionOf(genesis: Uint8Array | string, chainId: bigint, ledger: string): ChainVersion | undefined {
-  const hex = typeof genesis === "string" ? genesis.toLowerCase() : Buffer.from(genesis).toString("hex");
-  const bare = hex.startsWith("0x") ? hex.slice(2) : hex;
-  return CHAIN_VERSIONS.find((v) => Buffer.from(genesisHead(chainId, ledger, v)).toString("hex") === bare);
+  const hex = typeof genesis === "string" ? genesis.toLowerCase() : bytesToHex(genesis);
+  const bare = hex.startsWith("0x") ? hex : "0x" + hex;
+  return CHAIN_VERSIONS.find((v) => bytesToHex(genesisHead(chainId, ledger, v)) === bare);
 }
 
 /**
@@ -292,7 +291,7 @@ export function linkBatch(previous: Uint8Array, batch: BatchLink): Uint8Array {
   buf.set(BATCH_LINK_TAG, 32);
   view.setUint32(64, batch.merchantId);
   view.setBigUint64(68, batch.sequence);
-  buf.set(Buffer.from(getAddress(batch.recorder).slice(2), "hex"), 76);
+  buf.set(hexToBytes(getAddress(batch.recorder)), 76);
   buf.set(keccak256(batch.envelope), 96);
   view.setUint16(128, batch.count);
   return keccak256(buf);

@@ -9,15 +9,18 @@
  * books a batch at most once. Moving a batch to another number is the one step that could book
  * it twice, so it is done only on positive evidence: another batch's BatchRecorded log at its
  * number, and none of its own.
+ *
+ * No `node:` built-ins: the point-of-sale app (apps/pos) settles its IndexedDB journal with it.
  */
 import { Interface } from "ethers";
 
+import { hexToBytes } from "../crypto/bytes.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { encodeRecordBatchCall } from "../ledger/codec.js";
 import type { Receipt, UploaderChain } from "./chain.js";
 import { gasBound } from "./gas.js";
-import type { Journal, JournalEntry } from "./journal.js";
+import type { JournalEntry, JournalState } from "./journal-state.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const BATCH_RECORDED = ledgerInterface.getEvent("BatchRecorded")!.topicHash;
@@ -26,8 +29,8 @@ const LOG_MARGIN = 128;
 /** Sequence conflicts tolerated while placing one batch. */
 const MAX_ATTEMPTS = 8;
 
-/** Hex the journal wrote itself (its lines are JSON-checked on reading): no shape check needed. */
-export const journalBytes = (hex: string): Uint8Array => Buffer.from(hex.slice(2), "hex");
+/** Bytes of hex the journal wrote itself (a batch's envelope and records, once per send). */
+export const journalBytes = (hex: string): Uint8Array => hexToBytes(hex);
 
 /**
  * Calldata for a TransactionRequest, as bytes. ethers types `data` as a hex string, but every
@@ -57,7 +60,7 @@ export class Settler {
 
   constructor(
     private readonly chain: UploaderChain,
-    private readonly journal: Journal,
+    private readonly journal: JournalState,
     private readonly o: SettleOptions,
   ) {}
 

@@ -160,7 +160,7 @@ describe("the package as users install it (npm pack → empty project)", functio
         (p: string) => !p.startsWith("dist/") || /\.(js|d\.ts|js\.map)$/.test(p),
       );
     }
-    for (const entry of ["dist/index.js", "dist/index.d.ts", "dist/index.js.map", "dist/crypto/index.js", "dist/ledger/codec.js", "dist/abi/index.js", "dist/abi/index.d.ts", "dist/cli/main.js"]) {
+    for (const entry of ["dist/index.js", "dist/index.d.ts", "dist/index.js.map", "dist/crypto/index.js", "dist/ledger/codec.js", "dist/browser/index.js", "dist/abi/index.js", "dist/abi/index.d.ts", "dist/cli/main.js"]) {
       expect(files).to.include(entry);
     }
     // Every exports target ships.
@@ -271,6 +271,7 @@ import { RecordKind, RegulatorReader, Uploader, isError, type RecordDetails, typ
 import { PrepaidLedger__factory, type PrepaidLedger } from "prepaid-ledger/abi";
 import { packBatch, type PackedRecord } from "prepaid-ledger/codec";
 import { sealSingle, type RecordDetails as CryptoDetails } from "prepaid-ledger/crypto";
+import { sealBatch as sealInBrowser, type SealedBatch } from "prepaid-ledger/browser";
 
 export async function first(provider: JsonRpcProvider, key: string, ledgerAddress: string): Promise<UploadedRecord[]> {
   const ledger: PrepaidLedger = PrepaidLedger__factory.connect(ledgerAddress, provider);
@@ -291,6 +292,7 @@ export async function first(provider: JsonRpcProvider, key: string, ledgerAddres
 export const reader: typeof RegulatorReader.open = RegulatorReader.open;
 export type Packed = PackedRecord;
 export const codec = [packBatch, sealSingle] as const;
+export const browser: (d: RecordDetails[], r: { publicKey: string; role: "regulator" }[]) => Promise<SealedBatch> = sealInBrowser;
 `,
     );
     // The check can fail: wrong.ts uses the same declarations wrongly, in the same run (one
