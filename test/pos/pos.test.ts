@@ -210,7 +210,8 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
     // An overdraw: the ledger's preflight refuses it with LedgerInsufficientBalance, decoded.
     await record(page, "class", "1,000", "too expensive");
     await row(page, "too expensive").locator(".status-refused").waitFor({ timeout: 30_000 });
-    expect(await row(page, "too expensive").innerText()).to.include("insufficient balance: the card holds ¥454.50, this needs ¥1,000.00");
+    expect(await row(page, "too expensive").innerText()).to.include("Refused by the ledger — insufficient balance: the card holds ¥454.50, this needs ¥1,000.00");
+    expect(await page.locator("#receipt-body").innerText()).to.include("NOT RECORDED");
     await shot(page, "3-refused.png");
     expect(await recordCount()).to.equal(3n);
 

@@ -25,12 +25,12 @@ const LEDGER_REASONS: Record<string, (args: Record<string, unknown>) => string> 
  * @param e - a PrepaidLedgerError (or the name of a ledger error, as the journal keeps it), or anything thrown
  */
 export function describeError(e: unknown): string {
-  if (typeof e === "string") return `Refused by the ledger: ${LEDGER_REASONS[e]?.({}) ?? e}`;
+  if (typeof e === "string") return `Refused by the ledger — ${LEDGER_REASONS[e]?.({}) ?? e}`;
   if (isError(e, "LEDGER_REVERTED")) {
     const name = String(e.details.error ?? "");
     const args = (e.details.args ?? {}) as Record<string, unknown>;
     const reason = LEDGER_REASONS[name];
-    return `Refused by the ledger: ${reason !== undefined ? reason(args) : name !== "" ? name : e.shortMessage}`;
+    return `Refused by the ledger — ${reason !== undefined ? reason(args) : name !== "" ? name : e.shortMessage}`;
   }
   if (isError(e, "RPC_ERROR") || isError(e, "TIMEOUT")) return `Network problem (${e.shortMessage}); retrying`;
   if (isError(e)) return e.shortMessage;

@@ -98,6 +98,13 @@ function wire(config: PosConfig, till: Till, provider: BrowserProvider): void {
   const ledger = new Contract(config.ledger, PREPAID_LEDGER_ABI, provider);
   const form = $<HTMLFormElement>("entry-form");
   const action = (): Action => (form.elements.namedItem("action") as RadioNodeList).value as Action;
+  for (const id of ["card", "balance-card"]) {
+    const input = $<HTMLInputElement>(id);
+    input.addEventListener("blur", () => {
+      const digits = input.value.replace(/[\s-]/g, "");
+      if (/^\d+$/.test(digits)) input.value = groupCard(digits);
+    });
+  }
   $("new-card").onclick = () => {
     $<HTMLInputElement>("card").value = groupCard(newCardNumber());
     (form.elements.namedItem("action") as RadioNodeList).value = "sell";
@@ -159,13 +166,13 @@ async function renderNow(config: PosConfig, till: Till, ledger: Contract): Promi
     status.problem !== undefined
       ? `⚠ ${status.problem}`
       : waiting > 0
-        ? `⏳ ${waiting} record${waiting === 1 ? "" : "s"} uploading (${status.sending} sent, ${status.queued} waiting)`
+        ? `Uploading ${waiting} record${waiting === 1 ? "" : "s"} (${status.sending} sent, ${status.queued} waiting)…`
         : "✓ Every record is on the ledger";
   const views = till.views();
   $("history-rows").innerHTML = views
     .map((v) => {
       const [cls, text] = statusOf(v);
-      return `<tr data-key="${v.key}" class="${v.key === selected ? "selected" : ""}"><td>${esc(formatTime(v.details.time))}</td><td>${esc(groupCard(v.card))}</td><td>${esc(ACTION[v.action].label)}</td><td>${esc(v.details.memo)}</td><td class="num">${esc(formatYuan(BigInt(v.details.amount)))}</td><td class="${cls}">${esc(text)}</td></tr>`;
+      return `<tr data-key="${v.key}" class="${v.key === selected ? "selected" : ""}"><td class="nowrap">${esc(formatTime(v.details.time))}</td><td class="nowrap">${esc(groupCard(v.card))}</td><td class="nowrap">${esc(ACTION[v.action].label)}</td><td>${esc(v.details.memo)}</td><td class="num">${esc(formatYuan(BigInt(v.details.amount)))}</td><td class="${cls}">${esc(text)}</td></tr>`;
     })
     .join("");
   for (const row of $("history-rows").querySelectorAll("tr")) {
@@ -200,9 +207,11 @@ async function renderReceipt(config: PosConfig, ledger: Contract, view: RecordVi
     balance = `<dt>Card balance now</dt><dd><strong>${esc(formatYuan(books.balance as bigint))}</strong></dd>`;
   }
   body.className = "";
-  body.innerHTML = `<div class="receipt">
+  const refused = view.status === "refused";
+  body.innerHTML = `<div class="receipt${refused ? " refused" : ""}">
     <div>
       <div class="shop">${esc(config.merchantName)}</div>
+      ${refused ? `<div class="void">NOT RECORDED — do not take the customer's money</div>` : ""}
       <div>${esc(ACTION[view.action].label)}</div>
       <div class="amount">${esc(formatYuan(BigInt(d.amount)))}</div>
       <dl>
@@ -216,7 +225,7 @@ async function renderReceipt(config: PosConfig, ledger: Contract, view: RecordVi
       </dl>
     </div>
     ${qr !== undefined ? `<img alt="Receipt QR code" id="receipt-qr" src="${await qrDataUrl(qr)}" />` : ""}
-    <p class="hint muted">${qr !== undefined ? "Scan to check this record on the ledger: the details and salt in the code open its on-chain commitment." : "The QR code appears once the record is on the ledger."}</p>
+    ${refused ? "" : `<p class="hint muted">${qr !== undefined ? "Scan to check this record on the ledger: the details and salt in the code open its on-chain commitment." : "The QR code appears once the record is on the ledger."}</p>`}
   </div>`;
 }
 
