@@ -83,7 +83,7 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
       });
     });
     await page.goto(`${ORIGIN}/index.html`);
-    await page.waitForFunction(() => document.title === "ready", undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => (globalThis as any).document.title === "ready", undefined, { timeout: 30_000 });
     expect(errors).to.deep.equal([]);
     expect(await page.evaluate(() => typeof (globalThis as { Buffer?: unknown }).Buffer)).to.equal("undefined");
   });
@@ -104,9 +104,9 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     const salt = "0x" + "5a".repeat(16);
     const inPage = await page.evaluate(
       ([records, salt]) => {
-        const P = (window as any).P;
+        const P = (globalThis as any).P;
         return records.map((w: unknown) => {
-          const s = P.sealDetails((window as any).toDetails(w), P.hexToBytes(salt));
+          const s = P.sealDetails((globalThis as any).toDetails(w), P.hexToBytes(salt));
           return { canonical: P.bytesToHex(s.canonical), sealed: P.bytesToHex(s.sealed), commitment: P.bytesToHex(s.commitment) };
         });
       },
@@ -126,8 +126,8 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     ];
     const sealed = await page.evaluate(
       async ([records, recipients]) => {
-        const P = (window as any).P;
-        const b = await P.sealBatch(records.map((w: unknown) => (window as any).toDetails(w)), recipients);
+        const P = (globalThis as any).P;
+        const b = await P.sealBatch(records.map((w: unknown) => (globalThis as any).toDetails(w)), recipients);
         const call = P.encodeRecordBatchCall(101, 7n, b.envelope, b.packed);
         return { envelope: P.bytesToHex(b.envelope), packed: P.bytesToHex(b.packed), salts: b.salts.map(P.bytesToHex), call: P.bytesToHex(call) };
       },
@@ -156,7 +156,7 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     const payload = bytesToHex(sealDetails(details(wire[1]!)).sealed);
     const [ciphertext, wrongKey] = await page.evaluate(
       async ([pub, payload, other]) => {
-        const P = (window as any).P;
+        const P = (globalThis as any).P;
         const c = await P.sealSingle(pub, P.hexToBytes(payload));
         const wrong = await P.openSingle(other, c).then(() => "opened", (e: { code: string }) => e.code);
         return [P.bytesToHex(c), wrong];
@@ -174,7 +174,7 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     const single = bytesToHex(await sealSingle(publicKeyOf(REGULATOR_KEY), payloads[0]!));
     const opened = await page.evaluate(
       async ([privateKey, envelope, batch, single]) => {
-        const P = (window as any).P;
+        const P = (globalThis as any).P;
         const dataKey = await P.openEnvelope(privateKey, P.hexToBytes(envelope));
         const records = batch.map((c: string, i: number) => P.bytesToHex(P.openBatchRecord(dataKey, i, P.hexToBytes(c))));
         const tampered = P.hexToBytes(batch[0]);
@@ -207,14 +207,14 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     const record = hexToBytes("0x" + "42".repeat(80));
     const inPage = await page.evaluate(
       ([ledger, record, records]) => {
-        const P = (window as any).P;
+        const P = (globalThis as any).P;
         const genesis = P.genesisHead(31337n, ledger);
         const batch = P.linkBatch(genesis, { merchantId: 101, sequence: 3n, recorder: ledger, envelope: P.hexToBytes(record), count: 2 });
         const head = P.linkHead(batch, 9n, 101, P.hexToBytes(record));
         return {
           genesis: P.bytesToHex(genesis),
           head: P.bytesToHex(head),
-          keys: records.map((w: unknown) => P.recordKey((window as any).toDetails(w))),
+          keys: records.map((w: unknown) => P.recordKey((globalThis as any).toDetails(w))),
         };
       },
       [ledger, bytesToHex(record), wire] as const,

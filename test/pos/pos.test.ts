@@ -6,7 +6,11 @@
  * before the page heard back) and reopened — and every record is on chain exactly once,
  * verified by the regulator's reader.
  */
-import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { promisify } from "node:util";
 
 import { expect } from "chai";
 import { JsonRpcProvider } from "ethers";
@@ -22,6 +26,8 @@ import { serveStatic } from "../helpers/static-server.js";
 
 const REGULATOR_KEY = "0x" + "7e".repeat(32);
 const MERCHANT = 101;
+const run = promisify(execFile);
+const HARDHAT = join(dirname(createRequire(import.meta.url).resolve("hardhat/package.json")), "dist", "src", "cli.js");
 
 /** How the test wallet treats eth_sendTransaction. */
 type SendMode = "normal" | "swallow" | "land-then-hang";
@@ -130,26 +136,20 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
 
   before(async function () {
     node = await startHardhatNode();
-    const { ethers } = await network.create({ network: "localhost", override: { url: node.url } });
-    const [admin, regulator, till] = await ethers.getSigners();
-    const contract = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3600]);
-    await contract.waitForDeployment();
-    ledger = await contract.getAddress();
-    recorder = till.address;
-    await (await contract.connect(regulator).registerMerchant(MERCHANT, recorder)).wait();
+    // As README says: the setup script, then the app's build (npm run pos:build).
+    const setup = await run(process.execPath, [HARDHAT, "run", "scripts/pos/till-setup.ts", "--network", "localhost"], {
+      env: { ...process.env, LOCALHOST_RPC_URL: node.url, REGULATOR_PUBLIC_KEY: "0x04" + publicKeyOf(REGULATOR_KEY), MERCHANT_ID: String(MERCHANT) },
+    });
+    ledger = /^ledger: (0x[0-9a-fA-F]{40})$/m.exec(setup.stdout)![1]!;
+    recorder = /recorder (0x[0-9a-fA-F]{40})/.exec(setup.stdout)![1]!;
+    const till = new URL(/^till: (\S+)$/m.exec(setup.stdout)![1]!);
+    expect(till.searchParams.get("ledger")).to.equal(ledger);
     provider = new JsonRpcProvider(node.url);
 
-    await build({ configFile: "apps/pos/vite.config.ts", logLevel: "warn" });
+    await run("npm", ["run", "-s", "pos:build"]);
     server = await serveStatic("apps/pos/dist");
-    const query = new URLSearchParams({
-      ledger,
-      merchant: String(MERCHANT),
-      regulator: "0x04" + publicKeyOf(REGULATOR_KEY),
-      chain: "31337",
-      name: "Sunrise Gym",
-      batchMs: "800",
-    });
-    appUrl = `${server.url}?${query}`;
+    till.searchParams.set("batchMs", "800");
+    appUrl = `${server.url}${till.search}`;
     browser = await launchChromium();
   });
 
@@ -275,5 +275,41 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
     const card6 = await contract.accountBooks(MERCHANT, account);
     expect([card6.recordCount, card6.toppedUp, card6.consumed, card6.refunded, card6.balance]).to.deep.equal([6n, 55000n, 6550n, 1000n, 47450n]);
     await context.close();
+  });
+
+  it("runs README's browser example as written: a top-up through the wallet, read back by the regulator", async function () {
+    const readme = readFileSync("README.md", "utf8");
+    const start = readme.indexOf("```js\nimport { BrowserProvider");
+    const code = start < 0 ? undefined : readme.slice(start + "```js\n".length, readme.indexOf("\n```\n", start) + 1);
+    expect(code, "README's browser example").to.be.a("string");
+    const dir = join(artifactDir("pos"), "readme-example");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "main.js"), code!);
+    writeFileSync(join(dir, "index.html"), `<!doctype html><title>example</title><body>working…</body><script type="module" src="./main.js"></script>`);
+    // As an app that installed the package would build it; the alias stands for the installed package.
+    await build({
+      root: dir,
+      configFile: false,
+      logLevel: "warn",
+      resolve: { alias: { "prepaid-ledger/browser": resolve("src/browser/index.ts") } },
+      build: { outDir: join(dir, "dist"), emptyOutDir: true, target: "es2022" },
+    });
+    const site = await serveStatic(join(dir, "dist"));
+    const context = await walletContext();
+    try {
+      const page = await context.newPage();
+      current = page;
+      page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.stack ?? String(e)}`));
+      await page.goto(`${site.url}?ledger=${ledger}&regulator=0x04${publicKeyOf(REGULATOR_KEY)}`);
+      await page.waitForFunction(() => /^recorded in block \d+, salt 0x[0-9a-f]{32}$/.test((globalThis as any).document.body.textContent), undefined, { timeout: 60_000 });
+    } finally {
+      await context.close();
+      await site.stop();
+    }
+    const reader = await RegulatorReader.open({ ledger, privateKey: REGULATOR_KEY, keepRecords: true }, provider);
+    const report = await reader.read();
+    expect(report.discrepancies).to.deep.equal([]);
+    const last = report.kept!.at(-1)!;
+    expect([last.kind, last.amount, last.details!.orderRef, last.details!.memo]).to.deep.equal([1, 300_000n, "GYM-20261126-00042", "annual card"]);
   });
 });
