@@ -8,6 +8,8 @@
  * - ECIES for the regulator and the batch envelope on the audited noble libraries
  *   (@noble/curves, @noble/hashes, @noble/ciphers), in the byte formats of FORMAT.md 3–4;
  * - the packed-batch codec and hash chain (src/ledger/codec.ts, shared as it is);
+ * - receipts a card holder can check, and their verification against the chain (src/receipt,
+ *   shared as it is);
  * - errors: the same `PrepaidLedgerError` and codes.
  */
 export { ERROR_CODES, PrepaidLedgerError, isError } from "../errors.js";
@@ -61,3 +63,31 @@ export {
 } from "../ledger/codec.js";
 export type { BatchLink, ChainVersion, PackedRecord, RecordedData } from "../ledger/codec.js";
 export { decodeRevert } from "../ledger/revert.js";
+
+// Receipts a card holder can check (docs/FORMAT.md 10): src/receipt is browser-safe as it is
+export {
+  COMPACT_PREFIX,
+  RECEIPT_TYPE,
+  RECEIPT_VERSION,
+  checkReceiptShape,
+  computedCommitment,
+  makeReceipt,
+  parseReceipt,
+  receiptFromCompact,
+  receiptFromJson,
+  receiptToCompact,
+  receiptToJson,
+  validateReceipt,
+  verifyReceipt,
+} from "../receipt/index.js";
+export type {
+  CardBooks,
+  Receipt,
+  ReceiptConfirmation,
+  ReceiptDetails,
+  ReceiptInput,
+  ReceiptJson,
+  ReceiptRpc,
+  ReceiptVerification,
+  VerifyReceiptOptions,
+} from "../receipt/index.js";

@@ -27,6 +27,7 @@ import {
   type RecordDetails,
 } from "../../src/crypto/index.js";
 import { encodeRecordBatchCall, genesisHead, linkBatch, linkHead, packBatch, unpackBatch } from "../../src/ledger/codec.js";
+import { makeReceipt, receiptToCompact } from "../../src/receipt/index.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { bundleEntry } from "../helpers/bundle.js";
@@ -224,5 +225,28 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     expect(inPage.genesis).to.equal(bytesToHex(genesis));
     expect(inPage.head).to.equal(bytesToHex(linkHead(batch, 9n, 101, record)));
     expect(inPage.keys).to.deep.equal(wire.map((w) => Uploader.recordKey(details(w))));
+  });
+
+  it("makes, encodes and checks receipts as Node does (src/receipt, re-exported)", async () => {
+    const input = { chainId: 31337n, ledger: "0x5fbdb2315678afecb367f032d93f642f64180aa3", recordIndex: 12n, blockNumber: 7, salt: "0x" + "5a".repeat(16), details: details(wire[1]!) };
+    const node = receiptToCompact(makeReceipt(input));
+    const inPage = await page.evaluate(
+      ([w, salt, node]) => {
+        const P = (globalThis as any).P;
+        const r = P.makeReceipt({ chainId: 31337n, ledger: "0x5fbdb2315678afecb367f032d93f642f64180aa3", recordIndex: 12n, blockNumber: 7, salt, details: (globalThis as any).toDetails(w) });
+        const parsed = P.parseReceipt(node);
+        P.validateReceipt(parsed);
+        const forged = { ...parsed, details: { ...parsed.details, amount: parsed.details.amount + 1n } };
+        let code = "valid";
+        try {
+          P.validateReceipt(forged);
+        } catch (e) {
+          code = (e as { code: string }).code;
+        }
+        return { compact: P.receiptToCompact(r), memo: parsed.details.memo, forged: code };
+      },
+      [wire[1], input.salt, node] as const,
+    );
+    expect(inPage).to.deep.equal({ compact: node, memo: wire[1]!.memo, forged: "RECEIPT_MISMATCH" });
   });
 });

@@ -19,6 +19,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { build } from "vite";
 
 import { publicKeyOf } from "../../src/crypto/index.js";
+import { parseReceipt, verifyReceipt } from "../../src/receipt/index.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { startHardhatNode } from "../helpers/processes.js";
@@ -205,6 +206,12 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
     await row(page, "yoga class").click();
     await page.locator("#receipt-qr").waitFor();
     expect(await page.locator("#receipt-body").innerText()).to.include("¥45.50").and.include("¥454.50");
+    // The page checked the receipt against the ledger itself; the QR code's receipt checks out in Node too.
+    expect(await page.locator("#receipt-check").innerText()).to.match(/^✓ Receipt checked against the ledger at block \d+$/);
+    const compact = (await page.locator("#receipt-qr").getAttribute("data-receipt"))!;
+    expect(compact.startsWith("PL1:")).to.equal(true);
+    const verified = await verifyReceipt(parseReceipt(compact), provider, { ledger });
+    expect([verified.record.recordIndex, verified.receipt.details.amount, verified.receipt.details.memo, verified.books.balance]).to.deep.equal([3n, 4550n, "yoga class", 45450n]);
     await shot(page, "2-class-receipt.png");
 
     // An overdraw: the ledger's preflight refuses it with LedgerInsufficientBalance, decoded.

@@ -9,7 +9,7 @@ import { FIELDS, parsePosConfig, rawConfig, storeConfig, type Field, type PosCon
 import { describeError } from "./errors.js";
 import { KIND_LABEL, cardAccount, formatTime, formatYuan, groupCard, newCardNumber, newOrderRef, normalizeCard, parseYuan } from "./format.js";
 import type { Action } from "./journal.js";
-import { qrDataUrl, receiptText } from "./receipt.js";
+import { checkReceipt, qrDataUrl, receiptOf, receiptText } from "./receipt.js";
 import { Till, type RecordView } from "./till.js";
 import { WalletProblem, connectWallet, switchChain } from "./wallet.js";
 
@@ -24,6 +24,9 @@ const ACTION: Record<Action, { kind: 1 | 2 | 3; label: string; memo: string }> =
 };
 
 let selected: string | undefined;
+let walletProvider: BrowserProvider;
+/** Receipts checked against the ledger: what the check said (successes only are kept). */
+const checked = new Map<string, { ok: boolean; text: string; balance?: bigint }>();
 
 function showBanner(text: string, action?: { label: string; run: () => unknown }): void {
   const banner = $("banner");
@@ -95,6 +98,7 @@ async function start(): Promise<void> {
 }
 
 function wire(config: PosConfig, till: Till, provider: BrowserProvider): void {
+  walletProvider = provider;
   const ledger = new Contract(config.ledger, PREPAID_LEDGER_ABI, provider);
   const form = $<HTMLFormElement>("entry-form");
   const action = (): Action => (form.elements.namedItem("action") as RadioNodeList).value as Action;
@@ -183,7 +187,7 @@ async function renderNow(config: PosConfig, till: Till, ledger: Contract): Promi
   }
   const landed = views.filter((v) => v.landed !== undefined).length;
   const view = views.find((v) => v.key === selected) ?? views[0];
-  await renderReceipt(config, ledger, view);
+  await renderReceipt(config, view);
   if (landed !== lastLanded && $<HTMLInputElement>("balance-card").value !== "") await showBalance(config, ledger, till);
   lastLanded = landed;
 }
@@ -195,19 +199,33 @@ function statusOf(v: RecordView): [string, string] {
   return ["status-wait", "Saved here · waiting to upload"];
 }
 
-async function renderReceipt(config: PosConfig, ledger: Contract, view: RecordView | undefined): Promise<void> {
+/** Checks a landed record's receipt against the ledger, in this page (src/receipt's verifyReceipt). */
+async function receiptCheck(config: PosConfig, view: RecordView): Promise<{ ok: boolean; text: string; balance?: bigint } | undefined> {
+  const receipt = receiptOf(view, config);
+  if (receipt === undefined) return undefined;
+  const known = checked.get(view.key);
+  if (known !== undefined) return known;
+  try {
+    const verified = await checkReceipt(receipt, walletProvider, config);
+    const result = { ok: true, text: `✓ Receipt checked against the ledger at block ${verified.checkedAtBlock}`, balance: verified.books.balance };
+    checked.set(view.key, result);
+    return result;
+  } catch (e) {
+    return { ok: false, text: `✗ The receipt does not check out: ${describeError(e)}` };
+  }
+}
+
+async function renderReceipt(config: PosConfig, view: RecordView | undefined): Promise<void> {
   const body = $("receipt-body");
   if (view === undefined) return;
   const d = view.details;
   const [cls, text] = statusOf(view);
-  const qr = receiptText(view, config);
-  let balance = "";
-  if (view.landed !== undefined) {
-    const books = await ledger.accountBooks(config.merchantId, d.account);
-    balance = `<dt>Card balance now</dt><dd><strong>${esc(formatYuan(books.balance as bigint))}</strong></dd>`;
-  }
-  body.className = "";
+  const receipt = receiptOf(view, config);
+  const check = await receiptCheck(config, view);
+  const balance = check?.balance !== undefined ? `<dt>Card balance now</dt><dd><strong>${esc(formatYuan(check.balance))}</strong></dd>` : "";
   const refused = view.status === "refused";
+  const qr = receipt !== undefined ? receiptText(receipt) : undefined;
+  body.className = "";
   body.innerHTML = `<div class="receipt${refused ? " refused" : ""}">
     <div>
       <div class="shop">${esc(config.merchantName)}</div>
@@ -224,8 +242,9 @@ async function renderReceipt(config: PosConfig, ledger: Contract, view: RecordVi
         ${view.landed !== undefined ? `<dt>Transaction</dt><dd>${esc(view.landed.txHash.slice(0, 10))}…${esc(view.landed.txHash.slice(-8))}</dd>` : ""}
       </dl>
     </div>
-    ${qr !== undefined ? `<img alt="Receipt QR code" id="receipt-qr" src="${await qrDataUrl(qr)}" />` : ""}
-    ${refused ? "" : `<p class="hint muted">${qr !== undefined ? "Scan to check this record on the ledger: the details and salt in the code open its on-chain commitment." : "The QR code appears once the record is on the ledger."}</p>`}
+    ${qr !== undefined ? `<img alt="Receipt QR code" id="receipt-qr" data-receipt="${esc(qr)}" src="${await qrDataUrl(qr)}" />` : ""}
+    ${check !== undefined ? `<p id="receipt-check" class="${check.ok ? "status-landed" : "status-refused"}">${esc(check.text)}</p>` : ""}
+    ${refused ? "" : `<p class="hint muted">${qr !== undefined ? "The customer scans the code to check this record on the ledger (prepaid receipt verify, or any receipt checker)." : "The QR code appears once the record is on the ledger."}</p>`}
   </div>`;
 }
 
