@@ -46,7 +46,7 @@ if (process.env.REGULATOR_PUBLIC_KEY !== undefined) {
   regulatorPublicKey = "0x04" + publicKeyOf(key);
 }
 
-const { ethers } = await network.connect();
+const { ethers } = await network.create();
 const [admin, regulator, cashier] = await ethers.getSigners();
 const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3600]);
 await ledger.waitForDeployment();
