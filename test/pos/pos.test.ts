@@ -248,6 +248,13 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
     // Reopened again: the landed batch is found on chain (not sent again); the waiting record goes out.
     mode = "normal";
     page = await openTill(context);
+    // A second tab of the same till would batch the same stored records: it stands aside.
+    const twin = await context.newPage();
+    await twin.goto(appUrl);
+    await twin.locator("#banner").waitFor({ state: "visible" });
+    expect(await twin.locator("#banner").innerText()).to.include("already open in another tab");
+    expect(await twin.locator("#app").isVisible()).to.equal(false);
+    await twin.close();
     await allOnLedger(page);
     await onLedger(page, "evening class");
     expect(sends).to.deep.equal(["normal", "normal", "normal", "swallow", "land-then-hang", "normal"]);

@@ -8,7 +8,7 @@ import { isError } from "../../../src/errors.js";
 import { FIELDS, parsePosConfig, rawConfig, storeConfig, type Field, type PosConfig } from "./config.js";
 import { describeError } from "./errors.js";
 import { KIND_LABEL, cardAccount, formatTime, formatYuan, groupCard, newCardNumber, newOrderRef, normalizeCard, parseYuan } from "./format.js";
-import type { Action } from "./journal.js";
+import { databaseName, type Action } from "./journal.js";
 import { checkReceipt, qrDataUrl, receiptOf, receiptText } from "./receipt.js";
 import { Till, type RecordView } from "./till.js";
 import { WalletProblem, connectWallet, switchChain } from "./wallet.js";
@@ -91,6 +91,11 @@ async function start(): Promise<void> {
     } else showBanner(e instanceof WalletProblem ? e.message : describeError(e));
     return;
   }
+  // One tab per till: two would each batch the records both load from IndexedDB.
+  if (!(await holdTill(databaseName(config.chainId, config.ledger, config.merchantId)))) {
+    showBanner("This till is already open in another tab or window of this browser. Use that one, or close it and reload this one.");
+    return;
+  }
   $("wallet").textContent = `Merchant ${config.merchantId} · wallet ${wallet.address.slice(0, 6)}…${wallet.address.slice(-4)} · chain ${config.chainId}`;
   const till = await Till.open(config, wallet.signer, config.chainId);
   $("app").hidden = false;
@@ -152,6 +157,21 @@ function wire(config: PosConfig, till: Till, provider: BrowserProvider): void {
   };
   till.addEventListener("change", () => render(config, till, ledger));
   render(config, till, ledger);
+}
+
+/**
+ * Takes the till's Web Lock for as long as this tab lives; false if another tab holds it.
+ * Browsers without Web Locks (before 2022) go unguarded.
+ */
+function holdTill(name: string): Promise<boolean> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  if (locks === undefined) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    void locks.request(name, { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock === null ? undefined : new Promise<void>(() => undefined);
+    });
+  });
 }
 
 let rendering = Promise.resolve();
