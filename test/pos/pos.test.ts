@@ -44,6 +44,7 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
   let appUrl: string;
   const shots = artifactDir("pos");
   let mode: SendMode = "normal";
+  let soldCard = "";
   let chainIdAnswer: string | undefined;
   const sends: string[] = [];
   let sendsSeen: () => void = () => undefined;
@@ -195,6 +196,7 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
     await page.locator("#new-card").click();
     const card = (await page.locator("#card").inputValue()).replace(/\s/g, "");
     expect(card).to.match(/^\d{12}$/);
+    soldCard = card;
 
     await record(page, "sell", "300", "annual card");
     await onLedger(page, "annual card");
@@ -289,6 +291,31 @@ describe("point-of-sale app (apps/pos) in Chromium against hardhat node", functi
     const card6 = await contract.accountBooks(MERCHANT, account);
     expect([card6.recordCount, card6.toppedUp, card6.consumed, card6.refunded, card6.balance]).to.deep.equal([6n, 55000n, 6550n, 1000n, 47450n]);
     await context.close();
+  });
+
+  it("keeps a record queued, not refused, while the merchant is suspended, and sends it once reinstated", async function () {
+    const { ethers } = await network.create({ network: "localhost", override: { url: node.url } });
+    const [, regulator] = await ethers.getSigners();
+    const contract = await ethers.getContractAt("PrepaidLedger", ledger, regulator);
+    await (await contract.suspendMerchant(MERCHANT, ethers.encodeBytes32String("inspection"))).wait();
+    const context = await walletContext();
+    try {
+      const page = await openTill(context);
+      await record(page, "topup", "30", "while suspended", soldCard);
+      await page.locator("#sync.bad").waitFor({ timeout: 30_000 });
+      expect(await page.locator("#sync").innerText()).to.include("the regulator has suspended this merchant").and.include("Records stay saved here");
+      expect(await row(page, "while suspended").innerText()).to.include("waiting to upload");
+      expect(await page.locator("#entry-stop").innerText()).to.include("Do not take money");
+      await shot(page, "7-merchant-suspended.png");
+      await (await contract.reinstateMerchant(MERCHANT)).wait();
+      await page.locator("#retry").click();
+      await onLedger(page, "while suspended");
+      await allOnLedger(page);
+      expect(await page.locator("#entry-stop").isVisible()).to.equal(false);
+    } finally {
+      await context.close();
+    }
+    expect(await recordCount()).to.equal(7n);
   });
 
   it("runs README's browser example as written: a top-up through the wallet, read back by the regulator", async function () {

@@ -11,12 +11,13 @@ const LEDGER_REASONS: Record<string, (args: Record<string, unknown>) => string> 
     `insufficient balance: the card holds ${formatYuan(BigInt(String(a.balance ?? 0)))}, this needs ${formatYuan(BigInt(String(a.needed ?? 0)))}`,
   LedgerUnknownAccount: () => "this card was never sold here: sell it first",
   LedgerUnauthorizedRecorder: () => "the connected wallet is not a recorder of this merchant",
-  LedgerMerchantSuspended: () => "the regulator has suspended this merchant: nothing can be recorded",
-  LedgerMerchantClosed: () => "this merchant is closed: nothing can be recorded",
+  LedgerMerchantSuspended: () => "the regulator has suspended this merchant",
+  LedgerMerchantClosed: () => "this merchant is closed",
   LedgerRefundsOnly: () => "this merchant is winding down: only refunds can be recorded",
   LedgerUnknownMerchant: () => "no such merchant on this ledger: check the till's setup",
   LedgerUndercovered: () => "the merchant's custody deposit does not cover this sale: top up the deposit first",
   LedgerAccountOverflow: () => "the card's total would overflow",
+  EnforcedPause: () => "the ledger is paused by its operator",
 };
 
 /**

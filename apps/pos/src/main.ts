@@ -175,7 +175,7 @@ function holdTill(name: string): Promise<boolean> {
 }
 
 let rendering = Promise.resolve();
-let lastLanded = -1;
+let lastBalanceKey = "";
 
 function render(config: PosConfig, till: Till, ledger: Contract): void {
   rendering = rendering.then(() => renderNow(config, till, ledger)).catch((e: unknown) => showBanner(describeError(e)));
@@ -188,10 +188,20 @@ async function renderNow(config: PosConfig, till: Till, ledger: Contract): Promi
   sync.className = status.problem !== undefined ? "bad" : waiting > 0 ? "wait" : "ok";
   sync.textContent =
     status.problem !== undefined
-      ? `⚠ ${status.problem}`
+      ? `⚠ Not uploading: ${status.problem}. Records stay saved here.`
       : waiting > 0
         ? `Uploading ${waiting} record${waiting === 1 ? "" : "s"} (${status.sending} sent, ${status.queued} waiting)…`
         : "✓ Every record is on the ledger";
+  if (status.problem !== undefined && !status.busy) {
+    const retry = document.createElement("button");
+    retry.id = "retry";
+    retry.textContent = "Try again now";
+    retry.onclick = () => till.retryNow();
+    sync.append(" ", retry);
+  }
+  const stop = $("entry-stop");
+  stop.hidden = !(status.problem ?? "").startsWith("Refused by the ledger");
+  stop.textContent = `The ledger refuses this till's records: ${(status.problem ?? "").replace(/^Refused by the ledger — /, "")}. Do not take money until this is resolved.`;
   const views = till.views();
   $("history-rows").innerHTML = views
     .map((v) => {
@@ -205,11 +215,12 @@ async function renderNow(config: PosConfig, till: Till, ledger: Contract): Promi
       render(config, till, ledger);
     });
   }
-  const landed = views.filter((v) => v.landed !== undefined).length;
+  // The balance panel is read again when a record lands or starts uploading.
+  const balanceKey = `${views.filter((v) => v.landed !== undefined).length}:${views.filter((v) => v.landed === undefined && v.status !== "refused").length}`;
   const view = views.find((v) => v.key === selected) ?? views[0];
   await renderReceipt(config, view);
-  if (landed !== lastLanded && $<HTMLInputElement>("balance-card").value !== "") await showBalance(config, ledger, till);
-  lastLanded = landed;
+  if (balanceKey !== lastBalanceKey && $<HTMLInputElement>("balance-card").value !== "") await showBalance(config, ledger, till);
+  lastBalanceKey = balanceKey;
 }
 
 function statusOf(v: RecordView): [string, string] {

@@ -62,6 +62,20 @@ export interface TillStatus {
 }
 
 const RETRY_MS = 3_000;
+/** After a problem a retry will not cure by itself (a wallet that refused, a suspended merchant). */
+const SLOW_RETRY_MS = 30_000;
+/**
+ * Refusals about the till, not the record: its records stay queued, to go out once the wallet or
+ * the merchant's standing is put right.
+ */
+const TILL_REFUSALS = new Set([
+  "LedgerUnauthorizedRecorder",
+  "LedgerMerchantSuspended",
+  "LedgerMerchantClosed",
+  "LedgerUnknownMerchant",
+  "LedgerUndercovered",
+  "EnforcedPause",
+]);
 const FINALITY_MS = 120_000;
 
 export const toDetails = (d: StoredDetails): RecordDetails => ({ ...d, amount: BigInt(d.amount) });
@@ -134,6 +148,13 @@ export class Till extends EventTarget {
     this.changed();
     this.kick(this.config.batchMs);
     return this.view(record);
+  }
+
+  /** Tries uploading again now, instead of at the next scheduled retry. */
+  retryNow(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.kick(0);
   }
 
   /** Every record entered, newest first, with where it stands. */
@@ -224,7 +245,7 @@ export class Till extends EventTarget {
       this.problem = undefined;
     } catch (e) {
       this.problem = describeError(e);
-      if (!isError(e) || e.retryable || e.code === "LEDGER_REVERTED") this.kick(RETRY_MS);
+      this.kick(isError(e) && e.retryable ? RETRY_MS : SLOW_RETRY_MS);
     } finally {
       this.settler.drainFinal();
       this.busy = false;
@@ -262,7 +283,7 @@ export class Till extends EventTarget {
           sequence = await this.settler.takeSequence();
           continue;
         }
-        if (!isError(e, "LEDGER_REVERTED")) throw e;
+        if (!isError(e, "LEDGER_REVERTED") || TILL_REFUSALS.has(String(e.details.error))) throw e;
         if (records.length > 1) {
           for (const r of records) await this.submit([r], deadline);
           return;
