@@ -11,6 +11,7 @@ import { bytesToHex, writeHex } from "./bytes.js";
 import { DETAILS_VERSION } from "./details.js";
 import { addressOf } from "./keys.js";
 
+/** What a recipient of a batch key is to the ledger (FORMAT.md 4: role byte 1, 2, 3). */
 export type RecipientRole = "regulator" | "merchant" | "other";
 
 /** Someone a batch data key is wrapped for. */

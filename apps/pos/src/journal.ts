@@ -59,6 +59,10 @@ export function databaseName(chainId: bigint, ledger: string, merchantId: number
   return `prepaid-pos:${chainId}:${ledger.toLowerCase()}:${merchantId}`;
 }
 
+/**
+ * The uploader's journal (JournalState) kept in IndexedDB: batch lines stored before their
+ * transaction is sent ({@link IdbJournal.appendBatch}), the later lines queued in order.
+ */
 export class IdbJournal extends JournalState {
   /** Lines written after the batch lines are queued here, in order. */
   private queue: Promise<void> = Promise.resolve();

@@ -78,9 +78,14 @@ const TILL_REFUSALS = new Set([
 ]);
 const FINALITY_MS = 120_000;
 
+/** Stored details back to `RecordDetails` (the amount as a bigint). */
 export const toDetails = (d: StoredDetails): RecordDetails => ({ ...d, amount: BigInt(d.amount) });
 const fromDetails = (d: RecordDetails): StoredDetails => ({ ...d, amount: d.amount.toString() });
 
+/**
+ * One merchant's till in this browser: takes records, batches and uploads them, and says where
+ * each stands; fires `change` whenever something did.
+ */
 export class Till extends EventTarget {
   private readonly records = new Map<string, StoredRecord>();
   private readonly settler: Settler;
