@@ -5,7 +5,8 @@
  * merchant at midday, then let the regulator read and verify everything. Every merchant keeps a
  * share of its card holders' money in custody (a test token in fen, on local networks): the
  * regulator sets the coverage ratio, the merchants deposit in the morning, and in the evening one
- * takes back half of what the day's consumption freed.
+ * takes back half of what the day's consumption freed. At the end two merchants close and their
+ * card holders claim what custody holds for them (scripts/lib/exit.ts).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,7 @@ import { yuan } from "../../src/regulator/report.js";
 import { serveSupervisor } from "../../src/supervisor/http.js";
 import { SupervisorNode } from "../../src/supervisor/node.js";
 import { Uploader, type UploadedRecord } from "../../src/upload/uploader.js";
+import { type ExitResult, demoCard, runExit } from "./exit.js";
 import { freePort } from "./ports.js";
 
 /** What `network.create()` gives a script: ethers and Ignition. */
@@ -75,6 +77,8 @@ export interface DayResult {
   refused: { merchantId: number; records: number; error: string }[];
   report: SupervisionReport;
   names: Map<number, string>;
+  /** The two merchants that closed, and what their card holders were owed and paid. */
+  exit: ExitResult;
 }
 
 /**
@@ -160,7 +164,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const cardId = (merchant: number, n: number) => id(`demo card ${merchant}-${String(n).padStart(5, "0")}`);
+const cardId = (merchant: number, n: number) => demoCard(merchant, n).id;
 
 /** Runs the day. `log` receives one line per step. */
 export async function runDay(conn: DayConnection, log: (line: string) => void = () => {}): Promise<DayResult> {
@@ -170,8 +174,10 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
 
   await forgetStaleDeployment(conn);
   const supervisors = signers.slice(10, 10 + SUPERVISORS);
-  if (supervisors.length < SUPERVISORS) {
-    throw new Error(`the day needs ${10 + SUPERVISORS} accounts (the supervisors are accounts 10-13); this network has ${signers.length}`);
+  if (supervisors.length < SUPERVISORS || signers.length < 11 + SUPERVISORS) {
+    throw new Error(
+      `the day needs ${11 + SUPERVISORS} accounts (the supervisors are accounts 10-13, the consumer-protection fund 14); this network has ${signers.length}`,
+    );
   }
   log("Deploying PrepaidLedger, its SupervisorQuorum and MerchantCustody (test token) through Ignition…");
   const { ledger, quorum, token, custody } = await conn.ignition.deploy(LocalCustodyModule, {
@@ -328,6 +334,25 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     log(`  ${MERCHANTS.find((m) => m.id === WITHDRAWING)!.name} withdrew ${yuan(half)}, keeping as much as a margin for tomorrow's sales`);
   }
 
+  const exit = await runExit(
+    {
+      provider: conn.ethers.provider,
+      ledger,
+      custody,
+      token,
+      admin,
+      regulator,
+      fund: signers[10 + SUPERVISORS],
+      recorders,
+      merchants: MERCHANTS.map((m) => ({ id: m.id, name: m.name, cards: m.cards })),
+    },
+    log,
+  );
+
+  log("The supervisors confirm the books again, the claims' settlements included…");
+  const confirmedAtEnd = await confirmWithSupervisors(ledgerAddress, quorumAddress, supervisors, journals);
+  log(`  checkpoint at record ${confirmedAtEnd} final`);
+
   log("Regulator: reading every record back, decrypting and verifying…");
   const reader = await RegulatorReader.open(
     // From block 0: a local chain is short, and a rerun against `hardhat node` reuses the
@@ -344,5 +369,6 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     refused,
     report,
     names: new Map(MERCHANTS.map((m) => [m.id, m.name])),
+    exit,
   };
 }
