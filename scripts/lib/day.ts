@@ -67,6 +67,11 @@ export const COVERAGE_BPS = 3_000n;
  * other half stays as a margin, so tomorrow's first card sales are still covered.
  */
 export const WITHDRAWING = 101;
+/** The card rules the regulator sets for every merchant: a ¥5,000 cap, 7 days of cooling-off. */
+export const CARD_CAP = 500_000n;
+export const COOLING_OFF_DAYS = 7;
+/** The card whose holder changes their mind in the afternoon and takes its money back. */
+export const RETURNED_CARD = { merchantId: 102, n: 3 };
 
 export interface DayResult {
   ledgerAddress: string;
@@ -207,6 +212,9 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     }
   }
 
+  log(`Card rules: at most ${yuan(CARD_CAP)} on a card, and ${COOLING_OFF_DAYS} days to return a new card…`);
+  for (const m of MERCHANTS) await (await asRegulator.setMerchantPolicy(m.id, CARD_CAP, COOLING_OFF_DAYS)).wait();
+
   log(`Custody: the regulator requires ${Number(COVERAGE_BPS) / 100} % of every merchant's liability in custody; the merchants deposit…`);
   for (const m of MERCHANTS) {
     const recorder = recorders.get(m.id)!;
@@ -321,6 +329,21 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     await upload(m, details, "13:00-18:00");
   }
   for (const u of uploaders.values()) u.close();
+
+  const returned = demoCard(RETURNED_CARD.merchantId, RETURNED_CARD.n);
+  const returnedName = MERCHANTS.find((m) => m.id === RETURNED_CARD.merchantId)!.name;
+  const holder = returned.holder.connect(conn.ethers.provider);
+  await (await admin.sendTransaction({ to: holder.address, value: 10n ** 16n })).wait();
+  const [back, paidNow] = await (custody.connect(holder) as Contract).requestCoolingOff.staticCall(
+    RETURNED_CARD.merchantId,
+    returned.secret,
+    holder.address,
+  );
+  await (await (custody.connect(holder) as Contract).requestCoolingOff(RETURNED_CARD.merchantId, returned.secret, holder.address)).wait();
+  log(
+    `  a ${returnedName} customer changes their mind and returns the card bought this morning: ${yuan(back)} ` +
+      `${paidNow ? "paid back at once from custody" : "owed by the merchant within 15 days"}`,
+  );
 
   log("Evening: custody follows the books (what consumption and refunds freed may be withdrawn)…");
   for (const m of MERCHANTS) {
