@@ -28,6 +28,7 @@ import type { Recipient } from "../crypto/envelope.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { encodeRecordBatchCall } from "../ledger/codec.js";
+import { makeReceipt, type Receipt } from "../receipt/receipt.js";
 import { UploaderChain } from "./chain.js";
 import { UploaderConfig, confirmationsFor, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
 import { MAX_TX_GAS, gasBound } from "./gas.js";
@@ -39,8 +40,8 @@ import { Settler, calldata } from "./settle.js";
 export { UploaderConfig, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
 export { GAS_BOUND, MAX_TX_GAS, gasBound } from "./gas.js";
 
-/** What identifies one uploaded record on chain. */
-export interface UploadedRecord {
+/** What identifies one landed record on chain (what {@link Uploader.recover} returns). */
+export interface LandedRecord {
   merchantId: number;
   /** The batch sequence number that carried it. */
   sequence: bigint;
@@ -52,6 +53,16 @@ export interface UploadedRecord {
   commitment: string;
   /** The record's salt: with the details it opens the commitment (give it to the card holder). */
   salt: string;
+}
+
+/** A record {@link Uploader.upload} landed: where it is on chain, and its card holder's receipt. */
+export interface UploadedRecord extends LandedRecord {
+  /**
+   * The record's receipt (docs/FORMAT.md 10): chain, ledger, record index, block, commitment,
+   * salt and the plain details. Give it to the card holder: `receiptToCompact(receipt)` for a QR
+   * code, `receiptToJson(receipt)` for a file; they check it with `prepaid receipt verify`.
+   */
+  receipt: Receipt;
 }
 
 /** Records to upload, each with its identity key. */
@@ -172,10 +183,13 @@ export class Uploader {
    * removed, and waits until all are `confirmations` deep. Safe to call any number of times;
    * `upload()` does the same first.
    *
-   * @returns the records of the batches that became final in this call
+   * @returns the records of the batches that became final in this call, without receipts: the
+   *   journal keeps no plain details (only the sealed, encrypted bytes and the salts), and a
+   *   receipt carries them. To get a resumed record's receipt, call {@link upload} again with the
+   *   same records: it returns their first outcome, receipts included, and books nothing twice.
    * @throws PrepaidLedgerError as {@link upload} (`RPC_ERROR` / `TIMEOUT`: call again)
    */
-  recover(): Promise<UploadedRecord[]> {
+  recover(): Promise<LandedRecord[]> {
     return this.exclusive(async () => {
       const deadline = Date.now() + this.config.finalityTimeoutMs;
       this.settler.drainFinal();
@@ -243,10 +257,32 @@ export class Uploader {
         retryable: e.retryable,
       });
     }
-    return keys.map((key) => {
+    return keys.map((key, i) => {
       const place = this.journal.find(key)!;
-      return this.recordsOf(place.entry)[place.position];
+      return this.withReceipt(this.recordsOf(place.entry)[place.position], details[i]);
     });
+  }
+
+  /**
+   * A landed record with its receipt, built from the details the caller gave (a record given
+   * before was checked against its journaled commitment by `sameDetails`, so these are exactly
+   * the committed details).
+   */
+  private withReceipt(landed: LandedRecord, details: RecordDetails): UploadedRecord {
+    const receipt = makeReceipt({
+      chainId: this.journal.header.chainId,
+      ledger: this.config.ledger,
+      recordIndex: landed.recordIndex,
+      blockNumber: landed.blockNumber,
+      salt: landed.salt,
+      details,
+    });
+    if (receipt.commitment !== landed.commitment.toLowerCase()) {
+      throw new PrepaidLedgerError("JOURNAL_CORRUPT", "a journaled record's commitment does not open to its details and salt", {
+        details: { recordIndex: landed.recordIndex, path: this.journal.path },
+      });
+    }
+    return { ...landed, receipt };
   }
 
   /** Checks every record before anything is sent; returns their identity keys. */
@@ -367,8 +403,8 @@ export class Uploader {
     return records;
   }
 
-  /** The records of a final batch, as upload() returns them. */
-  private recordsOf(entry: JournalEntry): UploadedRecord[] {
+  /** The records of a final batch, as recover() returns them (upload() adds receipts). */
+  private recordsOf(entry: JournalEntry): LandedRecord[] {
     const done = entry.done!;
     const firstRecordIndex = BigInt(done.firstRecordIndex);
     return this.parsedOf(entry).map((r, i) => ({
