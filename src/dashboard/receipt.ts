@@ -143,9 +143,28 @@ function shown(field: string, v: unknown): string {
   return String(v);
 }
 
-function detailsTable(r: ReceiptJson): Html {
+/** The table row each receipt field is shown in (salt and commitment are shown below the table). */
+const ROW_OF: Record<string, string[]> = {
+  kind: ["kind"],
+  amount: ["amount"],
+  merchantId: ["merchant"],
+  account: ["account"],
+  time: ["time"],
+  orderRef: ["order-ref"],
+  memo: ["memo"],
+  details: ["time", "order-ref", "memo"],
+  recordIndex: ["record-index"],
+  blockNumber: ["record-index"],
+  chainId: ["ledger"],
+  ledger: ["ledger"],
+};
+
+/** What the receipt says, one row a field; the rows of `wrong` are marked. */
+function detailsTable(r: ReceiptJson, wrong: string | null = null): Html {
   const d = r.details;
-  const row = (field: string, label: string, value: unknown) => html`<tr><th>${label}</th><td data-field="${field}">${String(value)}</td></tr>`;
+  const marked = new Set(wrong === null ? [] : (ROW_OF[wrong] ?? []));
+  const row = (field: string, label: string, value: unknown) =>
+    html`<tr class="${marked.has(field) ? "wrong" : ""}"><th>${label}</th><td data-field="${field}">${String(value)}</td></tr>`;
   return html`<table class="receipt">
     ${row("kind", "What", KIND_NAMES[d.kind] ?? String(d.kind))}
     ${row("amount", "Amount", yuan(BigInt(d.amount)))}
@@ -176,7 +195,7 @@ export function receiptBody(view: ReceiptView, qr: Html | null, info: IndexInfo 
   }
   if (view.state === "invalid") {
     const e = view.error!;
-    const said = (label: string, key: string) => e.details[key] !== undefined && html`<p>${label}: <code data-field="${key}">${shown(e.field, e.details[key])}</code></p>`;
+    const said = (label: string, key: string) => e.details[key] !== undefined && html`<p>${label}: <strong class="said" data-field="${key}">${shown(e.field, e.details[key])}</strong></p>`;
     return html`<h1>Check a receipt</h1>
       <div class="verdict invalid" data-field="verdict" data-state="invalid"><strong>NOT valid</strong> — the <span data-field="wrong-part">${FIELD_NAMES[e.field] ?? e.field}</span> is wrong.
         <p data-field="reason">${e.message}.</p>
@@ -184,7 +203,7 @@ export function receiptBody(view: ReceiptView, qr: Html | null, info: IndexInfo 
         ${Array.isArray(e.details.suspects) && html`<p>One of these was altered: ${(e.details.suspects as string[]).map((s) => FIELD_NAMES[s] ?? s).join(", ")}.</p>`}
         ${said("The receipt says", "receipt")}${said("The ledger says", "chain")}${said("The trusted ledger is", "expected")}
       </div>
-      ${view.receipt !== null && html`<h2>What the receipt says</h2>${detailsTable(view.receipt)}`}
+      ${view.receipt !== null && html`<h2>What the receipt says</h2>${detailsTable(view.receipt, e.field)}`}
       <h2>Check another</h2>${form}`;
   }
   const r = view.receipt!;
@@ -200,7 +219,13 @@ export function receiptBody(view: ReceiptView, qr: Html | null, info: IndexInfo 
           <div class="figure" data-field="confirmation"><span class="label">Supervisors</span><span class="value"><span class="badge ${confirmed ? "confirmed" : "pending"}">${c.status === "unchecked" ? "not checked" : confirmed ? "confirmed" : "pending"}</span></span></div>
         </div>
         <p class="note">Topped up ${yuan(BigInt(b.toppedUp))}, consumed ${yuan(BigInt(b.consumed))}, refunded ${yuan(BigInt(b.refunded))} — read from the ledger at block ${b.atBlock}.
-        ${c.status === "unchecked" ? "The index follows no supervisors' quorum." : confirmed ? html`The supervisors' quorum has confirmed every record up to #${c.confirmedThrough}.` : html`Not yet confirmed by the supervisors' quorum (records up to #${c.confirmedThrough} are).`}</p>
+        ${c.status === "unchecked"
+          ? "The index follows no supervisors' quorum."
+          : confirmed
+            ? html`The supervisors' quorum has confirmed every record up to #${c.confirmedThrough}.`
+            : c.confirmedThrough === "0"
+              ? "Not yet confirmed by the supervisors' quorum: it has confirmed no record yet."
+              : html`Not yet confirmed by the supervisors' quorum (it has confirmed records up to #${c.confirmedThrough}).`}</p>
         <h2>Your receipt</h2>
         ${detailsTable(r)}
         <p class="note">Booked ${dateTime(view.record!.blockTime)} in transaction <code>${view.record!.txHash}</code>. Its commitment <code>${r.commitment}</code> opens to exactly these details with the salt <code>${r.salt}</code>.</p>
@@ -220,6 +245,8 @@ export const RECEIPT_STYLE = `
   .verdict.valid { background: #dcf3e3; border: 2px solid #2e8b57; } .verdict.invalid { background: #fbd9d9; border: 2px solid #c0392b; }
   .receipt-grid { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
   .receipt-grid > div { flex: 1 1 520px; }
+  .verdict .said { font-variant-numeric: tabular-nums; }
+  table.receipt tr.wrong th, table.receipt tr.wrong td { background: #fbd9d9; color: #8e1c12; font-weight: 600; }
   table.receipt { width: auto; } table.receipt th { width: 140px; } table.receipt td { white-space: normal; word-break: break-all; }
   .qr-box { margin: 0; background: #fff; border: 1px solid #e3e6eb; padding: 8px; width: 260px; }
   .qr-box svg.qr { width: 244px; height: 244px; display: block; }
