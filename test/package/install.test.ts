@@ -249,7 +249,7 @@ regulatorProvider.destroy();
     const { ledger, recorder } = await deployWithMerchant();
     const env = { LEDGER: ledger, RPC_URL: node.url, REGULATOR_PUBLIC_KEY: publicKeyOf(REGULATOR_KEY), RECORDER_PRIVATE_KEY: recorder.privateKey };
     const out = ok(sh(existsSync(OLD_NODE) ? OLD_NODE : process.execPath, ["first-record.mjs"], dir, env), "node first-record.mjs");
-    expect(out).to.match(/^record #1 in block \d+, tx 0x[0-9a-f]{64}\n$/);
+    expect(out).to.match(/^record #1 in block \d+, tx 0x[0-9a-f]{64}\ncard holder's receipt: PL1:[A-Za-z0-9_-]{200,}\n$/);
     const reader = await RegulatorReader.open({ ledger, privateKey: REGULATOR_KEY, keepRecords: true }, provider);
     const report = await reader.read();
     expect(report.discrepancies).to.deep.equal([]);
