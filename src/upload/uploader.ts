@@ -20,7 +20,7 @@
  * - every call starts by settling what the journal holds (resending what never landed), so one
  *   failed batch never blocks later ones.
  */
-import type { Signer } from "ethers";
+import { getAddress, type Signer } from "ethers";
 
 import { parseConfig } from "../config.js";
 import { validateDetails, type RecordDetails } from "../crypto/details.js";
@@ -28,11 +28,12 @@ import type { Recipient } from "../crypto/envelope.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { encodeRecordBatchCall } from "../ledger/codec.js";
-import { makeReceipt, type Receipt } from "../receipt/receipt.js";
+import type { Receipt } from "../receipt/receipt.js";
 import { UploaderChain } from "./chain.js";
 import { UploaderConfig, confirmationsFor, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
 import { MAX_TX_GAS, gasBound } from "./gas.js";
 import { packedRecords, recordKey, sameDetails, type PackedEntryRecord } from "./identity.js";
+import { landedReceipt, type ReceiptIds } from "./receipts.js";
 import { Journal, type JournalEntry } from "./journal.js";
 import { sealBatch, sealSingles, type SealedBatch } from "./sealing.js";
 import { Settler, calldata } from "./settle.js";
@@ -87,6 +88,8 @@ export class Uploader {
   /** One call at a time: batches must leave in sequence order. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly parsed = new WeakMap<object, PackedEntryRecord[]>();
+  /** The chain id and checksummed ledger every receipt carries, worked out once. */
+  private receiptIds: ReceiptIds | undefined;
 
   private constructor(config: UploaderConfigValues, chain: UploaderChain, journal: Journal, confirmations: number, head: number) {
     this.config = config;
@@ -259,30 +262,10 @@ export class Uploader {
     }
     return keys.map((key, i) => {
       const place = this.journal.find(key)!;
-      return this.withReceipt(this.recordsOf(place.entry)[place.position], details[i]);
+      const landed = this.recordsOf(place.entry)[place.position];
+      this.receiptIds ??= { chainId: BigInt(this.journal.header.chainId), ledger: getAddress(this.config.ledger) };
+      return { ...landed, receipt: landedReceipt(this.receiptIds, landed, details[i]) };
     });
-  }
-
-  /**
-   * A landed record with its receipt, built from the details the caller gave (a record given
-   * before was checked against its journaled commitment by `sameDetails`, so these are exactly
-   * the committed details).
-   */
-  private withReceipt(landed: LandedRecord, details: RecordDetails): UploadedRecord {
-    const receipt = makeReceipt({
-      chainId: this.journal.header.chainId,
-      ledger: this.config.ledger,
-      recordIndex: landed.recordIndex,
-      blockNumber: landed.blockNumber,
-      salt: landed.salt,
-      details,
-    });
-    if (receipt.commitment !== landed.commitment.toLowerCase()) {
-      throw new PrepaidLedgerError("JOURNAL_CORRUPT", "a journaled record's commitment does not open to its details and salt", {
-        details: { recordIndex: landed.recordIndex, path: this.journal.path },
-      });
-    }
-    return { ...landed, receipt };
   }
 
   /** Checks every record before anything is sent; returns their identity keys. */
