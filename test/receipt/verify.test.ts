@@ -215,6 +215,8 @@ describe("receipts against the chain", function () {
         expect(JSON.parse(notFound.stdout)).to.deep.include({ valid: false }).and.have.nested.property("error.code", "RECEIPT_NOT_FOUND");
         const garbage = await prepaid(["receipt", "verify", "PL1:not*base64", "--rpc", rpc.url]);
         expect([garbage.code, garbage.stdout.split("\n")[0]]).to.deep.equal([7, "Receipt NOT valid: encoding — The receipt's encoding is malformed: a character outside base64url"]);
+        const missing = await prepaid(["receipt", "verify", "no-such-receipt.json", "--rpc", rpc.url, "--json"]);
+        expect([missing.code, JSON.parse(missing.stdout).error.details.field]).to.deep.equal([7, "encoding"]);
         expect((await prepaid(["receipt", "verify", receiptToCompact(r)])).code).to.equal(2);
         expect((await prepaid(["receipt", "check", receiptToCompact(r)])).code).to.equal(2);
         await rpc.close();

@@ -34,6 +34,9 @@ export function readReceiptArgument(arg: string, cwd: string): Receipt {
       }
       return parseReceipt(readFileSync(path, "utf8"));
     }
+    throw new PrepaidLedgerError("RECEIPT_MALFORMED", "The receipt is neither a file, receipt JSON nor a compact receipt (PL1:…)", {
+      details: { field: "encoding", path },
+    });
   }
   return parseReceipt(t);
 }
