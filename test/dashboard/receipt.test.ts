@@ -75,6 +75,8 @@ describe("dashboard: the receipt page in headless Chromium", function () {
   it("a card holder pastes the compact string and reads: valid, the amount, the balance now, pending", async function () {
     await page.goto(dashboard.url);
     await Promise.all([page.waitForURL(`${dashboard.url}/receipt`), page.click('header a[href="/receipt"]')]);
+    expect(await page.locator("textarea[name=r]").inputValue()).to.equal("");
+    await screenshot("receipt-form");
     const r = receipts[2]!; // alice's yoga class
     await page.fill("textarea[name=r]", receiptToCompact(r));
     await Promise.all([page.waitForURL(/\/receipt\?r=PL1/), page.click("form.receipt-form button")]);
