@@ -117,6 +117,7 @@ async function verify(ctx: Context, receipt: Receipt): Promise<number> {
       quorum: stringOption(ctx.args, "quorum") ?? ctx.config.quorum,
       ledger: stringOption(ctx.args, "ledger") ?? ctx.config.ledger,
       fromBlock: intOption(ctx.args, "from-block") ?? ctx.config.fromBlock,
+      maxBlockRange: intOption(ctx.args, "max-block-range", 1) ?? ctx.config.maxBlockRange,
     });
   } catch (e) {
     if (isError(e, "RECEIPT_MISMATCH") && e.details.field === "details") throw fromIndex(ctx.db, receipt) ?? e;
@@ -202,6 +203,7 @@ export const receiptCommand: Command = {
     quorum: { type: "string", value: "ADDRESS", help: "verify: the ledger's SupervisorQuorum, to say whether the record is confirmed" },
     ledger: { type: "string", value: "ADDRESS", help: "verify: the ledger you trust; a receipt naming another is NOT valid" },
     "from-block": { type: "string", value: "N", help: "verify: where to search for a record not in the receipt's block (default 0)" },
+    "max-block-range": { type: "string", value: "N", help: "verify: blocks per eth_getLogs request of that search, at most (default 10000)" },
     "rpc-timeout": { type: "string", value: "SECONDS", help: `seconds one JSON-RPC call may take (default ${DEFAULT_RPC_TIMEOUT_SECONDS})` },
   },
   examples: [
