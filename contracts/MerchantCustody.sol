@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
+import {CustodyBooks} from "./base/CustodyBooks.sol";
+import {HolderProtection} from "./base/HolderProtection.sol";
 import {IMerchantCustody} from "./interfaces/IMerchantCustody.sol";
 import {IPrepaidLedger} from "./interfaces/IPrepaidLedger.sol";
 
@@ -17,35 +16,16 @@ import {IPrepaidLedger} from "./interfaces/IPrepaidLedger.sol";
 /// @notice Holds each merchant's deposit in one ERC-20 token for the card holders of a
 /// PrepaidLedger. Merchants (their ledger recorders) and custodians deposit; regulators set each
 /// merchant's coverage ratio; a merchant withdraws only what is above ratio × its liability on
-/// the ledger, and nothing once closed. Docs: docs/CUSTODY.md.
+/// the ledger, and nothing once closed; then its card holders claim what it holds
+/// (HolderProtection). Docs: docs/CUSTODY.md.
 /// @dev Fund invariant (test/contracts/MerchantCustody.invariants.test.ts):
-/// TOKEN.balanceOf(this) == totalDeposited() - totalWithdrawn() (plus any tokens sent here by a
-/// plain transfer, which nobody is credited), and each merchant's held == its deposits - its
-/// withdrawals. Money moves after the books are updated (checks, effects, interactions), through
-/// SafeERC20, and under a reentrancy guard since the token is chosen at deployment.
-contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, ReentrancyGuard {
+/// TOKEN.balanceOf(this) == totalDeposited() - totalWithdrawn() - totalPaidOut() (plus any
+/// tokens sent here by a plain transfer, which nobody is credited), and each merchant's held ==
+/// its deposits - its withdrawals - what was paid out of it. Money moves after the books are
+/// updated (checks, effects, interactions), through SafeERC20, and under a reentrancy guard
+/// since the token is chosen at deployment.
+contract MerchantCustody is HolderProtection {
     using SafeERC20 for IERC20;
-
-    /// @dev One slot per merchant: held below 2^240 (a token's whole supply fits far below),
-    /// ratio in basis points.
-    struct Account {
-        uint240 held;
-        uint16 ratioBps;
-    }
-
-    /// @inheritdoc IMerchantCustody
-    bytes32 public constant REGULATOR_ROLE = keccak256("prepaid-ledger.regulator");
-    /// @inheritdoc IMerchantCustody
-    bytes32 public constant CUSTODIAN_ROLE = keccak256("prepaid-ledger.custodian");
-    /// @inheritdoc IMerchantCustody
-    uint16 public constant MAX_RATIO_BPS = 10_000;
-
-    IERC20 private immutable _TOKEN;
-    IPrepaidLedger private immutable _LEDGER;
-
-    mapping(uint32 merchantId => Account) private _accounts;
-    uint256 private _totalDeposited;
-    uint256 private _totalWithdrawn;
 
     /// @param token The ERC-20 token held: 2 decimals, one unit a fen (on local networks a test
     /// token); any other is refused (CustodyTokenNotFen).
@@ -56,13 +36,12 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
     /// @param adminDelay Seconds a default-admin handover (or renouncement) must wait.
     constructor(IERC20 token, IPrepaidLedger ledger, address admin, address regulator, uint48 adminDelay)
         AccessControlDefaultAdminRules(adminDelay, _nonZero(admin))
+        CustodyBooks(token, ledger)
     {
         if (address(token) == address(0) || address(ledger) == address(0) || regulator == address(0)) {
             revert CustodyZeroAddress();
         }
         _checkFen(token);
-        _TOKEN = token;
-        _LEDGER = ledger;
         _grantRole(REGULATOR_ROLE, regulator);
     }
 
@@ -172,26 +151,6 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
         if (books.status != IPrepaidLedger.MerchantStatus.Closed && c.held > c.required) c.withdrawable = c.held - c.required;
     }
 
-    /// @inheritdoc IMerchantCustody
-    function totalDeposited() external view returns (uint256) {
-        return _totalDeposited;
-    }
-
-    /// @inheritdoc IMerchantCustody
-    function totalWithdrawn() external view returns (uint256) {
-        return _totalWithdrawn;
-    }
-
-    /// @inheritdoc IMerchantCustody
-    function TOKEN() external view returns (address) {
-        return address(_TOKEN);
-    }
-
-    /// @inheritdoc IMerchantCustody
-    function LEDGER() external view returns (address) {
-        return address(_LEDGER);
-    }
-
     // ---------------------------------------------------------------- internal
 
     /// @dev Pulls `amount` from the caller and credits what arrived. The balance is measured
@@ -202,6 +161,8 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
         if (!hasRole(CUSTODIAN_ROLE, msg.sender) && !_isRecorder(merchantId, msg.sender)) {
             revert CustodyUnauthorizedDepositor(msg.sender, merchantId);
         }
+        // The claims' payout rate was fixed on what custody held when they opened.
+        if (_claimsOpened(merchantId)) revert CustodyClaimsOpen(merchantId);
         if (amount == 0) revert CustodyZeroAmount(merchantId);
         uint256 before = _TOKEN.balanceOf(address(this));
         _TOKEN.safeTransferFrom(msg.sender, address(this), amount);
@@ -213,23 +174,6 @@ contract MerchantCustody is IMerchantCustody, AccessControlDefaultAdminRules, Re
         a.held = uint240(held);
         _totalDeposited += received;
         emit Deposited(merchantId, msg.sender, received, held);
-    }
-
-    /// @dev ceil(ratioBps × liability / 10,000). liability < 2^80 and ratioBps <= 10^4, so the
-    /// product cannot overflow; mulDiv rounds up.
-    function _required(uint16 ratioBps, uint256 liability) private pure returns (uint256) {
-        return Math.mulDiv(liability, ratioBps, MAX_RATIO_BPS, Math.Rounding.Ceil);
-    }
-
-    /// @dev The merchant's status on the ledger; reverts if it was never registered.
-    function _status(uint32 merchantId) private view returns (IPrepaidLedger.MerchantStatus status) {
-        status = _LEDGER.merchantBooks(merchantId).status;
-        if (status == IPrepaidLedger.MerchantStatus.None) revert CustodyUnknownMerchant(merchantId);
-    }
-
-    /// @dev Whether `account` uploads for the merchant on the ledger: that is who the merchant is.
-    function _isRecorder(uint32 merchantId, address account) private view returns (bool) {
-        return IAccessControl(address(_LEDGER)).hasRole(_LEDGER.recorderRole(merchantId), account);
     }
 
     /// @dev The generic role calls manage REGULATOR_ROLE and (OpenZeppelin's rules) the default admin.

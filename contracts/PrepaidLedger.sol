@@ -39,6 +39,9 @@ contract PrepaidLedger is CustodyLink, Pausable {
     /// no batch link reads as a record link.
     bytes32 private constant _BATCH_TAG = keccak256("prepaid-ledger.batch.v2");
 
+    /// @dev The settlement link's tag (docs/FORMAT.md 7.3), in the same place as the batch tag.
+    bytes32 private constant _SETTLEMENT_TAG = keccak256("prepaid-ledger.settlement.v2");
+
     bytes32 private immutable GENESIS_HEAD;
 
     /// @dev A batch's running state, shared by the booking loop and recordBatch.
@@ -53,6 +56,8 @@ contract PrepaidLedger is CustodyLink, Pausable {
         uint256 toppedUp;
         uint256 consumed;
         uint256 refunded;
+        /// @dev The merchant's card cap (0: none), read once per batch.
+        uint256 cap;
     }
 
     /// @dev Accounts are keyed by merchant first: a card id is only ever one merchant's, so no
@@ -129,10 +134,11 @@ contract PrepaidLedger is CustodyLink, Pausable {
             opened: 0,
             toppedUp: 0,
             consumed: 0,
-            refunded: 0
+            refunded: 0,
+            cap: m.cardCap
         });
         firstRecordIndex = b.index + 1;
-        if (!_bookAll(b, records, count)) _explainFailure(merchantId, records, b.offset);
+        if (!_bookAll(b, records, count)) _explainFailure(merchantId, records, b.offset, b.cap);
         if (b.offset != records.length) revert LedgerMalformedBatch(b.offset, records.length);
         // Amounts are at least 1, so non-zero sums mean a top-up or a consumption was booked.
         if (status == MerchantStatus.WindingDown && (b.toppedUp | b.consumed) != 0) _explainRefundsOnly(merchantId, records);
@@ -146,11 +152,11 @@ contract PrepaidLedger is CustodyLink, Pausable {
         m.accountCount = uint32(accountCount);
         // A batch's sums are below 2^64 (_bookAll), so the casts keep them whole. With at most
         // 2^32 - 1 accounts of at most 2^48 - 1 top-ups each, toppedUp stays below 2^80 in its
-        // 88 bits, and consumed and refunded (each at most toppedUp) in their 128: the checked
-        // additions below cannot revert (MerchantRegistry.Merchant).
+        // 88 bits, and consumed and refunded (each at most toppedUp) too: the checked additions
+        // below cannot revert (MerchantRegistry.Merchant).
         m.toppedUp += uint88(b.toppedUp);
-        m.consumed += uint128(b.consumed);
-        m.refunded += uint128(b.refunded);
+        m.consumed += uint88(b.consumed);
+        m.refunded += uint88(b.refunded);
         // Only a batch that raises the liability can leave it less covered than before; one
         // that lowers it (consumption, refunds) always books, so an under-covered merchant still
         // serves and pays back its card holders.
@@ -159,6 +165,35 @@ contract PrepaidLedger is CustodyLink, Pausable {
             if (custodyContract != address(0)) _checkCoverage(custodyContract, merchantId, m);
         }
         emit BatchRecorded(merchantId, sequence, msg.sender, firstRecordIndex, count, b.head, envelope);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function settle(uint32 merchantId, bytes32 account, address holder, SettlementReason reason, uint256 amount)
+        external
+        whenNotPaused
+        returns (uint64 recordIndex)
+    {
+        address custodyContract = _custody;
+        if (msg.sender != custodyContract || custodyContract == address(0)) {
+            revert LedgerNotCustody(msg.sender, custodyContract);
+        }
+        if (reason != SettlementReason.Claim && reason != SettlementReason.CoolingOff) {
+            revert LedgerInvalidSettlement(uint8(reason));
+        }
+        Merchant storage m = _registered(merchantId);
+        // book() refuses an unopened card, a zero amount and more than the balance (which is
+        // below 2^48), so the casts below keep `amount` whole.
+        _accounts[merchantId][account] =
+            _accounts[merchantId][account].book(0, account, uint256(RecordKind.Refund), amount);
+        recordIndex = _recordCount + 1;
+        bytes32 head = keccak256(
+            abi.encodePacked(_head, _SETTLEMENT_TAG, recordIndex, merchantId, account, holder, uint8(reason), uint48(amount))
+        );
+        _head = head;
+        _recordCount = recordIndex;
+        m.recordCount += 1;
+        m.refunded += uint88(amount);
+        emit Settled(merchantId, account, holder, recordIndex, reason, uint48(amount), head);
     }
 
     /// @inheritdoc IPrepaidLedger
@@ -176,13 +211,14 @@ contract PrepaidLedger is CustodyLink, Pausable {
     function accountBooks(uint32 merchantId, bytes32 account) external view returns (AccountBooks memory books) {
         uint256 packed = _accounts[merchantId][account];
         books = AccountBooks({
-            merchantId: packed.merchantId(),
+            merchantId: packed == 0 ? 0 : merchantId,
             recordCount: packed.recordCount(),
             initialAmount: packed.initialAmount(),
             toppedUp: packed.toppedUp(),
             consumed: packed.consumed(),
             refunded: packed.refunded(),
-            balance: packed.balance()
+            balance: packed.balance(),
+            openedAt: packed.openedAt()
         });
     }
 
@@ -319,7 +355,7 @@ contract PrepaidLedger is CustodyLink, Pausable {
                         ok := 0
                         break
                     }
-                    packed := or(merchantId, shl(64, amount))
+                    packed := or(timestamp(), shl(64, amount))
                     sums := add(sums, shl(192, 1))
                 }
                 // kind - 1 wraps for 0, so this admits kinds 1-3 only.
@@ -330,9 +366,18 @@ contract PrepaidLedger is CustodyLink, Pausable {
                 let topped := and(shr(112, packed), 0xffffffffffff)
                 switch kind
                 case 1 {
-                    if gt(add(topped, amount), 0xffffffffffff) {
+                    let total := add(topped, amount)
+                    if gt(total, 0xffffffffffff) {
                         ok := 0
                         break
+                    }
+                    // The card cap (0: none) binds the balance the top-up leaves.
+                    let cap := mload(add(b, 0x120))
+                    if cap {
+                        if gt(sub(sub(total, and(shr(160, packed), 0xffffffffffff)), shr(208, packed)), cap) {
+                            ok := 0
+                            break
+                        }
                     }
                 }
                 default {
@@ -387,7 +432,7 @@ contract PrepaidLedger is CustodyLink, Pausable {
 
     /// @dev Replays the record at `offset` through the checked path, which reverts with the
     /// rule it breaks. Called only after `_bookAll` stopped there, so it never returns.
-    function _explainFailure(uint32 merchantId, bytes calldata records, uint256 offset) private view {
+    function _explainFailure(uint32 merchantId, bytes calldata records, uint256 offset, uint256 cap) private view {
         uint256 end = records.length;
         if (offset + _RECORD_HEAD > end) revert LedgerMalformedBatch(offset, end);
         bytes calldata r = records[offset:];
@@ -399,7 +444,10 @@ contract PrepaidLedger is CustodyLink, Pausable {
         if (offset + _RECORD_HEAD + cipherLength > end) revert LedgerMalformedBatch(offset, end);
         if (amount == 0) revert LedgerZeroAmount(account);
         if (commitment == 0 || cipherLength == 0) revert LedgerMissingCommitment(account);
-        _accounts[merchantId][account].book(merchantId, account, kind, amount);
+        uint256 updated = _accounts[merchantId][account].book(uint32(block.timestamp), account, kind, amount);
+        if (kind == uint256(RecordKind.TopUp) && cap != 0 && updated.balance() > cap) {
+            revert LedgerCardCapExceeded(merchantId, account, updated.balance(), cap);
+        }
         // book() admitted what the fast path refused: the two disagree, which must never happen.
         assert(false);
     }

@@ -19,8 +19,9 @@ import {IPrepaidLedger} from "../interfaces/IPrepaidLedger.sol";
 abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminRules {
     /// @dev Two storage words. Word 1, from the least significant bit: status u8 (bits 0-7),
     /// nextSequence u64 (8-71), recordCount u64 (72-135), accountCount u32 (136-167), toppedUp
-    /// u88 (168-255). Word 2: consumed u128 (0-127), refunded u128 (128-255). A batch reads and
-    /// writes each word once. The totals cannot overflow: an account's top-ups are at most
+    /// u88 (168-255). Word 2: consumed u88 (0-87), refunded u88 (88-175), cardCap u48 (176-223),
+    /// coolingOffDays u16 (224-239). A batch reads and writes each word once, so the card rules
+    /// cost it no extra slot. The totals cannot overflow: an account's top-ups are at most
     /// 2^48 - 1 (PackedAccount), a merchant has at most 2^32 - 1 accounts (recordBatch refuses
     /// the next one with LedgerMerchantOverflow), so toppedUp < 2^80, and consumed and refunded
     /// never exceed toppedUp.
@@ -30,8 +31,10 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
         uint64 recordCount;
         uint32 accountCount;
         uint88 toppedUp;
-        uint128 consumed;
-        uint128 refunded;
+        uint88 consumed;
+        uint88 refunded;
+        uint48 cardCap;
+        uint16 coolingOffDays;
     }
 
     /// @dev A regulator's standing offer of a recorder key to a merchant (one slot).
@@ -39,6 +42,9 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
         address regulator;
         uint64 executableAt;
     }
+
+    /// @inheritdoc IPrepaidLedger
+    uint16 public constant MAX_COOLING_OFF_DAYS = 90;
 
     /// @notice The shortest delay a deployment may give RECORDER_DELAY: one hour.
     uint32 public constant MIN_RECORDER_DELAY = 1 hours;
@@ -142,6 +148,26 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
         emit MerchantReinstated(merchantId, msg.sender);
     }
 
+    /// @inheritdoc IPrepaidLedger
+    function setMerchantPolicy(uint32 merchantId, uint48 cardCap, uint16 coolingOffDays)
+        external
+        onlyRole(REGULATOR_ROLE)
+    {
+        Merchant storage m = _registered(merchantId);
+        if (coolingOffDays > MAX_COOLING_OFF_DAYS) {
+            revert LedgerCoolingOffTooLong(merchantId, coolingOffDays, MAX_COOLING_OFF_DAYS);
+        }
+        m.cardCap = cardCap;
+        m.coolingOffDays = coolingOffDays;
+        emit MerchantPolicySet(merchantId, msg.sender, cardCap, coolingOffDays);
+    }
+
+    /// @inheritdoc IPrepaidLedger
+    function merchantPolicy(uint32 merchantId) external view returns (uint48 cardCap, uint16 coolingOffDays) {
+        Merchant storage m = _merchants[merchantId];
+        return (m.cardCap, m.coolingOffDays);
+    }
+
     // ---------------------------------------------------------------- recorders
 
     /// @inheritdoc IPrepaidLedger
@@ -213,7 +239,7 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     }
 
     /// @dev The merchant's storage, or a revert if it was never registered.
-    function _registered(uint32 merchantId) private view returns (Merchant storage m) {
+    function _registered(uint32 merchantId) internal view returns (Merchant storage m) {
         m = _merchants[merchantId];
         if (m.status == MerchantStatus.None) revert LedgerUnknownMerchant(merchantId);
     }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {IHolderProtection} from "./IHolderProtection.sol";
+
 /// @title IMerchantCustody
 /// @notice Holds each supervised merchant's prepaid-card money in one ERC-20 token (the
 /// deposit-bank account of China's 资金存管 rules), so that what the ledger proves merchants owe
@@ -9,12 +11,13 @@ pragma solidity ^0.8.24;
 /// refuses a batch that would raise a merchant's liability beyond what its custody covers, and a
 /// merchant withdraws only what is above its requirement, so consumption and refunds free
 /// custody as they are booked (Weihai 预付保: money is released per consumption). A closed
-/// merchant withdraws nothing: its custody stays for its card holders.
-/// @dev Fund invariant: TOKEN.balanceOf(this) == totalDeposited() - totalWithdrawn(), and for
-/// every merchant held(m) == its deposits - its withdrawals (anyone may still send tokens here
-/// directly with a plain transfer; such tokens are credited to no one and only add to the
-/// balance). Amounts are in the token's smallest unit (fen for the 2-decimal local test token).
-interface IMerchantCustody {
+/// merchant withdraws nothing: its custody stays for its card holders, who claim it
+/// (IHolderProtection).
+/// @dev Fund invariant: TOKEN.balanceOf(this) == totalDeposited() - totalWithdrawn() -
+/// totalPaidOut(), and for every merchant held(m) == its deposits - its withdrawals - what was
+/// paid out of it (anyone may still send tokens here directly with a plain transfer; such tokens
+/// are credited to no one and only add to the balance). Amounts are in the token's smallest unit (fen for the 2-decimal local test token).
+interface IMerchantCustody is IHolderProtection {
     /// @notice One merchant's custody, as `custodyOf` reports it.
     /// @param held Money held for the merchant: its deposits minus its withdrawals.
     /// @param ratioBps Coverage ratio in basis points (0-10,000) set by a regulator.

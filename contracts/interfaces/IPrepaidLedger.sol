@@ -32,6 +32,15 @@ interface IPrepaidLedger {
         Closed
     }
 
+    /// @notice Why the attached custody contract booked a settlement on a card (`settle`): a
+    /// closed merchant's card holder claimed from its custody, or a holder took back a new
+    /// card within its cooling-off period.
+    enum SettlementReason {
+        None,
+        Claim,
+        CoolingOff
+    }
+
     /// @notice The books of one prepaid account (card), as kept by the contract.
     /// @param merchantId The merchant that sold the card (0 while no top-up has opened it).
     /// @param recordCount Number of records booked against the account.
@@ -40,6 +49,8 @@ interface IPrepaidLedger {
     /// @param consumed Sum of all consumptions.
     /// @param refunded Sum of all refunds paid back to the card holder.
     /// @param balance What the merchant still owes: toppedUp - consumed - refunded.
+    /// @param openedAt When the first top-up was booked (block timestamp, seconds; 0 while
+    /// unopened): the start of the card's cooling-off period.
     struct AccountBooks {
         uint32 merchantId;
         uint32 recordCount;
@@ -48,6 +59,7 @@ interface IPrepaidLedger {
         uint48 consumed;
         uint48 refunded;
         uint256 balance;
+        uint32 openedAt;
     }
 
     /// @notice The books and standing of one merchant.
@@ -182,6 +194,35 @@ interface IPrepaidLedger {
         bytes envelope
     );
 
+    /// @notice The regulator set a merchant's card rules.
+    /// @param merchantId The merchant.
+    /// @param regulator Who set them.
+    /// @param cardCap The most a card of this merchant may hold after a top-up, in fen (0: no cap).
+    /// @param coolingOffDays Days after a card's first top-up during which its holder may take
+    /// back the unused part of it (0: no cooling-off right).
+    event MerchantPolicySet(uint32 indexed merchantId, address indexed regulator, uint48 cardCap, uint16 coolingOffDays);
+
+    /// @notice The attached custody contract booked a refund on a card it paid out (a claim or a
+    /// cooling-off return). It is a record: it takes the next record index, counts in the card's
+    /// and the merchant's books like a refund, and is linked into the hash chain as a settlement
+    /// link (docs/FORMAT.md 7.3). It carries no ciphertext: everything about it is public.
+    /// @param merchantId The merchant whose card it is.
+    /// @param account The card.
+    /// @param holder The card holder who proved the card theirs (docs/FORMAT.md 2.4).
+    /// @param recordIndex Ledger-wide index of this record.
+    /// @param reason Claim or CoolingOff.
+    /// @param amount The refund booked, in fen.
+    /// @param chainHead The chain head after this record.
+    event Settled(
+        uint32 indexed merchantId,
+        bytes32 indexed account,
+        address indexed holder,
+        uint64 recordIndex,
+        SettlementReason reason,
+        uint48 amount,
+        bytes32 chainHead
+    );
+
     /// @notice The chain head at a record count was kept for checkpoints (see `markCheckpoint`).
     /// @param recordCount The number of records the head covers (the index of the last one).
     /// @param head The chain head after record `recordCount`.
@@ -277,6 +318,15 @@ interface IPrepaidLedger {
     error LedgerRenounceWhilePaused();
     /// @notice A deployment's delay is shorter than the contract's floor.
     error LedgerDelayTooShort(uint256 delay, uint256 minimum);
+    /// @notice A top-up would leave a card above its merchant's card cap (setMerchantPolicy).
+    /// @param balance The card's balance the top-up would leave.
+    error LedgerCardCapExceeded(uint32 merchantId, bytes32 account, uint256 balance, uint256 cap);
+    /// @notice `settle` was called by someone other than the attached custody contract.
+    error LedgerNotCustody(address caller, address custody);
+    /// @notice A cooling-off period longer than MAX_COOLING_OFF_DAYS.
+    error LedgerCoolingOffTooLong(uint32 merchantId, uint256 coolingOffDays, uint256 maximum);
+    /// @notice A settlement with no reason (SettlementReason.None) or an unknown one.
+    error LedgerInvalidSettlement(uint8 reason);
 
     // ---------------------------------------------------------------- merchants (regulator)
 
@@ -308,6 +358,16 @@ interface IPrepaidLedger {
     /// @notice Reinstates a suspended merchant. Regulator only.
     /// @param merchantId A suspended merchant.
     function reinstateMerchant(uint32 merchantId) external;
+
+    /// @notice Sets a merchant's card rules. Regulator only. A cap binds top-ups booked after it
+    /// (LedgerCardCapExceeded); a card already above a new cap keeps its balance and may be
+    /// consumed and refunded. The cooling-off period applies to every card of the merchant,
+    /// counted from its first top-up (`AccountBooks.openedAt`); the custody contract pays it.
+    /// @param merchantId A registered merchant.
+    /// @param cardCap The most a card may hold after a top-up, in fen; 0 for no cap (e.g. 500000
+    /// for the ¥5,000 cap on cards without a registered name).
+    /// @param coolingOffDays 0 to MAX_COOLING_OFF_DAYS (e.g. 7).
+    function setMerchantPolicy(uint32 merchantId, uint48 cardCap, uint16 coolingOffDays) external;
 
     /// @notice Offers a merchant another recorder key. Regulator only. A regulator cannot make a
     /// key write for a merchant on its own: the key becomes a recorder when one of the merchant's
@@ -392,6 +452,22 @@ interface IPrepaidLedger {
     function recordBatch(uint32 merchantId, uint64 sequence, bytes calldata envelope, bytes calldata records)
         external
         returns (uint64 firstRecordIndex, uint16 count);
+
+    // ---------------------------------------------------------------- settlements (custody)
+
+    /// @notice Books a refund the attached custody contract has paid to a card holder (a claim
+    /// on a closed merchant's custody, or a cooling-off return), so the books stay true. Custody
+    /// only (LedgerNotCustody); any registered merchant status. The record is linked into the
+    /// hash chain (docs/FORMAT.md 7.3) and emitted as `Settled`.
+    /// @param merchantId The merchant whose card it is.
+    /// @param account The card; it must hold at least `amount` (LedgerInsufficientBalance).
+    /// @param holder The card holder custody paid.
+    /// @param reason Claim or CoolingOff.
+    /// @param amount The refund, in fen, at least 1.
+    /// @return recordIndex The record's ledger-wide index.
+    function settle(uint32 merchantId, bytes32 account, address holder, SettlementReason reason, uint256 amount)
+        external
+        returns (uint64 recordIndex);
 
     // ---------------------------------------------------------------- checkpoints (anyone)
 
@@ -485,4 +561,12 @@ interface IPrepaidLedger {
     /// delay, and at least MIN_CUSTODY_DELAY.
     /// @return Seconds.
     function custodyDelay() external view returns (uint256);
+
+    /// @notice A merchant's card rules (setMerchantPolicy).
+    /// @return cardCap The most a card may hold after a top-up, in fen (0: no cap).
+    /// @return coolingOffDays Days of cooling-off after a card's first top-up (0: none).
+    function merchantPolicy(uint32 merchantId) external view returns (uint48 cardCap, uint16 coolingOffDays);
+
+    /// @notice The longest cooling-off period a regulator may set: 90 days.
+    function MAX_COOLING_OFF_DAYS() external view returns (uint16);
 }

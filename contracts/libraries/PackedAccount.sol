@@ -6,14 +6,15 @@ import {IPrepaidLedger} from "../interfaces/IPrepaidLedger.sol";
 /// @title PackedAccount
 /// @notice An account's books packed into one storage word, so that booking a record costs one
 /// SSTORE. Layout, from the least significant bit:
-/// merchantId u32 | recordCount u32 | initialAmount u48 | toppedUp u48 | consumed u48 | refunded u48
-/// (32 + 32 + 4 × 48 = 256 bits). 48 bits hold 2.8e14 minor units (2.8 trillion yuan) per card.
+/// openedAt u32 | recordCount u32 | initialAmount u48 | toppedUp u48 | consumed u48 | refunded u48
+/// (32 + 32 + 4 × 48 = 256 bits). openedAt is the block timestamp of the first top-up (seconds,
+/// until 2106), never 0 once opened, so a zero word means an unopened account. 48 bits hold 2.8e14 minor units (2.8 trillion yuan) per card.
 library PackedAccount {
     uint256 internal constant MAX_AMOUNT = type(uint48).max;
     uint256 private constant _MASK32 = type(uint32).max;
     uint256 private constant _MASK48 = type(uint48).max;
 
-    function merchantId(uint256 packed) internal pure returns (uint32) {
+    function openedAt(uint256 packed) internal pure returns (uint32) {
         return uint32(packed);
     }
 
@@ -44,11 +45,10 @@ library PackedAccount {
         }
     }
 
-    /// @notice Applies one record to an account's books, or reverts with the reason. The account
-    /// is the merchant's own (the storage is keyed by merchant), so `merchant` only fills an
-    /// opening account's merchant field.
+    /// @notice Applies one record to an account's books, or reverts with the reason.
+    /// @param opened The opening time to store if this record opens the account (non-zero).
     /// @return updated The new packed books.
-    function book(uint256 packed, uint32 merchant, bytes32 account, uint256 kind, uint256 amount)
+    function book(uint256 packed, uint32 opened, bytes32 account, uint256 kind, uint256 amount)
         internal
         pure
         returns (uint256 updated)
@@ -62,7 +62,7 @@ library PackedAccount {
                 }
                 revert IPrepaidLedger.LedgerInvalidKind(account, uint8(kind));
             }
-            packed = uint256(merchant) | (amount << 64);
+            packed = uint256(opened) | (amount << 64);
         }
         uint256 count = ((packed >> 32) & _MASK32) + 1;
         if (count > _MASK32) revert IPrepaidLedger.LedgerAccountOverflow(account, count);

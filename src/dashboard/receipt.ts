@@ -91,7 +91,7 @@ export async function receiptView(input: string, rpc: ReceiptRpc | undefined, qu
         confirmation: { status: v.confirmation.status, quorum: v.confirmation.quorum, confirmedThrough: v.confirmation.confirmedThrough?.toString() ?? null },
       };
     } catch (e) {
-      if (isError(e, "RECEIPT_MISMATCH") && e.details.field === "details") throw pinpoint(receipt, queries) ?? e;
+      if (isError(e, "RECEIPT_MISMATCH") && e.details.field === "details") throw pinpointFromIndex(receipt, queries) ?? e;
       throw e;
     }
   } catch (e) {
@@ -100,8 +100,19 @@ export async function receiptView(input: string, rpc: ReceiptRpc | undefined, qu
   }
 }
 
-/** The altered hidden detail, named from the index's decrypted copy of the record, if it has one. */
-function pinpoint(receipt: Receipt, queries: IndexQueries): PrepaidLedgerError | undefined {
+/**
+ * Names the altered hidden detail (time, orderRef, memo or salt) of a receipt the chain refused
+ * with field `details`, from the index's decrypted copy of the record.
+ *
+ * @param receipt - the refused receipt
+ * @param queries - an index of the receipt's chain and ledger
+ * @returns the `RECEIPT_MISMATCH` error naming the field, or undefined when the index is of
+ *   another ledger or chain, lacks the record, holds another commitment there, or holds it
+ *   undecrypted
+ */
+export function pinpointFromIndex(receipt: Receipt, queries: IndexQueries): PrepaidLedgerError | undefined {
+  const info = queries.info();
+  if (info.ledger.toLowerCase() !== receipt.ledger.toLowerCase() || info.chainId !== receipt.chainId.toString()) return undefined;
   try {
     const row = queries.record(Number(receipt.recordIndex));
     return row.details === null || row.commitment.toLowerCase() !== receipt.commitment.toLowerCase() ? undefined : pinpointHidden(receipt, row.details);

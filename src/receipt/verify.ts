@@ -12,6 +12,7 @@
 import { Interface } from "ethers";
 
 import { PrepaidLedgerError, isError } from "../errors.js";
+import { fetchLogs } from "../regulator/logs.js";
 import { RECORDED_TOPIC, decodeRecordedLog, matchRecord, mismatch, type ReceiptLog, type RecordedRecord } from "./check.js";
 import { checkReceiptShape, computedCommitment, type Receipt } from "./receipt.js";
 
@@ -27,6 +28,8 @@ export interface VerifyReceiptOptions {
   ledger?: string;
   /** Where a search by commitment starts, if the record is not in the receipt's block (default 0). */
   fromBlock?: number;
+  /** Blocks per `eth_getLogs` request of that search, at most (default 10,000). */
+  maxBlockRange?: number;
 }
 
 /** A card's books on the ledger now, in fen. */
@@ -70,6 +73,8 @@ const QUORUM = new Interface([
   "function status(uint64 recordIndex) view returns (uint8)",
   "function lastFinal() view returns (uint64 recordCount, bytes32 chainHead, bytes32 stateDigest)",
 ]);
+/** Blocks per eth_getLogs request when searching the ledger's history by commitment. */
+const DEFAULT_MAX_BLOCK_RANGE = 10_000;
 /** ISupervisorQuorum.RecordStatus.Confirmed */
 const CONFIRMED = 2n;
 
@@ -158,7 +163,7 @@ export async function verifyReceipt(receipt: Receipt, rpc: ReceiptRpc, options: 
       details: { ledger, recordIndex: receipt.recordIndex, recordCount },
     });
   }
-  const record = matchRecord(receipt, await findRecords(rpc, receipt, head, options.fromBlock ?? 0));
+  const record = matchRecord(receipt, await findRecords(rpc, receipt, head, options.fromBlock ?? 0, options.maxBlockRange ?? DEFAULT_MAX_BLOCK_RANGE));
   const d = receipt.details;
   const [booksResult, block] = await Promise.all([
     call(rpc, ledger, LEDGER, "accountBooks", [d.merchantId, d.account], at).catch((e: unknown) => Promise.reject(rpcFailure(e, "eth_call"))),
@@ -201,7 +206,7 @@ async function confirmation(rpc: ReceiptRpc, quorum: string, recordIndex: bigint
  * The `Recorded` logs that can be the receipt's: every one of its block, and, if none there has
  * its index or commitment, those anywhere with its stated or computed commitment.
  */
-async function findRecords(rpc: ReceiptRpc, receipt: Receipt, head: number, fromBlock: number): Promise<RecordedRecord[]> {
+async function findRecords(rpc: ReceiptRpc, receipt: Receipt, head: number, fromBlock: number, maxBlockRange: number): Promise<RecordedRecord[]> {
   const decode = (logs: ReceiptLog[]) => logs.filter((l) => l.removed !== true).map(decodeRecordedLog).filter((r): r is RecordedRecord => r !== null);
   const commitments = [...new Set([receipt.commitment.toLowerCase(), computedCommitment(receipt)])];
   let inBlock: RecordedRecord[] = [];
@@ -210,9 +215,17 @@ async function findRecords(rpc: ReceiptRpc, receipt: Receipt, head: number, from
     inBlock = decode(await send<ReceiptLog[]>(rpc, "eth_getLogs", [{ address: receipt.ledger, fromBlock: block, toBlock: block, topics: [RECORDED_TOPIC] }]));
     if (inBlock.some((r) => r.recordIndex === receipt.recordIndex || commitments.includes(r.commitment))) return inBlock;
   }
-  const elsewhere = decode(
-    await send<ReceiptLog[]>(rpc, "eth_getLogs", [{ address: receipt.ledger, fromBlock: hex(fromBlock), toBlock: hex(head), topics: [RECORDED_TOPIC, null, null, commitments] }]),
-  );
+  // Paged, so a node that caps eth_getLogs ranges still answers; stops at the first page with a hit.
+  const elsewhere: RecordedRecord[] = [];
+  const query = { address: receipt.ledger, fromBlock: BigInt(fromBlock), toBlock: BigInt(head), topics: [RECORDED_TOPIC, null, null, commitments], maxBlockRange };
+  try {
+    for await (const logs of fetchLogs(rpc, query)) {
+      elsewhere.push(...decode(logs));
+      if (elsewhere.length > 0) break;
+    }
+  } catch (e) {
+    throw rpcFailure(e, "eth_getLogs");
+  }
   return [...inBlock, ...elsewhere];
 }
 

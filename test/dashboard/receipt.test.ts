@@ -14,13 +14,16 @@ import { network } from "hardhat";
 import type { Browser, Page } from "playwright-core";
 import QRCode from "qrcode";
 
+import { PassThrough } from "node:stream";
+
+import { main } from "../../src/cli/main.js";
 import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
 import { yuan } from "../../src/dashboard/format.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { makeReceipt, receiptToCompact, receiptToJson, type Receipt } from "../../src/receipt/index.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { REGULATOR_KEY, tempDir } from "../helpers/ledger.js";
-import { deployWithQuorum, receiptRecords } from "../helpers/receipts.js";
+import { deployWithQuorum, receiptRecords, serveRpc } from "../helpers/receipts.js";
 
 function get(url: string, host?: string): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -75,6 +78,8 @@ describe("dashboard: the receipt page in headless Chromium", function () {
   it("a card holder pastes the compact string and reads: valid, the amount, the balance now, pending", async function () {
     await page.goto(dashboard.url);
     await Promise.all([page.waitForURL(`${dashboard.url}/receipt`), page.click('header a[href="/receipt"]')]);
+    expect(await page.locator("textarea[name=r]").inputValue()).to.equal("");
+    await screenshot("receipt-form");
     const r = receipts[2]!; // alice's yoga class
     await page.fill("textarea[name=r]", receiptToCompact(r));
     await Promise.all([page.waitForURL(/\/receipt\?r=PL1/), page.click("form.receipt-form button")]);
@@ -143,6 +148,26 @@ describe("dashboard: the receipt page in headless Chromium", function () {
     expect((await get(`${dashboard.url}/api/receipt?r=${"A".repeat(5000)}`)).status).to.equal(400);
     expect((await get(`${dashboard.url}/receipt`, "evil.example")).status).to.equal(400);
     expect((await get(`${dashboard.url}/receipt`)).headers["content-security-policy"]).to.include("form-action 'self'");
+  });
+
+  it("prepaid receipt verify --db: the regulator's index names the altered hidden part, as the page does", async function () {
+    const rpc = await serveRpc(connection.provider);
+    const verify = async (r: Receipt, extra: string[]) => {
+      const stdout = new PassThrough();
+      let out = "";
+      stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const code = await main(["receipt", "verify", receiptToCompact(r), "--rpc", rpc.url, "--json", ...extra], { stdout, stderr: new PassThrough(), env: {}, cwd: tempDir("receipt-cli") });
+      return [code, (JSON.parse(out) as { error: { details: { field: string } } }).error.details.field];
+    };
+    try {
+      const r = receipts[3]!;
+      expect(await verify(edit(r, { memo: "refund: changed" }), ["--db", db])).to.deep.equal([7, "memo"]);
+      expect(await verify({ ...r, salt: "0x" + "cd".repeat(16) }, ["--db", db])).to.deep.equal([7, "salt"]);
+      // Without an index, the chain alone can only say "one of time, orderRef, memo, salt".
+      expect(await verify(edit(r, { memo: "refund: changed" }), [])).to.deep.equal([7, "details"]);
+    } finally {
+      await rpc.close();
+    }
   });
 
   it("without a node (no --rpc) the page says it cannot check, 503, and shows the empty form", async function () {

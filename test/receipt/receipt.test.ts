@@ -200,10 +200,14 @@ describe("receipts: forms and strict decoding", function () {
       const text = readFileSync(join(dir, f), "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
       expect(text, f).to.not.match(/from "node:|require\(|\bBuffer\b|process\./);
       for (const [, spec] of text.matchAll(/from "([^"]+)"/g)) {
-        expect(spec, `${f} imports ${spec}`).to.match(/^(\.\/|\.\.\/errors\.js$|ethers$|@noble\/hashes\/)/);
+        expect(spec, `${f} imports ${spec}`).to.match(/^(\.\/|\.\.\/errors\.js$|\.\.\/regulator\/logs\.js$|ethers$|@noble\/hashes\/)/);
       }
     }
+    // What it imports from outside the folder imports nothing else of the project, and no built-in.
     const errors = readFileSync(join(dir, "..", "errors.ts"), "utf8");
     expect(errors).to.not.match(/^import /m);
+    const logs = readFileSync(join(dir, "..", "regulator", "logs.ts"), "utf8");
+    expect([...logs.matchAll(/^import .* from "([^"]+)"/gm)].map((m) => m[1])).to.deep.equal(["../errors.js"]);
+    expect(logs.replace(/\/\*[\s\S]*?\*\//g, "")).to.not.match(/\bBuffer\b|process\./);
   });
 });

@@ -147,6 +147,25 @@ describe("receipts against the chain", function () {
       expect((await expectRejects(verifyReceipt(nowhere, ethers.provider), "RECEIPT_MISMATCH")).details.field).to.equal("blockNumber");
     });
 
+    it("searches the ledger's history page by page, so a node that caps eth_getLogs ranges still answers", async function () {
+      const f = await networkHelpers.loadFixture(landed);
+      await networkHelpers.mine(50);
+      const capped = {
+        async send(method: string, params: unknown[]) {
+          if (method === "eth_getLogs") {
+            const q = params[0] as { fromBlock: string; toBlock: string };
+            if (BigInt(q.toBlock) - BigInt(q.fromBlock) > 4n) throw new Error("block range too large: at most 5 blocks");
+          }
+          return ethers.provider.send(method, params);
+        },
+      };
+      const r = f.uploaded[1]!.receipt;
+      const moved = edit(r, { blockNumber: r.blockNumber + 40 });
+      expect((await expectRejects(verifyReceipt(moved, capped), "RECEIPT_MISMATCH")).details.field).to.equal("blockNumber");
+      await expectRejects(verifyReceipt(makeReceipt({ ...r, blockNumber: r.blockNumber + 40, details: { ...r.details, orderRef: "forged" } }), capped), "RECEIPT_NOT_FOUND");
+      expect((await verifyReceipt(r, capped)).valid).to.equal(true);
+    });
+
     it("the pure checks: matchRecord needs the logs only; pinpointHidden names the altered hidden part", async function () {
       const f = await networkHelpers.loadFixture(landed);
       const r = f.uploaded[3]!.receipt;

@@ -10,7 +10,10 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 
+import { pinpointFromIndex } from "../../dashboard/receipt.js";
 import { PrepaidLedgerError, isError } from "../../errors.js";
+import { IndexQueries } from "../../indexer/queries.js";
+import { openIndex } from "../../indexer/schema.js";
 import { parseReceipt, receiptToCompact, receiptToJson, validateReceipt, verifyReceipt, type Receipt, type ReceiptVerification } from "../../receipt/index.js";
 import { httpJsonRpc } from "../../rpc.js";
 import { choice, intOption, stringOption } from "../args.js";
@@ -108,13 +111,39 @@ async function verify(ctx: Context, receipt: Receipt): Promise<number> {
   const rpc = stringOption(ctx.args, "rpc") ?? ctx.config.rpc;
   if (rpc === undefined) throw new PrepaidLedgerError("INVALID_ARGUMENT", 'missing --rpc URL (or "rpc" in the config file): a node of the receipt\'s chain');
   const timeoutSeconds = intOption(ctx.args, "rpc-timeout", 1) ?? ctx.config.rpcTimeout ?? DEFAULT_RPC_TIMEOUT_SECONDS;
-  const v = await verifyReceipt(receipt, httpJsonRpc(rpc, { timeoutMs: timeoutSeconds * 1000 }), {
-    quorum: stringOption(ctx.args, "quorum") ?? ctx.config.quorum,
-    ledger: stringOption(ctx.args, "ledger") ?? ctx.config.ledger,
-    fromBlock: intOption(ctx.args, "from-block") ?? ctx.config.fromBlock,
-  });
+  let v: ReceiptVerification;
+  try {
+    v = await verifyReceipt(receipt, httpJsonRpc(rpc, { timeoutMs: timeoutSeconds * 1000 }), {
+      quorum: stringOption(ctx.args, "quorum") ?? ctx.config.quorum,
+      ledger: stringOption(ctx.args, "ledger") ?? ctx.config.ledger,
+      fromBlock: intOption(ctx.args, "from-block") ?? ctx.config.fromBlock,
+      maxBlockRange: intOption(ctx.args, "max-block-range", 1) ?? ctx.config.maxBlockRange,
+    });
+  } catch (e) {
+    if (isError(e, "RECEIPT_MISMATCH") && e.details.field === "details") throw fromIndex(ctx.db, receipt) ?? e;
+    throw e;
+  }
   await (ctx.json ? ctx.writeJson(verificationJson(v)) : ctx.write(validText(v)));
   return 0;
+}
+
+/**
+ * With a regulator's index of the receipt's ledger at hand (`--db`, or the default file), the
+ * altered hidden detail named from its decrypted copy; otherwise nothing (the chain alone cannot
+ * say which of time, order reference, memo and salt was altered).
+ */
+function fromIndex(db: string, receipt: Receipt): PrepaidLedgerError | undefined {
+  if (!existsSync(db)) return undefined;
+  let handle: ReturnType<typeof openIndex> | undefined;
+  try {
+    handle = openIndex(db, { mustExist: true, readOnly: true });
+    return pinpointFromIndex(receipt, new IndexQueries(handle));
+  } catch (e) {
+    if (isError(e, "INDEX_CORRUPT") || isError(e, "INVALID_ARGUMENT")) return undefined;
+    throw e;
+  } finally {
+    handle?.close();
+  }
 }
 
 async function show(ctx: Context, receipt: Receipt): Promise<number> {
@@ -167,12 +196,14 @@ export const receiptCommand: Command = {
     "`verify` asks a node of the receipt's chain: the record exists at that index on that ledger, its\n" +
     "commitment opens to exactly these details and salt, the card's balance now, and (with --quorum)\n" +
     "whether the supervisors' quorum has confirmed it. It prints \"Receipt valid\" or \"Receipt NOT valid:\n" +
-    "<part>\" (exit 7). `show` prints what the receipt says, offline.",
+    "<part>\" (exit 7). With the regulator's index of that ledger (--db), an altered time, order reference,\n" +
+    "memo or salt is named from its decrypted copy. `show` prints what the receipt says, offline.",
   options: {
     rpc: { type: "string", value: "URL", help: 'verify: JSON-RPC URL of a node of the receipt\'s chain (or "rpc" in the config file)' },
     quorum: { type: "string", value: "ADDRESS", help: "verify: the ledger's SupervisorQuorum, to say whether the record is confirmed" },
     ledger: { type: "string", value: "ADDRESS", help: "verify: the ledger you trust; a receipt naming another is NOT valid" },
     "from-block": { type: "string", value: "N", help: "verify: where to search for a record not in the receipt's block (default 0)" },
+    "max-block-range": { type: "string", value: "N", help: "verify: blocks per eth_getLogs request of that search, at most (default 10000)" },
     "rpc-timeout": { type: "string", value: "SECONDS", help: `seconds one JSON-RPC call may take (default ${DEFAULT_RPC_TIMEOUT_SECONDS})` },
   },
   examples: [
