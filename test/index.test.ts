@@ -105,7 +105,7 @@ describe("public API", function () {
     }
     // prepaid-ledger/browser shares the record formats and the codec with Node as they are (its
     // encryption is its own, on the noble libraries: test/browser/entry.test.ts holds it to Node's).
-    for (const name of ["RecordKind", "sealDetails", "commitmentOf", "decodeSealed", "keccak256", "publicKeyOf", "parseEnvelope", "packBatch", "unpackBatch", "linkHead", "linkBatch", "genesisHead", "PrepaidLedgerError", "isError"]) {
+    for (const name of ["RecordKind", "sealDetails", "commitmentOf", "decodeSealed", "keccak256", "publicKeyOf", "parseEnvelope", "packBatch", "unpackBatch", "linkHead", "linkBatch", "genesisHead", "PrepaidLedgerError", "isError", "cardId", "newCardSecret"]) {
       expect((browser as Record<string, unknown>)[name], name).to.equal((api as Record<string, unknown>)[name]);
     }
   });

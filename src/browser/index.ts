@@ -33,6 +33,8 @@ export {
 } from "../crypto/details.js";
 export type { RecordDetails, SealedDetails, SealedPayload } from "../crypto/details.js";
 export { recordKey } from "./identity.js";
+export { cardId, newCardSecret } from "../crypto/card.js";
+export type { CardOwnership } from "../crypto/card.js";
 
 // Encryption for the regulator (docs/FORMAT.md 3–4)
 export { ECIES_MIN_LENGTH, addressOf, publicKeyOf } from "../crypto/keys.js";

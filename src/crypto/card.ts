@@ -7,7 +7,8 @@
  * and without the secret nobody can tell which holder an id belongs to.
  */
 import { PrepaidLedgerError } from "../errors.js";
-import { bytesToHex, hexToBytes, keccak256 } from "./hash.js";
+import { bytesToHex, hexToBytes } from "./bytes.js";
+import { keccak256 } from "./keccak.js";
 
 const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
 const SECRET_RE = /^0x[0-9a-fA-F]{64}$/;

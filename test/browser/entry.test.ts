@@ -13,6 +13,7 @@ import type { Browser, Page } from "playwright-core";
 import {
   bytesToHex,
   canonicalFromSealed,
+  cardId,
   commitmentOf,
   createBatchKey,
   decodeSealed,
@@ -203,7 +204,7 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     expect(opened).to.include({ tampered: "DECRYPTION_FAILED", wrongIndex: "DECRYPTION_FAILED", badHex: "INVALID_ARGUMENT" });
   });
 
-  it("links the hash chain and computes identity keys as Node does", async () => {
+  it("links the hash chain and computes identity keys and card ids as Node does", async () => {
     const ledger = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     const record = hexToBytes("0x" + "42".repeat(80));
     const inPage = await page.evaluate(
@@ -216,6 +217,7 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
           genesis: P.bytesToHex(genesis),
           head: P.bytesToHex(head),
           keys: records.map((w: unknown) => P.recordKey((globalThis as any).toDetails(w))),
+          card: P.cardId({ merchantId: 101, holder: ledger, secret: "0x" + "ab".repeat(32) }),
         };
       },
       [ledger, bytesToHex(record), wire] as const,
@@ -225,6 +227,7 @@ describe("browser entry (prepaid-ledger/browser) in Chromium", function () {
     expect(inPage.genesis).to.equal(bytesToHex(genesis));
     expect(inPage.head).to.equal(bytesToHex(linkHead(batch, 9n, 101, record)));
     expect(inPage.keys).to.deep.equal(wire.map((w) => Uploader.recordKey(details(w))));
+    expect(inPage.card).to.equal(cardId({ merchantId: 101, holder: ledger, secret: "0x" + "ab".repeat(32) }));
   });
 
   it("makes, encodes and checks receipts as Node does (src/receipt, re-exported)", async () => {
