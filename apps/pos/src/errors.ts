@@ -34,6 +34,9 @@ export function describeError(e: unknown): string {
     return `Refused by the ledger — ${reason !== undefined ? reason(args) : name !== "" ? name : e.shortMessage}`;
   }
   if (isError(e, "RPC_ERROR") || isError(e, "TIMEOUT")) return `Network problem (${e.shortMessage}); retrying`;
+  if (isError(e, "JOURNAL_CORRUPT")) {
+    return `This till's saved records in this browser are damaged (${e.shortMessage}). Do not clear the browser's data; ask for support`;
+  }
   if (isError(e)) return e.shortMessage;
   const code = (e as { code?: unknown } | null)?.code;
   if (code === 4001 || code === "ACTION_REJECTED") return "The wallet refused the request";
