@@ -4,13 +4,13 @@
  * 10,000)), the coverage (held ÷ required), and every deposit, withdrawal and ratio change, all
  * derived from the custody events (src/indexer/custody.ts).
  */
-import { CUSTODY_EVENT_NAMES, coverageText, percent, type CustodyFigures, type CustodyView } from "../indexer/custody.js";
+import { CUSTODY_EVENT_NAMES, coverageText, isOutflow, percent, type CustodyFigures, type CustodyView } from "../indexer/custody.js";
 import { dateTime, shortHex, yuan } from "./format.js";
 import { html, type Html } from "./html.js";
 
 const actor = (address: string) => html`<code title="${address}">${shortHex(address)}</code>`;
 const tx = (hash: string) => html`<code title="${hash}">${hash.slice(0, 10)}…</code>`;
-const EVENT_CLASS: Record<string, string> = { deposited: "active", withdrawn: "pending", "ratio-set": "" };
+const EVENT_CLASS: Record<string, string> = { deposited: "active", withdrawn: "pending", "ratio-set": "", claimed: "pending", "cooling-off-paid": "pending", swept: "pending" };
 const figure = (field: string, label: Html | string, value: Html | string) =>
   html`<div class="figure" data-field="${field}"><span class="label">${label}</span><span class="value">${value}</span></div>`;
 
@@ -20,13 +20,13 @@ export function coverageBadge(f: CustodyFigures): Html {
 }
 
 function historyTable(c: CustodyView): Html {
-  if (c.history.length === 0) return html`<p class="note" data-field="no-custody-event">No deposit, withdrawal or ratio change for this merchant.</p>`;
+  if (c.history.length === 0) return html`<p class="note" data-field="no-custody-event">No deposit, withdrawal, ratio change or payout for this merchant.</p>`;
   return html`<table id="custody-history"><thead><tr><th class="num">Block</th><th>Time</th><th>Event</th><th class="num">Amount</th>
     <th class="num">Held after</th><th>Ratio</th><th>By</th><th>To</th><th>Transaction</th></tr></thead><tbody>
     ${c.history.map(
       (e) => html`<tr data-event="${e.event}" data-tx="${e.txHash}" data-log-index="${e.logIndex}"><td class="num">${e.blockNumber}</td><td>${dateTime(e.time)}</td>
         <td><span class="badge ${EVENT_CLASS[e.event]}">${CUSTODY_EVENT_NAMES[e.event]}</span></td>
-        <td class="num" data-field="amount" data-fen="${e.amount ?? ""}">${e.amount === null ? "" : `${e.event === "withdrawn" ? "−" : "+"}${yuan(e.amount)}`}</td>
+        <td class="num" data-field="amount" data-fen="${e.amount ?? ""}">${e.amount === null ? "" : `${isOutflow(e.event) ? "−" : "+"}${yuan(e.amount)}`}</td>
         <td class="num" data-field="held-after" data-fen="${e.heldAfter ?? ""}">${e.heldAfter === null ? "" : yuan(e.heldAfter)}</td>
         <td data-field="ratio" data-bps="${e.ratioBps ?? ""}">${e.event === "ratio-set" ? `${percent(e.ratioBefore ?? 0)} → ${percent(e.ratioBps ?? 0)}` : ""}</td>
         <td data-field="by">${actor(e.actor)}</td><td data-field="to">${e.to !== null && actor(e.to)}</td><td>${tx(e.txHash)}</td></tr>`,

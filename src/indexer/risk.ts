@@ -11,6 +11,7 @@ import { z } from "zod";
 import { parseConfig } from "../config.js";
 import { yuan } from "../regulator/report.js";
 import { custodyByMerchant, percent } from "./custody.js";
+import { overdueCoolingOff } from "./protection-view.js";
 import type { Database } from "./schema.js";
 
 const DAY = 86_400;
@@ -47,6 +48,19 @@ export const RiskConfig = z
     maxCardBalance: fen.default(500_000),
     /** Rule `pending-confirmation`: a record not covered by a final checkpoint after this many seconds. Default 1 h. */
     maxPendingSeconds: z.number().int().positive().default(3_600),
+    /**
+     * Rule `winding-down-unpaid`: a merchant winding down (refunds only) for more than this many
+     * days… Default 30: a month to pay its card holders back before the regulator closes it and
+     * they must claim from custody.
+     */
+    windingDownMaxDays: days.default(30),
+    /** …while it still owes more than this (fen). Default 0: any balance left unpaid. */
+    windingDownMinLiability: fen.default(0),
+    /**
+     * Rule `cooling-off-overdue`: a cooling-off return the merchant owes (custody could not pay
+     * it) still unpaid this many days after its due date. Default 0: the day after it is due.
+     */
+    coolingOffGraceDays: z.number().min(0).max(3650).default(0),
     /** At most this many `card-limit` and `verification-failed` alerts are listed per merchant (the rest are counted). */
     maxAlertsPerMerchant: z.number().int().min(1).max(100_000).default(100),
   })
@@ -68,6 +82,8 @@ export const RISK_RULES = {
   "verification-failed": "high",
   "pending-confirmation": "low",
   "custody-below-requirement": "high",
+  "winding-down-unpaid": "high",
+  "cooling-off-overdue": "high",
 } as const;
 export type RiskRule = keyof typeof RISK_RULES;
 
@@ -167,16 +183,21 @@ function merchantRules(db: Database, c: RiskConfigValues, now: number, m: Mercha
 
 /**
  * `custody-below-requirement`: a merchant holds less in custody than ceil(ratio × liability /
- * 10,000). The ledger refuses its batches that raise the liability, so it only happens when a
+ * 10,000) — unless claims were opened on it (closed: its custody is then paid out to its holders). The ledger refuses its batches that raise the liability, so it only happens when a
  * regulator raised the ratio, or when custody was attached to a ledger whose merchants already
  * owed money; either way the card holders are less covered than the regulator requires.
  */
 function custodyRule(db: Database, merchants: MerchantFigures[]): Alert[] {
   const figures = custodyByMerchant(db, new Map(merchants.map((m) => [m.merchant_id, m.liability])));
   if (figures === null) return [];
+  // Once claims are open on a closed merchant, its custody is the card holders' pool: deposits
+  // are refused and payouts empty it by design, so a requirement no longer applies.
+  const inClaims = new Set(
+    (db.prepare("SELECT DISTINCT merchant_id FROM protection_events WHERE event = 'claims-opened'").all() as { merchant_id: number }[]).map((r) => Number(r.merchant_id)),
+  );
   const out: Alert[] = [];
   for (const [id, f] of figures) {
-    if (!f.belowRequirement) continue;
+    if (!f.belowRequirement || inClaims.has(id)) continue;
     out.push(
       alert("custody-below-requirement", {
         merchantId: id,
@@ -189,6 +210,52 @@ function custodyRule(db: Database, merchants: MerchantFigures[]): Alert[] {
     );
   }
   return out;
+}
+
+/**
+ * `winding-down-unpaid`: a merchant that has been winding down (refunds only) for longer than
+ * `windingDownMaxDays` and still owes its card holders more than `windingDownMinLiability`. A
+ * merchant that winds down is meant to pay everyone back; one that lingers with balances
+ * outstanding is not doing so, and closing it leaves its holders to claim from custody.
+ */
+function windingDownRule(db: Database, c: RiskConfigValues, now: number, merchants: MerchantFigures[]): Alert[] {
+  const since = db.prepare("SELECT max(block_time) AS t FROM merchant_events WHERE merchant_id = ? AND event = 'winding-down'");
+  const out: Alert[] = [];
+  for (const m of merchants) {
+    if (m.status !== 3 || m.liability <= c.windingDownMinLiability) continue;
+    const t = (since.get(m.merchant_id) as { t: number | null }).t;
+    if (t === null || now - Number(t) <= c.windingDownMaxDays * DAY) continue;
+    const days = Math.floor((now - Number(t)) / DAY);
+    out.push(
+      alert("winding-down-unpaid", {
+        merchantId: m.merchant_id,
+        account: null,
+        recordIndex: null,
+        message: `merchant ${m.merchant_id} has been winding down for ${days} days and still owes its card holders ${yuan(m.liability)} (more than ${c.windingDownMaxDays} days allowed)`,
+        value: now - Number(t),
+        threshold: c.windingDownMaxDays * DAY,
+      }),
+    );
+  }
+  return out;
+}
+
+/**
+ * `cooling-off-overdue`: a cooling-off return its merchant owes (custody could not pay it when
+ * the holder asked) and has not paid by its due date (plus `coolingOffGraceDays`). The holder
+ * exercised a legal right and is still waiting for the money.
+ */
+function coolingOffRule(db: Database, c: RiskConfigValues, now: number): Alert[] {
+  return overdueCoolingOff(db, now - c.coolingOffGraceDays * DAY).map((r) =>
+    alert("cooling-off-overdue", {
+      merchantId: r.merchantId,
+      account: r.account,
+      recordIndex: null,
+      message: `merchant ${r.merchantId} owes ${yuan(r.amount)} to the holder of card ${r.account.slice(0, 10)}… for a cooling-off return, due ${Math.floor((now - r.dueBy!) / DAY)} days ago and not paid`,
+      value: now - r.dueBy!,
+      threshold: c.coolingOffGraceDays * DAY,
+    }),
+  );
 }
 
 /**
@@ -328,6 +395,8 @@ export function evaluateRisk(db: Database, config: RiskConfigValues, now: number
   return [
     ...merchants.flatMap((m) => merchantRules(db, config, now, m)),
     ...custodyRule(db, merchants),
+    ...windingDownRule(db, config, now, merchants),
+    ...coolingOffRule(db, config, now),
     ...cardRules(db, config),
     ...verificationRules(db, config),
     ...(quorum ? pendingRule(db, config, now) : []),
