@@ -14,8 +14,9 @@ const EVENT_CLASS: Record<string, string> = { deposited: "active", withdrawn: "p
 const figure = (field: string, label: Html | string, value: Html | string) =>
   html`<div class="figure" data-field="${field}"><span class="label">${label}</span><span class="value">${value}</span></div>`;
 
-/** Coverage as a badge: green at or above the requirement, red below it. */
+/** Coverage as a badge: green at or above the requirement, red below it; grey once claims are open (no requirement then). */
 export function coverageBadge(f: CustodyFigures): Html {
+  if (f.claimsOpened) return html`<span class="badge" data-coverage="${f.coverage === null ? "" : f.coverage}" title="claims open: custody is the card holders' pool">${coverageText(f.coverage)} · claims</span>`;
   return html`<span class="badge ${f.belowRequirement ? "high" : "low"}" data-coverage="${f.coverage === null ? "" : f.coverage}">${coverageText(f.coverage)}</span>`;
 }
 
@@ -47,6 +48,9 @@ export function custodySection(c: CustodyView): Html {
       ${figure("custody-required", html`Required (of ${yuan(c.liability)} owed)`, yuan(c.required))}
       ${figure("custody-coverage", "Coverage (held ÷ required)", coverageBadge(c))}
     </div>
+    ${c.claimsOpened &&
+    html`<p class="note" data-field="claims-opened">Claims are open on this closed merchant: its custody is its card holders' pool, paid out by their claims
+      (see “Card holders' protection”). Deposits are refused and the requirement no longer applies.</p>`}
     ${c.belowRequirement &&
     html`<p data-field="below-requirement" style="border:2px solid #c0392b;padding:8px 12px;color:#c0392b"><strong>Below the requirement by ${yuan(c.required - c.held)}.</strong>
       The ledger refuses this merchant's batches that raise its liability until it deposits; consumption and refunds still go through.</p>`}

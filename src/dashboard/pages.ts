@@ -147,7 +147,7 @@ export function overviewPage(o: Overview): Html {
       ${figure("alerts", "Alerts", html`<a href="/alerts">${t.alerts}</a>`)}
       ${o.custody.contract !== null &&
       html`${figure("custody-held", "Held in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.held, 0)))}
-      ${figure("custody-required", "Required in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.required, 0)))}
+      ${figure("custody-required", "Required in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + (f.claimsOpened ? 0 : f.required), 0)))}
       ${figure("custody-below", "Merchants below their requirement", Object.values(o.custody.merchants).filter((f) => f.belowRequirement).length)}`}
       ${o.custody.contract !== null && protectionFigures(o)}
     </div>

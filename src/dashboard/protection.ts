@@ -92,7 +92,7 @@ function coolingOffPart(merchantId: number, p: ProtectionView): Html {
         const paidAt = r.status === "paid" ? r.time : r.metTime;
         return html`<tr data-account="${r.account}" data-status="${r.overdue ? "overdue" : r.status}"${r.overdue ? html` style="background:#fbd9d9"` : ""}>
           <td class="num">${r.blockNumber}</td><td>${dateTime(r.time)}</td><td>${card(merchantId, r.account)}</td><td>${who(r.holder)}</td>
-          <td class="num" data-field="amount">${yuan(r.amount)}</td><td data-field="status"><span class="badge ${cls}">${label}</span></td>
+          <td class="num" data-field="amount">${yuan(r.amount)}</td><td data-field="status"><span class="badge ${cls}"${r.overdue ? html` style="background:#c0392b;color:#fff;font-weight:600"` : ""}>${label}</span></td>
           <td data-field="due-by">${r.dueBy === null ? "" : dateTime(r.dueBy)}</td><td>${paidAt === null ? "" : dateTime(paidAt)}</td>
           <td class="num">${record(r.recordIndex)}</td></tr>`;
       })}</tbody></table>`}`;

@@ -218,8 +218,16 @@ export interface CustodyFigures {
   required: number;
   /** held ÷ required, or null when nothing is required. */
   coverage: number | null;
-  /** held < required: the merchant may not sell more cards until it deposits (rule `custody-below-requirement`). */
+  /**
+   * held < required: the merchant may not sell more cards until it deposits (rule
+   * `custody-below-requirement`). Never once claims are open on the merchant.
+   */
   belowRequirement: boolean;
+  /**
+   * Claims were opened on the (closed) merchant's custody: it is its card holders' pool, paid
+   * out by claims; deposits are refused and the requirement no longer applies.
+   */
+  claimsOpened: boolean;
 }
 
 export interface CustodyView extends CustodyFigures {
@@ -239,10 +247,17 @@ export function requiredCustody(ratioBps: number, liability: number): number {
   return Number((product + BigInt(FULL_RATIO_BPS) - 1n) / BigInt(FULL_RATIO_BPS));
 }
 
-/** The figures of a merchant with `held`, `ratioBps` and `liability`. */
-export function custodyFigures(held: number, ratioBps: number, liability: number): CustodyFigures {
+/** The figures of a merchant with `held`, `ratioBps` and `liability` (and claims opened on it, or not). */
+export function custodyFigures(held: number, ratioBps: number, liability: number, claimsOpened = false): CustodyFigures {
   const required = requiredCustody(ratioBps, liability);
-  return { held, ratioBps, liability, required, coverage: required === 0 ? null : held / required, belowRequirement: held < required };
+  return { held, ratioBps, liability, required, coverage: required === 0 ? null : held / required, belowRequirement: held < required && !claimsOpened, claimsOpened };
+}
+
+/** The merchants on whose custody at `custody` claims were opened. */
+function withClaims(db: Database, custody: string): Set<number> {
+  if (!hasTable(db, "protection_events")) return new Set();
+  const rows = db.prepare("SELECT DISTINCT merchant_id FROM protection_events WHERE contract = ? AND event = 'claims-opened'").all(custody) as { merchant_id: number }[];
+  return new Set(rows.map((r) => Number(r.merchant_id)));
 }
 
 
@@ -301,10 +316,11 @@ export function custodyByMerchant(db: Database, liabilities: ReadonlyMap<number,
   const attached = attachedCustody(db);
   if (attached === null) return null;
   const latest = latestByMerchant(db, attached.address);
+  const claims = withClaims(db, attached.address);
   const out = new Map<number, CustodyFigures>();
   for (const [id, liability] of liabilities) {
     const m = latest.get(id) ?? { held: 0, ratioBps: 0 };
-    out.set(id, custodyFigures(m.held, m.ratioBps, liability));
+    out.set(id, custodyFigures(m.held, m.ratioBps, liability, claims.has(id)));
   }
   return out;
 }
@@ -333,7 +349,7 @@ export function custodyView(db: Database, merchantId: number, liability: number)
       ratioBps: numOrNull(r.ratio_bps),
     };
   });
-  return { merchantId, custody: attached.address, attachedBlock: attached.block, history, ...custodyFigures(m.held, m.ratioBps, liability) };
+  return { merchantId, custody: attached.address, attachedBlock: attached.block, history, ...custodyFigures(m.held, m.ratioBps, liability, withClaims(db, attached.address).has(merchantId)) };
 }
 
 /** A ratio in basis points as a percentage: 3000 → "30 %", 3333 → "33.33 %". */

@@ -190,14 +190,10 @@ function merchantRules(db: Database, c: RiskConfigValues, now: number, m: Mercha
 function custodyRule(db: Database, merchants: MerchantFigures[]): Alert[] {
   const figures = custodyByMerchant(db, new Map(merchants.map((m) => [m.merchant_id, m.liability])));
   if (figures === null) return [];
-  // Once claims are open on a closed merchant, its custody is the card holders' pool: deposits
-  // are refused and payouts empty it by design, so a requirement no longer applies.
-  const inClaims = new Set(
-    (db.prepare("SELECT DISTINCT merchant_id FROM protection_events WHERE event = 'claims-opened'").all() as { merchant_id: number }[]).map((r) => Number(r.merchant_id)),
-  );
   const out: Alert[] = [];
   for (const [id, f] of figures) {
-    if (!f.belowRequirement || inClaims.has(id)) continue;
+    // Never once claims are open: the custody is then the holders' pool (CustodyFigures.claimsOpened).
+    if (!f.belowRequirement) continue;
     out.push(
       alert("custody-below-requirement", {
         merchantId: id,
@@ -245,13 +241,18 @@ function windingDownRule(db: Database, c: RiskConfigValues, now: number, merchan
  * the holder asked) and has not paid by its due date (plus `coolingOffGraceDays`). The holder
  * exercised a legal right and is still waiting for the money.
  */
+const overdueDays = (seconds: number) => {
+  const days = Math.floor(seconds / DAY);
+  return days === 0 ? "less than a day ago" : days === 1 ? "1 day ago" : `${days} days ago`;
+};
+
 function coolingOffRule(db: Database, c: RiskConfigValues, now: number): Alert[] {
   return overdueCoolingOff(db, now - c.coolingOffGraceDays * DAY).map((r) =>
     alert("cooling-off-overdue", {
       merchantId: r.merchantId,
       account: r.account,
       recordIndex: null,
-      message: `merchant ${r.merchantId} owes ${yuan(r.amount)} to the holder of card ${r.account.slice(0, 10)}… for a cooling-off return, due ${Math.floor((now - r.dueBy!) / DAY)} days ago and not paid`,
+      message: `merchant ${r.merchantId} owes ${yuan(r.amount)} to the holder of card ${r.account.slice(0, 10)}… for a cooling-off return, due ${overdueDays(now - r.dueBy!)} and not paid`,
       value: now - r.dueBy!,
       threshold: c.coolingOffGraceDays * DAY,
     }),

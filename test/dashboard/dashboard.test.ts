@@ -98,7 +98,7 @@ describe("dashboard: rendering", function () {
     expect(none.text).to.include('data-field="no-custody"').and.include("No custody attached to the ledger");
     expect(none.text).to.not.include("custody-held");
     // 1,001 fen at 50 % requires 501 fen, not 500 (docs/CUSTODY.md).
-    expect(custodyFigures(500, 5_000, 1_001)).to.deep.equal({ held: 500, ratioBps: 5_000, liability: 1_001, required: 501, coverage: 500 / 501, belowRequirement: true });
+    expect(custodyFigures(500, 5_000, 1_001)).to.deep.equal({ held: 500, ratioBps: 5_000, liability: 1_001, required: 501, coverage: 500 / 501, belowRequirement: true, claimsOpened: false });
   });
 
   it("charts one point per entry of the series, and no chart for an empty one", function () {

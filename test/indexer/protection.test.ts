@@ -134,7 +134,7 @@ describe("indexer: settlements and the card holders' protection", function () {
         [s.cards.D.account, "owed", 80_000, false],
       ]);
       const obligation = await s.custody.obligationOf(OWING, s.cards.D.account);
-      expect([owing.requests[1].dueBy, owing.owed].map(BigInt)).to.deep.equal([obligation.dueBy, obligation.amount]);
+      expect([owing.requests[1].dueBy!, owing.owed].map(BigInt)).to.deep.equal([obligation.dueBy, obligation.amount]);
       expect((await s.custody.obligationOf(OWING, s.cards.C.account)).amount).to.equal(0n);
       // Custody's history shows the payouts out of it, held after each as custodyOf says.
       const history = q.custody(PRO_RATA).history;

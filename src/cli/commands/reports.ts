@@ -91,7 +91,7 @@ function merchantCells(m: MerchantRow): Cell[] {
 /** held, required, coverage (held ÷ required), the last marked "BELOW" when held < required. */
 function custodyCells(f: CustodyFigures | undefined): Cell[] {
   if (f === undefined) return [null, null, null];
-  return [yuan(f.held), yuan(f.required), coverageText(f.coverage) + (f.belowRequirement ? " BELOW" : "")];
+  return [yuan(f.held), yuan(f.required), coverageText(f.coverage) + (f.belowRequirement ? " BELOW" : f.claimsOpened ? " claims" : "")];
 }
 
 async function merchants(ctx: Context): Promise<number> {
@@ -117,7 +117,8 @@ async function merchants(ctx: Context): Promise<number> {
       return 0;
     }
     const held = [...custody.merchants.values()].reduce((sum, f) => sum + f.held, 0);
-    const required = [...custody.merchants.values()].reduce((sum, f) => sum + f.required, 0);
+    // A closed merchant in claims has no requirement any more (its custody is its holders' pool).
+    const required = [...custody.merchants.values()].reduce((sum, f) => sum + (f.claimsOpened ? 0 : f.required), 0);
     await ctx.write(
       table(
         [...MERCHANT_COLUMNS, ...CUSTODY_COLUMNS],
@@ -219,9 +220,11 @@ function custodyText(c: CustodyView): string {
       ["Required", `${yuan(c.required)} (ceil(ratio × liability ${yuan(c.liability)} / 10,000))`],
       [
         "Coverage",
-        c.coverage === null
-          ? "— (nothing is required)"
-          : `${coverageText(c.coverage)}${c.belowRequirement ? ` — BELOW the requirement by ${yuan(c.required - c.held)}` : " (held ÷ required)"}`,
+        c.claimsOpened
+          ? `${coverageText(c.coverage)} — claims are open: custody is the card holders' pool, no requirement applies`
+          : c.coverage === null
+            ? "— (nothing is required)"
+            : `${coverageText(c.coverage)}${c.belowRequirement ? ` — BELOW the requirement by ${yuan(c.required - c.held)}` : " (held ÷ required)"}`,
       ],
     ]),
     `\nCustody history (${c.history.length}):\n`,
