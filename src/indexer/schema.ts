@@ -420,7 +420,9 @@ function upgrade(db: Database, version: number): void {
     }
     if (version <= 3) db.exec(CUSTODY_DDL);
     db.exec(PROTECTION_DDL);
-    for (const column of SETTLEMENT_COLUMNS) db.exec(`ALTER TABLE records ADD COLUMN ${column}`);
+    // Only the columns it lacks (a test may make an "old" index by resetting user_version alone).
+    const has = new Set((db.prepare("PRAGMA table_info(records)").all() as { name: string }[]).map((c) => c.name));
+    for (const column of SETTLEMENT_COLUMNS) if (!has.has(column.split(" ")[0])) db.exec(`ALTER TABLE records ADD COLUMN ${column}`);
     db.exec(SETTLEMENT_INDEX);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     db.exec("COMMIT");
