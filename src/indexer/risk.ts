@@ -11,7 +11,7 @@ import { z } from "zod";
 import { parseConfig } from "../config.js";
 import { yuan } from "../regulator/report.js";
 import { custodyByMerchant, percent } from "./custody.js";
-import { overdueCoolingOff } from "./protection-view.js";
+import { coolingOffRule, windingDownRule } from "./risk-protection.js";
 import type { Database } from "./schema.js";
 
 const DAY = 86_400;
@@ -98,7 +98,8 @@ export interface Alert {
   threshold: number | null;
 }
 
-interface MerchantFigures {
+/** A merchant's figures as the rules read them from the index. */
+export interface MerchantFigures {
   merchant_id: number;
   status: number;
   liability: number;
@@ -206,57 +207,6 @@ function custodyRule(db: Database, merchants: MerchantFigures[]): Alert[] {
     );
   }
   return out;
-}
-
-/**
- * `winding-down-unpaid`: a merchant that has been winding down (refunds only) for longer than
- * `windingDownMaxDays` and still owes its card holders more than `windingDownMinLiability`. A
- * merchant that winds down is meant to pay everyone back; one that lingers with balances
- * outstanding is not doing so, and closing it leaves its holders to claim from custody.
- */
-function windingDownRule(db: Database, c: RiskConfigValues, now: number, merchants: MerchantFigures[]): Alert[] {
-  const since = db.prepare("SELECT max(block_time) AS t FROM merchant_events WHERE merchant_id = ? AND event = 'winding-down'");
-  const out: Alert[] = [];
-  for (const m of merchants) {
-    if (m.status !== 3 || m.liability <= c.windingDownMinLiability) continue;
-    const t = (since.get(m.merchant_id) as { t: number | null }).t;
-    if (t === null || now - Number(t) <= c.windingDownMaxDays * DAY) continue;
-    const days = Math.floor((now - Number(t)) / DAY);
-    out.push(
-      alert("winding-down-unpaid", {
-        merchantId: m.merchant_id,
-        account: null,
-        recordIndex: null,
-        message: `merchant ${m.merchant_id} has been winding down for ${days} days and still owes its card holders ${yuan(m.liability)} (more than ${c.windingDownMaxDays} days allowed)`,
-        value: now - Number(t),
-        threshold: c.windingDownMaxDays * DAY,
-      }),
-    );
-  }
-  return out;
-}
-
-/**
- * `cooling-off-overdue`: a cooling-off return its merchant owes (custody could not pay it when
- * the holder asked) and has not paid by its due date (plus `coolingOffGraceDays`). The holder
- * exercised a legal right and is still waiting for the money.
- */
-const overdueDays = (seconds: number) => {
-  const days = Math.floor(seconds / DAY);
-  return days === 0 ? "less than a day ago" : days === 1 ? "1 day ago" : `${days} days ago`;
-};
-
-function coolingOffRule(db: Database, c: RiskConfigValues, now: number): Alert[] {
-  return overdueCoolingOff(db, now - c.coolingOffGraceDays * DAY).map((r) =>
-    alert("cooling-off-overdue", {
-      merchantId: r.merchantId,
-      account: r.account,
-      recordIndex: null,
-      message: `merchant ${r.merchantId} owes ${yuan(r.amount)} to the holder of card ${r.account.slice(0, 10)}… for a cooling-off return, due ${overdueDays(now - r.dueBy!)} and not paid`,
-      value: now - r.dueBy!,
-      threshold: c.coolingOffGraceDays * DAY,
-    }),
-  );
 }
 
 /**
@@ -396,8 +346,7 @@ export function evaluateRisk(db: Database, config: RiskConfigValues, now: number
   return [
     ...merchants.flatMap((m) => merchantRules(db, config, now, m)),
     ...custodyRule(db, merchants),
-    ...windingDownRule(db, config, now, merchants),
-    ...coolingOffRule(db, config, now),
+    ...[...windingDownRule(db, config, now, merchants), ...coolingOffRule(db, config, now)].map((a) => alert(a.rule, a)),
     ...cardRules(db, config),
     ...verificationRules(db, config),
     ...(quorum ? pendingRule(db, config, now) : []),

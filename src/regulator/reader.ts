@@ -129,6 +129,8 @@ export interface SupervisionReport {
   toBlock: bigint;
   records: number;
   batches: number;
+  /** Of `records`, the settlements: refunds booked by the attached custody (docs/FORMAT.md 7.3). */
+  settlements: number;
   /**
    * Records whose details were decrypted and matched their commitment and on-chain values, and
    * settlements (public, nothing to decrypt) whose chain link and books held.
@@ -284,6 +286,7 @@ export class RegulatorReader {
       toBlock,
       records: run.records,
       batches: run.batches,
+      settlements: run.settlements,
       verified: run.verified,
       accounts: run.books.accounts.size,
       chain: {

@@ -64,6 +64,8 @@ export class LedgerReplay {
   startedMidway = false;
   records = 0;
   batches = 0;
+  /** Settlements read (records booked by custody, counted in `records` too). */
+  settlements = 0;
   verified = 0;
   decrypted = 0;
   wrongKey = 0;
@@ -304,6 +306,7 @@ export class LedgerReplay {
     // BatchRecorded log will never get one.
     if (this.pending.length > 0) this.finish();
     this.records++;
+    this.settlements++;
     const found: DiscrepancyKind[] = [];
     const flag = (kind: DiscrepancyKind, message: string, details?: Record<string, unknown>) => {
       found.push(kind);

@@ -12,6 +12,7 @@ import { SETTLEMENT_LINK_TAG, SettlementReason, linkSettlement } from "../../src
 import { LEDGER_TOPICS } from "../../src/regulator/events.js";
 import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
 import { RegulatorReader, type VerifiedRecord } from "../../src/regulator/reader.js";
+import { formatReport } from "../../src/regulator/report.js";
 import { REGULATOR_KEY } from "../helpers/ledger.js";
 import { FULL, OWING, PAID, PRO_RATA, closeUploaders, protectionScenario, type Scenario } from "../helpers/protection.js";
 
@@ -40,6 +41,8 @@ describe("regulator reader: settlements", function () {
     const [count, head] = await s.ledger.chainHead();
     expect([report.chain.recordCount, report.chain.head]).to.deep.equal([count, head.toLowerCase()]);
     expect(report.verified).to.equal(report.records);
+    expect(report.settlements).to.equal(4);
+    expect(formatReport(report)).to.include("and 4 settlements by custody").and.to.include("Every settlement is linked in the chain and within its card's balance.");
     for (const m of [PAID, OWING, FULL, PRO_RATA]) {
       const c = await s.ledger.merchantBooks(m);
       const mine = report.merchants.find((x) => x.merchantId === m)!;
