@@ -373,9 +373,11 @@ contract PrepaidLedger is CustodyLink, Pausable {
                     }
                     // The card cap (0: none) binds the balance the top-up leaves.
                     let cap := mload(add(b, 0x120))
-                    if and(iszero(iszero(cap)), gt(sub(sub(total, and(shr(160, packed), 0xffffffffffff)), shr(208, packed)), cap)) {
-                        ok := 0
-                        break
+                    if cap {
+                        if gt(sub(sub(total, and(shr(160, packed), 0xffffffffffff)), shr(208, packed)), cap) {
+                            ok := 0
+                            break
+                        }
                     }
                 }
                 default {

@@ -4,6 +4,8 @@
  * "met" / "NOT met", computed from the numbers.
  *
  *   gas      — gas per record (1 and 100 per transaction) against the EIP-7623 floor for the same bytes
+ *   custody  — gas of deposit, withdrawal, cooling-off, claims and sweep; the payout of a closed
+ *              merchant to 10,000 card holders (BENCH_HOLDERS), transactions and gas in all
  *   upload   — records/s through the Uploader end to end, and the naive per-record baseline
  *   verify   — records/s the RegulatorReader verifies
  *   nodes    — upload and verify records/s over HTTP against anvil and a `hardhat node`
@@ -15,11 +17,12 @@
  *              through the fault-injecting proxy with and without faults: records/s, faults by
  *              kind, follower lag, confirmation p50/p99; every record on chain once, index = contract
  *
- * `BENCH_ONLY=<name>` runs one of them (gas, throughput, nodes, supervision, indexer, load);
+ * `BENCH_ONLY=<name>` runs one of them (gas, custody, throughput, nodes, supervision, indexer, load);
  * `BENCH_INDEXER_RECORDS=<n>` scales the indexer bench down for a quick try.
  */
 import { availableParallelism, cpus } from "node:os";
 
+import { benchCustody, formatCustody } from "./bench/custody.js";
 import { benchGas, formatGas } from "./bench/gas.js";
 import { benchIndexer, formatIndexer } from "./bench/indexer.js";
 import { benchLoad, formatLoad } from "./bench/load.js";
@@ -30,11 +33,12 @@ import { benchThroughput, formatThroughput } from "./bench/throughput.js";
 console.log(`$ ${process.env.npm_lifecycle_event === "bench" ? "npm run bench" : ["npx hardhat", ...process.argv.slice(2)].join(" ")}`);
 console.log(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? "unknown CPU"}), Node ${process.version}`);
 console.log(`date: ${new Date().toISOString()}`);
-const BENCHES = ["gas", "throughput", "nodes", "supervision", "indexer", "load"];
+const BENCHES = ["gas", "custody", "throughput", "nodes", "supervision", "indexer", "load"];
 const only = process.env.BENCH_ONLY;
 if (only !== undefined && !BENCHES.includes(only)) throw new Error(`BENCH_ONLY must be one of ${BENCHES.join(", ")}; got "${only}"`);
 const run = (name: string): boolean => only === undefined || only === name;
 if (run("gas")) console.log(`\n${formatGas(await benchGas())}`);
+if (run("custody")) console.log(`\n${formatCustody(await benchCustody())}`);
 if (run("throughput")) console.log(`\n${formatThroughput(await benchThroughput())}`);
 if (run("nodes")) console.log(`\n${formatNodes(await benchNodes())}`);
 if (run("supervision")) console.log(`\n${formatSupervision(await benchSupervision())}`);

@@ -18,6 +18,7 @@ import { network } from "hardhat";
 import { Indexer } from "../src/indexer/indexer.js";
 import { formatReport } from "../src/regulator/report.js";
 import { DEMO_REGULATOR_KEY, runDay } from "./lib/day.js";
+import { formatExit } from "./lib/exit.js";
 
 const connection = await network.create();
 const started = performance.now();
@@ -27,6 +28,8 @@ console.log(formatReport(day.report, day.names));
 for (const r of day.refused) {
   console.log(`Refused upload: merchant ${r.merchantId}, ${r.records} records — ${r.error}`);
 }
+console.log("");
+console.log(formatExit(day.exit));
 
 const db = process.env.PREPAID_INDEX ?? join(mkdtempSync(join(tmpdir(), "prepaid-index-")), "index.sqlite");
 if (connection.networkName === "default") {

@@ -13,12 +13,14 @@ export {
   RecordKind,
   addressOf,
   canonicalFromSealed,
+  cardId,
   commitmentOf,
   createBatchKey,
   decodeSealed,
   encodeCanonical,
   encodeSealed,
   keccak256,
+  newCardSecret,
   openBatchRecord,
   openEnvelope,
   openSingle,
@@ -29,7 +31,7 @@ export {
   sealSingle,
   validateDetails,
 } from "./crypto/index.js";
-export type { EnvelopeEntry, Recipient, RecipientRole, RecordDetails, SealedPayload } from "./crypto/index.js";
+export type { CardOwnership, EnvelopeEntry, Recipient, RecipientRole, RecordDetails, SealedPayload } from "./crypto/index.js";
 
 // Ledger formats and ABI (docs/FORMAT.md 5-7)
 export { PREPAID_LEDGER_ABI } from "./ledger/abi.js";

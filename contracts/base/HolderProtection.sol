@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IHolderProtection} from "../interfaces/IHolderProtection.sol";
 import {IPrepaidLedger} from "../interfaces/IPrepaidLedger.sol";
@@ -19,10 +20,12 @@ abstract contract HolderProtection is CustodyBooks {
     using SafeERC20 for IERC20;
 
     /// @dev A claims round: fixed when opened, then counted up by claims. deadline == 0: none.
+    /// Three slots: what opening fixes; what each claim updates (one write a claim); the
+    /// recipient. liability < 2^80 (MerchantRegistry) and pool is checked to fit 128 bits.
     struct Round {
-        uint256 pool;
-        uint256 liability;
-        uint256 paid;
+        uint128 pool;
+        uint128 liability;
+        uint128 paid;
         uint64 deadline;
         uint32 claims;
         bool swept;
@@ -55,8 +58,8 @@ abstract contract HolderProtection is CustodyBooks {
         if (r.deadline != 0) revert CustodyClaimsAlreadyOpen(merchantId);
         uint256 pool = _accounts[merchantId].held;
         uint64 deadline = uint64(block.timestamp) + window;
-        r.pool = pool;
-        r.liability = books.liability;
+        r.pool = SafeCast.toUint128(pool);
+        r.liability = uint128(books.liability);
         r.deadline = deadline;
         r.residualTo = residualTo;
         emit ClaimsOpened(merchantId, msg.sender, pool, books.liability, deadline, residualTo);
@@ -80,8 +83,9 @@ abstract contract HolderProtection is CustodyBooks {
         uint256 liability = r.liability;
         paid = pool >= liability ? balance : Math.mulDiv(balance, pool, liability);
         _claimed[merchantId][account] = true;
+        // paid <= balance < 2^48, and the sum of payouts stays at most the pool.
         r.claims += 1;
-        r.paid += paid;
+        r.paid += uint128(paid);
         // An owed cooling-off return is part of the balance being claimed.
         delete _obligations[merchantId][account];
         uint64 recordIndex;

@@ -5,7 +5,8 @@
  * merchant at midday, then let the regulator read and verify everything. Every merchant keeps a
  * share of its card holders' money in custody (a test token in fen, on local networks): the
  * regulator sets the coverage ratio, the merchants deposit in the morning, and in the evening one
- * takes back half of what the day's consumption freed.
+ * takes back half of what the day's consumption freed. At the end two merchants close and their
+ * card holders claim what custody holds for them (scripts/lib/exit.ts).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,7 @@ import { yuan } from "../../src/regulator/report.js";
 import { serveSupervisor } from "../../src/supervisor/http.js";
 import { SupervisorNode } from "../../src/supervisor/node.js";
 import { Uploader, type UploadedRecord } from "../../src/upload/uploader.js";
+import { type ExitResult, demoCard, runExit } from "./exit.js";
 import { freePort } from "./ports.js";
 
 /** What `network.create()` gives a script: ethers and Ignition. */
@@ -65,6 +67,11 @@ export const COVERAGE_BPS = 3_000n;
  * other half stays as a margin, so tomorrow's first card sales are still covered.
  */
 export const WITHDRAWING = 101;
+/** The card rules the regulator sets for every merchant: a ¥5,000 cap, 7 days of cooling-off. */
+export const CARD_CAP = 500_000n;
+export const COOLING_OFF_DAYS = 7;
+/** The card whose holder changes their mind in the afternoon and takes its money back. */
+export const RETURNED_CARD = { merchantId: 102, n: 3 };
 
 export interface DayResult {
   ledgerAddress: string;
@@ -75,6 +82,8 @@ export interface DayResult {
   refused: { merchantId: number; records: number; error: string }[];
   report: SupervisionReport;
   names: Map<number, string>;
+  /** The two merchants that closed, and what their card holders were owed and paid. */
+  exit: ExitResult;
 }
 
 /**
@@ -160,7 +169,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const cardId = (merchant: number, n: number) => id(`demo card ${merchant}-${String(n).padStart(5, "0")}`);
+const cardId = (merchant: number, n: number) => demoCard(merchant, n).id;
 
 /** Runs the day. `log` receives one line per step. */
 export async function runDay(conn: DayConnection, log: (line: string) => void = () => {}): Promise<DayResult> {
@@ -170,8 +179,10 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
 
   await forgetStaleDeployment(conn);
   const supervisors = signers.slice(10, 10 + SUPERVISORS);
-  if (supervisors.length < SUPERVISORS) {
-    throw new Error(`the day needs ${10 + SUPERVISORS} accounts (the supervisors are accounts 10-13); this network has ${signers.length}`);
+  if (supervisors.length < SUPERVISORS || signers.length < 11 + SUPERVISORS) {
+    throw new Error(
+      `the day needs ${11 + SUPERVISORS} accounts (the supervisors are accounts 10-13, the consumer-protection fund 14); this network has ${signers.length}`,
+    );
   }
   log("Deploying PrepaidLedger, its SupervisorQuorum and MerchantCustody (test token) through Ignition…");
   const { ledger, quorum, token, custody } = await conn.ignition.deploy(LocalCustodyModule, {
@@ -200,6 +211,9 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
       log(`  reinstated merchant ${m.id} ${m.name} (suspended by an earlier run)`);
     }
   }
+
+  log(`Card rules: at most ${yuan(CARD_CAP)} on a card, and ${COOLING_OFF_DAYS} days to return a new card…`);
+  for (const m of MERCHANTS) await (await asRegulator.setMerchantPolicy(m.id, CARD_CAP, COOLING_OFF_DAYS)).wait();
 
   log(`Custody: the regulator requires ${Number(COVERAGE_BPS) / 100} % of every merchant's liability in custody; the merchants deposit…`);
   for (const m of MERCHANTS) {
@@ -316,6 +330,21 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   }
   for (const u of uploaders.values()) u.close();
 
+  const returned = demoCard(RETURNED_CARD.merchantId, RETURNED_CARD.n);
+  const returnedName = MERCHANTS.find((m) => m.id === RETURNED_CARD.merchantId)!.name;
+  const holder = returned.holder.connect(conn.ethers.provider);
+  await (await admin.sendTransaction({ to: holder.address, value: 10n ** 16n })).wait();
+  const [back, paidNow] = await (custody.connect(holder) as Contract).requestCoolingOff.staticCall(
+    RETURNED_CARD.merchantId,
+    returned.secret,
+    holder.address,
+  );
+  await (await (custody.connect(holder) as Contract).requestCoolingOff(RETURNED_CARD.merchantId, returned.secret, holder.address)).wait();
+  log(
+    `  a ${returnedName} customer changes their mind and returns the card bought this morning: ${yuan(back)} ` +
+      `${paidNow ? "paid back at once from custody" : "owed by the merchant within 15 days"}`,
+  );
+
   log("Evening: custody follows the books (what consumption and refunds freed may be withdrawn)…");
   for (const m of MERCHANTS) {
     const c = await custody.custodyOf(m.id);
@@ -327,6 +356,25 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     await (await (custody.connect(recorder) as Contract).withdraw(WITHDRAWING, half, recorder.address)).wait();
     log(`  ${MERCHANTS.find((m) => m.id === WITHDRAWING)!.name} withdrew ${yuan(half)}, keeping as much as a margin for tomorrow's sales`);
   }
+
+  const exit = await runExit(
+    {
+      provider: conn.ethers.provider,
+      ledger,
+      custody,
+      token,
+      admin,
+      regulator,
+      fund: signers[10 + SUPERVISORS],
+      recorders,
+      merchants: MERCHANTS.map((m) => ({ id: m.id, name: m.name, cards: m.cards })),
+    },
+    log,
+  );
+
+  log("The supervisors confirm the books again, the claims' settlements included…");
+  const confirmedAtEnd = await confirmWithSupervisors(ledgerAddress, quorumAddress, supervisors, journals);
+  log(`  checkpoint at record ${confirmedAtEnd} final`);
 
   log("Regulator: reading every record back, decrypting and verifying…");
   const reader = await RegulatorReader.open(
@@ -344,5 +392,6 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     refused,
     report,
     names: new Map(MERCHANTS.map((m) => [m.id, m.name])),
+    exit,
   };
 }

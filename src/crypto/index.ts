@@ -17,6 +17,8 @@ export {
   validateDetails,
 } from "./details.js";
 export type { RecordDetails, SealedDetails, SealedPayload } from "./details.js";
+export { cardId, newCardSecret } from "./card.js";
+export type { CardOwnership } from "./card.js";
 export { ECIES_MIN_LENGTH, addressOf, eciesDecrypt, eciesEncrypt, publicKeyOf } from "./ecies.js";
 export { FORMAT_SINGLE, openSingle, sealSingle } from "./single.js";
 export {

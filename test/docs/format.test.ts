@@ -33,6 +33,7 @@ import {
 } from "ethers";
 import { network } from "hardhat";
 
+import { cardId } from "../../src/crypto/card.js";
 import { canonicalFromSealed, commitmentOf, decodeSealed, encodeCanonical, encodeSealed, type RecordDetails } from "../../src/crypto/details.js";
 import { eciesDecrypt } from "../../src/crypto/ecies.js";
 import { openBatchRecord, openEnvelope, parseEnvelope, sealBatchRecord } from "../../src/crypto/envelope.js";
@@ -133,6 +134,26 @@ describe("docs/FORMAT.md worked examples", function () {
       const [s] = sumIn(/`sealed` is\s+`(\d+) \+ len\(orderRef\) \+ len\(memo\)`/);
       expect(c! + ref.length + memo.length).to.equal(CANONICAL.length);
       expect(s! + ref.length + memo.length).to.equal(SEALED.length);
+    });
+  });
+
+  describe("2.4 card ids", function () {
+    const holder = new Wallet(id("FORMAT.md example: holder key")).address;
+    const secret = ex.field("card id", "secret");
+
+    it("the fields are the tag, the merchant, the holder's address and the secret, abi-encoded", function () {
+      expect(hex(ex.field("card id", "tag"))).to.equal(id("prepaid-ledger.card.v1"));
+      expect(hex(ex.field("card id", "secret"))).to.equal(id("FORMAT.md example: card secret"));
+      const encoded = AbiCoder.defaultAbiCoder().encode(
+        ["bytes32", "uint32", "address", "bytes32"],
+        [id("prepaid-ledger.card.v1"), 7, holder, secret],
+      );
+      expect(hex(ex.bytes("card id"))).to.equal(encoded);
+      expect(keccak256(encoded)).to.equal(hex(ex.hex("card id", "cardId")));
+    });
+
+    it("the SDK derives the same id", function () {
+      expect(cardId({ merchantId: 7, holder, secret: hex(secret) })).to.equal(hex(ex.hex("card id", "cardId")));
     });
   });
 

@@ -64,3 +64,32 @@ export function expectedGenesis(chainId: bigint, ledger: string, version: 1 | 2)
     AbiCoder.defaultAbiCoder().encode(["bytes32", "uint256", "address"], [id(`prepaid-ledger.chain.v${version}`), chainId, ledger]),
   );
 }
+
+/**
+ * The settlement link (docs/FORMAT.md 7.3) with ethers' solidityPackedKeccak256: a refund the
+ * custody contract booked (a claim or a cooling-off return).
+ */
+export function expectedSettlementLink(
+  previous: string,
+  index: bigint,
+  merchantId: number,
+  acct: string,
+  holder: string,
+  reason: number,
+  amount: bigint,
+): string {
+  return solidityPackedKeccak256(
+    ["bytes32", "bytes32", "uint64", "uint32", "bytes32", "address", "uint8", "uint48"],
+    [previous, id("prepaid-ledger.settlement.v2"), index, merchantId, acct, holder, reason, amount],
+  );
+}
+
+/** A holder-bound card id, written out with ethers' AbiCoder (docs/FORMAT.md 2.4). */
+export function expectedCardId(merchantId: number, holder: string, secret: string): string {
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(
+      ["bytes32", "uint32", "address", "bytes32"],
+      [id("prepaid-ledger.card.v1"), merchantId, holder, secret],
+    ),
+  );
+}
