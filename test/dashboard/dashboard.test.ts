@@ -27,7 +27,10 @@ import { tempDir } from "../helpers/ledger.js";
 
 type Connection = Awaited<ReturnType<typeof network.create>>;
 
-/** Low risk thresholds, so the day's traffic raises alerts of several rules and severities. */
+/**
+ * Low risk thresholds, so the day's traffic raises alerts of several rules and severities: every
+ * card holding anything is above the cap, and every merchant idle for a day is dormant.
+ */
 const RISK = { maxMerchantLiability: 5_000_000, maxCardBalance: 1, dormantDays: 1, dormantMinLiability: 0 };
 
 /** Reads "¥1,234.56" back into fen, refusing any other shape. */
@@ -150,6 +153,29 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     connection = await network.create();
     day = await runDay(connection);
     dbPath = join(tempDir("dashboard"), "index.sqlite");
+    // Twenty more small cards for the first merchant after the day, so the alerts (one per card
+    // above the test's tiny cap) fill more than one page: the day's claims empty most cards of
+    // the closed merchants.
+    const [first] = MERCHANTS;
+    const extra = await Uploader.open(
+      { ledger: day.ledgerAddress, merchantId: first.id, regulatorPublicKey: publicKeyOf(DEMO_REGULATOR_KEY), journalPath: join(dirname(dbPath), "extra-journal.jsonl") },
+      (await connection.ethers.getSigners())[2 + MERCHANTS.indexOf(first)],
+    );
+    try {
+      await extra.upload(
+        Array.from({ length: 20 }, (_, i) => ({
+          kind: RecordKind.TopUp,
+          merchantId: first.id,
+          account: id(`dashboard: extra card ${i}`),
+          amount: 1_000n,
+          time: 1_795_000_000 + i,
+          orderRef: `EXTRA-${i}`,
+          memo: "small card",
+        })),
+      );
+    } finally {
+      extra.close();
+    }
     await sync(connection, day, dbPath);
     index = openIndex(dbPath, { mustExist: true, readOnly: true });
     q = new IndexQueries(index);
