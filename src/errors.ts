@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   INDEX_MISMATCH: "the index database was built from another chain, ledger, quorum or regulator key",
   REORG_TOO_DEEP: "a block the index treated as settled was replaced: the index is marked until `prepaid sync --repair`",
   RECORD_CONFLICT: "a record with this identity (kind, account, order reference) was already given to the uploader with other details",
+  RECEIPT_MALFORMED: "a receipt (JSON or compact string) is not in the format of docs/FORMAT.md 10: `details.field` names the part",
+  RECEIPT_MISMATCH: "a receipt disagrees with the chain (or its commitment does not open to its details): `details.field` names the part that is wrong",
+  RECEIPT_NOT_FOUND: "the ledger holds no record at the receipt's index with its commitment: a forged receipt, or one for a record that never landed",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

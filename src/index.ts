@@ -53,9 +53,22 @@ export { decodeRevert } from "./ledger/revert.js";
 
 // Upload layer (merchants)
 export { Uploader, UploaderConfig } from "./upload/uploader.js";
-export type { UploadedRecord, UploaderConfigInput } from "./upload/uploader.js";
+export type { LandedRecord, UploadedRecord, UploaderConfigInput } from "./upload/uploader.js";
 export { sealBatch, sealSingles } from "./upload/sealing.js";
 export type { SealedBatch } from "./upload/sealing.js";
+
+// Receipts a card holder checks (docs/FORMAT.md 10)
+export {
+  makeReceipt,
+  parseReceipt,
+  receiptFromCompact,
+  receiptFromJson,
+  receiptToCompact,
+  receiptToJson,
+  validateReceipt,
+  verifyReceipt,
+} from "./receipt/index.js";
+export type { Receipt, ReceiptConfirmation, ReceiptJson, ReceiptVerification, VerifyReceiptOptions } from "./receipt/index.js";
 
 // Regulator layer
 export { RegulatorReader, ReaderConfig } from "./regulator/reader.js";

@@ -53,6 +53,7 @@ describe("public API", function () {
       "linkBatch",
       "linkHead",
       "linkSettlement",
+      "makeReceipt",
       "newCardSecret",
       "openBatchRecord",
       "openEnvelope",
@@ -60,11 +61,16 @@ describe("public API", function () {
       "openSingle",
       "packBatch",
       "parseEnvelope",
+      "parseReceipt",
       "publicKeyOf",
       "qbftFaultTolerance",
       "qbftGenesis",
       "qbftHealth",
       "qbftQuorum",
+      "receiptFromCompact",
+      "receiptFromJson",
+      "receiptToCompact",
+      "receiptToJson",
       "sealBatch",
       "sealBatchRecord",
       "sealDetails",
@@ -73,6 +79,8 @@ describe("public API", function () {
       "serveDashboard",
       "unpackBatch",
       "validateDetails",
+      "validateReceipt",
+      "verifyReceipt",
     ]);
   });
 

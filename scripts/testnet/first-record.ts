@@ -30,7 +30,8 @@ import { publicKeySchema } from "../../src/config.js";
 import { RecordKind } from "../../src/crypto/details.js";
 import { isError } from "../../src/errors.js";
 import { PREPAID_LEDGER_ABI } from "../../src/ledger/abi.js";
-import { Uploader, type UploadedRecord } from "../../src/upload/uploader.js";
+import { receiptToCompact } from "../../src/receipt/index.js";
+import { Uploader, type LandedRecord, type UploadedRecord } from "../../src/upload/uploader.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const FUTURE_ID = "PrepaidLedgerModule#PrepaidLedger";
@@ -55,12 +56,13 @@ function deployedLedger(chainId: bigint, networkName: string): string {
   return address;
 }
 
-function print(records: readonly UploadedRecord[], ledger: string, chainId: bigint): void {
+function print(records: readonly (LandedRecord | UploadedRecord)[], ledger: string, chainId: bigint): void {
   for (const r of records) {
     console.log(`  recordIndex  ${r.recordIndex}   (the Recorded log's index, ledger-wide)`);
     console.log(`  tx hash      ${r.txHash}   (block ${r.blockNumber})`);
     console.log(`  commitment   ${r.commitment}`);
-    console.log(`  salt         ${r.salt}   (with the details it opens the commitment: the card holder's receipt)`);
+    console.log(`  salt         ${r.salt}   (with the details it opens the commitment)`);
+    if ("receipt" in r) console.log(`  receipt      ${receiptToCompact(r.receipt)}   (the card holder's: prepaid receipt verify <it>)`);
     const explorer = EXPLORERS[chainId.toString()];
     console.log(
       explorer === undefined

@@ -14,6 +14,7 @@ export const EXIT_CODES = {
   INDEX: { code: 4, meaning: "index problem: not an index, another chain/ledger, or a reorg deeper than the confirmations (the index is marked: run `prepaid sync --repair`)" },
   WRONG_KEY: { code: 5, meaning: "the regulator key does not open this ledger's records (or is not the index's key)" },
   NOT_FOUND: { code: 6, meaning: "no such merchant or account in the index" },
+  RECEIPT: { code: 7, meaning: "`receipt verify`: the receipt is NOT valid (malformed, altered, or no such record on the ledger)" },
   ALERTS: { code: 10, meaning: "`alerts --exit-code` found at least one alert" },
 } as const;
 
@@ -46,6 +47,10 @@ const BY_ERROR_CODE: Record<ErrorCode, ExitName> = {
   JOURNAL_CORRUPT: "INTERNAL",
   SEQUENCE_CONFLICT: "INTERNAL",
   RECORD_CONFLICT: "INTERNAL",
+  // A receipt that cannot be read, disagrees with the chain, or names no record: refused.
+  RECEIPT_MALFORMED: "RECEIPT",
+  RECEIPT_MISMATCH: "RECEIPT",
+  RECEIPT_NOT_FOUND: "RECEIPT",
 };
 
 /** The exit code for an error a command threw: its library code's, or 1 for anything else. */

@@ -11,6 +11,7 @@ import { PrepaidLedgerError, isError } from "../errors.js";
 import { parseCommandArgs, positionals, stringOption, type ParsedArgs } from "./args.js";
 import type { CliIO, Command, Context, Output } from "./command.js";
 import { exportCommand } from "./commands/export.js";
+import { receiptCommand } from "./commands/receipt.js";
 import { accountCommand, alertsCommand, merchantCommand, merchantsCommand, statusCommand } from "./commands/reports.js";
 import { serveCommand } from "./commands/serve.js";
 import { syncCommand } from "./commands/sync.js";
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   alertsCommand,
   exportCommand,
   serveCommand,
+  receiptCommand,
 ];
 
 /**

@@ -7,10 +7,11 @@ import type { AccountRow, AlertRow, IndexInfo, MerchantRow, Overview, RecordRow 
 import { liabilityChart } from "./chart.js";
 import type { AccountView, AlertsView, MerchantView, Paged } from "./data.js";
 import { shortHex, dateTime, yuan } from "./format.js";
-import { html, type Html, type HtmlPart } from "./html.js";
+import { Html, html, type HtmlPart } from "./html.js";
 import { coverageBadge, custodySection } from "./custody.js";
 import { protectionSection } from "./protection.js";
 import { recordersSection } from "./recorders.js";
+import { RECEIPT_STYLE } from "./receipt.js";
 
 const STYLE = html`<style>
   body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
@@ -37,12 +38,17 @@ const STYLE = html`<style>
   nav.pager { margin: 8px 0; display: flex; gap: 16px; } footer { color: #5b6475; font-size: 12px; padding: 0 24px 24px; }
 </style>`;
 
+/** The receipt page around its body (src/dashboard/receipt.ts builds the body). */
+export function receiptPage(body: Html, info: IndexInfo | null): Html {
+  return layout("Check a receipt", html`<style>${new Html(RECEIPT_STYLE)}</style>${body}`, info);
+}
+
 /** A whole page: header with navigation, the body, and a footer saying what the index covers. */
 function layout(title: string, body: Html, info: IndexInfo | null): Html {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · prepaid-ledger dashboard</title>${STYLE}</head>
-<body><header><strong>prepaid-ledger</strong><a href="/">Overview</a><a href="/alerts">Alerts</a></header>
+<body><header><strong>prepaid-ledger</strong><a href="/">Overview</a><a href="/alerts">Alerts</a><a href="/receipt">Check a receipt</a></header>
 <main>${body}</main>
 ${info !== null && html`<footer>Index of ledger ${info.ledger} on chain ${info.chainId}, settled at block ${info.settledBlock} (${dateTime(info.settledTime)}). Amounts in yuan.</footer>`}
 </body></html>`;

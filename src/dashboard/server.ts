@@ -9,6 +9,10 @@
  *   GET /merchants/:id/accounts/:account    account + records   GET /api/merchants/:id/accounts/:account?page=
  *   GET /alerts?rule=&merchant=&page=       alerts              GET /api/alerts?rule=&merchant=&page=
  *   GET /records/:index                     one record          GET /api/records/:index
+ *   GET /receipt?r=                         check a receipt     GET /api/receipt?r=
+ *
+ * The receipt routes ask the chain (`rpc`, src/dashboard/receipt.ts), so they answer
+ * asynchronously, outside the read transaction the other pages render in.
  *
  * The index is opened once, read-only; every request reads it inside its own read transaction,
  * so a page is one consistent snapshot and the next request sees what a concurrent sync has
@@ -30,7 +34,9 @@ import {
   seriesView,
 } from "./data.js";
 import type { Html } from "./html.js";
-import { accountPage, alertsPage, errorPage, merchantPage, overviewPage, recordPage } from "./pages.js";
+import { accountPage, alertsPage, errorPage, merchantPage, overviewPage, receiptPage, recordPage } from "./pages.js";
+import { receiptBody, receiptInput, receiptQr, receiptView } from "./receipt.js";
+import type { ReceiptRpc } from "../receipt/index.js";
 
 export interface DashboardOptions {
   /** Path of the index database (written by the indexer); it must exist. */
@@ -39,6 +45,11 @@ export interface DashboardOptions {
   port?: number;
   /** Receives errors that are not the request's fault (the response says only "internal error"). Default: stderr. */
   onError?: (error: unknown) => void;
+  /**
+   * A JSON-RPC client of a node of the index's chain, for the receipt page (record, balance and
+   * confirmation come from the chain). Without one, `/receipt` says it cannot check (503).
+   */
+  rpc?: ReceiptRpc;
 }
 
 export interface Dashboard {
@@ -116,6 +127,10 @@ const STATUS: Partial<Record<PrepaidLedgerError["code"], [number, string]>> = {
   INVALID_ARGUMENT: [400, "Bad request"],
   NOT_FOUND: [404, "Not found"],
   INDEX_CORRUPT: [503, "Index unavailable"],
+  // The receipt page without a node, or with a node that fails.
+  INVALID_CONFIG: [503, "Receipt checking unavailable"],
+  RPC_ERROR: [502, "Node unavailable"],
+  TIMEOUT: [504, "Node did not answer"],
 };
 
 const HEADERS = {
@@ -123,7 +138,8 @@ const HEADERS = {
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
   // No script, no remote resource: only the inline stylesheet.
-  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  // The receipt page's form submits to the dashboard itself (GET /receipt).
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 };
 
 /** A request the dashboard refuses before reading the index (wrong method, Host or path). */
@@ -145,6 +161,7 @@ interface Context {
   queries: IndexQueries;
   hosts: ReadonlySet<string>;
   onError: (error: unknown) => void;
+  rpc?: ReceiptRpc;
 }
 
 function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
@@ -218,17 +235,38 @@ function render(ctx: Context, url: URL, api: boolean): string {
   });
 }
 
+const RECEIPT_PATH = /^\/receipt$/;
+
+/** The receipt page or its JSON: checked against the chain, so asynchronous (src/dashboard/receipt.ts). */
+async function renderReceipt(ctx: Context, url: URL, api: boolean): Promise<string> {
+  const input = receiptInput(url.searchParams);
+  if (api && input === "") throw new PrepaidLedgerError("INVALID_ARGUMENT", "give the receipt as ?r= (its compact string or JSON)");
+  const view = await receiptView(input, ctx.rpc, ctx.queries);
+  if (api) return JSON.stringify(view);
+  const qr = view.compact === null ? null : await receiptQr(view.compact);
+  const info = ctx.queries.info();
+  return receiptPage(receiptBody(view, qr, info), info).text;
+}
+
 function respond(ctx: Context, req: IncomingMessage, res: ServerResponse): void {
   const api = (req.url ?? "").startsWith("/api/");
   const type = api ? "application/json" : "text/html";
-  try {
-    send(req, res, 200, type, render(ctx, checkRequest(req, ctx.hosts), api));
-  } catch (error) {
+  const fail = (error: unknown) => {
     const f = failureOf(error, ctx.onError);
     const body = api
       ? JSON.stringify({ error: { code: f.code, message: f.message, details: f.details } })
       : errorPage(f.status, f.title, f.message, f.details).text;
     send(req, res, f.status, type, body, f.headers);
+  };
+  try {
+    const url = checkRequest(req, ctx.hosts);
+    if (RECEIPT_PATH.test(api ? url.pathname.slice("/api".length) : url.pathname)) {
+      renderReceipt(ctx, url, api).then((body) => send(req, res, 200, type, body), fail);
+      return;
+    }
+    send(req, res, 200, type, render(ctx, url, api));
+  } catch (error) {
+    fail(error);
   }
 }
 
@@ -255,7 +293,7 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
   const db = openIndex(options.db, { mustExist: true, readOnly: true });
   const onError = options.onError ?? ((e: unknown) => console.error("dashboard: internal error:", e));
   const hosts = new Set<string>();
-  const ctx: Context = { db, queries: new IndexQueries(db), hosts, onError };
+  const ctx: Context = { db, queries: new IndexQueries(db), hosts, onError, rpc: options.rpc };
   const server = createServer((req, res) => respond(ctx, req, res));
   let port: number;
   try {

@@ -20,7 +20,7 @@
  * - every call starts by settling what the journal holds (resending what never landed), so one
  *   failed batch never blocks later ones.
  */
-import type { Signer } from "ethers";
+import { getAddress, type Signer } from "ethers";
 
 import { parseConfig } from "../config.js";
 import { validateDetails, type RecordDetails } from "../crypto/details.js";
@@ -28,10 +28,12 @@ import type { Recipient } from "../crypto/envelope.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { encodeRecordBatchCall } from "../ledger/codec.js";
+import type { Receipt } from "../receipt/receipt.js";
 import { UploaderChain } from "./chain.js";
 import { UploaderConfig, confirmationsFor, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
 import { MAX_TX_GAS, gasBound } from "./gas.js";
 import { packedRecords, recordKey, sameDetails, type PackedEntryRecord } from "./identity.js";
+import { landedReceipt, type ReceiptIds } from "./receipts.js";
 import { Journal, type JournalEntry } from "./journal.js";
 import { sealBatch, sealSingles, type SealedBatch } from "./sealing.js";
 import { Settler, calldata } from "./settle.js";
@@ -39,8 +41,8 @@ import { Settler, calldata } from "./settle.js";
 export { UploaderConfig, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
 export { GAS_BOUND, MAX_TX_GAS, gasBound } from "./gas.js";
 
-/** What identifies one uploaded record on chain. */
-export interface UploadedRecord {
+/** What identifies one landed record on chain (what {@link Uploader.recover} returns). */
+export interface LandedRecord {
   merchantId: number;
   /** The batch sequence number that carried it. */
   sequence: bigint;
@@ -52,6 +54,16 @@ export interface UploadedRecord {
   commitment: string;
   /** The record's salt: with the details it opens the commitment (give it to the card holder). */
   salt: string;
+}
+
+/** A record {@link Uploader.upload} landed: where it is on chain, and its card holder's receipt. */
+export interface UploadedRecord extends LandedRecord {
+  /**
+   * The record's receipt (docs/FORMAT.md 10): chain, ledger, record index, block, commitment,
+   * salt and the plain details. Give it to the card holder: `receiptToCompact(receipt)` for a QR
+   * code, `receiptToJson(receipt)` for a file; they check it with `prepaid receipt verify`.
+   */
+  receipt: Receipt;
 }
 
 /** Records to upload, each with its identity key. */
@@ -76,6 +88,8 @@ export class Uploader {
   /** One call at a time: batches must leave in sequence order. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly parsed = new WeakMap<object, PackedEntryRecord[]>();
+  /** The chain id and checksummed ledger every receipt carries, worked out once. */
+  private receiptIds: ReceiptIds | undefined;
 
   private constructor(config: UploaderConfigValues, chain: UploaderChain, journal: Journal, confirmations: number, head: number) {
     this.config = config;
@@ -172,10 +186,13 @@ export class Uploader {
    * removed, and waits until all are `confirmations` deep. Safe to call any number of times;
    * `upload()` does the same first.
    *
-   * @returns the records of the batches that became final in this call
+   * @returns the records of the batches that became final in this call, without receipts: the
+   *   journal keeps no plain details (only the sealed, encrypted bytes and the salts), and a
+   *   receipt carries them. To get a resumed record's receipt, call {@link upload} again with the
+   *   same records: it returns their first outcome, receipts included, and books nothing twice.
    * @throws PrepaidLedgerError as {@link upload} (`RPC_ERROR` / `TIMEOUT`: call again)
    */
-  recover(): Promise<UploadedRecord[]> {
+  recover(): Promise<LandedRecord[]> {
     return this.exclusive(async () => {
       const deadline = Date.now() + this.config.finalityTimeoutMs;
       this.settler.drainFinal();
@@ -243,9 +260,11 @@ export class Uploader {
         retryable: e.retryable,
       });
     }
-    return keys.map((key) => {
+    return keys.map((key, i) => {
       const place = this.journal.find(key)!;
-      return this.recordsOf(place.entry)[place.position];
+      const landed = this.recordsOf(place.entry)[place.position];
+      this.receiptIds ??= { chainId: BigInt(this.journal.header.chainId), ledger: getAddress(this.config.ledger) };
+      return { ...landed, receipt: landedReceipt(this.receiptIds, landed, details[i]) };
     });
   }
 
@@ -367,8 +386,8 @@ export class Uploader {
     return records;
   }
 
-  /** The records of a final batch, as upload() returns them. */
-  private recordsOf(entry: JournalEntry): UploadedRecord[] {
+  /** The records of a final batch, as recover() returns them (upload() adds receipts). */
+  private recordsOf(entry: JournalEntry): LandedRecord[] {
     const done = entry.done!;
     const firstRecordIndex = BigInt(done.firstRecordIndex);
     return this.parsedOf(entry).map((r, i) => ({

@@ -29,7 +29,7 @@ import { freePort, startHardhatNode } from "../helpers/processes.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = join(root, "bin", "prepaid.mjs");
-const COMMAND_NAMES = ["sync", "status", "merchants", "merchant", "account", "alerts", "export", "serve"];
+const COMMAND_NAMES = ["sync", "status", "merchants", "merchant", "account", "alerts", "export", "serve", "receipt"];
 /** A valid secp256k1 key that is not the regulator's. */
 const OTHER_KEY = id("test: not the regulator's key");
 
@@ -522,7 +522,7 @@ describe("prepaid command line", function () {
       expect(run.code).to.equal(0);
       for (const name of COMMAND_NAMES) expect(run.stdout).to.match(new RegExp(`^  ${name}\\b`, "m"));
       expect(run.stdout).to.include("prepaid.config.json").and.to.include("PREPAID_REGULATOR_KEY").and.to.include("--key-file");
-      for (const code of [0, 1, 2, 3, 4, 5, 6, 10]) expect(run.stdout).to.match(new RegExp(`^ +${code}  `, "m"));
+      for (const code of [0, 1, 2, 3, 4, 5, 6, 7, 10]) expect(run.stdout).to.match(new RegExp(`^ +${code}  `, "m"));
     });
 
     it("each command's help shows its usage, options and an example (in-process main())", async function () {

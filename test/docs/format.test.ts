@@ -58,6 +58,8 @@ import type { RpcLog } from "../../src/regulator/logs.js";
 import { LedgerReplay } from "../../src/regulator/reader.js";
 import { stateDigest } from "../../src/supervisor/digest.js";
 import { checkpointDomain, checkpointHash } from "../../src/supervisor/node.js";
+import { decodeRecordedLog, matchRecord, packReceipt, receiptFromCompact, receiptFromJson, receiptToCompact, receiptToJson, verifyReceipt } from "../../src/receipt/index.js";
+import QRCode from "qrcode";
 import { Examples, FORMAT_MD, digestByTheDoc, eciesDecryptByTheDoc, eciesEncryptByTheDoc } from "./examples.js";
 
 const { ethers } = await network.create();
@@ -99,7 +101,7 @@ describe("docs/FORMAT.md worked examples", function () {
       "v1 head 0", "v1 head 1", "settlement link",
       "state 1 accounts", "state 1 merchants", "state 1 digest", "state 6 books", "state 6 accounts",
       "state 6 merchants", "state 6 digest", "checkpoint", "quorum events", "quorum topics", "custody events",
-      "custody topics",
+      "custody topics", "receipt json", "receipt compact",
     ]);
     for (const e of ex.all.values()) {
       for (const length of ex.values(e.name, "length")) expect(e.bytes.length, `${e.name}: length`).to.equal(Number(length));
@@ -491,6 +493,57 @@ describe("docs/FORMAT.md worked examples", function () {
     });
   });
 
+  describe("10. receipts", function () {
+    const json = () => JSON.parse(ex.get("receipt json").lines.join("")) as Record<string, any>;
+
+    it("the JSON example is the receipt of the record of 2.3: its details, salt and commitment", function () {
+      const doc = json();
+      const r = receiptFromJson(doc);
+      const d = details();
+      expect(r.details).to.deep.equal({ ...d, account: d.account.toLowerCase() });
+      expect(r.salt).to.equal(hex(SALT));
+      expect(r.commitment).to.equal(hex(ex.hex("canonical", "commitment")));
+      expect(keccak256(encodeCanonical(d, getBytes(doc.salt)))).to.equal(doc.commitment);
+      expect(receiptToJson(r)).to.deep.equal(doc);
+      expect(r.chainId).to.equal(ex.int("head 0", "chainId"));
+      expect(r.ledger).to.equal(getAddress(ex.raw("head 0", "ledger")));
+    });
+
+    it("the compact example is the JSON one: its fields, its canonical part, base64url by Node's own encoder", function () {
+      const r = receiptFromJson(json());
+      const bytes = ex.bytes("receipt compact");
+      expect(hex(packReceipt(r))).to.equal(hex(bytes));
+      expect(hex(ex.field("receipt compact", "canonical"))).to.equal(hex(CANONICAL));
+      expect(hex(ex.field("receipt compact", "commitment"))).to.equal(r.commitment);
+      expect(BigInt(hex(ex.field("receipt compact", "chainId")))).to.equal(r.chainId);
+      expect(BigInt(hex(ex.field("receipt compact", "blockNumber")))).to.equal(BigInt(r.blockNumber));
+      const compact = ex.str("receipt compact", "compact");
+      // By the document: "PL1:" and RFC 4648 base64url without padding.
+      expect(compact).to.equal("PL1:" + Buffer.from(bytes).toString("base64url"));
+      expect(receiptToCompact(r)).to.equal(compact);
+      expect(receiptFromCompact(compact)).to.deep.equal(r);
+      expect(compact.length).to.equal(Number(ex.int("receipt compact", "characters")));
+      expect(4 + Math.ceil((bytes.length * 8) / 6)).to.equal(compact.length);
+      expect(QRCode.create(compact, { errorCorrectionLevel: "M" }).version).to.equal(Number(ex.int("receipt compact", "qrVersion")));
+    });
+
+    it("matches the Recorded log of section 6 (steps 5 and 6 of 10.3, without a network)", function () {
+      const r = receiptFromJson(json());
+      const log = {
+        address: ex.raw("head 0", "ledger"),
+        blockNumber: toBeHex(r.blockNumber),
+        transactionHash: "0x" + "00".repeat(32),
+        logIndex: "0x0",
+        topics: ["topic0", "topic1", "topic2", "topic3"].map((t) => ex.raw("recorded log", t)),
+        data: hex(ex.bytes("recorded log")),
+      };
+      const record = decodeRecordedLog(log)!;
+      expect(matchRecord(r, [record]).recordIndex).to.equal(1n);
+      const other = { ...r, details: { ...r.details, amount: r.details.amount - 1n } };
+      expect(() => matchRecord(other, [record])).to.throw().with.nested.property("details.field", "amount");
+    });
+  });
+
   describe("on chain: the contracts produce every figure", function () {
     it("books the example batch, marks it, and finalizes the example signature", async function () {
       const [deployer, regulator] = await ethers.getSigners();
@@ -529,6 +582,12 @@ describe("docs/FORMAT.md worked examples", function () {
         ex.int("batch recorded", "count"), ex.raw("batch recorded", "chainHead"), hex(envelope),
       ]);
       expect([...(await ledger.chainHead())]).to.deep.equal([1n, ex.raw("head 1", "head1")]);
+
+      // The receipt of section 10 is this record's, in this block: it verifies against this chain.
+      const receiptDoc = receiptFromJson(ex.get("receipt json").lines.join(""));
+      expect(receipt.blockNumber).to.equal(receiptDoc.blockNumber);
+      const verified = await verifyReceipt(receiptDoc, ethers.provider, { ledger: await ledger.getAddress() });
+      expect([verified.record.recordIndex, verified.record.txHash, verified.books.balance]).to.deep.equal([1n, receipt.hash, ex.int("details", "amount")]);
 
       // The books the state-1 tuples hold are the contract's own.
       const a = await ledger.accountBooks(merchantId, ex.hex("details", "account"));

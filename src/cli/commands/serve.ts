@@ -6,13 +6,16 @@ import { once } from "node:events";
 
 import { serveDashboard, type Dashboard } from "../../dashboard/server.js";
 import { PrepaidLedgerError } from "../../errors.js";
-import { intOption } from "../args.js";
+import { httpJsonRpc } from "../../rpc.js";
+import { intOption, stringOption } from "../args.js";
 import type { Command, Context } from "../command.js";
 
 async function start(ctx: Context, port: number): Promise<Dashboard> {
   const onError = (e: unknown) => ctx.io.stderr.write(`dashboard: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
   try {
-    return await serveDashboard({ db: ctx.db, port, onError });
+    const rpc = stringOption(ctx.args, "rpc") ?? ctx.config.rpc;
+    const timeoutMs = (intOption(ctx.args, "rpc-timeout", 1) ?? ctx.config.rpcTimeout ?? 30) * 1000;
+    return await serveDashboard({ db: ctx.db, port, onError, rpc: rpc === undefined ? undefined : httpJsonRpc(rpc, { timeoutMs }) });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EADDRINUSE" || (e as NodeJS.ErrnoException).code === "EACCES") {
       throw new PrepaidLedgerError("INVALID_ARGUMENT", "cannot listen on this port: it is in use or reserved", { details: { port }, cause: e });
@@ -42,10 +45,14 @@ async function run(ctx: Context): Promise<number> {
 export const serveCommand: Command = {
   name: "serve",
   positionals: [],
-  summary: "the web dashboard on 127.0.0.1 (overview, merchants, accounts, alerts)",
+  summary: "the web dashboard on 127.0.0.1 (overview, merchants, accounts, alerts, receipts)",
   description:
-    "Serves the dashboard over the index on 127.0.0.1 only (never on other interfaces), prints its URL,\nand runs until Ctrl-C or SIGTERM. Pages and a JSON API under /api/; it reads what a running\n`sync --follow` commits.",
-  options: { port: { type: "string", value: "N", help: "TCP port on 127.0.0.1 (default: a free port, printed)" } },
-  examples: ["prepaid serve --port 8080", "prepaid sync --follow --quiet & prepaid serve"],
+    "Serves the dashboard over the index on 127.0.0.1 only (never on other interfaces), prints its URL,\nand runs until Ctrl-C or SIGTERM. Pages and a JSON API under /api/; it reads what a running\n`sync --follow` commits. /receipt checks a card holder's receipt against the chain: it needs\n--rpc (or \"rpc\" in the config file).",
+  options: {
+    port: { type: "string", value: "N", help: "TCP port on 127.0.0.1 (default: a free port, printed)" },
+    rpc: { type: "string", value: "URL", help: 'a node of the index\'s chain, for the receipt page (or "rpc" in the config file)' },
+    "rpc-timeout": { type: "string", value: "SECONDS", help: "seconds one JSON-RPC call of the receipt page may take (default 30)" },
+  },
+  examples: ["prepaid serve --port 8080", "prepaid serve --rpc http://127.0.0.1:8545   # with the receipt page", "prepaid sync --follow --quiet & prepaid serve"],
   run,
 };
