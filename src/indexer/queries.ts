@@ -359,11 +359,16 @@ export class IndexQueries {
       `SELECT block_number, log_index, liability_after FROM batches WHERE merchant_id = ? AND (block_number < ? OR (block_number = ? AND log_index < ?))
         ORDER BY block_number DESC, log_index DESC LIMIT 1`,
     );
-    const points = settled.map((r, i) => {
+    // Settlements come in record order, so the batch before each only moves forward: the sum
+    // since it restarts when it changes (one pass, however many holders claimed).
+    let batchKey = "";
+    let since = 0;
+    const points = settled.map((r) => {
       const [block, logIndex, amount] = [num(r.block_number), num(r.log_index), num(r.amount)];
       const b = lastBatch.get(merchantId, block, block, logIndex) as Record<string, unknown> | undefined;
-      const after = (x: Record<string, unknown>) => b === undefined || num(x.block_number) > num(b.block_number) || (num(x.block_number) === num(b.block_number) && num(x.log_index) > num(b.log_index));
-      const since = settled.slice(0, i + 1).filter(after).reduce((sum, x) => sum + num(x.amount), 0);
+      const key = b === undefined ? "none" : `${num(b.block_number)}:${num(b.log_index)}`;
+      if (key !== batchKey) [batchKey, since] = [key, 0];
+      since += amount;
       return { blockNumber: block, time: num(r.block_time), logIndex, liability: (b === undefined ? 0 : num(b.liability_after)) - since, toppedUp: 0, consumed: 0, refunded: amount };
     });
     const merged = [...batches, ...points].sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex);

@@ -102,9 +102,16 @@ describe("indexer: settlements and the card holders' protection", function () {
       // The card's history holds its settlement after its batch records.
       const history = q.records({ merchantId: PRO_RATA, account: s.cards.F.account });
       expect(history.map((r) => r.kindName)).to.deep.equal(["top-up", "refund (claim)"]);
-      // The chart ends at the contract's liability, the claim included.
-      const series = q.liabilitySeries(PRO_RATA);
-      expect(BigInt(series.at(-1)!.liability)).to.equal((await s.ledger.merchantBooks(PRO_RATA)).liability);
+      // The chart has a point per batch and per settlement, each at the contract's liability
+      // after its block (one transaction a block here).
+      for (const m of MERCHANTS) {
+        const series = q.liabilitySeries(m);
+        const settlements = logs.filter((l) => Number(l.args.merchantId) === m).length;
+        expect(series.length, `merchant ${m}'s points`).to.equal(q.merchant(m).batches + settlements);
+        for (const p of series) {
+          expect(BigInt(p.liability), `merchant ${m} at block ${p.blockNumber}`).to.equal((await s.ledger.merchantBooks(m, { blockTag: p.blockNumber })).liability);
+        }
+      }
     });
 
     it("derives card rules, claims and cooling-off returns equal to the contracts' views", async function () {
