@@ -43,10 +43,12 @@ export {
   genesisHead,
   linkBatch,
   linkHead,
+  linkSettlement,
   packBatch,
+  SettlementReason,
   unpackBatch,
 } from "./ledger/codec.js";
-export type { BatchLink, ChainVersion, PackedRecord, RecordedData } from "./ledger/codec.js";
+export type { BatchLink, ChainVersion, PackedRecord, RecordedData, SettlementLink } from "./ledger/codec.js";
 export { decodeRevert } from "./ledger/revert.js";
 
 // Upload layer (merchants)

@@ -28,6 +28,7 @@ describe("public API", function () {
       "RegulatorReader",
       "RiskConfig",
       "SCHEMA_VERSION",
+      "SettlementReason",
       "Uploader",
       "UploaderConfig",
       "addressOf",
@@ -52,6 +53,7 @@ describe("public API", function () {
       "keccak256",
       "linkBatch",
       "linkHead",
+      "linkSettlement",
       "makeReceipt",
       "newCardSecret",
       "openBatchRecord",
@@ -97,7 +99,7 @@ describe("public API", function () {
 
   it("the subpaths export what the main entry does for their layer", function () {
     // prepaid-ledger/codec is the codec module: every codec name of the main entry comes from it.
-    for (const name of ["CHAIN_VERSION", "chainVersionOf", "decodeRecordedData", "encodeRecord", "genesisHead", "linkBatch", "linkHead", "packBatch", "unpackBatch"]) {
+    for (const name of ["CHAIN_VERSION", "chainVersionOf", "decodeRecordedData", "encodeRecord", "genesisHead", "linkBatch", "linkHead", "linkSettlement", "packBatch", "SettlementReason", "unpackBatch"]) {
       expect((codec as Record<string, unknown>)[name], name).to.equal((api as Record<string, unknown>)[name]);
     }
     for (const name of ["RecordKind", "sealSingle", "openSingle", "sealBatchRecord", "openBatchRecord", "commitmentOf", "publicKeyOf", "keccak256"]) {

@@ -15,6 +15,7 @@ import {
   type RecordRow,
 } from "../indexer/queries.js";
 import type { CustodyView } from "../indexer/custody.js";
+import type { ProtectionView } from "../indexer/protection-view.js";
 import type { RecorderView } from "../indexer/recorders.js";
 import { RISK_RULES } from "../indexer/risk.js";
 
@@ -41,6 +42,8 @@ export interface MerchantView {
   recorders: RecorderView;
   /** The merchant's custody: held, ratio, required, coverage and its history (custody null: none attached). */
   custody: CustodyView;
+  /** The card holders' protection: card rules, claims round (once closed), cooling-off returns. */
+  protection: ProtectionView;
   /** Liability after each batch, oldest first, at most {@link CHART_POINTS}. */
   series: LiabilityPoint[];
   accounts: Paged<AccountRow>;
@@ -113,6 +116,7 @@ export function merchantView(q: IndexQueries, merchantId: number, page: number):
     merchant,
     recorders: q.recorders(merchantId),
     custody: q.custody(merchantId),
+    protection: q.protection(merchantId),
     series: q.liabilitySeries(merchantId, CHART_POINTS),
     accounts: pageOf(q.accounts(merchantId, rowsFor(page)), page, pageCount(merchant.accountCount)),
     alerts: q.alerts({ merchantId, limit: PAGE_SIZE }),

@@ -9,6 +9,7 @@ import type { AccountView, AlertsView, MerchantView, Paged } from "./data.js";
 import { shortHex, dateTime, yuan } from "./format.js";
 import { Html, html, type HtmlPart } from "./html.js";
 import { coverageBadge, custodySection } from "./custody.js";
+import { protectionSection } from "./protection.js";
 import { recordersSection } from "./recorders.js";
 import { RECEIPT_STYLE } from "./receipt.js";
 
@@ -126,6 +127,17 @@ function alertsTable(alerts: AlertRow[]): Html {
     )}</tbody></table>`;
 }
 
+/** The overview's figures of the card holders' protection (with custody attached): cooling-off owed and overdue, claims. */
+function protectionFigures(o: Overview): Html {
+  const p = o.protection;
+  const overdue =
+    p.coolingOffOverdueCount === 0
+      ? yuan(0)
+      : html`<span class="badge high">${yuan(p.coolingOffOverdue)} on ${p.coolingOffOverdueCount} card${p.coolingOffOverdueCount === 1 ? "" : "s"}</span>`;
+  return html`${figure("cooling-off-owed", "Cooling-off owed by merchants", yuan(p.coolingOffOwed))}${figure("cooling-off-overdue", "Cooling-off overdue", overdue)}
+    ${figure("claims-open", "Closed merchants with claims open", p.claimsOpen)}${figure("claims-paid", "Paid by claims", yuan(p.claimsPaid))}`;
+}
+
 /** `/`: what the index covers, the totals, every merchant and the most severe alerts. */
 export function overviewPage(o: Overview): Html {
   const t = o.totals;
@@ -141,8 +153,9 @@ export function overviewPage(o: Overview): Html {
       ${figure("alerts", "Alerts", html`<a href="/alerts">${t.alerts}</a>`)}
       ${o.custody.contract !== null &&
       html`${figure("custody-held", "Held in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.held, 0)))}
-      ${figure("custody-required", "Required in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.required, 0)))}
+      ${figure("custody-required", "Required in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + (f.claimsOpened ? 0 : f.required), 0)))}
       ${figure("custody-below", "Merchants below their requirement", Object.values(o.custody.merchants).filter((f) => f.belowRequirement).length)}`}
+      ${o.custody.contract !== null && protectionFigures(o)}
     </div>
     <h2>Merchants</h2>${merchantsTable(o.merchants, o.custody)}
     <h2>Most severe alerts</h2>${alertsTable(o.alerts)}
@@ -178,10 +191,11 @@ export function merchantPage(v: MerchantView, query: URLSearchParams, info: Inde
       ${figure("last-service", "Last consumption or refund", timeOrDash(m.lastServiceTime))}
     </div>
     ${custodySection(v.custody)}
+    ${protectionSection(v.protection, m.status)}
     ${recordersSection(v.recorders)}
     <h2>Liability over time</h2>
-    ${liabilityChart(v.series, `Liability of merchant ${m.merchantId} after each of its batches`)}
-    <p class="note">After each of its ${m.batches} batches${thinned}.</p>
+    ${liabilityChart(v.series, `Liability of merchant ${m.merchantId} after each of its batches and settlements`)}
+    <p class="note">After each of its ${m.batches} batches and each refund custody booked for it${thinned}.</p>
     <h2>Accounts</h2>
     ${accountsTable(m.merchantId, v.accounts.items)}${pager(`/merchants/${m.merchantId}`, query, v.accounts)}
     <h2>Alerts</h2>${alertsTable(v.alerts)}
@@ -199,7 +213,7 @@ function recordsTable(records: RecordRow[]): Html {
     ${records.map(
       (r) => html`<tr data-record="${r.recordIndex}"><td class="num"><a href="/records/${r.recordIndex}">${r.recordIndex}</a></td>
         <td data-field="kind">${r.kindName}</td>${money("amount", r.amount)}<td class="num">${r.blockNumber}</td><td>${dateTime(r.blockTime)}</td>
-        <td data-field="order-ref">${r.details?.orderRef}</td><td data-field="memo">${r.details?.memo}</td>
+        <td data-field="order-ref">${r.details?.orderRef}</td><td data-field="memo">${r.settlement !== null ? html`custody paid holder <code title="${r.settlement.holder}">${shortHex(r.settlement.holder)}</code>` : r.details?.memo}</td>
         <td>${r.details !== null && dateTime(r.details.time)}</td>
         <td data-field="verification">${badge(r.verification)}</td><td data-field="problems">${r.problems.join(", ")}</td>
         <td data-field="confirmation">${confirmation(r.confirmed)}</td></tr>`,
@@ -233,7 +247,9 @@ export function recordPage(r: RecordRow, info: IndexInfo): Html {
       ${row("kind", "Kind", r.kindName)}${row("amount", "Amount", yuan(r.amount))}
       ${row("block", "Block", html`${r.blockNumber} (${dateTime(r.blockTime)})`)}
       ${row("tx", "Transaction", html`<code>${r.txHash}</code> log ${r.logIndex}`)}
-      ${row("commitment", "Commitment", html`<code>${r.commitment}</code>`)}
+      ${r.settlement === null
+        ? row("commitment", "Commitment", html`<code>${r.commitment}</code>`)
+        : row("settlement", "Settlement", html`${r.settlement.reason} — a refund custody paid to holder <code>${r.settlement.holder}</code>; public, no ciphertext or commitment`)}
       ${row("verification", "Verification", badge(r.verification))}${row("problems", "Problems", r.problems.join(", ") || "none")}
       ${row("confirmation", "Confirmation", confirmation(r.confirmed))}
       ${row("order-ref", "Order ref", r.details?.orderRef ?? "not decrypted")}${row("memo", "Memo", r.details?.memo ?? "not decrypted")}

@@ -187,14 +187,19 @@ export interface CustodyEventRow {
   logIndex: number;
   blockNumber: number;
   time: number;
-  event: "deposited" | "withdrawn" | "ratio-set";
-  /** The depositor, the withdrawing recorder or the regulator. */
+  /**
+   * Deposits, withdrawals and ratio changes (`custody_events`), and the payouts to card holders
+   * out of the merchant's custody (`protection_events`): a claim paid, a cooling-off return
+   * paid, what was left swept to the residual recipient.
+   */
+  event: "deposited" | "withdrawn" | "ratio-set" | PayoutEvent;
+  /** The depositor, the withdrawing recorder, the regulator; the claiming holder, the caller of a sweep. */
   actor: string;
-  /** `withdrawn`: who received the tokens. */
+  /** `withdrawn` and payouts: who received the tokens. */
   to: string | null;
-  /** Deposited or withdrawn (fen); null for a ratio change. */
+  /** Deposited, withdrawn or paid out (fen); null for a ratio change. */
   amount: number | null;
-  /** The merchant's custody after a deposit or withdrawal. */
+  /** The merchant's custody after a deposit, withdrawal or payout. */
   heldAfter: number | null;
   /** `ratio-set`: the ratio before and after (bps). */
   ratioBefore: number | null;
@@ -203,7 +208,7 @@ export interface CustodyEventRow {
 
 /** A merchant's custody as of the index's last block. */
 export interface CustodyFigures {
-  /** What custody holds for the merchant (fen): its deposits minus its withdrawals. */
+  /** What custody holds for the merchant (fen): its deposits minus its withdrawals and payouts to card holders. */
   held: number;
   /** The coverage ratio set by a regulator (basis points; 0 until one is set). */
   ratioBps: number;
@@ -213,8 +218,16 @@ export interface CustodyFigures {
   required: number;
   /** held ÷ required, or null when nothing is required. */
   coverage: number | null;
-  /** held < required: the merchant may not sell more cards until it deposits (rule `custody-below-requirement`). */
+  /**
+   * held < required: the merchant may not sell more cards until it deposits (rule
+   * `custody-below-requirement`). Never once claims are open on the merchant.
+   */
   belowRequirement: boolean;
+  /**
+   * Claims were opened on the (closed) merchant's custody: it is its card holders' pool, paid
+   * out by claims; deposits are refused and the requirement no longer applies.
+   */
+  claimsOpened: boolean;
 }
 
 export interface CustodyView extends CustodyFigures {
@@ -234,27 +247,62 @@ export function requiredCustody(ratioBps: number, liability: number): number {
   return Number((product + BigInt(FULL_RATIO_BPS) - 1n) / BigInt(FULL_RATIO_BPS));
 }
 
-/** The figures of a merchant with `held`, `ratioBps` and `liability`. */
-export function custodyFigures(held: number, ratioBps: number, liability: number): CustodyFigures {
+/** The figures of a merchant with `held`, `ratioBps` and `liability` (and claims opened on it, or not). */
+export function custodyFigures(held: number, ratioBps: number, liability: number, claimsOpened = false): CustodyFigures {
   const required = requiredCustody(ratioBps, liability);
-  return { held, ratioBps, liability, required, coverage: required === 0 ? null : held / required, belowRequirement: held < required };
+  return { held, ratioBps, liability, required, coverage: required === 0 ? null : held / required, belowRequirement: held < required && !claimsOpened, claimsOpened };
+}
+
+/** The merchants on whose custody at `custody` claims were opened. */
+function withClaims(db: Database, custody: string): Set<number> {
+  if (!hasTable(db, "protection_events")) return new Set();
+  const rows = db.prepare("SELECT DISTINCT merchant_id FROM protection_events WHERE contract = ? AND event = 'claims-opened'").all(custody) as { merchant_id: number }[];
+  return new Set(rows.map((r) => Number(r.merchant_id)));
 }
 
 
-/** Held and ratio of every merchant at `custody`, from its last rows (merchant id → figures). */
+/** Custody's payouts to card holders (src/indexer/protection.ts), which lower a merchant's held. */
+export type PayoutEvent = "claimed" | "cooling-off-paid" | "swept";
+
+/**
+ * The rows that move a merchant's custody at `custody`, in chain order: its deposits,
+ * withdrawals and ratio changes, and the payouts out of it (claims, cooling-off returns and
+ * sweeps: their events carry no `held`, so it is what the last deposit or withdrawal left minus
+ * the payouts since), all merchants or one.
+ */
+function custodyRows(db: Database, custody: string, merchantId?: number): Record<string, unknown>[] {
+  const one = merchantId === undefined ? "" : " AND merchant_id = ?";
+  const args = merchantId === undefined ? [custody] : [custody, merchantId];
+  const payouts = hasTable(db, "protection_events")
+    ? `UNION ALL SELECT tx_hash, log_index, block_number, block_time, merchant_id, event, actor, recipient AS counterparty, amount,
+              NULL AS held_after, NULL AS ratio_before, NULL AS ratio_bps
+         FROM protection_events WHERE contract = ? AND event IN ('claimed', 'cooling-off-paid', 'swept') AND amount > 0${one}`
+    : "";
+  return db
+    .prepare(
+      `SELECT tx_hash, log_index, block_number, block_time, merchant_id, event, actor, counterparty, amount, held_after, ratio_before, ratio_bps
+         FROM custody_events WHERE custody = ? AND merchant_id IS NOT NULL${one}
+       ${payouts}
+       ORDER BY block_number, log_index`,
+    )
+    .all(...args, ...(payouts === "" ? [] : args)) as Record<string, unknown>[];
+}
+
+/** Applies one row of {@link custodyRows} to a merchant's held and ratio; returns held after it. */
+function apply(m: { held: number; ratioBps: number }, r: Record<string, unknown>): number {
+  if (r.event === "ratio-set") m.ratioBps = num(r.ratio_bps);
+  else if (r.event === "deposited" || r.event === "withdrawn") m.held = num(r.held_after);
+  else m.held -= num(r.amount);
+  return m.held;
+}
+
+/** Held and ratio of every merchant at `custody`, from its rows (merchant id → figures). */
 function latestByMerchant(db: Database, custody: string): Map<number, { held: number; ratioBps: number }> {
   const out = new Map<number, { held: number; ratioBps: number }>();
-  const rows = db
-    .prepare(
-      `SELECT merchant_id, event, held_after, ratio_bps FROM custody_events
-        WHERE custody = ? AND merchant_id IS NOT NULL ORDER BY block_number, log_index`,
-    )
-    .all(custody) as Record<string, unknown>[];
-  for (const r of rows) {
+  for (const r of custodyRows(db, custody)) {
     const id = num(r.merchant_id);
     const m = out.get(id) ?? { held: 0, ratioBps: 0 };
-    if (r.event === "ratio-set") m.ratioBps = num(r.ratio_bps);
-    else m.held = num(r.held_after);
+    apply(m, r);
     out.set(id, m);
   }
   return out;
@@ -268,10 +316,11 @@ export function custodyByMerchant(db: Database, liabilities: ReadonlyMap<number,
   const attached = attachedCustody(db);
   if (attached === null) return null;
   const latest = latestByMerchant(db, attached.address);
+  const claims = withClaims(db, attached.address);
   const out = new Map<number, CustodyFigures>();
   for (const [id, liability] of liabilities) {
     const m = latest.get(id) ?? { held: 0, ratioBps: 0 };
-    out.set(id, custodyFigures(m.held, m.ratioBps, liability));
+    out.set(id, custodyFigures(m.held, m.ratioBps, liability, claims.has(id)));
   }
   return out;
 }
@@ -282,30 +331,25 @@ export function custodyView(db: Database, merchantId: number, liability: number)
   if (attached === null) {
     return { merchantId, custody: null, attachedBlock: null, history: [], ...custodyFigures(0, 0, liability) };
   }
-  const rows = db
-    .prepare("SELECT * FROM custody_events WHERE custody = ? AND merchant_id = ? ORDER BY block_number, log_index")
-    .all(attached.address, merchantId) as Record<string, unknown>[];
-  const history: CustodyEventRow[] = rows.map((r) => ({
-    txHash: String(r.tx_hash),
-    logIndex: num(r.log_index),
-    blockNumber: num(r.block_number),
-    time: num(r.block_time),
-    event: String(r.event) as CustodyEventRow["event"],
-    actor: String(r.actor),
-    to: (r.counterparty as string | null) ?? null,
-    amount: numOrNull(r.amount),
-    heldAfter: numOrNull(r.held_after),
-    ratioBefore: numOrNull(r.ratio_before),
-    ratioBps: numOrNull(r.ratio_bps),
-  }));
-  // Held and ratio as the merchant's last rows left them (as latestByMerchant does for all).
-  let held = 0;
-  let ratioBps = 0;
-  for (const e of history) {
-    if (e.event === "ratio-set") ratioBps = e.ratioBps ?? 0;
-    else held = e.heldAfter ?? 0;
-  }
-  return { merchantId, custody: attached.address, attachedBlock: attached.block, history, ...custodyFigures(held, ratioBps, liability) };
+  // Held and ratio as the merchant's rows leave them (as latestByMerchant does for all).
+  const m = { held: 0, ratioBps: 0 };
+  const history: CustodyEventRow[] = custodyRows(db, attached.address, merchantId).map((r) => {
+    const heldAfter = apply(m, r);
+    return {
+      txHash: String(r.tx_hash),
+      logIndex: num(r.log_index),
+      blockNumber: num(r.block_number),
+      time: num(r.block_time),
+      event: String(r.event) as CustodyEventRow["event"],
+      actor: String(r.actor),
+      to: (r.counterparty as string | null) ?? null,
+      amount: numOrNull(r.amount),
+      heldAfter: r.event === "ratio-set" ? null : heldAfter,
+      ratioBefore: numOrNull(r.ratio_before),
+      ratioBps: numOrNull(r.ratio_bps),
+    };
+  });
+  return { merchantId, custody: attached.address, attachedBlock: attached.block, history, ...custodyFigures(m.held, m.ratioBps, liability, withClaims(db, attached.address).has(merchantId)) };
 }
 
 /** A ratio in basis points as a percentage: 3000 → "30 %", 3333 → "33.33 %". */
@@ -323,4 +367,10 @@ export const CUSTODY_EVENT_NAMES: Readonly<Record<CustodyEventRow["event"], stri
   deposited: "deposit",
   withdrawn: "withdrawal",
   "ratio-set": "ratio set",
+  claimed: "claim paid",
+  "cooling-off-paid": "cooling-off return",
+  swept: "unclaimed swept",
 };
+
+/** Whether a custody history row takes money out (a withdrawal or a payout) rather than adding it. */
+export const isOutflow = (event: CustodyEventRow["event"]): boolean => event !== "deposited" && event !== "ratio-set";

@@ -35,6 +35,7 @@ import { fetchLogPages, type JsonRpcLike } from "../regulator/logs.js";
 import { timedRpc } from "../rpc.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import { CUSTODY_LINK_TOPICS, CUSTODY_TOPICS, custodyAddressesSeen, decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
+import { PROTECTION_TOPICS, decodeProtectionEvent, insertProtectionEvent } from "./protection.js";
 import { IndexQueries } from "./queries.js";
 import { ChainMoved, PageWriter, type Cursor } from "./page-writer.js";
 import { RiskConfig, evaluateRisk, storeAlerts } from "./risk.js";
@@ -454,29 +455,37 @@ export class Indexer {
     this.custody = wanted;
   }
 
-  /** Reads the custody events of `addresses`, and the ledger's custody-link events, up to block `to`. */
+  /**
+   * Reads the custody events of `addresses` (their holder-protection events too), and the
+   * ledger's custody-link events, up to block `to`.
+   */
   private async backfillCustody(addresses: string[], to: number): Promise<void> {
     const fromBlock = Number(getMeta(this.db, "from_block") ?? this.config.fromBlock);
     if (fromBlock > to) return;
     const times = new Map<number, number>();
     for await (const page of fetchLogPages(this.rpc, {
       address: [this.ledger, ...addresses],
-      topics: [[...Object.keys(CUSTODY_TOPICS), ...Object.keys(CUSTODY_LINK_TOPICS)]],
+      topics: [[...Object.keys(CUSTODY_TOPICS), ...Object.keys(CUSTODY_LINK_TOPICS), ...Object.keys(PROTECTION_TOPICS)]],
       fromBlock: BigInt(fromBlock),
       toBlock: BigInt(to),
       maxBlockRange: this.config.maxBlockRange,
     })) {
       for (const log of page.logs) {
         const address = log.address.toLowerCase();
-        const decoded = address === this.ledger ? decodeCustodyLinkEvent(log) : addresses.includes(address) ? decodeCustodyEvent(log) : undefined;
-        if (decoded === undefined) continue;
+        const ofCustody = addresses.includes(address);
+        const decoded = address === this.ledger ? decodeCustodyLinkEvent(log) : ofCustody ? decodeCustodyEvent(log) : undefined;
+        // A custody contract's claims and cooling-off returns (src/indexer/protection.ts).
+        const protection = ofCustody ? decodeProtectionEvent(log, false) : undefined;
+        if (decoded === undefined && protection === undefined) continue;
         const n = Number(log.blockNumber);
         if (!times.has(n)) {
           const h = await this.header(n);
           if (h === null) throw new PrepaidLedgerError("RPC_ERROR", "the node does not have a block it just returned logs for", { details: { block: n }, retryable: true });
           times.set(n, h.time);
         }
-        insertCustodyEvent(this.db, [log.transactionHash.toLowerCase(), Number(log.logIndex), n], times.get(n)!, decoded);
+        const position = [log.transactionHash.toLowerCase(), Number(log.logIndex), n] as const;
+        if (decoded !== undefined) insertCustodyEvent(this.db, position, times.get(n)!, decoded);
+        if (protection !== undefined) insertProtectionEvent(this.db, position, times.get(n)!, protection);
       }
     }
   }

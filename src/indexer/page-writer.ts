@@ -16,6 +16,7 @@ import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import type { Indexer } from "./indexer.js";
 import { type BlockHeader, saveBlocks, saveUndo } from "./reorg.js";
 import { decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
+import { decodeProtectionEvent, insertProtectionEvent } from "./protection.js";
 import { decodeRecorderEvent, insertRecorderEvent } from "./recorders.js";
 import { getMeta, inTransaction, setMeta } from "./schema.js";
 
@@ -104,8 +105,8 @@ export class PageWriter {
     this.replay = new LedgerReplay({ privateKey: indexer.config.privateKey, keepRecords: false }, start, (r) => this.record(r));
     this.insertRecord = db.prepare(
       `INSERT INTO records (record_index, tx_hash, log_index, block_number, block_time, merchant_id, account, kind, amount,
-                            commitment, ciphertext, verification, problems, d_time, d_order_ref, d_memo)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+                            commitment, ciphertext, verification, problems, d_time, d_order_ref, d_memo, settlement, holder)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
     this.everDecrypted = db.prepare("SELECT 1 FROM records WHERE d_time IS NOT NULL LIMIT 1").get() !== undefined;
     if (cursor !== undefined) this.restore(cursor);
@@ -293,9 +294,12 @@ export class PageWriter {
       return;
     }
     if (this.indexer.custody.has(address)) {
-      // A custody contract's deposits, withdrawals, ratios and custodians (src/indexer/custody.ts).
+      // A custody contract's deposits, withdrawals, ratios and custodians (src/indexer/custody.ts),
+      // and its card holders' claims and cooling-off returns (src/indexer/protection.ts).
       const custodyEvent = decodeCustodyEvent(log);
       if (custodyEvent !== undefined) insertCustodyEvent(db, position, time, custodyEvent);
+      const protectionEvent = decodeProtectionEvent(log, false);
+      if (protectionEvent !== undefined) insertProtectionEvent(db, position, time, protectionEvent);
       return;
     }
     if (address !== ledger) return;
@@ -337,7 +341,10 @@ export class PageWriter {
     // Who may write for a merchant: every registry event about its recorder keys (src/indexer/recorders.ts).
     const recorderEvent = decodeRecorderEvent(log);
     if (recorderEvent !== undefined) insertRecorderEvent(db, position, time, recorderEvent);
-    // Which custody contract the ledger consults: its custody-link events.
+    // A merchant's card rules (MerchantPolicySet).
+    const policyEvent = decodeProtectionEvent(log, true);
+    if (policyEvent !== undefined) insertProtectionEvent(db, position, time, policyEvent);
+        // Which custody contract the ledger consults: its custody-link events.
     const linkEvent = decodeCustodyLinkEvent(log);
     if (linkEvent !== undefined) insertCustodyEvent(db, position, time, linkEvent);
     const event = MERCHANT_EVENTS[topic];
@@ -366,7 +373,8 @@ export class PageWriter {
       ).run(...position, time, merchantId, event, detail);
       this.dirtyMerchants.add(merchantId);
     }
-    // Recorded logs wait in the replay for their batch; merchant events update its books.
+    // Recorded logs wait in the replay for their batch; merchant events update its books; a
+    // settlement (Settled) is a record of its own, stored by record().
     await this.replay.log(log);
   }
 
@@ -384,7 +392,10 @@ export class PageWriter {
     const time = this.blocks.get(r.blockNumber)!.time;
     const bad = r.problems.length > 0;
     const amount = Number(r.amount);
-    const verification = bad ? "failed" : r.details !== undefined ? "verified" : "encrypted";
+    // A settlement has nothing to decrypt: checked (chain link, books), it counts as the index's
+    // other records do, verified with a key and "encrypted" in an index built without one.
+    const opened = r.details !== undefined || (r.settlement !== undefined && this.indexer.config.privateKey !== undefined);
+    const verification = bad ? "failed" : opened ? "verified" : "encrypted";
     const changes = this.insertRecord.run(
       Number(r.recordIndex),
       r.txHash.toLowerCase(),
@@ -402,6 +413,8 @@ export class PageWriter {
       r.details?.time ?? null,
       r.details?.orderRef ?? null,
       r.details?.memo ?? null,
+      r.settlement?.reason ?? null,
+      r.settlement?.holder ?? null,
     ).changes;
     if (Number(changes) === 0) return; // already stored (cannot happen with the cursor; guarded anyway)
     this.newRecords++;

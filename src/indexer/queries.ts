@@ -11,6 +11,7 @@ import { merchantStatusName, type MerchantStatusName } from "../regulator/books.
 import { reorgMark, type ReorgMark } from "./reorg.js";
 import type { Alert } from "./risk.js";
 import { attachedCustody, custodyByMerchant, custodyView, type CustodyFigures, type CustodyView } from "./custody.js";
+import { protectionTotals, protectionView, type ProtectionTotals, type ProtectionView } from "./protection-view.js";
 import { recorderView, type RecorderView } from "./recorders.js";
 import { getMeta, hasTable, num, numOrNull, TABLES, type Database } from "./schema.js";
 
@@ -18,6 +19,8 @@ export type MerchantStatus = MerchantStatusName;
 export type Verification = "verified" | "failed" | "encrypted";
 
 export const KIND_NAMES: Record<number, string> = { 1: "top-up", 2: "consume", 3: "refund" };
+/** A settlement's reason (IPrepaidLedger.SettlementReason) by number. */
+export const SETTLEMENT_REASONS: Record<number, "claim" | "cooling-off"> = { 1: "claim", 2: "cooling-off" };
 
 export interface IndexInfo {
   chainId: string;
@@ -101,6 +104,8 @@ export interface Overview {
    * there, by merchant id.
    */
   custody: { contract: string | null; merchants: Record<number, CustodyFigures> };
+  /** The card holders' protection over all merchants: card rules, cooling-off owed and overdue, claims. */
+  protection: ProtectionTotals;
 }
 
 export interface LiabilityPoint {
@@ -144,6 +149,11 @@ export interface RecordRow {
   confirmed: boolean | null;
   /** Decrypted details, when the key opened them. */
   details: { time: number; orderRef: string; memo: string } | null;
+  /**
+   * A settlement: a refund the attached custody booked when it paid the card's holder (a claim
+   * on a closed merchant, or a cooling-off return). Public: no commitment (""), no details.
+   */
+  settlement: { reason: "claim" | "cooling-off" | "unknown"; holder: string } | null;
 }
 
 export interface DiscrepancyRow {
@@ -260,6 +270,7 @@ export class IndexQueries {
       merchants,
       alerts: this.alerts({ limit: alertLimit }),
       custody: { contract: custody.custody, merchants: Object.fromEntries(custody.merchants) },
+      protection: protectionTotals(this.db, info.settledTime),
     };
   }
 
@@ -319,14 +330,60 @@ export class IndexQueries {
     return { custody: attachedCustody(this.db)?.address ?? null, merchants: figures ?? new Map() };
   }
 
-  /** The merchant's liability after each of its batches, oldest first (at most `maxPoints`, evenly thinned, always the last). */
+  /**
+   * The merchant's card holders' protection as of the index's last block: its card rules, its
+   * claims round (once closed) and its cooling-off returns, from the protection events
+   * (src/indexer/protection-view.ts).
+   *
+   * @throws PrepaidLedgerError `NOT_FOUND` if the index has no such merchant
+   */
+  protection(merchantId: number, info: IndexInfo = this.info()): ProtectionView {
+    this.merchant(merchantId);
+    return protectionView(this.db, merchantId, info.settledTime);
+  }
+
+  /**
+   * The merchant's liability after each of its batches and settlements, oldest first (at most
+   * `maxPoints`, evenly thinned, always the last).
+   */
   liabilitySeries(merchantId: number, maxPoints = 500): LiabilityPoint[] {
+    const batches = this.batchSeries(merchantId, maxPoints);
+    const settled = hasTable(this.db, "protection_events")
+      ? (this.db
+          .prepare("SELECT block_number, block_time, log_index, amount FROM records WHERE merchant_id = ? AND settlement IS NOT NULL ORDER BY record_index")
+          .all(merchantId) as Record<string, unknown>[])
+      : [];
+    if (settled.length === 0) return batches.map(({ logIndex: _, ...p }) => p);
+    // A settlement's liability: the last batch's before it, less the settlements since.
+    const lastBatch = this.db.prepare(
+      `SELECT block_number, log_index, liability_after FROM batches WHERE merchant_id = ? AND (block_number < ? OR (block_number = ? AND log_index < ?))
+        ORDER BY block_number DESC, log_index DESC LIMIT 1`,
+    );
+    // Settlements come in record order, so the batch before each only moves forward: the sum
+    // since it restarts when it changes (one pass, however many holders claimed).
+    let batchKey = "";
+    let since = 0;
+    const points = settled.map((r) => {
+      const [block, logIndex, amount] = [num(r.block_number), num(r.log_index), num(r.amount)];
+      const b = lastBatch.get(merchantId, block, block, logIndex) as Record<string, unknown> | undefined;
+      const key = b === undefined ? "none" : `${num(b.block_number)}:${num(b.log_index)}`;
+      if (key !== batchKey) [batchKey, since] = [key, 0];
+      since += amount;
+      return { blockNumber: block, time: num(r.block_time), logIndex, liability: (b === undefined ? 0 : num(b.liability_after)) - since, toppedUp: 0, consumed: 0, refunded: amount };
+    });
+    const merged = [...batches, ...points].sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex);
+    const step = Math.max(1, Math.ceil(merged.length / maxPoints));
+    return merged.filter((_, i) => i % step === 0 || i === merged.length - 1).map(({ logIndex: _, ...p }) => p);
+  }
+
+  /** The merchant's liability after each of its batches (at most `maxPoints`, evenly thinned, always the last), with each batch's log index. */
+  private batchSeries(merchantId: number, maxPoints: number): (LiabilityPoint & { logIndex: number })[] {
     const n = num((this.db.prepare("SELECT count(*) AS n FROM batches WHERE merchant_id = ?").get(merchantId) as { n: number }).n);
     const step = Math.max(1, Math.ceil(n / maxPoints));
     const rows = this.db
       .prepare(
         `SELECT * FROM (
-           SELECT block_number, block_time, liability_after, topped_up, consumed, refunded,
+           SELECT block_number, log_index, block_time, liability_after, topped_up, consumed, refunded,
                   row_number() OVER (ORDER BY block_number, log_index) AS rn
              FROM batches WHERE merchant_id = ?)
           WHERE (rn - 1) % ? = 0 OR rn = ? ORDER BY rn`,
@@ -334,6 +391,7 @@ export class IndexQueries {
       .all(merchantId, step, n) as Record<string, unknown>[];
     return rows.map((r) => ({
       blockNumber: num(r.block_number),
+      logIndex: num(r.log_index),
       time: num(r.block_time),
       liability: num(r.liability_after),
       toppedUp: num(r.topped_up),
@@ -543,12 +601,13 @@ function accountRow(r: Record<string, unknown>): AccountRow {
 
 function recordRow(r: Record<string, unknown>, final: number | null): RecordRow {
   const index = num(r.record_index);
+  const settlement = numOrNull(r.settlement);
   return {
     recordIndex: index,
     merchantId: num(r.merchant_id),
     account: String(r.account),
     kind: num(r.kind),
-    kindName: KIND_NAMES[num(r.kind)] ?? `kind ${String(r.kind)}`,
+    kindName: (KIND_NAMES[num(r.kind)] ?? `kind ${String(r.kind)}`) + (settlement === null ? "" : ` (${SETTLEMENT_REASONS[settlement] ?? "settlement"})`),
     amount: num(r.amount),
     blockNumber: num(r.block_number),
     blockTime: num(r.block_time),
@@ -562,6 +621,7 @@ function recordRow(r: Record<string, unknown>, final: number | null): RecordRow 
       r.d_time === null || r.d_time === undefined
         ? null
         : { time: num(r.d_time), orderRef: String(r.d_order_ref), memo: String(r.d_memo) },
+    settlement: settlement === null ? null : { reason: SETTLEMENT_REASONS[settlement] ?? "unknown", holder: String(r.holder) },
   };
 }
 

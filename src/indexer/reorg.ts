@@ -7,7 +7,8 @@
  *   to find the fork point when the chain changes;
  * - an undo log (`undo_log`): each merchants / accounts / sync_state row a page with unsettled
  *   blocks changed, as it was before, and the last discrepancy id before the page. Rows that
- *   come straight from a log (records, batches, merchant_events, recorder_events, custody_events, checkpoints)
+ *   come straight from a log (records, batches, merchant_events, recorder_events, custody_events,
+ *   protection_events, checkpoints)
  *   need none: a rollback deletes those of the blocks after the fork point.
  *
  * A reorg is noticed by hash: between rounds (the cursor block's hash is no longer the chain's),
@@ -134,9 +135,10 @@ export async function rollBack(db: Database, fork: number, cursorBlock: number):
       const cols = Object.keys(row);
       db.prepare(`INSERT INTO ${tbl} (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`).run(...cols.map((c) => row[c]));
     }
-    // Rows straight from logs (recorder_events and custody_events too: the keys, offers and
-    // custody figures are derived from them).
-    for (const t of ["records", "batches", "merchant_events", "recorder_events", "custody_events", "checkpoints"]) {
+    // Rows straight from logs (recorder_events, custody_events and protection_events too: the
+    // keys, offers, custody figures, card rules, claims and cooling-off are derived from them;
+    // a settlement is a row of records).
+    for (const t of ["records", "batches", "merchant_events", "recorder_events", "custody_events", "protection_events", "checkpoints"]) {
       db.prepare(`DELETE FROM ${t} WHERE block_number > ?`).run(target);
     }
     db.prepare("DELETE FROM discrepancies WHERE block_number > ?").run(target);

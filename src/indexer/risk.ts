@@ -11,6 +11,7 @@ import { z } from "zod";
 import { parseConfig } from "../config.js";
 import { yuan } from "../regulator/report.js";
 import { custodyByMerchant, percent } from "./custody.js";
+import { coolingOffRule, windingDownRule } from "./risk-protection.js";
 import type { Database } from "./schema.js";
 
 const DAY = 86_400;
@@ -47,6 +48,19 @@ export const RiskConfig = z
     maxCardBalance: fen.default(500_000),
     /** Rule `pending-confirmation`: a record not covered by a final checkpoint after this many seconds. Default 1 h. */
     maxPendingSeconds: z.number().int().positive().default(3_600),
+    /**
+     * Rule `winding-down-unpaid`: a merchant winding down (refunds only) for more than this many
+     * days… Default 30: a month to pay its card holders back before the regulator closes it and
+     * they must claim from custody.
+     */
+    windingDownMaxDays: days.default(30),
+    /** …while it still owes more than this (fen). Default 0: any balance left unpaid. */
+    windingDownMinLiability: fen.default(0),
+    /**
+     * Rule `cooling-off-overdue`: a cooling-off return the merchant owes (custody could not pay
+     * it) still unpaid this many days after its due date. Default 0: the day after it is due.
+     */
+    coolingOffGraceDays: z.number().min(0).max(3650).default(0),
     /** At most this many `card-limit` and `verification-failed` alerts are listed per merchant (the rest are counted). */
     maxAlertsPerMerchant: z.number().int().min(1).max(100_000).default(100),
   })
@@ -68,6 +82,8 @@ export const RISK_RULES = {
   "verification-failed": "high",
   "pending-confirmation": "low",
   "custody-below-requirement": "high",
+  "winding-down-unpaid": "high",
+  "cooling-off-overdue": "high",
 } as const;
 export type RiskRule = keyof typeof RISK_RULES;
 
@@ -82,7 +98,8 @@ export interface Alert {
   threshold: number | null;
 }
 
-interface MerchantFigures {
+/** A merchant's figures as the rules read them from the index. */
+export interface MerchantFigures {
   merchant_id: number;
   status: number;
   liability: number;
@@ -167,7 +184,7 @@ function merchantRules(db: Database, c: RiskConfigValues, now: number, m: Mercha
 
 /**
  * `custody-below-requirement`: a merchant holds less in custody than ceil(ratio × liability /
- * 10,000). The ledger refuses its batches that raise the liability, so it only happens when a
+ * 10,000) — unless claims were opened on it (closed: its custody is then paid out to its holders). The ledger refuses its batches that raise the liability, so it only happens when a
  * regulator raised the ratio, or when custody was attached to a ledger whose merchants already
  * owed money; either way the card holders are less covered than the regulator requires.
  */
@@ -176,6 +193,7 @@ function custodyRule(db: Database, merchants: MerchantFigures[]): Alert[] {
   if (figures === null) return [];
   const out: Alert[] = [];
   for (const [id, f] of figures) {
+    // Never once claims are open: the custody is then the holders' pool (CustodyFigures.claimsOpened).
     if (!f.belowRequirement) continue;
     out.push(
       alert("custody-below-requirement", {
@@ -328,6 +346,7 @@ export function evaluateRisk(db: Database, config: RiskConfigValues, now: number
   return [
     ...merchants.flatMap((m) => merchantRules(db, config, now, m)),
     ...custodyRule(db, merchants),
+    ...[...windingDownRule(db, config, now, merchants), ...coolingOffRule(db, config, now)].map((a) => alert(a.rule, a)),
     ...cardRules(db, config),
     ...verificationRules(db, config),
     ...(quorum ? pendingRule(db, config, now) : []),

@@ -15,9 +15,9 @@ import { PrepaidLedgerError } from "../errors.js";
 
 /**
  * Bumped when a table changes; an index of another version is refused, except the in-place
- * upgrades of {@link openIndex} (1, 2 or 3 → 4), which only add tables.
+ * upgrades of {@link openIndex} (1 to 4 → 5), which only add tables and nullable columns.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export type Database = DatabaseSyncType;
 
@@ -102,6 +102,48 @@ CREATE TABLE IF NOT EXISTS custody_events (
 CREATE INDEX IF NOT EXISTS custody_events_by_merchant ON custody_events (custody, merchant_id, block_number, log_index);
 `;
 
+/**
+ * Version 5: the card holders' protection (src/indexer/protection.ts). One row per
+ * `MerchantPolicySet` of the ledger and per holder-protection event of a custody contract
+ * (claims opened, claimed, swept; cooling-off paid, owed, met), keyed like every row from a log;
+ * the card rules, claims rounds and cooling-off obligations are derived from them. The refunds
+ * custody books on the ledger (`Settled`) are records: `records` gains `settlement` and `holder`
+ * ({@link SETTLEMENT_COLUMNS}). An index of version 1 to 4 is upgraded in place by adding this
+ * (empty) table and those (NULL) columns: it was made by code that knew no settlement, of a
+ * ledger deployed before them, which logs neither settlements nor card rules.
+ */
+const PROTECTION_DDL = `
+CREATE TABLE IF NOT EXISTS protection_events (
+  tx_hash          TEXT NOT NULL,
+  log_index        INTEGER NOT NULL,
+  block_number     INTEGER NOT NULL,
+  block_time       INTEGER NOT NULL,
+  contract         TEXT NOT NULL,     -- the ledger ('policy-set') or the custody contract
+  merchant_id      INTEGER NOT NULL,
+  event            TEXT NOT NULL,     -- 'policy-set' | 'claims-opened' | 'claimed' | 'swept' | 'cooling-off-paid' | 'cooling-off-owed' | 'obligation-met'
+  account          TEXT,              -- the card: claimed, cooling-off-*, obligation-met
+  actor            TEXT NOT NULL,     -- the regulator (policy-set, claims-opened), the holder (claimed, cooling-off-*), the payer (obligation-met), the caller (swept)
+  recipient        TEXT,              -- where the money went or goes (to); claims-opened: the residual recipient
+  amount           INTEGER,           -- paid (claimed), swept, returned or owed (cooling-off-*, obligation-met); claims-opened: the pool
+  balance          INTEGER,           -- claimed: the card's balance before; claims-opened: the merchant's liability
+  record_index     INTEGER,           -- the settlement record booked (claimed when paid, cooling-off-paid, obligation-met)
+  due_by           INTEGER,           -- claims-opened: the deadline; cooling-off-owed: when the merchant must have paid
+  card_cap         INTEGER,           -- policy-set: the card cap (fen, 0: none)
+  cooling_off_days INTEGER,           -- policy-set: days of cooling-off (0: none)
+  PRIMARY KEY (tx_hash, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS protection_events_by_merchant ON protection_events (merchant_id, block_number, log_index);
+`;
+
+/** Settlements by merchant, in record order (the liability chart and the views read them; few rows). */
+const SETTLEMENT_INDEX = "CREATE INDEX IF NOT EXISTS records_settled ON records (merchant_id, record_index) WHERE settlement IS NOT NULL;";
+
+/** Version 5's columns of `records`: set for a settlement (`Settled`), NULL for a record of a batch. */
+const SETTLEMENT_COLUMNS = [
+  "settlement INTEGER", // 1 claim, 2 cooling-off (IPrepaidLedger.SettlementReason)
+  "holder TEXT", // the card holder custody paid, 0x-hex lowercase
+] as const;
+
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
@@ -184,13 +226,15 @@ CREATE TABLE IF NOT EXISTS records (
   account      TEXT NOT NULL,
   kind         INTEGER NOT NULL,
   amount       INTEGER NOT NULL,
-  commitment   TEXT NOT NULL,
-  ciphertext   BLOB NOT NULL,     -- kept, so a later key or a re-check needs no RPC
+  commitment   TEXT NOT NULL,     -- '' for a settlement (it has none)
+  ciphertext   BLOB NOT NULL,     -- kept, so a later key or a re-check needs no RPC; empty for a settlement
   verification TEXT NOT NULL,     -- 'verified' | 'failed' | 'encrypted' (no key given)
   problems     TEXT NOT NULL,     -- comma-separated discrepancy kinds, '' when none
   d_time       INTEGER,           -- decrypted details, when the key opened them
   d_order_ref  TEXT,
   d_memo       TEXT,
+  settlement   INTEGER,           -- a settlement booked by custody: 1 claim, 2 cooling-off; NULL for a record of a batch
+  holder       TEXT,              -- a settlement's card holder
   UNIQUE (tx_hash, log_index)
 );
 CREATE INDEX IF NOT EXISTS records_by_account ON records (merchant_id, account, record_index);
@@ -251,7 +295,7 @@ CREATE TABLE IF NOT EXISTS alerts (
   as_of_time   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_merchant ON alerts (merchant_id);
-` + REORG_DDL + RECORDER_DDL + CUSTODY_DDL;
+` + REORG_DDL + RECORDER_DDL + CUSTODY_DDL + PROTECTION_DDL + SETTLEMENT_INDEX;
 
 /** The tables of data, in the order a digest covers them (not the reorg bookkeeping: recent_blocks, undo_log). */
 export const TABLES = [
@@ -264,6 +308,7 @@ export const TABLES = [
   "merchant_events",
   "recorder_events",
   "custody_events",
+  "protection_events",
   "checkpoints",
   "discrepancies",
   "alerts",
@@ -359,8 +404,8 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
 }
 
 /**
- * Upgrades an index of version 1, 2 or 3 in place, in one transaction (all or nothing): adds the
- * tables of the later versions, empty. The recorder events of blocks already read are not in
+ * Upgrades an index of version 1 to 4 in place, in one transaction (all or nothing): adds the
+ * tables of the later versions, empty, and version 5's NULL columns of `records`. The recorder events of blocks already read are not in
  * them: meta `recorders_from_block` says from which block on they are. The custody events are
  * read again by the next sync (no meta `custody_read` yet: src/indexer/indexer.ts).
  */
@@ -373,7 +418,12 @@ function upgrade(db: Database, version: number): void {
       const s = db.prepare("SELECT settled_block FROM sync_state WHERE id = 1").get() as { settled_block: number } | undefined;
       if (s !== undefined) setMeta(db, "recorders_from_block", String(Number(s.settled_block) + 1));
     }
-    db.exec(CUSTODY_DDL);
+    if (version <= 3) db.exec(CUSTODY_DDL);
+    db.exec(PROTECTION_DDL);
+    // Only the columns it lacks (a test may make an "old" index by resetting user_version alone).
+    const has = new Set((db.prepare("PRAGMA table_info(records)").all() as { name: string }[]).map((c) => c.name));
+    for (const column of SETTLEMENT_COLUMNS) if (!has.has(column.split(" ")[0])) db.exec(`ALTER TABLE records ADD COLUMN ${column}`);
+    db.exec(SETTLEMENT_INDEX);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     db.exec("COMMIT");
   } catch (e) {

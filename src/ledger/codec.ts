@@ -296,3 +296,63 @@ export function linkBatch(previous: Uint8Array, batch: BatchLink): Uint8Array {
   view.setUint16(128, batch.count);
   return keccak256(buf);
 }
+
+/** The settlement link's tag: keccak256("prepaid-ledger.settlement.v2") (docs/FORMAT.md 7.3). */
+export const SETTLEMENT_LINK_TAG = keccak256(toUtf8Bytes("prepaid-ledger.settlement.v2"));
+/**
+ * Bytes hashed by a settlement link: head, tag, n u64, merchantId u32, account b32, holder
+ * (20 bytes), reason u8, amount u48.
+ */
+export const SETTLEMENT_LINK_BYTES = 135;
+
+/** Why custody booked a settlement (IPrepaidLedger.SettlementReason): 1 a claim, 2 a cooling-off return. */
+export const SettlementReason = { Claim: 1, CoolingOff: 2 } as const;
+export type SettlementReason = (typeof SettlementReason)[keyof typeof SettlementReason];
+
+/** What a settlement link (chain version 2) binds: the `Settled` event's fields. */
+export interface SettlementLink {
+  /** The record's ledger-wide index `n`. */
+  recordIndex: bigint;
+  merchantId: number;
+  /** The card, 32 bytes (or 0x hex). */
+  account: Uint8Array | string;
+  /** The card holder custody paid (0x hex address). */
+  holder: string;
+  /** {@link SettlementReason}: 1 claim, 2 cooling-off (any byte is linked as given). */
+  reason: number;
+  /** The refund booked, below 2^48. */
+  amount: bigint;
+}
+
+/**
+ * Chain version 2's settlement link: a refund the attached custody booked on a card
+ * (`PrepaidLedger.settle`, event `Settled`), a record of its own with no ciphertext:
+ * keccak256(head | SETTLEMENT_LINK_TAG | n u64 | merchantId u32 | account b32 | holder (20 bytes)
+ * | reason u8 | amount u48), 135 bytes hashed (docs/FORMAT.md 7.3).
+ *
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` when a field is out of its range
+ */
+export function linkSettlement(previous: Uint8Array, s: SettlementLink): Uint8Array {
+  const account = typeof s.account === "string" ? Buffer.from(s.account.replace(/^0x/, ""), "hex") : s.account;
+  const ok =
+    Number.isInteger(s.merchantId) && s.merchantId >= 0 && s.merchantId <= 0xffffffff &&
+    Number.isInteger(s.reason) && s.reason >= 0 && s.reason <= 0xff &&
+    s.recordIndex >= 0n && s.recordIndex <= MAX_U64 && s.amount >= 0n && s.amount <= MAX_AMOUNT && account.length === 32;
+  if (!ok) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "settlement index, merchantId, account, reason or amount out of range", {
+      details: { recordIndex: s.recordIndex, merchantId: s.merchantId, reason: s.reason, amount: s.amount, accountBytes: account.length },
+    });
+  }
+  const buf = new Uint8Array(SETTLEMENT_LINK_BYTES);
+  const view = new DataView(buf.buffer);
+  buf.set(previous, 0);
+  buf.set(SETTLEMENT_LINK_TAG, 32);
+  view.setBigUint64(64, s.recordIndex);
+  view.setUint32(72, s.merchantId);
+  buf.set(account, 76);
+  buf.set(Buffer.from(getAddress(s.holder).slice(2), "hex"), 108);
+  buf[128] = s.reason;
+  view.setUint16(129, Number(s.amount >> 32n));
+  view.setUint32(131, Number(s.amount & 0xffffffffn));
+  return keccak256(buf);
+}

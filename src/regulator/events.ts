@@ -21,6 +21,8 @@ export const LEDGER_TOPICS = {
   MerchantWindingDown: ledgerInterface.getEvent("MerchantWindingDown")!.topicHash,
   MerchantClosed: ledgerInterface.getEvent("MerchantClosed")!.topicHash,
   CheckpointMarked: ledgerInterface.getEvent("CheckpointMarked")!.topicHash,
+  Settled: ledgerInterface.getEvent("Settled")!.topicHash,
+  MerchantPolicySet: ledgerInterface.getEvent("MerchantPolicySet")!.topicHash,
 } as const;
 
 export interface LogPosition {
@@ -96,5 +98,38 @@ export function decodeBatchRecorded(log: RpcLog): BatchRecordedLog {
     count: Number(parsed.args.count),
     chainHead: bytes(parsed.args.chainHead as string),
     envelope: bytes(parsed.args.envelope as string),
+  };
+}
+
+/**
+ * A `Settled` log: a refund the attached custody booked on a card (a claim or a cooling-off
+ * return, docs/FORMAT.md 6 and 7.3). A record of its own, with no ciphertext and no commitment.
+ */
+export interface SettledLog extends LogPosition {
+  recordIndex: bigint;
+  merchantId: number;
+  /** 0x-hex, lowercase, as in the log topic. */
+  account: string;
+  /** The card holder custody paid, lowercase 0x-hex. */
+  holder: string;
+  /** 1 claim, 2 cooling-off (codec.ts SettlementReason). */
+  reason: number;
+  amount: bigint;
+  /** The chain head after this record, as the contract announces it. */
+  chainHead: Uint8Array;
+}
+
+/** Decodes a `Settled` log (topics: merchantId, account, holder; data ABI-encoded). */
+export function decodeSettled(log: RpcLog): SettledLog {
+  const word = (i: number) => BigInt("0x" + log.data.slice(2 + 64 * i, 66 + 64 * i));
+  return {
+    ...position(log),
+    merchantId: Number(BigInt(log.topics[1])),
+    account: log.topics[2].toLowerCase(),
+    holder: ("0x" + log.topics[3].slice(-40)).toLowerCase(),
+    recordIndex: word(0),
+    reason: Number(word(1)),
+    amount: word(2),
+    chainHead: bytes("0x" + log.data.slice(2 + 64 * 3, 66 + 64 * 3)),
   };
 }

@@ -63,7 +63,9 @@ export function formatReport(report: SupervisionReport, names: ReadonlyMap<numbe
   lines.push("");
   lines.push(`Prepaid liability outstanding, all merchants: ${formatAmount(liability)}`);
   lines.push(
-    `Records read: ${report.records} in ${report.batches} batches; decrypted and verified: ${report.verified}; accounts: ${report.accounts}`,
+    `Records read: ${report.records} in ${report.batches} batches${
+      report.settlements > 0 ? ` and ${report.settlements} settlements by custody` : ""
+    }; decrypted and verified: ${report.verified}; accounts: ${report.accounts}`,
   );
   const chainOk = report.chain.recordCount === report.chain.contractRecordCount && report.chain.head === report.chain.contractHead;
   lines.push(
@@ -80,7 +82,10 @@ export function formatReport(report: SupervisionReport, names: ReadonlyMap<numbe
     );
   }
   if (report.discrepancies.length === 0) {
-    lines.push("Verification: every record decrypted, matched its commitment and on-chain amount; books match the contract.");
+    lines.push(
+      "Verification: every record decrypted, matched its commitment and on-chain amount; books match the contract." +
+        (report.settlements > 0 ? " Every settlement is linked in the chain and within its card's balance." : ""),
+    );
   } else {
     lines.push(`Verification: ${report.discrepancies.length} DISCREPANCIES`);
     for (const d of report.discrepancies.slice(0, 50)) {

@@ -20,6 +20,7 @@ import { publicKeyOf } from "../../src/crypto/ecies.js";
 import { csvCell, csvLine, yuan, yuanDecimal } from "../../src/cli/format.js";
 import { main } from "../../src/cli/main.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
+import { merchantStatusName } from "../../src/regulator/books.js";
 import { openIndex } from "../../src/indexer/schema.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader } from "../../src/upload/uploader.js";
@@ -102,6 +103,10 @@ describe("prepaid command line", function () {
   let dir: string;
   let db: string;
   let sync: Run;
+  /** The day's settlements (the evening's claims and the morning's cooling-off return): records of their cards beside the uploaded ones. */
+  let settled: Awaited<ReturnType<PrepaidLedger["queryFilter"]>>;
+  /** Every record of the ledger: uploaded and settled. */
+  let records: number;
   const deploymentId = `test-cli-${process.pid}`;
 
   /** Runs `prepaid args…` to completion in the test folder, with the regulator key in the environment. */
@@ -124,6 +129,8 @@ describe("prepaid command line", function () {
     };
     day = await runDay(conn);
     ledger = await connection.ethers.getContractAt("PrepaidLedger", day.ledgerAddress);
+    settled = await ledger.queryFilter(ledger.filters.Settled(), 0);
+    records = day.uploaded.length + settled.length;
     dir = mkdtempSync(join(tmpdir(), "prepaid-cli-"));
     db = join(dir, "index.sqlite");
     // Thresholds below the day's largest cards, so card-limit alerts fire (the defaults fire none).
@@ -140,7 +147,7 @@ describe("prepaid command line", function () {
   describe("sync", function () {
     it("exits 0, prints a summary on stdout and progress on stderr", function () {
       expect(sync.code, sync.stderr).to.equal(0);
-      expect(sync.stdout).to.match(new RegExp(`^Synced blocks 0–\\d+ of chain 31337 in [\\d.]+ s: ${day.uploaded.length} new records`));
+      expect(sync.stdout).to.match(new RegExp(`^Synced blocks 0–\\d+ of chain 31337 in [\\d.]+ s: ${records} new records`));
       expect(sync.stdout).to.include("Books match the contract");
       expect(sync.stdout).to.match(/0 discrepancies, [1-9]\d* alerts/);
       expect(sync.stderr).to.match(/^sync +\d+%  block \d+ of \d+/m);
@@ -153,9 +160,9 @@ describe("prepaid command line", function () {
       const { info, totals } = JSON.parse(run.stdout);
       const quorum = await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
       const [final] = await quorum.lastFinal();
-      expect(info).to.include({ chainId: "31337", ledger: day.ledgerAddress, quorum: day.quorumAddress, recordCount: day.uploaded.length });
+      expect(info).to.include({ chainId: "31337", ledger: day.ledgerAddress, quorum: day.quorumAddress, recordCount: records });
       expect(info.finalRecordCount).to.equal(Number(final));
-      expect(totals).to.include({ records: day.uploaded.length, verified: day.uploaded.length, failed: 0, pending: day.uploaded.length - Number(final) });
+      expect(totals).to.include({ records, verified: records, failed: 0, pending: records - Number(final) });
     });
   });
 
@@ -167,7 +174,7 @@ describe("prepaid command line", function () {
       expect(merchants.map((m) => m.merchantId)).to.deep.equal(MERCHANTS.map((m) => m.id));
       for (const m of merchants) {
         const c = await ledger.merchantBooks(m.merchantId);
-        expect(m.status).to.equal(m.merchantId === SUSPENDED ? "suspended" : "active");
+        expect(m.status).to.equal(merchantStatusName(Number(c.status)));
         const mine = [m.accountCount, m.recordCount, m.toppedUp, m.consumed, m.refunded, m.liability].map((v) => BigInt(v));
         expect(mine).to.deep.equal([c.accountCount, c.recordCount, c.toppedUp, c.consumed, c.refunded, c.liability]);
       }
@@ -182,17 +189,18 @@ describe("prepaid command line", function () {
       expect(run.stdout.split("\n")[0]).to.match(/^merchant +status +accounts +records +topped up +consumed +refunded +liability/);
     });
 
-    it("merchant <id>: the suspended merchant's figures, largest balances first, and only its alerts", async function () {
+    it("merchant <id>: the suspended (then closed) merchant's figures, largest balances first, and only its alerts", async function () {
       const run = await prepaid(["merchant", String(SUSPENDED), "--db", db, "--json"]);
       expect(run.code, run.stderr).to.equal(0);
       const { merchant, topAccounts, alerts } = JSON.parse(run.stdout);
-      expect(merchant).to.include({ merchantId: SUSPENDED, status: "suspended", suspendedReason: "complaints: closing" });
+      // Suspended at midday, closed in the evening: closing ends the suspension's reason.
+      expect(merchant).to.include({ merchantId: SUSPENDED, status: "closed", suspendedReason: null });
       const balances = topAccounts.map((a: { balance: number }) => a.balance);
       expect(balances).to.have.length(10);
       expect(balances).to.deep.equal([...balances].sort((a, b) => b - a));
       expect(alerts.every((a: { merchantId: number }) => a.merchantId === SUSPENDED)).to.equal(true);
       const text = await prepaid(["merchant", String(SUSPENDED), "--db", db, "--top", "3"]);
-      expect(text.stdout).to.include("Status:        suspended (complaints: closing)");
+      expect(text.stdout).to.include("Status:        closed\n");
       expect(text.stdout).to.include("Largest balances (3 of 25 accounts):");
     });
 
@@ -244,18 +252,24 @@ describe("prepaid command line", function () {
       expect(view.custody).to.equal(day.custodyAddress.toLowerCase());
       expect([view.held, view.ratioBps, view.liability, view.required].map(BigInt)).to.deep.equal([c.held, c.ratioBps, c.liability, c.required]);
       expect(view.belowRequirement).to.equal(c.held < c.required);
+      // Deposits, withdrawals, ratio changes, and the payouts out of the merchant's custody (the
+      // morning's cooling-off return was a card of this merchant).
       const events = [
         ...(await custody.queryFilter(custody.filters.Deposited(id), 0)),
         ...(await custody.queryFilter(custody.filters.Withdrawn(id), 0)),
         ...(await custody.queryFilter(custody.filters.CoverageRatioSet(id), 0)),
+        ...(await custody.queryFilter(custody.filters.CoolingOffPaid(id), 0)),
+        ...(await custody.queryFilter(custody.filters.Claimed(id), 0)).filter((e) => e.args.paid > 0n),
+        ...(await custody.queryFilter(custody.filters.ClaimsSwept(id), 0)),
       ].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
       expect(view.history.map((e) => e.txHash)).to.deep.equal(events.map((e) => e.transactionHash.toLowerCase()));
-      expect(view.history.map((e) => e.event)).to.deep.equal(["ratio-set", "deposited", "ratio-set"]);
+      expect(view.history.map((e) => e.event)).to.deep.equal(["ratio-set", "deposited", "cooling-off-paid", "ratio-set"]);
       const text = (await prepaid(["merchant", String(id), "--db", db])).stdout;
       expect(text).to.include(`Custody (contract ${day.custodyAddress.toLowerCase()}, from its events):`);
       expect(text).to.include(`Held:      ${yuan(c.held)}`);
       expect(text).to.match(/Coverage: +\d+\.\d % — BELOW the requirement by ¥/);
-      expect(text).to.include("Custody history (3):");
+      expect(text).to.include("Custody history (4):");
+      expect(text).to.match(/ cooling-off return +-¥[\d,]+\.\d\d/);
       expect(text).to.match(/ ratio set .+30 % → 100 %/);
       const table = (await prepaid(["merchants", "--db", db])).stdout;
       expect(table.split("\n")[0]).to.match(/ liability +failed +alerts +held +required +coverage/);
@@ -271,9 +285,11 @@ describe("prepaid command line", function () {
     });
 
     it("account <id>: every record of the card, decrypted, with verification and confirmation", async function () {
-      // A card with a top-up in the afternoon, after the supervisors' checkpoint: some of its
-      // records are confirmed, the last one pending.
+      // A card with a top-up in the afternoon, after the supervisors' noon checkpoint (and before
+      // their end-of-day one).
       const uploaded = day.uploaded.filter((r) => r.account === day.uploaded.at(-1)!.account);
+      // …and, if its holder claimed it in the evening, the claim custody booked on it.
+      const claims = settled.filter((l) => l.args.account === uploaded[0].account).map((l) => Number(l.args.recordIndex));
       const reader = await RegulatorReader.open(
         { ledger: day.ledgerAddress, quorum: day.quorumAddress, privateKey: DEMO_REGULATOR_KEY, keepRecords: true },
         connection.ethers.provider,
@@ -284,14 +300,18 @@ describe("prepaid command line", function () {
       const { merchants } = JSON.parse(run.stdout);
       expect(merchants).to.have.length(1);
       const [card] = merchants;
-      expect(card.records.map((r: { recordIndex: number }) => r.recordIndex)).to.deep.equal(uploaded.map((r) => Number(r.recordIndex)));
+      expect(card.records.map((r: { recordIndex: number }) => r.recordIndex)).to.deep.equal([...uploaded.map((r) => Number(r.recordIndex)), ...claims]);
+      const settlements = card.records.filter((r: { settlement: unknown }) => r.settlement !== null);
+      expect(settlements.map((r: { recordIndex: number }) => r.recordIndex)).to.deep.equal(claims);
+      card.records = card.records.filter((r: { settlement: unknown }) => r.settlement === null);
       for (const r of card.records) {
         const expected = decrypted.get(r.recordIndex)!;
         expect(r.details).to.deep.equal({ time: expected.details!.time, orderRef: expected.details!.orderRef, memo: expected.details!.memo });
         expect(r.verification).to.equal("verified");
         expect(r.confirmed).to.equal(expected.confirmed);
       }
-      expect(card.records.map((r: { confirmed: boolean }) => r.confirmed)).to.include.members([true, false]);
+      // The supervisors confirmed the books again at the end of the day: every record is final.
+      expect(card.records.every((r: { confirmed: boolean }) => r.confirmed)).to.equal(true);
       const books = await ledger.accountBooks(card.merchantId, card.account);
       expect(BigInt(card.balance)).to.equal(books.toppedUp - books.consumed - books.refunded);
 
@@ -336,26 +356,30 @@ describe("prepaid command line", function () {
     it("records as CSV: a header and one line per record, which parse back to the index's figures", async function () {
       const run = await prepaid(["export", "records", "--format", "csv", "--out", "records.csv", "--db", db]);
       expect(run.code, run.stderr).to.equal(0);
-      expect(run.stdout).to.equal(`Wrote ${day.uploaded.length} records to ${join(dir, "records.csv")} (csv).\n`);
+      expect(run.stdout).to.equal(`Wrote ${records} records to ${join(dir, "records.csv")} (csv).\n`);
       const [header, ...rows] = parseCsv(readFileSync(join(dir, "records.csv"), "utf8"));
-      expect(header).to.include.members(["record_index", "merchant_id", "account", "kind", "amount_yuan", "order_ref", "memo", "confirmed"]);
-      expect(rows).to.have.length(day.uploaded.length);
+      expect(header).to.include.members(["record_index", "merchant_id", "account", "kind", "amount_yuan", "order_ref", "memo", "confirmed", "settlement", "holder"]);
+      expect(rows).to.have.length(records);
       const col = (row: string[], name: string) => row[header.indexOf(name)];
-      expect(rows.map((r) => Number(col(r, "record_index")))).to.deep.equal(day.uploaded.map((_, i) => i + 1));
+      expect(rows.map((r) => Number(col(r, "record_index")))).to.deep.equal(Array.from({ length: records }, (_, i) => i + 1));
+      // A settlement is a refund of its card, with its reason and holder; it has no order reference.
+      expect(rows.filter((r) => col(r, "settlement") !== "").map((r) => [Number(col(r, "record_index")), col(r, "kind"), col(r, "holder")])).to.deep.equal(
+        settled.map((l) => [Number(l.args.recordIndex), "refund", l.args.holder.toLowerCase()]),
+      );
       for (const m of MERCHANTS) {
         const mine = rows.filter((r) => Number(col(r, "merchant_id")) === m.id);
         const sum = (kind: string) => mine.filter((r) => col(r, "kind") === kind).reduce((s, r) => s + fenOf(col(r, "amount_yuan")), 0n);
         const c = await ledger.merchantBooks(m.id);
         expect([sum("top-up"), sum("consume"), sum("refund")]).to.deep.equal([c.toppedUp, c.consumed, c.refunded]);
-        expect(mine.every((r) => col(r, "order_ref") !== "" && col(r, "verification") === "verified")).to.equal(true);
+        expect(mine.every((r) => (col(r, "order_ref") !== "" || col(r, "settlement") !== "") && col(r, "verification") === "verified")).to.equal(true);
       }
       expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).to.deep.equal([]);
     });
 
     it("records, accounts, merchants and alerts as JSON documents that parse", async function () {
-      const records = JSON.parse((await prepaid(["export", "records", "--format", "json", "--db", db])).stdout);
-      expect(records).to.have.length(day.uploaded.length);
-      expect(records[0].details.orderRef).to.be.a("string");
+      const exported = JSON.parse((await prepaid(["export", "records", "--format", "json", "--db", db])).stdout);
+      expect(exported).to.have.length(records);
+      expect(exported[0].details.orderRef).to.be.a("string");
       const accounts = JSON.parse((await prepaid(["export", "accounts", "--format", "json", "--db", db])).stdout);
       const merchants = JSON.parse((await prepaid(["export", "merchants", "--json", "--db", db])).stdout);
       expect(accounts).to.have.length(merchants.reduce((s: number, m: { accountCount: number }) => s + m.accountCount, 0));

@@ -19,6 +19,7 @@ import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
 import { custodyFigures } from "../../src/indexer/custody.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
+import { merchantStatusName } from "../../src/regulator/books.js";
 import { openIndex, type Database } from "../../src/indexer/schema.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
@@ -26,8 +27,11 @@ import { tempDir } from "../helpers/ledger.js";
 
 type Connection = Awaited<ReturnType<typeof network.create>>;
 
-/** Low risk thresholds, so the day's traffic raises alerts of several rules and severities. */
-const RISK = { maxMerchantLiability: 5_000_000, maxCardBalance: 50_000 };
+/**
+ * Low risk thresholds, so the day's traffic raises alerts of several rules and severities: every
+ * card holding anything is above the cap, and every merchant idle for a day is dormant.
+ */
+const RISK = { maxMerchantLiability: 5_000_000, maxCardBalance: 1, dormantDays: 1, dormantMinLiability: 0 };
 
 /** Reads "¥1,234.56" back into fen, refusing any other shape. */
 function fen(text: string | null): bigint {
@@ -98,7 +102,7 @@ describe("dashboard: rendering", function () {
     expect(none.text).to.include('data-field="no-custody"').and.include("No custody attached to the ledger");
     expect(none.text).to.not.include("custody-held");
     // 1,001 fen at 50 % requires 501 fen, not 500 (docs/CUSTODY.md).
-    expect(custodyFigures(500, 5_000, 1_001)).to.deep.equal({ held: 500, ratioBps: 5_000, liability: 1_001, required: 501, coverage: 500 / 501, belowRequirement: true });
+    expect(custodyFigures(500, 5_000, 1_001)).to.deep.equal({ held: 500, ratioBps: 5_000, liability: 1_001, required: 501, coverage: 500 / 501, belowRequirement: true, claimsOpened: false });
   });
 
   it("charts one point per entry of the series, and no chart for an empty one", function () {
@@ -149,6 +153,29 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     connection = await network.create();
     day = await runDay(connection);
     dbPath = join(tempDir("dashboard"), "index.sqlite");
+    // Twenty more small cards for the first merchant after the day, so the alerts (one per card
+    // above the test's tiny cap) fill more than one page: the day's claims empty most cards of
+    // the closed merchants.
+    const [first] = MERCHANTS;
+    const extra = await Uploader.open(
+      { ledger: day.ledgerAddress, merchantId: first.id, regulatorPublicKey: publicKeyOf(DEMO_REGULATOR_KEY), journalPath: join(dirname(dbPath), "extra-journal.jsonl") },
+      (await connection.ethers.getSigners())[2 + MERCHANTS.indexOf(first)],
+    );
+    try {
+      await extra.upload(
+        Array.from({ length: 20 }, (_, i) => ({
+          kind: RecordKind.TopUp,
+          merchantId: first.id,
+          account: id(`dashboard: extra card ${i}`),
+          amount: 1_000n,
+          time: 1_795_000_000 + i,
+          orderRef: `EXTRA-${i}`,
+          memo: "small card",
+        })),
+      );
+    } finally {
+      extra.close();
+    }
     await sync(connection, day, dbPath);
     index = openIndex(dbPath, { mustExist: true, readOnly: true });
     q = new IndexQueries(index);
@@ -183,7 +210,7 @@ describe("dashboard: the main job's day in headless Chromium", function () {
         liability: fen(await text(`${row} [data-field=liability]`)),
       };
       const fromContract = {
-        status: books.status === 2n ? "suspended" : "active",
+        status: merchantStatusName(Number(books.status)),
         records: books.recordCount,
         accounts: books.accountCount,
         toppedUp: books.toppedUp,
@@ -199,12 +226,15 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     const total = fen(await text("[data-field=total-liability] .value"));
     expect(total).to.equal(liability);
     expect(total).to.equal(BigInt(q.totals().liability));
-    // The morning is confirmed by the supervisors' quorum, the afternoon pending.
+    // The supervisors' quorum confirmed the books at noon and again at the end of the day, the
+    // evening's settlements included: every record, uploaded or settled, is covered.
     const quorum = await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
     const [final] = await quorum.lastFinal();
+    const [records] = await ledger.chainHead();
+    expect(records).to.be.greaterThan(BigInt(day.uploaded.length));
     expect(await text("[data-field=confirmed] .value")).to.equal(final.toString());
-    expect(await text("[data-field=pending] .value")).to.equal(String(day.uploaded.length - Number(final)));
-    expect(await text("[data-field=records] .value")).to.equal(String(day.uploaded.length));
+    expect(await text("[data-field=pending] .value")).to.equal(String(records - final));
+    expect(await text("[data-field=records] .value")).to.equal(String(records));
   });
 
   it("opens a merchant from the overview: its figures and a chart with one point per batch", async function () {
@@ -219,16 +249,23 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       expect(fen(await text("[data-field=liability] .value"))).to.equal(books.liability);
       const series = q.liabilitySeries(m.id, CHART_POINTS);
       expect(await page.locator("svg.chart circle.point").count()).to.equal(series.length);
-      // Each batch the merchant sent is one point (the day has far fewer than CHART_POINTS).
-      expect(BigInt(series.length)).to.equal(books.nextSequence - 1n);
+      // Each batch the merchant sent is one point, and so is each settlement custody booked for
+      // it (the evening's claims, the morning's cooling-off return); far fewer than CHART_POINTS.
+      const settlements = await ledger.queryFilter(ledger.filters.Settled(m.id), 0);
+      expect(BigInt(series.length)).to.equal(books.nextSequence - 1n + BigInt(settlements.length));
       // The last point (its tooltip: "block N, <time>: ¥…") is the merchant's liability now.
       const last = await page.locator("svg.chart circle.point title").last().textContent();
       expect(fen(last!.split(": ").at(-1)!)).to.equal(books.liability);
       expect(await rowIds("#accounts tbody tr", "data-account")).to.deep.equal(q.accounts(m.id).map((a) => a.account));
     }
+    // Suspended at midday, closed in the evening: its holders claimed from custody at one rate.
     await page.goto(`${dashboard.url}/merchants/${SUSPENDED}`);
-    expect(await text("h1 .badge")).to.equal("suspended");
-    expect(await text("[data-field=suspended-reason]")).to.include("complaints: closing");
+    expect(await text("h1 .badge")).to.equal("closed");
+    expect(await page.locator("[data-field=suspended-reason]").count()).to.equal(0);
+    const round = await (await connection.ethers.getContractAt("MerchantCustody", day.custodyAddress)).claimsOf(SUSPENDED);
+    expect(fen(await text("[data-field=claims-paid] .value"))).to.equal(round.paid);
+    expect(await page.locator("#claims tbody tr").count()).to.equal(Number(round.claims));
+    await screenshot("merchant-closed-claims");
   });
 
   it("opens an account from its merchant: every record, verified, with its decrypted order ref and memo", async function () {
@@ -448,10 +485,25 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       expect(readFileSync(path).subarray(1, 4).toString()).to.equal("PNG");
     }
 
-    const [deposited, withdrawn, ratioSet] = await Promise.all(
-      [custody.filters.Deposited(), custody.filters.Withdrawn(), custody.filters.CoverageRatioSet()].map((f) => custody.queryFilter(f, 0)),
+    // Deposits, withdrawals and ratio changes, and the payouts out of custody to card holders.
+    const moves = await Promise.all(
+      [
+        custody.filters.Deposited(),
+        custody.filters.Withdrawn(),
+        custody.filters.CoverageRatioSet(),
+        custody.filters.CoolingOffPaid(),
+        custody.filters.Claimed(),
+        custody.filters.ClaimsSwept(),
+      ].map((f) => custody.queryFilter(f, 0)),
     );
-    const names = { Deposited: "deposited", Withdrawn: "withdrawn", CoverageRatioSet: "ratio-set" } as const;
+    const names = {
+      Deposited: "deposited",
+      Withdrawn: "withdrawn",
+      CoverageRatioSet: "ratio-set",
+      CoolingOffPaid: "cooling-off-paid",
+      Claimed: "claimed",
+      ClaimsSwept: "swept",
+    } as const;
     for (const m of MERCHANTS) {
       await page.goto(`${dashboard.url}/merchants/${m.id}`);
       const { liability } = await ledger.merchantBooks(m.id);
@@ -461,14 +513,18 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       expect(fen(await text("[data-field=custody-required] .value")), `merchant ${m.id}'s requirement`).to.equal(required);
       expect([held, required]).to.deep.equal([view.held, view.required]);
       expect(await text("[data-field=custody-ratio] .value")).to.equal(`${Number(view.ratioBps) / 100} %`);
-      expect((await page.locator("[data-field=below-requirement]").count()) === 1, `merchant ${m.id} below`).to.equal(held < required);
+      // Once claims are open on a closed merchant, its custody is the holders' pool: no warning.
+      const inClaims = (await custody.claimsOf(m.id)).deadline !== 0n;
+      expect((await page.locator("[data-field=below-requirement]").count()) === 1, `merchant ${m.id} below`).to.equal(held < required && !inClaims);
       expect(await page.locator("[data-field=custody-coverage] [data-coverage]").getAttribute("data-coverage")).to.equal(
         required === 0n ? "" : String(Number(held) / Number(required)),
       );
       // The history is the custody's events about the merchant, in chain order, with their figures.
-      const events = [...deposited, ...withdrawn, ...ratioSet]
-        .filter((e) => Number(e.args.merchantId) === m.id)
+      const events = moves
+        .flat()
+        .filter((e) => Number(e.args.merchantId) === m.id && !(e.eventName === "Claimed" && e.args.paid === 0n))
         .sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
+      let running = 0n; // held after each row: the event's own for a deposit or withdrawal, less each payout
       const rows = await page.locator("#custody-history tbody tr").evaluateAll((trs) =>
         trs.map((tr) => ({
           event: tr.getAttribute("data-event"),
@@ -482,13 +538,16 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       expect(rows, `merchant ${m.id}'s custody history`).to.deep.equal(
         events.map((e) => {
           const name = names[e.eventName as keyof typeof names];
-          const args = e.args as unknown as { amount: bigint; held: bigint; ratioBps: bigint };
+          const args = e.args as unknown as { amount: bigint; paid: bigint; held: bigint; ratioBps: bigint };
+          const amount = name === "claimed" ? args.paid : args.amount;
+          if (name === "deposited" || name === "withdrawn") running = args.held;
+          else if (name !== "ratio-set") running -= amount;
           return {
             event: name,
             tx: e.transactionHash.toLowerCase(),
             logIndex: e.index,
-            amount: name === "ratio-set" ? "" : String(args.amount),
-            held: name === "ratio-set" ? "" : String(args.held),
+            amount: name === "ratio-set" ? "" : String(amount),
+            held: name === "ratio-set" ? "" : String(running),
             ratio: name === "ratio-set" ? String(args.ratioBps) : "",
           };
         }),

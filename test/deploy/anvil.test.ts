@@ -43,7 +43,9 @@ describe("on anvil (a second EVM client)", function () {
   it("runs the day: deploy through Ignition, upload, and a clean regulator report", function () {
     expect(anvil.output()).not.to.include("panicked");
     expect(day.report.discrepancies).to.deep.equal([]);
-    expect(day.report.records).to.equal(day.uploaded.length);
+    // The evening's claims and the morning's cooling-off return are settlements, records too.
+    expect(day.report.settlements).to.be.greaterThan(0);
+    expect(day.report.records).to.equal(day.uploaded.length + day.report.settlements);
     expect(day.refused.map((r) => r.merchantId)).to.deep.equal([SUSPENDED]);
     expect(detailed.ok).to.equal(true);
     expect(detailed.records).to.equal(day.report.records);
@@ -56,8 +58,9 @@ describe("on anvil (a second EVM client)", function () {
         anvil.home,
       ),
     ) as { topics: string[]; data: string; transactionHash: string }[];
-    expect(logs).to.have.length(detailed.records);
-    const kept = detailed.kept!;
+    // Settlements log `Settled`, not `Recorded` (docs/FORMAT.md 6): the uploaded records only.
+    const kept = detailed.kept!.filter((r) => r.settlement === undefined);
+    expect(logs).to.have.length(detailed.records - detailed.settlements).and.to.have.length(kept.length);
     logs.forEach((log, i) => {
       // data = recordIndex u64 | kind u8 | amount u48 | ciphertext (docs/FORMAT.md 6)
       const data = log.data.slice(2);

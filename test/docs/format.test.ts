@@ -39,7 +39,20 @@ import { eciesDecrypt } from "../../src/crypto/ecies.js";
 import { openBatchRecord, openEnvelope, parseEnvelope, sealBatchRecord } from "../../src/crypto/envelope.js";
 import { openSingle } from "../../src/crypto/single.js";
 import { isError } from "../../src/errors.js";
-import { BATCH_LINK_BYTES, BATCH_LINK_TAG, chainVersionOf, decodeRecordedData, genesisHead, linkBatch, linkHead, packBatch, unpackBatch } from "../../src/ledger/codec.js";
+import {
+  BATCH_LINK_BYTES,
+  BATCH_LINK_TAG,
+  SETTLEMENT_LINK_BYTES,
+  SETTLEMENT_LINK_TAG,
+  chainVersionOf,
+  decodeRecordedData,
+  genesisHead,
+  linkBatch,
+  linkHead,
+  linkSettlement,
+  packBatch,
+  unpackBatch,
+} from "../../src/ledger/codec.js";
 import { Books } from "../../src/regulator/books.js";
 import type { RpcLog } from "../../src/regulator/logs.js";
 import { LedgerReplay } from "../../src/regulator/reader.js";
@@ -85,7 +98,7 @@ describe("docs/FORMAT.md worked examples", function () {
     expect([...ex.all.keys()]).to.include.members([
       "details", "canonical", "sealed", "ecies", "eciesCompressed", "single", "batch record", "envelope",
       "packed batch", "recorded log", "batch recorded", "ledger topics", "head 0", "batch link 1", "head 1",
-      "v1 head 0", "v1 head 1",
+      "v1 head 0", "v1 head 1", "settlement link",
       "state 1 accounts", "state 1 merchants", "state 1 digest", "state 6 books", "state 6 accounts",
       "state 6 merchants", "state 6 digest", "checkpoint", "quorum events", "quorum topics", "custody events",
       "custody topics", "receipt json", "receipt compact",
@@ -367,6 +380,37 @@ describe("docs/FORMAT.md worked examples", function () {
 
     it("head 1 links record 1 on the batch link, not on head 0", function () {
       checkRecordLink("head 1", ex.raw("batch link 1", "batchLink1"));
+    });
+
+    it("the settlement link is keccak256(abi.encodePacked(head, settlementTag, n, merchantId, account, holder, reason, amount))", function () {
+      const f = (name: string) => ex.field("settlement link", name);
+      const holder = computeAddress(ex.raw("settlement link", "holderKey"));
+      const fields = {
+        recordIndex: BigInt(hex(f("index"))),
+        merchantId: Number(BigInt(hex(f("merchantId")))),
+        account: hex(f("account")),
+        holder,
+        reason: Number(BigInt(hex(f("reason")))),
+        amount: BigInt(hex(f("amount"))),
+      };
+      expect(hex(f("previous"))).to.equal(ex.raw("head 1", "head1"));
+      expect(hex(f("settlementTag"))).to.equal(id("prepaid-ledger.settlement.v2")).and.to.equal(hex(SETTLEMENT_LINK_TAG));
+      expect(fields.account).to.equal(ex.raw("details", "account"));
+      expect(getAddress(hex(f("holder")))).to.equal(holder);
+      expect([fields.recordIndex, fields.merchantId, fields.reason, fields.amount]).to.deep.equal([2n, Number(ex.int("details", "merchantId")), 2, 200_000n]);
+      const types = ["bytes32", "bytes32", "uint64", "uint32", "bytes32", "address", "uint8", "uint48"];
+      const values = [ex.raw("head 1", "head1"), id("prepaid-ledger.settlement.v2"), fields.recordIndex, fields.merchantId, fields.account, holder, fields.reason, fields.amount];
+      expect(hex(ex.bytes("settlement link"))).to.equal(solidityPacked(types, values));
+      expect(ex.bytes("settlement link")).to.have.length(SETTLEMENT_LINK_BYTES);
+      expect(solidityPackedKeccak256(types, values)).to.equal(ex.raw("settlement link", "head2"));
+      expect(hex(linkSettlement(getBytes(ex.raw("head 1", "head1")), fields))).to.equal(ex.raw("settlement link", "head2"));
+      // The prose's byte count, field by field, and its tag read as an index.
+      const widths = sumIn(/`(\d+) \+ (\d+) \+ (\d+) \+ (\d+) \+ (\d+) \+ (\d+) \+ (\d+) \+ (\d+) = (\d+)` bytes/);
+      const total = widths.pop()!;
+      expect(widths).to.deep.equal(ex.get("settlement link").fields.map((x) => x.hex.length / 2));
+      expect(widths.reduce((a, w) => a + w, 0)).to.equal(total).and.to.equal(SETTLEMENT_LINK_BYTES);
+      const [asIndex] = sumIn(/as a `uint64`\s+its first 8 bytes are about (\d+\.\d+) × 10\^18/);
+      expect((Number(BigInt(hex(f("settlementTag").subarray(0, 8)))) / 1e18).toFixed(1)).to.equal(asIndex!.toFixed(1));
     });
 
     it("version 1: head 0 tagged chain.v1, and head 1 links the record on it, with no batch link", function () {

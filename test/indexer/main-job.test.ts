@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 
-import { DEMO_REGULATOR_KEY, MERCHANTS, SUSPENDED, runDay } from "../../scripts/lib/day.js";
+import { DEMO_REGULATOR_KEY, MERCHANTS, runDay } from "../../scripts/lib/day.js";
+import { CLOSING_COVERED, CLOSING_SHORT } from "../../scripts/lib/exit.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { tempDir } from "../helpers/ledger.js";
 
@@ -22,9 +23,14 @@ describe("indexer: the main job's traffic", function () {
     try {
       const result = await indexer.sync();
       expect(result.matchesContract).to.equal(true);
-      expect(result.newRecords).to.equal(day.uploaded.length);
       const q = indexer.queries();
       const ledger = await ethers.getContractAt("PrepaidLedger", day.ledgerAddress);
+      // The evening's closures: custody paid the claiming holders (and the morning's cooling-off
+      // return), each a settlement record of its card beside the uploaded ones.
+      const settled = await ledger.queryFilter(ledger.filters.Settled(), 0);
+      expect(settled.length).to.be.greaterThan(0);
+      const records = day.uploaded.length + settled.length;
+      expect(result.newRecords).to.equal(records);
       const quorum = await ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
 
       // The chain and the confirmation.
@@ -41,14 +47,14 @@ describe("indexer: the main job's traffic", function () {
       expect(merchants.map((m) => m.merchantId)).to.deep.equal(MERCHANTS.map((m) => m.id));
       for (const m of merchants) {
         const c = await ledger.merchantBooks(m.merchantId);
-        expect(m.status).to.equal(m.merchantId === SUSPENDED ? "suspended" : "active");
+        expect(m.status).to.equal(m.merchantId === CLOSING_COVERED || m.merchantId === CLOSING_SHORT ? "closed" : "active");
         expect(
           [m.accountCount, m.recordCount, m.toppedUp, m.consumed, m.refunded, m.liability, m.nextSequence].map(BigInt),
         ).to.deep.equal([c.accountCount, c.recordCount, c.toppedUp, c.consumed, c.refunded, c.liability, c.nextSequence]);
         expect(m.badRecords).to.equal(0);
-        // The liability series ends at the merchant's liability.
+        // The liability series (a point per batch and per settlement) ends at the merchant's liability.
         const series = q.liabilitySeries(m.merchantId);
-        expect(series.length).to.equal(m.batches);
+        expect(series.length).to.equal(m.batches + settled.filter((l) => Number(l.args.merchantId) === m.merchantId).length);
         expect(series.at(-1)!.liability).to.equal(m.liability);
       }
 
@@ -68,18 +74,18 @@ describe("indexer: the main job's traffic", function () {
       expect(q.totals().accounts).to.equal(accounts);
 
       // Every record: stored once, verified, decrypted, confirmed up to the final checkpoint.
-      const records = q.records({ limit: 10_000 });
-      expect(records.map((r) => r.recordIndex)).to.deep.equal(day.uploaded.map((r) => Number(r.recordIndex)));
-      expect(records.map((r) => r.commitment)).to.deep.equal(day.uploaded.map((r) => r.commitment.toLowerCase()));
-      expect(records.every((r) => r.verification === "verified" && r.details !== null)).to.equal(true);
-      expect(records.filter((r) => r.confirmed).length).to.equal(Number(finalCount));
+      const rows = q.records({ limit: 10_000 });
+      const uploaded = rows.filter((r) => r.settlement === null);
+      expect(uploaded.map((r) => r.recordIndex)).to.deep.equal(day.uploaded.map((r) => Number(r.recordIndex)));
+      expect(uploaded.map((r) => r.commitment)).to.deep.equal(day.uploaded.map((r) => r.commitment.toLowerCase()));
+      expect(uploaded.every((r) => r.details !== null)).to.equal(true);
+      expect(rows.filter((r) => r.settlement !== null).map((r) => [r.recordIndex, r.account, r.amount])).to.deep.equal(
+        settled.map((l) => [Number(l.args.recordIndex), l.args.account, Number(l.args.amount)]),
+      );
+      expect(rows.every((r) => r.verification === "verified")).to.equal(true);
+      expect(rows.filter((r) => r.confirmed).length).to.equal(Number(finalCount));
       const totals = q.totals();
-      expect([totals.records, totals.verified, totals.failed, totals.pending]).to.deep.equal([
-        day.uploaded.length,
-        day.uploaded.length,
-        0,
-        day.uploaded.length - Number(finalCount),
-      ]);
+      expect([totals.records, totals.verified, totals.failed, totals.pending]).to.deep.equal([records, records, 0, records - Number(finalCount)]);
       expect(q.discrepancies()).to.deep.equal([]);
 
       // The normal day is quiet: no rule fires.

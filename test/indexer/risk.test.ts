@@ -220,6 +220,7 @@ describe("risk rules", function () {
     expect(Object.keys(RISK_RULES).sort()).to.deep.equal(
       [
         "card-limit",
+        "cooling-off-overdue",
         "custody-below-requirement",
         "dormant-merchant",
         "liability-growth",
@@ -227,6 +228,7 @@ describe("risk rules", function () {
         "pending-confirmation",
         "topup-spike",
         "verification-failed",
+        "winding-down-unpaid",
       ],
     );
   });

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { Interface, getBytes, hexlify, id, solidityPacked } from "ethers";
+import { Interface, getBytes, hexlify, id, keccak256, solidityPacked } from "ethers";
 import fc from "fast-check";
 
 import { isError } from "../../src/errors.js";
@@ -14,6 +14,8 @@ import {
   encodeRecordBatchCall,
   genesisHead,
   linkBatch,
+  linkSettlement,
+  SETTLEMENT_LINK_BYTES,
   packBatch,
   unpackBatch,
   type ChainVersion,
@@ -158,6 +160,32 @@ describe("ledger/codec", function () {
       const previous = new Uint8Array(32);
       for (const bad of [{ merchantId: 2 ** 32 }, { merchantId: -1 }, { merchantId: 1.5 }, { sequence: 1n << 64n }, { sequence: -1n }, { count: 0x10000 }, { count: 2.5 }]) {
         expectCode(() => linkBatch(previous, { ...ok, ...bad }), "INVALID_ARGUMENT");
+      }
+    });
+
+    it("links a settlement as keccak256 of 135 packed bytes, as ethers' solidityPacked does, and refuses fields Settled could not hold", function () {
+      const types = ["bytes32", "bytes32", "uint64", "uint32", "bytes32", "address", "uint8", "uint48"];
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+          fc.integer({ min: 0, max: 0xffffffff }),
+          fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          fc.integer({ min: 0, max: 255 }),
+          fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }),
+          (previous, recordIndex, merchantId, account, reason, amount) => {
+            const s = { recordIndex, merchantId, account, holder: ledger, reason, amount };
+            const packed = solidityPacked(types, [previous, id("prepaid-ledger.settlement.v2"), recordIndex, merchantId, account, ledger, reason, amount]);
+            expect(getBytes(packed)).to.have.length(SETTLEMENT_LINK_BYTES);
+            expect(hexlify(linkSettlement(previous, s))).to.equal(keccak256(packed));
+            expect(hexlify(linkSettlement(previous, { ...s, account: hexlify(account) }))).to.equal(keccak256(packed));
+          },
+        ),
+        { numRuns: 50 },
+      );
+      const ok = { recordIndex: 1n, merchantId: 1, account: new Uint8Array(32), holder: ledger, reason: 1, amount: 1n };
+      for (const bad of [{ merchantId: 2 ** 32 }, { reason: 256 }, { amount: 1n << 48n }, { recordIndex: -1n }, { account: new Uint8Array(31) }]) {
+        expectCode(() => linkSettlement(new Uint8Array(32), { ...ok, ...bad }), "INVALID_ARGUMENT");
       }
     });
   });

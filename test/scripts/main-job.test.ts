@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { network } from "hardhat";
 
 import { MERCHANTS, SUSPENDED, runDay } from "../../scripts/lib/day.js";
+import { CLOSING_COVERED, CLOSING_SHORT } from "../../scripts/lib/exit.js";
 import { startHardhatNode, startTs } from "../helpers/processes.js";
 
 async function finished(p: ReturnType<typeof startTs>, ms: number) {
@@ -25,15 +26,18 @@ describe("main job: a realistic day", function () {
     const day = await runDay(connection);
     const { report } = day;
     expect(report.discrepancies).to.deep.equal([]);
-    expect(report.records).to.equal(day.uploaded.length);
-    expect(report.verified).to.equal(day.uploaded.length);
+    // The evening's claims and the morning's cooling-off return are settlements: records too.
+    const ledger = await connection.ethers.getContractAt("PrepaidLedger", day.ledgerAddress);
+    const settled = await ledger.queryFilter(ledger.filters.Settled(), 0);
+    expect(report.settlements).to.equal(settled.length).and.to.be.greaterThan(0);
+    expect(report.records).to.equal(day.uploaded.length + settled.length);
+    expect(report.verified).to.equal(report.records);
     expect(day.refused.map((r) => [r.merchantId, r.error])).to.deep.equal([[SUSPENDED, "LedgerMerchantSuspended"]]);
 
-    const ledger = await connection.ethers.getContractAt("PrepaidLedger", day.ledgerAddress);
     expect(report.merchants.map((m) => m.merchantId)).to.deep.equal(MERCHANTS.map((m) => m.id));
     for (const m of report.merchants) {
       const c = await ledger.merchantBooks(m.merchantId);
-      expect(BigInt(m.status)).to.equal(m.merchantId === SUSPENDED ? 2n : 1n);
+      expect(BigInt(m.status)).to.equal(m.merchantId === CLOSING_SHORT || m.merchantId === CLOSING_COVERED ? 4n : 1n);
       expect([BigInt(m.status), BigInt(m.accountCount), BigInt(m.recordCount), m.toppedUp, m.consumed, m.refunded, m.liability]).to.deep.equal([
         c.status,
         c.accountCount,
@@ -43,17 +47,17 @@ describe("main job: a realistic day", function () {
         c.refunded,
         c.liability,
       ]);
-      expect(m.recordCount).to.equal(day.uploaded.filter((r) => r.merchantId === m.merchantId).length);
+      expect(m.recordCount).to.equal(
+        day.uploaded.filter((r) => r.merchantId === m.merchantId).length + settled.filter((l) => Number(l.args.merchantId) === m.merchantId).length,
+      );
     }
-    // The supervisors confirmed the morning at noon; the afternoon is pending.
+    // The supervisors confirmed the books at noon, and again at the end of the day with the
+    // evening's settlements: every record is final.
     const quorum = await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
     const [final] = await quorum.lastFinal();
-    const afternoon = day.uploaded.filter((r) => r.recordIndex > final).length;
-    expect(final).to.be.greaterThan(0n);
-    expect(report.confirmation).to.deep.include({ finalRecordCount: final, confirmed: Number(final), pending: afternoon });
-    expect(afternoon).to.be.greaterThan(0);
+    expect(final).to.equal(BigInt(report.records));
+    expect(report.confirmation).to.deep.include({ finalRecordCount: final, confirmed: report.records, pending: 0 });
     expect(await quorum.status(final)).to.equal(2n);
-    expect(await quorum.status(final + 1n)).to.equal(1n);
     // Every uploaded record is the one the chain holds at its index.
     const logs = await ledger.queryFilter(ledger.filters.Recorded());
     expect(logs.map((l) => l.topics[3])).to.deep.equal(day.uploaded.map((r) => r.commitment));

@@ -8,7 +8,7 @@ import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 
 import { PrepaidLedgerError } from "../../errors.js";
-import type { AccountRow, AlertRow, IndexQueries, MerchantRow, RecordRow } from "../../indexer/queries.js";
+import { KIND_NAMES, type AccountRow, type AlertRow, type IndexQueries, type MerchantRow, type RecordRow } from "../../indexer/queries.js";
 import { choice, stringOption } from "../args.js";
 import type { Command, Context } from "../command.js";
 import { csvLine, isoTime, plural, toJson, yuanDecimal, type Cell } from "../format.js";
@@ -42,8 +42,10 @@ function* paged<Row>(fetch: (offset: number) => Row[]): Iterable<Row> {
 }
 
 const records: Sheet<RecordRow> = {
-  columns: ["record_index", "merchant_id", "account", "kind", "amount_yuan", "block_number", "block_time", "tx_hash", "log_index", "commitment", "verification", "problems", "confirmed", "time", "order_ref", "memo"],
-  cells: (r) => [r.recordIndex, r.merchantId, r.account, r.kindName, yuanDecimal(r.amount), r.blockNumber, isoTime(r.blockTime), r.txHash, r.logIndex, r.commitment, r.verification, r.problems.join(";"), r.confirmed, iso(r.details?.time ?? null), r.details?.orderRef ?? null, r.details?.memo ?? null],
+  // `kind` is the booked kind (a settlement is a refund); `settlement` says why custody booked it
+  // (claim, cooling-off) and `holder` whom it paid, empty for a record of a batch.
+  columns: ["record_index", "merchant_id", "account", "kind", "amount_yuan", "block_number", "block_time", "tx_hash", "log_index", "commitment", "verification", "problems", "confirmed", "time", "order_ref", "memo", "settlement", "holder"],
+  cells: (r) => [r.recordIndex, r.merchantId, r.account, KIND_NAMES[r.kind] ?? r.kindName, yuanDecimal(r.amount), r.blockNumber, isoTime(r.blockTime), r.txHash, r.logIndex, r.commitment, r.verification, r.problems.join(";"), r.confirmed, iso(r.details?.time ?? null), r.details?.orderRef ?? null, r.details?.memo ?? null, r.settlement?.reason ?? null, r.settlement?.holder ?? null],
   *rows(q, merchant) {
     // Keyset paging by record index: an OFFSET deep into millions of records rescans them all.
     for (let after = 0; ; ) {

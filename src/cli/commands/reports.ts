@@ -5,7 +5,7 @@
  */
 import { PrepaidLedgerError } from "../../errors.js";
 import type { AccountRow, AlertRow, IndexQueries, MerchantRow, RecordRow } from "../../indexer/queries.js";
-import { CUSTODY_EVENT_NAMES, coverageText, percent, type CustodyFigures, type CustodyView } from "../../indexer/custody.js";
+import { CUSTODY_EVENT_NAMES, coverageText, isOutflow, percent, type CustodyFigures, type CustodyView } from "../../indexer/custody.js";
 import { RECORDER_EVENT_NAMES, describeRecorderEvent, type RecorderView } from "../../indexer/recorders.js";
 import { RISK_RULES, type RiskRule } from "../../indexer/risk.js";
 import { choice, intOption, stringOption } from "../args.js";
@@ -13,6 +13,7 @@ import type { Command, Context } from "../command.js";
 import { EXIT_CODES } from "../exit.js";
 import { keyValues, localTime, plural, table, tableOrNone, yuan, type Cell } from "../format.js";
 import { merchantId, withQueries } from "../index-file.js";
+import { protectionText } from "./protection.js";
 
 /** Records of one account read per query (an account rarely has more). */
 const HISTORY_PAGE = 1_000;
@@ -90,7 +91,7 @@ function merchantCells(m: MerchantRow): Cell[] {
 /** held, required, coverage (held ÷ required), the last marked "BELOW" when held < required. */
 function custodyCells(f: CustodyFigures | undefined): Cell[] {
   if (f === undefined) return [null, null, null];
-  return [yuan(f.held), yuan(f.required), coverageText(f.coverage) + (f.belowRequirement ? " BELOW" : "")];
+  return [yuan(f.held), yuan(f.required), coverageText(f.coverage) + (f.belowRequirement ? " BELOW" : f.claimsOpened ? " claims" : "")];
 }
 
 async function merchants(ctx: Context): Promise<number> {
@@ -116,7 +117,8 @@ async function merchants(ctx: Context): Promise<number> {
       return 0;
     }
     const held = [...custody.merchants.values()].reduce((sum, f) => sum + f.held, 0);
-    const required = [...custody.merchants.values()].reduce((sum, f) => sum + f.required, 0);
+    // A closed merchant in claims has no requirement any more (its custody is its holders' pool).
+    const required = [...custody.merchants.values()].reduce((sum, f) => sum + (f.claimsOpened ? 0 : f.required), 0);
     await ctx.write(
       table(
         [...MERCHANT_COLUMNS, ...CUSTODY_COLUMNS],
@@ -218,9 +220,11 @@ function custodyText(c: CustodyView): string {
       ["Required", `${yuan(c.required)} (ceil(ratio × liability ${yuan(c.liability)} / 10,000))`],
       [
         "Coverage",
-        c.coverage === null
-          ? "— (nothing is required)"
-          : `${coverageText(c.coverage)}${c.belowRequirement ? ` — BELOW the requirement by ${yuan(c.required - c.held)}` : " (held ÷ required)"}`,
+        c.claimsOpened
+          ? `${coverageText(c.coverage)} — claims are open: custody is the card holders' pool, no requirement applies`
+          : c.coverage === null
+            ? "— (nothing is required)"
+            : `${coverageText(c.coverage)}${c.belowRequirement ? ` — BELOW the requirement by ${yuan(c.required - c.held)}` : " (held ÷ required)"}`,
       ],
     ]),
     `\nCustody history (${c.history.length}):\n`,
@@ -230,7 +234,7 @@ function custodyText(c: CustodyView): string {
         e.blockNumber,
         localTime(e.time),
         CUSTODY_EVENT_NAMES[e.event],
-        e.amount === null ? null : (e.event === "withdrawn" ? "-" : "+") + yuan(e.amount),
+        e.amount === null ? null : (isOutflow(e.event) ? "-" : "+") + yuan(e.amount),
         e.heldAfter === null ? null : yuan(e.heldAfter),
         e.event === "ratio-set" ? `${percent(e.ratioBefore ?? 0)} → ${percent(e.ratioBps ?? 0)}` : null,
         e.actor,
@@ -250,8 +254,9 @@ async function merchant(ctx: Context): Promise<number> {
     const alerts = q.alerts({ merchantId: id, limit: ALL_ALERTS });
     const recorders = q.recorders(id);
     const custody = q.custody(id);
+    const protection = q.protection(id);
     if (ctx.json) {
-      await ctx.writeJson({ merchant: m, recorders, custody, topAccounts: accounts, alerts });
+      await ctx.writeJson({ merchant: m, recorders, custody, protection, topAccounts: accounts, alerts });
       return 0;
     }
     const parts = [
@@ -259,6 +264,7 @@ async function merchant(ctx: Context): Promise<number> {
       merchantFigures(m),
       recordersText(recorders),
       custodyText(custody),
+      protectionText(protection, m.status),
       `\nLargest balances (${accounts.length} of ${m.accountCount} accounts):\n`,
       tableOrNone(ACCOUNT_COLUMNS, accounts.map(accountCells)),
       `\nAlerts (${alerts.length}):\n`,
@@ -294,7 +300,8 @@ function historyCells(r: RecordRow): Cell[] {
     r.kindName,
     signedAmount(r),
     r.details?.orderRef ?? null,
-    r.details?.memo ?? null,
+    // A settlement has no details: say who custody paid.
+    r.settlement !== null ? `custody paid holder ${r.settlement.holder}` : (r.details?.memo ?? null),
     r.verification + problems,
     confirmedText(r.confirmed),
   ];
@@ -388,9 +395,9 @@ export const merchantsCommand: Command = {
 export const merchantCommand: Command = {
   name: "merchant",
   positionals: ["id"],
-  summary: "one merchant: its figures, who may write for it, custody, largest card balances and alerts",
+  summary: "one merchant: its figures, who may write for it, custody, card rules, claims, cooling-off, largest balances, alerts",
   description:
-    "The merchant's books; who may write for it (its recorder keys now, the regulators' pending offers\nand when anyone may carry them out, and every recorder event, from the registry's events); its\ncustody (held, ratio, required, coverage, and every deposit, withdrawal and ratio change); its\naccounts with the largest balances, and every alert about it.\nExits 6 if the index has no such merchant.",
+    "The merchant's books; who may write for it (its recorder keys now, the regulators' pending offers\nand when anyone may carry them out, and every recorder event, from the registry's events); its\ncustody (held, ratio, required, coverage, and every deposit, withdrawal, ratio change and payout);\nits card rules (cap, cooling-off days), its claims round once closed (pool, liability, rate,\ndeadline, paid, unpaid, swept, every claim) and its cooling-off returns (paid, owed with due\ndates, OVERDUE ones marked); its accounts with the largest balances, and every alert about it.\nExits 6 if the index has no such merchant.",
   options: { top: { type: "string", value: "N", help: "how many of the largest accounts to list (default 10)" } },
   examples: ["prepaid merchant 101", "prepaid merchant 101 --top 50 --json"],
   run: merchant,
