@@ -175,7 +175,6 @@ const cardId = (merchant: number, n: number) => demoCard(merchant, n).id;
 export async function runDay(conn: DayConnection, log: (line: string) => void = () => {}): Promise<DayResult> {
   const signers = await conn.ethers.getSigners();
   const [admin, regulator] = signers;
-  const recorders = new Map(MERCHANTS.map((m, i) => [m.id, signers[2 + i]]));
 
   await forgetStaleDeployment(conn);
   const supervisors = signers.slice(10, 10 + SUPERVISORS);
@@ -197,26 +196,27 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   const quorumAddress = await quorum.getAddress();
   const custodyAddress = await custody.getAddress();
   const asRegulator = ledger.connect(regulator) as Contract;
+  // A rerun against the same node finds the first day's merchants there, two of them closed for
+  // good: the next day opens four new merchants, 100 ids further on.
+  let offset = 0;
+  while ((await ledger.merchantBooks(MERCHANTS[0].id + offset)).status !== 0n) offset += 100;
+  const merchants = MERCHANTS.map((m) => ({ ...m, id: m.id + offset }));
+  const [suspended, withdrawing, returnedMerchant] = [SUSPENDED + offset, WITHDRAWING + offset, RETURNED_CARD.merchantId + offset];
+  const recorders = new Map(merchants.map((m, i) => [m.id, signers[2 + i]]));
   log(`  ledger at ${ledgerAddress}`);
   log(`  quorum at ${quorumAddress}: ${SUPERVISORS} supervisors, ${THRESHOLD} must sign`);
   log(`  custody at ${custodyAddress}, holding test token ${await token.getAddress()} (fen), attached to the ledger`);
 
-  for (const m of MERCHANTS) {
-    const books = await ledger.merchantBooks(m.id);
-    if (books.status === 0n) {
-      await (await asRegulator.registerMerchant(m.id, recorders.get(m.id)!.address)).wait();
-      log(`  registered merchant ${m.id} ${m.name}`);
-    } else if (books.status === 2n) {
-      await (await asRegulator.reinstateMerchant(m.id)).wait();
-      log(`  reinstated merchant ${m.id} ${m.name} (suspended by an earlier run)`);
-    }
+  for (const m of merchants) {
+    await (await asRegulator.registerMerchant(m.id, recorders.get(m.id)!.address)).wait();
+    log(`  registered merchant ${m.id} ${m.name}`);
   }
 
   log(`Card rules: at most ${yuan(CARD_CAP)} on a card, and ${COOLING_OFF_DAYS} days to return a new card…`);
-  for (const m of MERCHANTS) await (await asRegulator.setMerchantPolicy(m.id, CARD_CAP, COOLING_OFF_DAYS)).wait();
+  for (const m of merchants) await (await asRegulator.setMerchantPolicy(m.id, CARD_CAP, COOLING_OFF_DAYS)).wait();
 
   log(`Custody: the regulator requires ${Number(COVERAGE_BPS) / 100} % of every merchant's liability in custody; the merchants deposit…`);
-  for (const m of MERCHANTS) {
+  for (const m of merchants) {
     const recorder = recorders.get(m.id)!;
     await (await (custody.connect(regulator) as Contract).setCoverageRatio(m.id, COVERAGE_BPS)).wait();
     // Enough for the most the day can sell: two card prices per card and an afternoon top-up.
@@ -229,7 +229,7 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
 
   const journals = mkdtempSync(join(tmpdir(), "prepaid-ledger-day-"));
   const uploaders = new Map<number, Uploader>();
-  for (const m of MERCHANTS) {
+  for (const m of merchants) {
     uploaders.set(
       m.id,
       await Uploader.open(
@@ -297,7 +297,7 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   };
 
   log("Morning: cards sold (each card's first top-up is its initial amount)…");
-  for (const m of MERCHANTS) {
+  for (const m of merchants) {
     const sales: RecordDetails[] = [];
     for (let n = 0; n < m.cards; n++) {
       const card = cardId(m.id, n);
@@ -309,17 +309,17 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   }
 
   log("Late morning: classes, lessons, appointments…");
-  for (const m of MERCHANTS) await upload(m, session(m, 120, 240), "11:00-13:00");
+  for (const m of merchants) await upload(m, session(m, 120, 240), "11:00-13:00");
 
   log("Noon: the supervisors check the books and confirm them…");
   const confirmed = await confirmWithSupervisors(ledgerAddress, quorumAddress, supervisors, journals);
   log(`  checkpoint at record ${confirmed} final, signed by ${THRESHOLD} of ${SUPERVISORS} supervisors`);
 
-  log(`Midday: the regulator suspends ${MERCHANTS.find((m) => m.id === SUSPENDED)!.name} (complaints about closing)…`);
-  await (await asRegulator.suspendMerchant(SUSPENDED, encodeBytes32String("complaints: closing"))).wait();
+  log(`Midday: the regulator suspends ${merchants.find((m) => m.id === suspended)!.name} (complaints about closing)…`);
+  await (await asRegulator.suspendMerchant(suspended, encodeBytes32String("complaints: closing"))).wait();
 
   log("Afternoon: more consumption, some top-ups…");
-  for (const m of MERCHANTS) {
+  for (const m of merchants) {
     const details = session(m, 300, 480);
     for (let n = 0; n < m.cards; n += 7) {
       const card = cardId(m.id, n);
@@ -330,31 +330,31 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   }
   for (const u of uploaders.values()) u.close();
 
-  const returned = demoCard(RETURNED_CARD.merchantId, RETURNED_CARD.n);
-  const returnedName = MERCHANTS.find((m) => m.id === RETURNED_CARD.merchantId)!.name;
+  const returned = demoCard(returnedMerchant, RETURNED_CARD.n);
+  const returnedName = merchants.find((m) => m.id === returnedMerchant)!.name;
   const holder = returned.holder.connect(conn.ethers.provider);
   await (await admin.sendTransaction({ to: holder.address, value: 10n ** 16n })).wait();
   const [back, paidNow] = await (custody.connect(holder) as Contract).requestCoolingOff.staticCall(
-    RETURNED_CARD.merchantId,
+    returnedMerchant,
     returned.secret,
     holder.address,
   );
-  await (await (custody.connect(holder) as Contract).requestCoolingOff(RETURNED_CARD.merchantId, returned.secret, holder.address)).wait();
+  await (await (custody.connect(holder) as Contract).requestCoolingOff(returnedMerchant, returned.secret, holder.address)).wait();
   log(
     `  a ${returnedName} customer changes their mind and returns the card bought this morning: ${yuan(back)} ` +
       `${paidNow ? "paid back at once from custody" : "owed by the merchant within 15 days"}`,
   );
 
   log("Evening: custody follows the books (what consumption and refunds freed may be withdrawn)…");
-  for (const m of MERCHANTS) {
+  for (const m of merchants) {
     const c = await custody.custodyOf(m.id);
     log(`  ${m.name}: holds ${yuan(c.held)}, must keep ${yuan(c.required)} of ${yuan(c.liability)} owed, may withdraw ${yuan(c.withdrawable)}`);
   }
-  const half = ((await custody.custodyOf(WITHDRAWING)).withdrawable as bigint) / 2n;
+  const half = ((await custody.custodyOf(withdrawing)).withdrawable as bigint) / 2n;
   if (half > 0n) {
-    const recorder = recorders.get(WITHDRAWING)!;
-    await (await (custody.connect(recorder) as Contract).withdraw(WITHDRAWING, half, recorder.address)).wait();
-    log(`  ${MERCHANTS.find((m) => m.id === WITHDRAWING)!.name} withdrew ${yuan(half)}, keeping as much as a margin for tomorrow's sales`);
+    const recorder = recorders.get(withdrawing)!;
+    await (await (custody.connect(recorder) as Contract).withdraw(withdrawing, half, recorder.address)).wait();
+    log(`  ${merchants.find((m) => m.id === withdrawing)!.name} withdrew ${yuan(half)}, keeping as much as a margin for tomorrow's sales`);
   }
 
   const exit = await runExit(
@@ -367,7 +367,8 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
       regulator,
       fund: signers[10 + SUPERVISORS],
       recorders,
-      merchants: MERCHANTS.map((m) => ({ id: m.id, name: m.name, cards: m.cards })),
+      offset,
+      merchants: merchants.map((m) => ({ id: m.id, name: m.name, cards: m.cards })),
     },
     log,
   );
@@ -391,7 +392,8 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     uploaded,
     refused,
     report,
-    names: new Map(MERCHANTS.map((m) => [m.id, m.name])),
+    // Every day's merchants on this ledger, the earlier runs' too (the report lists them all).
+    names: new Map(Array.from({ length: offset / 100 + 1 }, (_, k) => MERCHANTS.map((m) => [m.id + 100 * k, m.name] as const)).flat()),
     exit,
   };
 }

@@ -76,26 +76,29 @@ interface ExitContext {
   fund: HardhatEthersSigner;
   recorders: Map<number, HardhatEthersSigner>;
   merchants: { id: number; name: string; cards: number }[];
+  /** Added to the demo's merchant ids (a rerun on the same node opens new merchants). */
+  offset: number;
 }
 
 /** Closes the two merchants, has their holders claim, lets the window pass and sweeps. */
 export async function runExit(c: ExitContext, log: (line: string) => void): Promise<ExitResult> {
   const name = (m: number) => c.merchants.find((x) => x.id === m)!.name;
+  const [coveredId, shortId] = [CLOSING_COVERED + c.offset, CLOSING_SHORT + c.offset];
   const asRegulator = c.ledger.connect(c.regulator) as Contract;
 
-  log(`Closing time: ${name(CLOSING_COVERED)} closes in good order; ${name(CLOSING_SHORT)} never reopens…`);
-  const covered = await c.custody.custodyOf(CLOSING_COVERED);
+  log(`Closing time: ${name(coveredId)} closes in good order; ${name(shortId)} never reopens…`);
+  const covered = await c.custody.custodyOf(coveredId);
   const shortfall = (covered.liability as bigint) - (covered.held as bigint);
   if (shortfall > 0n) {
-    const recorder = c.recorders.get(CLOSING_COVERED)!;
+    const recorder = c.recorders.get(coveredId)!;
     await (await (c.token.connect(recorder) as Contract).mint(recorder.address, shortfall)).wait();
     await (await (c.token.connect(recorder) as Contract).approve(await c.custody.getAddress(), shortfall)).wait();
-    await (await (c.custody.connect(recorder) as Contract).deposit(CLOSING_COVERED, shortfall)).wait();
-    log(`  ${name(CLOSING_COVERED)} deposits ${yuan(shortfall)}, so custody holds all it owes`);
+    await (await (c.custody.connect(recorder) as Contract).deposit(coveredId, shortfall)).wait();
+    log(`  ${name(coveredId)} deposits ${yuan(shortfall)}, so custody holds all it owes`);
   }
-  const reasons: Record<number, string> = { [CLOSING_COVERED]: "closing: lease ended", [CLOSING_SHORT]: "closed: owner gone" };
+  const reasons: Record<number, string> = { [coveredId]: "closing: lease ended", [shortId]: "closed: owner gone" };
   const closed: ClosedMerchant[] = [];
-  for (const m of [CLOSING_COVERED, CLOSING_SHORT]) {
+  for (const m of [coveredId, shortId]) {
     await (await asRegulator.closeMerchant(m, encodeBytes32String(reasons[m]))).wait();
     await (await (c.custody.connect(c.regulator) as Contract).openClaims(m, CLAIMS_WINDOW, c.fund.address)).wait();
     const round = await c.custody.claimsOf(m);
@@ -157,7 +160,7 @@ export function formatExit(exit: ExitResult, shown = 5): string {
         `    ${short(h.card).padEnd(14)} ${short(h.holder).padEnd(14)} ${yuan(h.owed).padStart(12)} ${(h.claimed ? yuan(h.paid) : h.owed === 0n ? "nothing owed" : "not claimed").padStart(12)}`,
       );
     }
-    if (m.holders.length > shown) lines.push(`    … and ${m.holders.length - shown} more holders (prepaid merchant ${m.merchantId} lists them all)`);
+    if (m.holders.length > shown) lines.push(`    … and ${m.holders.length - shown} more holders (`prepaid merchant ${m.merchantId}` lists every claim)`);
     const claimed = m.holders.filter((h) => h.claimed);
     const unclaimed = m.holders.filter((h) => !h.claimed && h.owed > 0n);
     lines.push(
