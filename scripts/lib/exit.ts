@@ -160,7 +160,7 @@ export function formatExit(exit: ExitResult, shown = 5): string {
         `    ${short(h.card).padEnd(14)} ${short(h.holder).padEnd(14)} ${yuan(h.owed).padStart(12)} ${(h.claimed ? yuan(h.paid) : h.owed === 0n ? "nothing owed" : "not claimed").padStart(12)}`,
       );
     }
-    if (m.holders.length > shown) lines.push(`    … and ${m.holders.length - shown} more holders (`prepaid merchant ${m.merchantId}` lists every claim)`);
+    if (m.holders.length > shown) lines.push(`    … and ${m.holders.length - shown} more holders (prepaid merchant ${m.merchantId} lists every claim)`);
     const claimed = m.holders.filter((h) => h.claimed);
     const unclaimed = m.holders.filter((h) => !h.claimed && h.owed > 0n);
     lines.push(
