@@ -14,13 +14,11 @@ import {
   checkOpened,
   checkRecipients,
   checkSealedPayload,
-  checkUnwrapped,
-  entryFor,
+  unwrapDataKey,
   writeIndex,
   type BatchKey,
   type Recipient,
 } from "../crypto/envelope-format.js";
-import { addressOf, publicKeyOf } from "../crypto/keys.js";
 import { PrepaidLedgerError } from "../errors.js";
 import { eciesDecrypt, eciesEncrypt } from "./ecies.js";
 
@@ -57,18 +55,7 @@ export async function createBatchKey(recipients: Recipient[]): Promise<BatchKey>
  *   `parseEnvelope`
  */
 export async function openEnvelope(privateKey: string, envelope: Uint8Array): Promise<Uint8Array> {
-  const address = addressOf(publicKeyOf(privateKey));
-  const entry = entryFor(address, envelope);
-  let dataKey: Uint8Array;
-  try {
-    dataKey = await eciesDecrypt(privateKey, entry.wrapped);
-  } catch (e) {
-    throw new PrepaidLedgerError("WRAPPED_KEY_CORRUPT", "Wrapped data key failed to unwrap", {
-      details: { address, role: entry.role },
-      cause: e,
-    });
-  }
-  return checkUnwrapped(dataKey, entry);
+  return unwrapDataKey(privateKey, envelope, eciesDecrypt);
 }
 
 /**

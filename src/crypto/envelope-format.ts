@@ -9,7 +9,7 @@ import { getAddress } from "ethers";
 import { PrepaidLedgerError } from "../errors.js";
 import { bytesToHex, writeHex } from "./bytes.js";
 import { DETAILS_VERSION } from "./details.js";
-import { addressOf } from "./keys.js";
+import { addressOf, publicKeyOf } from "./keys.js";
 
 /** What a recipient of a batch key is to the ledger (FORMAT.md 4: role byte 1, 2, 3). */
 export type RecipientRole = "regulator" | "merchant" | "other";
@@ -240,4 +240,35 @@ export function checkOpened(plain: Uint8Array): Uint8Array {
     });
   }
   return plain;
+}
+
+/**
+ * Unwraps the batch data key from the envelope entry of this key's address, with the platform's
+ * ECIES decryption (Node's or the browser's `openEnvelope` pass theirs).
+ *
+ * @param privateKey - the recipient's private key (32-byte hex, `0x` optional)
+ * @param envelope - the batch envelope
+ * @param decrypt - the platform's ECIES decryption
+ * @returns the 32-byte data key
+ * @throws PrepaidLedgerError `WRONG_KEY` if no entry is for this key; `WRAPPED_KEY_CORRUPT`
+ *   (cause kept) if that entry fails to decrypt or does not hold exactly 32 bytes; the errors of
+ *   `parseEnvelope`
+ */
+export async function unwrapDataKey(
+  privateKey: string,
+  envelope: Uint8Array,
+  decrypt: (privateKey: string, cipher: Uint8Array) => Promise<Uint8Array>,
+): Promise<Uint8Array> {
+  const address = addressOf(publicKeyOf(privateKey));
+  const entry = entryFor(address, envelope);
+  let dataKey: Uint8Array;
+  try {
+    dataKey = await decrypt(privateKey, entry.wrapped);
+  } catch (e) {
+    throw new PrepaidLedgerError("WRAPPED_KEY_CORRUPT", "Wrapped data key failed to unwrap", {
+      details: { address, role: entry.role },
+      cause: e,
+    });
+  }
+  return checkUnwrapped(dataKey, entry);
 }

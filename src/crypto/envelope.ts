@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 
 import { PrepaidLedgerError } from "../errors.js";
-import { addressOf, eciesDecrypt, eciesEncrypt, publicKeyOf } from "./ecies.js";
+import { eciesDecrypt, eciesEncrypt } from "./ecies.js";
 import {
   DATA_KEY_LENGTH,
   TAG_LENGTH,
@@ -16,8 +16,7 @@ import {
   checkOpened,
   checkRecipients,
   checkSealedPayload,
-  checkUnwrapped,
-  entryFor,
+  unwrapDataKey,
   writeIndex,
   type BatchKey,
   type Recipient,
@@ -78,18 +77,7 @@ export function drawBatchKey(recipients: Recipient[]): { dataKey: Uint8Array; wr
  *   `parseEnvelope`
  */
 export async function openEnvelope(privateKey: string, envelope: Uint8Array): Promise<Uint8Array> {
-  const address = addressOf(publicKeyOf(privateKey));
-  const entry = entryFor(address, envelope);
-  let dataKey: Uint8Array;
-  try {
-    dataKey = await eciesDecrypt(privateKey, entry.wrapped);
-  } catch (e) {
-    throw new PrepaidLedgerError("WRAPPED_KEY_CORRUPT", "Wrapped data key failed to unwrap", {
-      details: { address, role: entry.role },
-      cause: e,
-    });
-  }
-  return checkUnwrapped(dataKey, entry);
+  return unwrapDataKey(privateKey, envelope, eciesDecrypt);
 }
 
 /**
