@@ -42,6 +42,10 @@ contract PrepaidLedger is CustodyLink, Pausable {
     /// @dev The settlement link's tag (docs/FORMAT.md 7.3), in the same place as the batch tag.
     bytes32 private constant _SETTLEMENT_TAG = keccak256("prepaid-ledger.settlement.v2");
 
+    /// @dev PackedAccount's bits 0-215 (all but the cooling-off run): what a top-up keeps of the
+    /// word when its run restarts.
+    uint256 private constant _BELOW_RUN = 0x0000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffff;
+
     bytes32 private immutable GENESIS_HEAD;
 
     /// @dev A batch's running state, shared by the booking loop and recordBatch.
@@ -58,6 +62,8 @@ contract PrepaidLedger is CustodyLink, Pausable {
         uint256 refunded;
         /// @dev The merchant's card cap (0: none), read once per batch.
         uint256 cap;
+        /// @dev The merchant's cooling-off period in seconds (0: none), from the same word.
+        uint256 coolingOff;
     }
 
     /// @dev Accounts are keyed by merchant first: a card id is only ever one merchant's, so no
@@ -135,10 +141,11 @@ contract PrepaidLedger is CustodyLink, Pausable {
             toppedUp: 0,
             consumed: 0,
             refunded: 0,
-            cap: m.cardCap
+            cap: m.cardCap,
+            coolingOff: uint256(m.coolingOffDays) * 1 days
         });
         firstRecordIndex = b.index + 1;
-        if (!_bookAll(b, records, count)) _explainFailure(merchantId, records, b.offset, b.cap);
+        if (!_bookAll(b, records, count)) _explainFailure(merchantId, records, b.offset, b.cap, b.coolingOff);
         if (b.offset != records.length) revert LedgerMalformedBatch(b.offset, records.length);
         // Amounts are at least 1, so non-zero sums mean a top-up or a consumption was booked.
         if (status == MerchantStatus.WindingDown && (b.toppedUp | b.consumed) != 0) _explainRefundsOnly(merchantId, records);
@@ -151,7 +158,7 @@ contract PrepaidLedger is CustodyLink, Pausable {
         m.recordCount += count;
         m.accountCount = uint32(accountCount);
         // A batch's sums are below 2^64 (_bookAll), so the casts keep them whole. With at most
-        // 2^32 - 1 accounts of at most 2^48 - 1 top-ups each, toppedUp stays below 2^80 in its
+        // 2^32 - 1 accounts of at most 2^40 - 1 top-ups each, toppedUp stays below 2^72 in its
         // 88 bits, and consumed and refunded (each at most toppedUp) too: the checked additions
         // below cannot revert (MerchantRegistry.Merchant).
         m.toppedUp += uint88(b.toppedUp);
@@ -182,9 +189,12 @@ contract PrepaidLedger is CustodyLink, Pausable {
         }
         Merchant storage m = _registered(merchantId);
         // book() refuses an unopened card, a zero amount and more than the balance (which is
-        // below 2^48), so the casts below keep `amount` whole.
-        _accounts[merchantId][account] =
-            _accounts[merchantId][account].book(0, account, uint256(RecordKind.Refund), amount);
+        // below 2^40), so the casts below keep `amount` whole. A cooling-off return also leaves
+        // the card's cooling-off run, so the same money cannot be returned twice.
+        uint256 packed = _accounts[merchantId][account];
+        _accounts[merchantId][account] = reason == SettlementReason.CoolingOff
+            ? packed.bookCoolingOffReturn(account, amount)
+            : packed.book(0, 0, account, uint256(RecordKind.Refund), amount);
         recordIndex = _recordCount + 1;
         bytes32 head = keccak256(
             abi.encodePacked(_head, _SETTLEMENT_TAG, recordIndex, merchantId, account, holder, uint8(reason), uint48(amount))
@@ -218,7 +228,8 @@ contract PrepaidLedger is CustodyLink, Pausable {
             consumed: packed.consumed(),
             refunded: packed.refunded(),
             balance: packed.balance(),
-            openedAt: packed.openedAt()
+            lastTopUpAt: packed.lastTopUpAt(),
+            coolingOffTopUps: packed.coolingOffTopUps()
         });
     }
 
@@ -326,6 +337,7 @@ contract PrepaidLedger is CustodyLink, Pausable {
             let offset := mload(add(b, 0x80))
             // Sums of the batch, one word: toppedUp | consumed << 64 | refunded << 128 | opened << 192.
             let sums := 0
+            let coolingOff := mload(add(b, 0x140))
             // Scratch memory past the free-memory pointer; nothing in this block allocates.
             let ptr := mload(0x40)
             ok := 1
@@ -355,40 +367,49 @@ contract PrepaidLedger is CustodyLink, Pausable {
                         ok := 0
                         break
                     }
-                    packed := or(timestamp(), shl(64, amount))
+                    packed := or(timestamp(), shl(56, amount))
                     sums := add(sums, shl(192, 1))
                 }
                 // kind - 1 wraps for 0, so this admits kinds 1-3 only.
-                if or(gt(sub(kind, 1), 2), eq(and(shr(32, packed), 0xffffffff), 0xffffffff)) {
+                if or(gt(sub(kind, 1), 2), eq(and(shr(32, packed), 0xffffff), 0xffffff)) {
                     ok := 0
                     break
                 }
-                let topped := and(shr(112, packed), 0xffffffffffff)
+                let topped := and(shr(96, packed), 0xffffffffff)
                 switch kind
                 case 1 {
                     let total := add(topped, amount)
-                    if gt(total, 0xffffffffffff) {
+                    if gt(total, 0xffffffffff) {
                         ok := 0
                         break
                     }
                     // The card cap (0: none) binds the balance the top-up leaves.
                     let cap := mload(add(b, 0x120))
                     if cap {
-                        if gt(sub(sub(total, and(shr(160, packed), 0xffffffffffff)), shr(208, packed)), cap) {
+                        let spent := add(and(shr(136, packed), 0xffffffffff), and(shr(176, packed), 0xffffffffff))
+                        if gt(sub(total, spent), cap) {
                             ok := 0
                             break
                         }
                     }
+                    // The cooling-off run (top 40 bits) restarts unless this top-up comes within
+                    // the period after the previous one; then the top-up joins it and
+                    // lastTopUpAt (low 32 bits) becomes now. The run is a part of toppedUp, so
+                    // it stays below 2^40 and adding to it carries nothing out of the word.
+                    let previous := and(packed, 0xffffffff)
+                    if gt(timestamp(), add(previous, coolingOff)) { packed := and(packed, _BELOW_RUN) }
+                    packed := add(sub(packed, previous), add(timestamp(), shl(216, amount)))
                 }
                 default {
                     // balance = toppedUp - consumed - refunded, never negative.
-                    if gt(amount, sub(sub(topped, and(shr(160, packed), 0xffffffffffff)), shr(208, packed))) {
+                    let spent := add(and(shr(136, packed), 0xffffffffff), and(shr(176, packed), 0xffffffffff))
+                    if gt(amount, sub(topped, spent)) {
                         ok := 0
                         break
                     }
                 }
-                // Raise the kind's total (bit 64 + 48 × kind) and the record count (bit 32).
-                sstore(slot, add(add(packed, shl(add(64, mul(48, kind)), amount)), 0x100000000))
+                // Raise the kind's total (bit 56 + 40 × kind) and the record count (bit 32).
+                sstore(slot, add(add(packed, shl(add(56, mul(40, kind)), amount)), 0x100000000))
                 sums := add(sums, shl(mul(64, sub(kind, 1)), amount))
 
                 // head_n = keccak256(head_{n-1} | n u64 | merchantId u32 | record)
@@ -432,7 +453,10 @@ contract PrepaidLedger is CustodyLink, Pausable {
 
     /// @dev Replays the record at `offset` through the checked path, which reverts with the
     /// rule it breaks. Called only after `_bookAll` stopped there, so it never returns.
-    function _explainFailure(uint32 merchantId, bytes calldata records, uint256 offset, uint256 cap) private view {
+    function _explainFailure(uint32 merchantId, bytes calldata records, uint256 offset, uint256 cap, uint256 coolingOff)
+        private
+        view
+    {
         uint256 end = records.length;
         if (offset + _RECORD_HEAD > end) revert LedgerMalformedBatch(offset, end);
         bytes calldata r = records[offset:];
@@ -444,7 +468,7 @@ contract PrepaidLedger is CustodyLink, Pausable {
         if (offset + _RECORD_HEAD + cipherLength > end) revert LedgerMalformedBatch(offset, end);
         if (amount == 0) revert LedgerZeroAmount(account);
         if (commitment == 0 || cipherLength == 0) revert LedgerMissingCommitment(account);
-        uint256 updated = _accounts[merchantId][account].book(uint32(block.timestamp), account, kind, amount);
+        uint256 updated = _accounts[merchantId][account].book(uint32(block.timestamp), coolingOff, account, kind, amount);
         if (kind == uint256(RecordKind.TopUp) && cap != 0 && updated.balance() > cap) {
             revert LedgerCardCapExceeded(merchantId, account, updated.balance(), cap);
         }

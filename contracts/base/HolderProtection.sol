@@ -13,8 +13,8 @@ import {CustodyBooks} from "./CustodyBooks.sol";
 
 /// @title HolderProtection
 /// @notice The card holders' side of custody: claims on a closed merchant's custody, paid in
-/// full or at one pro-rata rate fixed when claims open, and cooling-off returns of a new card's
-/// unused money, paid from custody or owed by the merchant. Each payout is booked on the ledger
+/// full or at one pro-rata rate fixed when claims open, and cooling-off returns of a card's
+/// recent top-ups' unused money, paid from custody or owed by the merchant. Each payout is booked on the ledger
 /// (IPrepaidLedger.settle) before the token moves. Docs: docs/CUSTODY.md.
 abstract contract HolderProtection is CustodyBooks {
     using SafeERC20 for IERC20;
@@ -145,13 +145,13 @@ abstract contract HolderProtection is CustodyBooks {
         bytes32 account = CardId.derive(merchantId, msg.sender, secret);
         IPrepaidLedger.AccountBooks memory card = _LEDGER.accountBooks(merchantId, account);
         if (card.balance == 0) revert CustodyNothingOwed(merchantId, account);
-        uint256 endsAt = uint256(card.openedAt) + uint256(coolingOffDays) * 1 days;
+        uint256 endsAt = _coolingOffEnd(card.lastTopUpAt, coolingOffDays);
         if (block.timestamp > endsAt) revert CustodyCoolingOffEnded(merchantId, account, endsAt);
         Obligation storage owed = _obligations[merchantId][account];
         if (owed.amount != 0) revert CustodyObligationPending(merchantId, account, owed.amount, owed.dueBy);
-        // Consumption and earlier refunds use the first top-up's money first.
-        uint256 used = uint256(card.consumed) + card.refunded;
-        amount = card.initialAmount > used ? Math.min(card.initialAmount - used, card.balance) : 0;
+        // Consumption and refunds use the oldest money first, so what is left of the recent
+        // top-ups is at most the balance.
+        amount = Math.min(card.coolingOffTopUps, card.balance);
         if (amount == 0) revert CustodyNothingToReturn(merchantId, account);
         if (_accounts[merchantId].held >= amount) {
             uint64 recordIndex =
@@ -179,6 +179,18 @@ abstract contract HolderProtection is CustodyBooks {
     }
 
     /// @inheritdoc IHolderProtection
+    function coolingOffQuote(uint32 merchantId, bytes32 account) external view returns (uint256 amount, uint256 endsAt) {
+        IPrepaidLedger.MerchantStatus status = _status(merchantId);
+        (, uint16 coolingOffDays) = _LEDGER.merchantPolicy(merchantId);
+        IPrepaidLedger.AccountBooks memory card = _LEDGER.accountBooks(merchantId, account);
+        if (coolingOffDays == 0 || card.lastTopUpAt == 0) return (0, 0);
+        endsAt = _coolingOffEnd(card.lastTopUpAt, coolingOffDays);
+        bool open = status != IPrepaidLedger.MerchantStatus.Closed && block.timestamp <= endsAt
+            && _obligations[merchantId][account].amount == 0;
+        amount = open ? Math.min(card.coolingOffTopUps, card.balance) : 0;
+    }
+
+    /// @inheritdoc IHolderProtection
     function obligationOf(uint32 merchantId, bytes32 account) external view returns (Obligation memory) {
         return _obligations[merchantId][account];
     }
@@ -186,6 +198,11 @@ abstract contract HolderProtection is CustodyBooks {
     /// @inheritdoc IHolderProtection
     function cardId(uint32 merchantId, address holder, bytes32 secret) external pure returns (bytes32) {
         return CardId.derive(merchantId, holder, secret);
+    }
+
+    /// @dev The end of a card's cooling-off period: its latest top-up plus the merchant's period.
+    function _coolingOffEnd(uint32 lastTopUpAt, uint16 coolingOffDays) private pure returns (uint256) {
+        return uint256(lastTopUpAt) + uint256(coolingOffDays) * 1 days;
     }
 
     /// @dev Whether claims were opened for the merchant (deposits are then refused).

@@ -138,7 +138,7 @@ interface IHolderProtection {
     error CustodyNoCoolingOff(uint32 merchantId);
     /// @notice The card's cooling-off period ended at `endsAt`.
     error CustodyCoolingOffEnded(uint32 merchantId, bytes32 account, uint256 endsAt);
-    /// @notice Nothing of the card's first top-up is unused.
+    /// @notice Nothing of the card's top-ups in their cooling-off run is left unused.
     error CustodyNothingToReturn(uint32 merchantId, bytes32 account);
     /// @notice The card already has a cooling-off return owed.
     error CustodyObligationPending(uint32 merchantId, bytes32 account, uint256 amount, uint64 dueBy);
@@ -177,10 +177,12 @@ interface IHolderProtection {
 
     // ---------------------------------------------------------------- cooling-off
 
-    /// @notice Takes back the unused part of the caller's card's first top-up within the
+    /// @notice Takes back the unused part of the caller's card's recent top-ups within the
     /// merchant's cooling-off period (IPrepaidLedger.merchantPolicy), counted from the card's
-    /// opening. Unused part: min(balance, initialAmount - consumed - refunded) (consumption uses
-    /// the oldest money first). Paid at once from the merchant's custody when it holds enough,
+    /// latest top-up. Recent top-ups: the latest and each earlier one booked within the period
+    /// before the next (`AccountBooks.coolingOffTopUps`). Unused part: min(balance,
+    /// coolingOffTopUps), as consumption and refunds use the oldest money first. Paid at once
+    /// from the merchant's custody when it holds enough,
     /// and booked on the ledger; otherwise recorded as an obligation the merchant must meet
     /// within OBLIGATION_PERIOD. Not for a closed merchant (its holders claim instead).
     /// @param merchantId The merchant.
@@ -196,6 +198,13 @@ interface IHolderProtection {
     /// custodian, anyone), straight to the holder, and books it on the ledger. The card's
     /// balance must still hold the amount.
     function meetObligation(uint32 merchantId, bytes32 account) external;
+
+    /// @notice What a cooling-off request on a card would return now, and until when.
+    /// @return amount min(balance, coolingOffTopUps); 0 when the merchant has no cooling-off,
+    /// is closed, the period has ended, or a return is already owed.
+    /// @return endsAt The end of the card's cooling-off period (0 when the merchant has none or
+    /// the card is unopened).
+    function coolingOffQuote(uint32 merchantId, bytes32 account) external view returns (uint256 amount, uint256 endsAt);
 
     /// @notice The cooling-off return owed on a card (amount 0: none).
     function obligationOf(uint32 merchantId, bytes32 account) external view returns (Obligation memory);

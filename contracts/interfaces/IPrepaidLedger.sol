@@ -49,8 +49,13 @@ interface IPrepaidLedger {
     /// @param consumed Sum of all consumptions.
     /// @param refunded Sum of all refunds paid back to the card holder.
     /// @param balance What the merchant still owes: toppedUp - consumed - refunded.
-    /// @param openedAt When the first top-up was booked (block timestamp, seconds; 0 while
-    /// unopened): the start of the card's cooling-off period.
+    /// @param lastTopUpAt When the latest top-up was booked (block timestamp, seconds; 0 while
+    /// unopened): the card's cooling-off period runs from here.
+    /// @param coolingOffTopUps The top-ups a cooling-off return may still take back: the latest
+    /// one and each earlier one booked within the cooling-off period before the next (a run),
+    /// less cooling-off returns paid (docs/CUSTODY.md).
+    /// @dev Amounts are at most 2^40 - 1 and recordCount at most 2^24 - 1 (PackedAccount); the
+    /// wider types keep the ABI of earlier versions.
     struct AccountBooks {
         uint32 merchantId;
         uint32 recordCount;
@@ -59,7 +64,8 @@ interface IPrepaidLedger {
         uint48 consumed;
         uint48 refunded;
         uint256 balance;
-        uint32 openedAt;
+        uint32 lastTopUpAt;
+        uint48 coolingOffTopUps;
     }
 
     /// @notice The books and standing of one merchant.
@@ -361,8 +367,9 @@ interface IPrepaidLedger {
 
     /// @notice Sets a merchant's card rules. Regulator only. A cap binds top-ups booked after it
     /// (LedgerCardCapExceeded); a card already above a new cap keeps its balance and may be
-    /// consumed and refunded. The cooling-off period applies to every card of the merchant,
-    /// counted from its first top-up (`AccountBooks.openedAt`); the custody contract pays it.
+    /// consumed and refunded. The cooling-off period applies to every top-up of the merchant's
+    /// cards, counted from the card's latest top-up (`AccountBooks.lastTopUpAt`); the custody
+    /// contract pays it. A new period binds top-ups booked after it is set.
     /// @param merchantId A registered merchant.
     /// @param cardCap The most a card may hold after a top-up, in fen; 0 for no cap (e.g. 500000
     /// for the ¥5,000 cap on cards without a registered name).

@@ -11,7 +11,7 @@ import { hasTable, type Database } from "./schema.js";
 export interface CardRules {
   /** The most a card may hold after a top-up (fen); 0: no cap. */
   cardCap: number;
-  /** Days after a card's first top-up in which its holder may take back the unused part; 0: none. */
+  /** Days after a top-up in which the card's holder may take back its unused part; 0: none. */
   coolingOffDays: number;
   /** The regulator who set them, and when. */
   by: string;

@@ -85,7 +85,7 @@ export const PREPAID_LEDGER_ABI = [
   "function REGULATOR_ROLE() view returns (bytes32)",
   "function acceptDefaultAdminTransfer()",
   "function acceptRecorder(uint32 merchantId, address recorder)",
-  "function accountBooks(uint32 merchantId, bytes32 account) view returns ((uint32 merchantId, uint32 recordCount, uint48 initialAmount, uint48 toppedUp, uint48 consumed, uint48 refunded, uint256 balance, uint32 openedAt) books)",
+  "function accountBooks(uint32 merchantId, bytes32 account) view returns ((uint32 merchantId, uint32 recordCount, uint48 initialAmount, uint48 toppedUp, uint48 consumed, uint48 refunded, uint256 balance, uint32 lastTopUpAt, uint48 coolingOffTopUps) books)",
   "function addRecorder(uint32 merchantId, address recorder)",
   "function attachCustody()",
   "function balanceOf(uint32 merchantId, bytes32 account) view returns (uint256 balance)",

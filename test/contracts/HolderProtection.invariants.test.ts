@@ -77,7 +77,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ type: fc.constant("topUp" as const), card: cardArb, amount: amountArb }) },
   { weight: 3, arbitrary: fc.record({ type: fc.constantFrom("consume" as const, "refund" as const), card: cardArb, draw: amountArb }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant("ratio" as const), bps: fc.constantFrom(0, 3_000, 10_000) }) },
-  { weight: 1, arbitrary: fc.record({ type: fc.constant("policy" as const), cap: fc.constantFrom(0n, 50_000n, 100_000n), days: fc.constantFrom(0, 7) }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("policy" as const), cap: fc.constantFrom(0n, 20_000n, 50_000n, 100_000n), days: fc.constantFrom(0, 7, 7) }) },
   { weight: 2, arbitrary: fc.record({ type: fc.constant("wait" as const), days: fc.integer({ min: 1, max: 20 }) }) },
   { weight: 4, arbitrary: fc.record({ type: fc.constant("coolingOff" as const), card: cardArb }) },
   { weight: 2, arbitrary: fc.record({ type: fc.constantFrom("meet" as const, "claim" as const), card: cardArb }) },
@@ -98,7 +98,12 @@ const runArb = fc
 // ------------------------------------------------------------------------------ model
 
 interface CardModel {
-  openedAt: bigint;
+  /** When the latest top-up was booked. */
+  lastTopUpAt: bigint;
+  /** The top-ups in the current cooling-off run, less cooling-off returns (docs/CUSTODY.md). */
+  run: bigint;
+  /** The latest top-up's amount. */
+  lastTopUp: bigint;
   initial: bigint;
   toppedUp: bigint;
   consumed: bigint;
@@ -123,8 +128,11 @@ class Model {
   cap = 0n;
   days = 7n;
   round: { pool: bigint; liability: bigint; deadline: bigint; swept: boolean } | undefined;
+  /** Top-ups that joined an earlier one's cooling-off run, and cooling-off returns that took more than one top-up back. */
+  joined = 0;
+  multiReturns = 0;
   readonly cards: CardModel[] = HOLDERS.map(() => ({
-    openedAt: 0n, initial: 0n, toppedUp: 0n, consumed: 0n, refunded: 0n, records: 0n, owed: undefined, claimed: false,
+    lastTopUpAt: 0n, run: 0n, lastTopUp: 0n, initial: 0n, toppedUp: 0n, consumed: 0n, refunded: 0n, records: 0n, owed: undefined, claimed: false,
   }));
 
   constructor(readonly ids: string[]) {}
@@ -137,6 +145,15 @@ class Model {
   }
   required() {
     return (this.ratioBps * this.liability() + 9_999n) / 10_000n;
+  }
+
+  /** What coolingOffQuote says now: [amount, endsAt]. */
+  quote(c: CardModel): [bigint, bigint] {
+    if (this.days === 0n || c.records === 0n) return [0n, 0n];
+    const endsAt = c.lastTopUpAt + this.days * DAY;
+    const open = !this.closed && this.now <= endsAt && c.owed === undefined;
+    const balance = this.balance(c);
+    return [open ? (c.run < balance ? c.run : balance) : 0n, endsAt];
   }
 
   /** Resolves an op's amount against the model (withdraw "free", consumption draws). */
@@ -182,7 +199,12 @@ class Model {
         const liability = this.liability() + amount;
         const required = (this.ratioBps * liability + 9_999n) / 10_000n;
         if (this.held < required) return fail("LedgerUndercovered", M, liability, required, this.held);
-        if (c.records === 0n) [c.openedAt, c.initial] = [this.now, amount];
+        if (c.records === 0n) c.initial = amount;
+        // A top-up within the period of the card's previous one joins its run; else a new run.
+        const joins = c.records !== 0n && this.now <= c.lastTopUpAt + this.days * DAY;
+        if (joins) this.joined += 1;
+        c.run = joins ? c.run + amount : amount;
+        [c.lastTopUpAt, c.lastTopUp] = [this.now, amount];
         c.toppedUp += amount;
         c.records += 1n;
         return { ok: true };
@@ -241,14 +263,14 @@ class Model {
         if (this.days === 0n) return fail("CustodyNoCoolingOff", M);
         const balance = this.balance(c);
         if (balance === 0n) return fail("CustodyNothingOwed", M, acct);
-        const endsAt = c.openedAt + this.days * DAY;
+        const endsAt = c.lastTopUpAt + this.days * DAY;
         if (this.now > endsAt) return fail("CustodyCoolingOffEnded", M, acct, endsAt);
         if (c.owed) return fail("CustodyObligationPending", M, acct, c.owed.amount, c.owed.dueBy);
-        const used = c.consumed + c.refunded;
-        const unused = c.initial > used ? c.initial - used : 0n;
-        const back = unused < balance ? unused : balance;
+        // Consumption and refunds spend the oldest money first: the run's unused part.
+        const back = c.run < balance ? c.run : balance;
         if (back === 0n) return fail("CustodyNothingToReturn", M, acct);
-        if (this.held >= back) this.payFromCustody(c, back);
+        if (back > c.lastTopUp) this.multiReturns += 1;
+        if (this.held >= back) this.payFromCustody(c, back, true);
         else c.owed = { amount: back, dueBy: this.now + OBLIGATION_PERIOD };
         return { ok: true };
       }
@@ -258,13 +280,15 @@ class Model {
         if (this.balance(c) < c.owed.amount) return fail("LedgerInsufficientBalance", acct, this.balance(c), c.owed.amount);
         c.refunded += c.owed.amount;
         c.records += 1n;
+        c.run = c.run > c.owed.amount ? c.run - c.owed.amount : 0n;
         c.owed = undefined;
         return { ok: true };
       }
     }
   }
 
-  private payFromCustody(c: CardModel, amount: bigint) {
+  private payFromCustody(c: CardModel, amount: bigint, coolingOff = false) {
+    if (coolingOff) c.run = c.run > amount ? c.run - amount : 0n;
     c.refunded += amount;
     c.records += 1n;
     this.held -= amount;
@@ -327,9 +351,12 @@ async function checkAll(f: Fixture, model: Model) {
   for (const h of HOLDERS) {
     const card = model.cards[h];
     const a = await f.ledger.accountBooks(M, f.cards[h]);
-    expect([a.openedAt, a.initialAmount, a.toppedUp, a.consumed, a.refunded, a.recordCount]).to.deep.equal([
-      card.openedAt, card.initial, card.toppedUp, card.consumed, card.refunded, card.records,
+    expect([a.lastTopUpAt, a.coolingOffTopUps, a.initialAmount, a.toppedUp, a.consumed, a.refunded, a.recordCount]).to.deep.equal([
+      card.lastTopUpAt, card.run, card.initial, card.toppedUp, card.consumed, card.refunded, card.records,
     ]);
+    // What a holder's app is told equals what a request would return now.
+    const quote = await f.custody.coolingOffQuote(M, f.cards[h]);
+    expect(quote).to.deep.equal(model.quote(card));
     const owed = await f.custody.obligationOf(M, f.cards[h]);
     expect([owed.amount, owed.dueBy]).to.deep.equal(card.owed ? [card.owed.amount, card.owed.dueBy] : [0n, 0n]);
     // invariant_noCardPaidTwiceOrAboveItsBalance, invariant_proRataWithinOneFen
@@ -372,9 +399,17 @@ async function play(ops: Op[], tally: Tally): Promise<void> {
     if ("skip" in outcome) continue;
     const contract = outcome.ok || !outcome.error.startsWith("Ledger") ? f.custody : f.ledger;
     if (outcome.ok) await (await send(f, op, amount)).wait();
-    else await expect(send(f, op, amount)).to.be.revertedWithCustomError(contract, outcome.error).withArgs(...outcome.args);
+    else {
+      await expect(send(f, op, amount)).to.be.revertedWithCustomError(contract, outcome.error).withArgs(...outcome.args);
+      // A refused call mines nothing: mine the step's block, so the chain's clock is the model's.
+      await networkHelpers.mine();
+    }
     const label = `${op.type}:${outcome.ok ? "ok" : outcome.error}`;
     tally.set(label, (tally.get(label) ?? 0) + 1);
+    const [joined, several] = [model.joined, model.multiReturns];
+    tally.set("topUp:joined", (tally.get("topUp:joined") ?? 0) + joined);
+    tally.set("coolingOff:several", (tally.get("coolingOff:several") ?? 0) + several);
+    [model.joined, model.multiReturns] = [0, 0];
     await checkAll(f, model);
   }
 }
@@ -388,11 +423,13 @@ describe("HolderProtection invariants", function () {
       fc.asyncProperty(runArb, (ops) => play(ops, tally)),
       { numRuns: NUM_RUNS },
     );
+    // Top-ups joining a run were exercised; at fuzz depth also returns of more than the latest top-up.
+    expect(tally.get("topUp:joined") ?? 0, `outcomes: ${JSON.stringify([...tally])}`).to.be.greaterThan(0);
     if (process.env.FUZZ_RUNS !== undefined) console.log("      outcomes:", JSON.stringify(Object.fromEntries([...tally].sort())));
     // A short run must reach every kind of payout; a deep one (npm run fuzz) every edge too.
     const mustSee = ["deposit:ok", "withdraw:ok", "topUp:ok", "claim:ok", "coolingOff:ok", "openClaims:ok"];
     if (process.env.FUZZ_RUNS !== undefined) {
-      mustSee.push("meet:ok", "sweep:ok", "topUp:LedgerUndercovered", "topUp:LedgerCardCapExceeded", "claim:CustodyAlreadyClaimed", "coolingOff:CustodyCoolingOffEnded");
+      mustSee.push("meet:ok", "sweep:ok", "topUp:LedgerUndercovered", "topUp:LedgerCardCapExceeded", "claim:CustodyAlreadyClaimed", "coolingOff:CustodyCoolingOffEnded", "coolingOff:several");
     }
     for (const label of mustSee) expect(tally.get(label) ?? 0, `outcomes: ${JSON.stringify([...tally])}`).to.be.greaterThan(0);
   });

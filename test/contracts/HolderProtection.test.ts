@@ -4,6 +4,7 @@
  * deadline and the residual sweep, cooling-off paid from custody or owed and met — each refusal
  * with its custom error and values, changing nothing.
  */
+import { anyValue } from "@nomicfoundation/hardhat-ethers-chai-matchers/withArgs";
 import { expect } from "chai";
 import { encodeBytes32String, getBytes, hexlify, id, type Signer } from "ethers";
 import { network } from "hardhat";
@@ -251,7 +252,7 @@ describe("HolderProtection", function () {
     const covered = () => withPolicy(150_000n);
     const uncovered = () => withPolicy(5_000n);
 
-    it("returns a new card's unused first top-up from custody, booked as a settlement", async function () {
+    it("returns a card's unused top-up from custody, booked as a settlement", async function () {
       const f = await networkHelpers.loadFixture(covered);
       const [count] = await f.ledger.chainHead();
       await expect(f.custody.connect(f.alice).requestCoolingOff(M1, secretOf("alice"), f.alice.address))
@@ -269,11 +270,50 @@ describe("HolderProtection", function () {
       await expectFundsBalance(f);
     });
 
-    it("returns only the first top-up's unused part, however much was topped up later", async function () {
+    const carol = (f: Fixture) => () => f.custody.connect(f.carol).requestCoolingOff(M1, secretOf("carol"), f.carol.address);
+
+    it("returns a later top-up within its own period after the first one's has ended, and only that top-up", async function () {
       const f = await networkHelpers.loadFixture(covered);
+      await time.increase(8n * DAY);
+      const [ended] = await f.custody.coolingOffQuote(M1, f.cards.carol);
+      expect(ended).to.equal(0n);
       await upload(f, [record(TopUp, getBytes(f.cards.carol), 50_000n), record(Consume, getBytes(f.cards.carol), 4_000n)]);
-      const [amount] = await f.custody.connect(f.carol).requestCoolingOff.staticCall(M1, secretOf("carol"), f.carol.address);
-      expect(amount).to.equal(6_000n);
+      const books = await f.ledger.accountBooks(M1, f.cards.carol);
+      expect([books.coolingOffTopUps, books.lastTopUpAt]).to.deep.equal([50_000n, BigInt(await time.latest())]);
+      // The 4,000 consumed came out of the older 10,000: all 50,000 is unused.
+      expect(await f.custody.coolingOffQuote(M1, f.cards.carol)).to.deep.equal([50_000n, books.lastTopUpAt + 7n * DAY]);
+      await expect(carol(f)()).to.emit(f.custody, "CoolingOffPaid").withArgs(M1, f.cards.carol, f.carol.address, f.carol.address, 50_000n, anyValue);
+      const after = await f.ledger.accountBooks(M1, f.cards.carol);
+      expect([after.balance, after.coolingOffTopUps]).to.deep.equal([6_000n, 0n]);
+      // The older money stays on the card: nothing of the run is left to return.
+      await expect(carol(f)()).to.be.revertedWithCustomError(f.custody, "CustodyNothingToReturn").withArgs(M1, f.cards.carol);
+      expect(await f.custody.coolingOffQuote(M1, f.cards.carol)).to.deep.equal([0n, books.lastTopUpAt + 7n * DAY]);
+      await expectFundsBalance(f);
+    });
+
+    it("joins a top-up made within the period into one run, returnable until the period after the latest", async function () {
+      const f = await networkHelpers.loadFixture(covered);
+      const first = (await f.ledger.accountBooks(M1, f.cards.carol)).lastTopUpAt;
+      await time.increase(3n * DAY);
+      await upload(f, [record(TopUp, getBytes(f.cards.carol), 20_000n)]);
+      const latest = BigInt(await time.latest());
+      // Six days on, the first top-up's own period is over, but it joined the second's run.
+      await time.increaseTo(first + 7n * DAY + 1n);
+      await upload(f, [record(Consume, getBytes(f.cards.carol), 1_000n)]);
+      const books = await f.ledger.accountBooks(M1, f.cards.carol);
+      expect([books.coolingOffTopUps, books.lastTopUpAt, books.balance]).to.deep.equal([30_000n, latest, 29_000n]);
+      await expect(carol(f)()).to.emit(f.custody, "CoolingOffPaid").withArgs(M1, f.cards.carol, f.carol.address, f.carol.address, 29_000n, anyValue);
+      await expectFundsBalance(f);
+    });
+
+    it("starts a new run for a top-up after the period, and ends every right a period after the latest top-up", async function () {
+      const f = await networkHelpers.loadFixture(covered);
+      await time.increase(7n * DAY + 1n);
+      await upload(f, [record(TopUp, getBytes(f.cards.carol), 20_000n)]);
+      expect((await f.ledger.accountBooks(M1, f.cards.carol)).coolingOffTopUps).to.equal(20_000n);
+      const { lastTopUpAt } = await f.ledger.accountBooks(M1, f.cards.carol);
+      await time.increaseTo(lastTopUpAt + 7n * DAY + 1n);
+      await expect(carol(f)()).to.be.revertedWithCustomError(f.custody, "CustodyCoolingOffEnded").withArgs(M1, f.cards.carol, lastTopUpAt + 7n * DAY);
     });
 
     it("refuses after the period, without a cooling-off right, on a closed merchant, and for another's card", async function () {
@@ -284,9 +324,9 @@ describe("HolderProtection", function () {
       await expect(f.custody.connect(f.stranger).requestCoolingOff(M1, secretOf("alice"), f.stranger.address))
         .to.be.revertedWithCustomError(f.custody, "CustodyNothingOwed")
         .withArgs(M1, wrong);
-      const { openedAt } = await f.ledger.accountBooks(M1, f.cards.alice);
-      await time.increaseTo(openedAt + 7n * DAY + 1n);
-      await expect(alice()).to.be.revertedWithCustomError(f.custody, "CustodyCoolingOffEnded").withArgs(M1, f.cards.alice, openedAt + 7n * DAY);
+      const { lastTopUpAt } = await f.ledger.accountBooks(M1, f.cards.alice);
+      await time.increaseTo(lastTopUpAt + 7n * DAY + 1n);
+      await expect(alice()).to.be.revertedWithCustomError(f.custody, "CustodyCoolingOffEnded").withArgs(M1, f.cards.alice, lastTopUpAt + 7n * DAY);
       expect((await snapshot(f)).cards).to.deep.equal(before.cards);
       await f.ledger.connect(f.regulator).setMerchantPolicy(M1, 0n, 0);
       await expect(alice()).to.be.revertedWithCustomError(f.custody, "CustodyNoCoolingOff").withArgs(M1);
@@ -295,12 +335,31 @@ describe("HolderProtection", function () {
       expect((await snapshot(f)).tokens).to.deep.equal(before.tokens);
     });
 
-    it("refuses a card with nothing of its first top-up left", async function () {
-      const f = await networkHelpers.loadFixture(covered);
-      await upload(f, [record(Consume, getBytes(f.cards.carol), 10_000n), record(TopUp, getBytes(f.cards.carol), 5_000n)]);
-      await expect(f.custody.connect(f.carol).requestCoolingOff(M1, secretOf("carol"), f.carol.address))
-        .to.be.revertedWithCustomError(f.custody, "CustodyNothingToReturn")
-        .withArgs(M1, f.cards.carol);
+    it("takes an owed return out of the run when it is met, whatever was topped up meanwhile", async function () {
+      const f = await networkHelpers.loadFixture(uncovered);
+      await carol(f)();
+      expect((await f.custody.obligationOf(M1, f.cards.carol)).amount).to.equal(10_000n);
+      await upload(f, [record(TopUp, getBytes(f.cards.carol), 3_000n)]);
+      expect((await f.ledger.accountBooks(M1, f.cards.carol)).coolingOffTopUps).to.equal(13_000n);
+      await f.custody.connect(f.recorder).meetObligation(M1, f.cards.carol);
+      const books = await f.ledger.accountBooks(M1, f.cards.carol);
+      expect([books.balance, books.coolingOffTopUps]).to.deep.equal([3_000n, 3_000n]);
+      expect(await f.custody.coolingOffQuote(M1, f.cards.carol)).to.deep.equal([3_000n, books.lastTopUpAt + 7n * DAY]);
+    });
+
+    it("quotes nothing for an unopened card, a merchant without cooling-off, a pending return or a closed merchant", async function () {
+      const f = await networkHelpers.loadFixture(uncovered);
+      const unopened = cardId({ merchantId: M1, holder: f.stranger.address, secret: secretOf("x") });
+      expect(await f.custody.coolingOffQuote(M1, unopened)).to.deep.equal([0n, 0n]);
+      const { lastTopUpAt } = await f.ledger.accountBooks(M1, f.cards.alice);
+      expect(await f.custody.coolingOffQuote(M1, f.cards.alice)).to.deep.equal([60_000n, lastTopUpAt + 7n * DAY]);
+      await f.custody.connect(f.alice).requestCoolingOff(M1, secretOf("alice"), f.alice.address);
+      expect(await f.custody.coolingOffQuote(M1, f.cards.alice)).to.deep.equal([0n, lastTopUpAt + 7n * DAY]);
+      expect((await f.custody.coolingOffQuote(M1, f.cards.bob))[0]).to.equal(30_000n);
+      await f.ledger.connect(f.regulator).closeMerchant(M1, REASON);
+      expect((await f.custody.coolingOffQuote(M1, f.cards.bob))[0]).to.equal(0n);
+      await f.ledger.connect(f.regulator).setMerchantPolicy(M1, 0n, 0);
+      expect(await f.custody.coolingOffQuote(M1, f.cards.bob)).to.deep.equal([0n, 0n]);
     });
 
     it("owes what custody cannot cover, by a due date, until anyone pays it to the holder", async function () {

@@ -37,8 +37,10 @@ const M2 = 2;
 const MERCHANTS = [M1, M2] as const;
 type MerchantId = (typeof MERCHANTS)[number];
 const ACTIVE = 1n;
-const MAX48 = (1n << 48n) - 1n;
-const MAX32 = (1n << 32n) - 1n;
+/** The most a card's books hold per field (PackedAccount), and the most a record carries. */
+const MAX40 = (1n << 40n) - 1n;
+const WIRE_MAX = (1n << 48n) - 1n;
+const MAX24 = (1n << 24n) - 1n;
 const MAX64 = (1n << 64n) - 1n;
 
 /**
@@ -82,7 +84,7 @@ type Ledger = Fixture["ledger"];
 /**
  * A drawn amount, or one at the edge of the card's books when the record comes, so that
  * off-by-one rules are hit: "edge" is exactly the balance for a consumption or refund and exactly
- * the room left below 2^48 for a top-up, "edge+1" one more (see `amountOf`).
+ * the room left below 2^40 for a top-up, "edge+1" one more (see `amountOf`).
  */
 type AmountSpec = bigint | "edge" | "edge+1";
 
@@ -133,14 +135,14 @@ const kindArb = fc.oneof(
 
 /**
  * Bounded, never filtered: mostly small amounts (so consumptions often fit a balance), some up
- * to 200 000, a few zeros, a few just under 2^48 to reach the top-up overflow, and some exactly
+ * to 200 000, a few zeros, a few just under 2^40 to reach the top-up overflow, and some exactly
  * at or one past the card's limit.
  */
 const amountArb: fc.Arbitrary<AmountSpec> = fc.oneof(
   { weight: 20, arbitrary: fc.bigInt({ min: 1n, max: 2_000n }) },
   { weight: 12, arbitrary: fc.bigInt({ min: 1n, max: 200_000n }) },
   { weight: 1, arbitrary: fc.constant(0n) },
-  { weight: 1, arbitrary: fc.bigInt({ min: MAX48 - 200_000n, max: MAX48 }) },
+  { weight: 1, arbitrary: fc.bigInt({ min: MAX40 - 200_000n, max: MAX40 }) },
   { weight: 3, arbitrary: fc.constantFrom("edge" as const, "edge+1" as const) },
 );
 
@@ -275,12 +277,12 @@ function amountOf(spec: AmountSpec, kind: number, card: AccountModel | undefined
   if (typeof spec === "bigint") return spec;
   const limit =
     kind === TopUp
-      ? MAX48 - (card?.toppedUp ?? 0n)
+      ? MAX40 - (card?.toppedUp ?? 0n)
       : card === undefined
         ? 0n
         : card.toppedUp - card.consumed - card.refunded;
   const amount = limit + (spec === "edge+1" ? 1n : 0n);
-  return amount > MAX48 ? MAX48 : amount; // the packed field is a u48
+  return amount > WIRE_MAX ? WIRE_MAX : amount; // a record's amount is a u48
 }
 
 /**
@@ -481,10 +483,10 @@ class LedgerModel {
       this.accounts.set(slotKey(merchantId, acct), a);
       m.accountCount += 1n;
     }
-    if (a.recordCount + 1n > MAX32) return failure("LedgerAccountOverflow", acct, a.recordCount + 1n);
+    if (a.recordCount + 1n > MAX24) return failure("LedgerAccountOverflow", acct, a.recordCount + 1n);
     if (r.kind === TopUp) {
       const total = a.toppedUp + r.amount;
-      if (total > MAX48) return failure("LedgerAccountOverflow", acct, total);
+      if (total > MAX40) return failure("LedgerAccountOverflow", acct, total);
       a.toppedUp = total;
       m.toppedUp += r.amount;
     } else if (r.kind === Consume || r.kind === Refund) {

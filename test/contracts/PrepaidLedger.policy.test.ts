@@ -14,6 +14,7 @@ const { ethers, networkHelpers } = await network.create();
 
 const M1 = 1;
 const M2 = 2;
+const DAY = 86_400n;
 const CAP = 500_000n; // ¥5,000 in fen
 const CARD = account("policy-card");
 const OTHER = account("policy-other");
@@ -118,19 +119,41 @@ describe("PrepaidLedger card rules and settlements", function () {
     });
   });
 
-  describe("a card's opening time", function () {
-    it("is the block time of its first top-up and does not move with later records", async function () {
+  describe("a card's cooling-off run", function () {
+    const timeOf = async (tx: Promise<{ wait(): Promise<{ blockNumber: number } | null> }>) =>
+      BigInt((await ethers.provider.getBlock((await (await tx).wait())!.blockNumber))!.timestamp);
+
+    it("keeps the latest top-up's time, and joins top-ups within the merchant's period into one run", async function () {
       const f = await networkHelpers.loadFixture(deployLedger);
-      expect((await f.ledger.accountBooks(M1, CARD)).openedAt).to.equal(0n);
-      const tx = await upload(f, [record(TopUp, CARD, 1_000n)]);
-      const opened = BigInt((await ethers.provider.getBlock((await tx.wait())!.blockNumber))!.timestamp);
+      await f.ledger.connect(f.regulator).setMerchantPolicy(M1, 0n, 7);
+      expect((await f.ledger.accountBooks(M1, CARD)).lastTopUpAt).to.equal(0n);
+      const first = await timeOf(upload(f, [record(TopUp, CARD, 1_000n)]));
+      let books = await f.ledger.accountBooks(M1, CARD);
+      expect([books.lastTopUpAt, books.coolingOffTopUps, books.initialAmount]).to.deep.equal([first, 1_000n, 1_000n]);
+      // Consumption moves neither the time nor the run.
       await networkHelpers.time.increase(3_600);
-      await upload(f, [record(TopUp, CARD, 1_000n), record(Consume, CARD, 500n)]);
-      const books = await f.ledger.accountBooks(M1, CARD);
-      expect(books.openedAt).to.equal(opened);
+      await upload(f, [record(Consume, CARD, 500n)]);
+      books = await f.ledger.accountBooks(M1, CARD);
+      expect([books.lastTopUpAt, books.coolingOffTopUps]).to.deep.equal([first, 1_000n]);
+      // Exactly at the end of the period still joins; one second later starts a new run.
+      await networkHelpers.time.setNextBlockTimestamp(first + 7n * DAY);
+      await upload(f, [record(TopUp, CARD, 2_000n)]);
+      books = await f.ledger.accountBooks(M1, CARD);
+      expect([books.lastTopUpAt, books.coolingOffTopUps]).to.deep.equal([first + 7n * DAY, 3_000n]);
+      await networkHelpers.time.setNextBlockTimestamp(first + 14n * DAY + 1n);
+      await upload(f, [record(TopUp, CARD, 4_000n), record(TopUp, CARD, 5n)]);
+      books = await f.ledger.accountBooks(M1, CARD);
+      expect([books.lastTopUpAt, books.coolingOffTopUps, books.toppedUp, books.recordCount]).to.deep.equal([first + 14n * DAY + 1n, 4_005n, 7_005n, 5n]);
       expect(books.merchantId).to.equal(BigInt(M1));
-      expect(books.recordCount).to.equal(3n);
       expect((await f.ledger.accountBooks(M2, CARD)).merchantId).to.equal(0n);
+    });
+
+    it("holds only the latest top-up when the merchant has no cooling-off", async function () {
+      const f = await networkHelpers.loadFixture(deployLedger);
+      await upload(f, [record(TopUp, CARD, 1_000n)]);
+      await networkHelpers.time.increase(1);
+      await upload(f, [record(TopUp, CARD, 2_000n)]);
+      expect((await f.ledger.accountBooks(M1, CARD)).coolingOffTopUps).to.equal(2_000n);
     });
   });
 

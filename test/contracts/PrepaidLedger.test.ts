@@ -10,7 +10,7 @@ const { ethers, networkHelpers } = await network.create();
 const M1 = 1;
 const M2 = 2;
 const NO_ENVELOPE = "0x";
-const MAX48 = (1n << 48n) - 1n;
+const MAX40 = (1n << 40n) - 1n;
 
 async function deployLedger() {
   const [admin, regulator, recorder1, recorder2, stranger] = await ethers.getSigners();
@@ -251,7 +251,7 @@ describe("PrepaidLedger", function () {
     it("emits one Recorded per record with its packed data, then BatchRecorded", async function () {
       const f = await networkHelpers.loadFixture(deployLedger);
       const a = account("a");
-      const records = [record(TopUp, a, 0x123456789abcn), record(Consume, a, 7n)];
+      const records = [record(TopUp, a, 0x123456789an), record(Consume, a, 7n)];
       const envelope = "0x01020304";
       const tx = upload(f, records, 1n, envelope);
       await expect(tx)
@@ -403,10 +403,10 @@ describe("PrepaidLedger", function () {
           args: () => [a, 100n, 101n],
         },
         {
-          name: "top-ups beyond 48 bits",
-          records: () => [record(TopUp, a, MAX48), record(TopUp, a, 1n)],
+          name: "top-ups beyond 40 bits",
+          records: () => [record(TopUp, a, MAX40), record(TopUp, a, 1n)],
           error: "LedgerAccountOverflow",
-          args: () => [a, MAX48 + 1n],
+          args: () => [a, MAX40 + 1n],
         },
         {
           name: "a zero commitment",

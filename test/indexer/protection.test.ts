@@ -166,7 +166,7 @@ describe("indexer: settlements and the card holders' protection", function () {
         .and.to.match(/Swept: +¥500\.00 to 0x/)
         .and.to.include(s.cards.F.account);
       const policy = await prepaid(["merchant", String(PAID), "--db", db]);
-      expect(policy.stdout).to.match(/Card cap: +¥5,000\.00 a card/).and.to.match(/Cooling-off: +7 days from a card's first top-up/);
+      expect(policy.stdout).to.match(/Card cap: +¥5,000\.00 a card/).and.to.match(/Cooling-off: +7 days from each top-up/);
       expect(policy.stdout).to.not.include("Claims (");
       await increaseTime(ethers, 8 * DAY); // D's return was due 15 days after it was asked
       await indexer.sync();

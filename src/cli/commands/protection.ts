@@ -39,7 +39,7 @@ function rulesText(p: ProtectionView): string {
     "\nCard rules (MerchantPolicySet):\n" +
     keyValues([
       ["Card cap", r.cardCap === 0 ? "none" : `${yuan(r.cardCap)} a card (top-ups above it are refused)`],
-      ["Cooling-off", r.coolingOffDays === 0 ? "none" : `${plural(r.coolingOffDays, "day")} from a card's first top-up`],
+      ["Cooling-off", r.coolingOffDays === 0 ? "none" : `${plural(r.coolingOffDays, "day")} from each top-up`],
       ["Set", `${localTime(r.time)} at block ${r.blockNumber} by ${r.by}`],
     ])
   );

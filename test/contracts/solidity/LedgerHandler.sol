@@ -24,6 +24,8 @@ contract LedgerHandler {
     uint256 internal constant SUPERVISORS = 4;
     uint256 internal constant GOVERNOR_KEY = 0xB0B;
     uint48 internal constant MAX48 = type(uint48).max;
+    /// @dev The most a card's books hold (PackedAccount): 2^40 - 1.
+    uint48 internal constant MAX40 = (1 << 40) - 1;
     /// @dev Chain version 2's batch-link tag (docs/FORMAT.md 7), written out, not read from the ledger.
     bytes32 internal constant BATCH_TAG = keccak256("prepaid-ledger.batch.v2");
 
@@ -85,11 +87,11 @@ contract LedgerHandler {
         uint32 merchant = uint32(1 + merchantSeed % MERCHANTS);
         uint256 card = cardSeed % CARDS;
         uint8 kind = uint8(1 + kindSeed % 3);
-        // Mostly small amounts, sometimes the largest a record holds.
-        uint48 amount = amountSeed % 8 == 0 ? MAX48 : uint48(1 + amountSeed % 100_000);
+        // Mostly small amounts, sometimes the most a card holds, or the most a record carries.
+        uint48 amount = amountSeed % 8 == 0 ? MAX40 : amountSeed % 16 == 1 ? MAX48 : uint48(1 + amountSeed % 100_000);
         Books storage g = ghost[merchant][card];
         bool ok;
-        if (kind == 1) ok = g.toppedUp + amount <= MAX48;
+        if (kind == 1) ok = uint256(g.toppedUp) + amount <= MAX40;
         else ok = g.toppedUp != 0 && amount <= g.toppedUp - g.consumed - g.refunded;
 
         bytes memory rec =
