@@ -93,8 +93,10 @@ export interface DayResult {
   index: string;
   /** Every (merchant, rule) the evening risk rules flagged, with its first evening. */
   alerts: FirstAlert[];
-  /** Those the simulation did not mean to cause (watch.ts isExpected). */
+  /** Those the simulation did not mean to cause (watch.ts isExpected), about this run's merchants. */
   unexpected: FirstAlert[];
+  /** Those about the merchants of earlier runs on the same ledger (a rerun): they serve nobody any more. */
+  earlier: FirstAlert[];
   /** How early the precursor was flagged. */
   warning: EarlyWarning;
   /** The ids this run used (a rerun on the same node adds 100). */
@@ -312,7 +314,7 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     return { confirmed, fresh };
   };
   const alertLine = (a: FirstAlert) =>
-    `  ! alert [${a.severity}] ${a.rule} on ${byId(a.merchantId ?? 0)?.name ?? "the ledger"}${isExpected(a, ids.precursor, ids.suspended) ? "" : " (UNEXPECTED)"}: ${a.message}`;
+    `  ! alert [${a.severity}] ${a.rule} on ${byId(a.merchantId ?? 0)?.name ?? "an earlier run's merchant"}${isExpected(a, ids.precursor, ids.suspended) || (a.merchantId ?? Infinity) < merchants[0].id ? "" : " (UNEXPECTED)"}: ${a.message}`;
 
   log(`Day 1 (${dateOf(mornings[0])}), opening day: cards sold in the morning (each card's first top-up is its initial amount)…`);
   for (const m of merchants) await upload(m, traffic.opening(m), "09:00-11:00");
@@ -411,6 +413,8 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     provider,
   );
   const report = await reader.read();
+  // Alerts about the merchants of earlier runs on this ledger: they trade no more in this one.
+  const earlier = (a: FirstAlert) => a.merchantId !== null && a.merchantId < MERCHANTS[0].id + offset;
   const firstBlock = await provider.getBlock(Number((await ledger.queryFilter(ledger.filters.MerchantRegistered(merchants[0].id)))[0].blockNumber));
   return {
     ledgerAddress,
@@ -427,7 +431,8 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     mornings,
     index,
     alerts: watched,
-    unexpected: watched.filter((a) => !isExpected(a, ids.precursor, ids.suspended)),
+    unexpected: watched.filter((a) => !earlier(a) && !isExpected(a, ids.precursor, ids.suspended)),
+    earlier: watched.filter(earlier),
     warning: earlyWarning(watched, ids.precursor, byId(ids.precursor).name, plan.closedOn),
     ids,
   };

@@ -89,6 +89,7 @@ export function formatWatch(h: {
   mornings: number[];
   alerts: FirstAlert[];
   unexpected: FirstAlert[];
+  earlier: FirstAlert[];
   warning: EarlyWarning;
   names: ReadonlyMap<number, string>;
 }): string {
@@ -105,8 +106,12 @@ export function formatWatch(h: {
     );
     for (const a of w.rules) lines.push(`    day ${String(a.day).padStart(2)}: [${a.severity}] ${a.rule} — ${a.message} (expected)`);
   }
-  for (const a of h.alerts.filter((x) => x.merchantId !== w.merchantId && !h.unexpected.includes(x))) {
+  for (const a of h.alerts.filter((x) => x.merchantId !== w.merchantId && !h.unexpected.includes(x) && !h.earlier.includes(x))) {
     lines.push(`  day ${a.day}: [${a.severity}] ${a.rule} on ${name(a.merchantId)} — ${a.message} (expected: suspended, it serves nobody and still owes)`);
+  }
+  if (h.earlier.length > 0) {
+    const ids = [...new Set(h.earlier.map((a) => a.merchantId))].join(", ");
+    lines.push(`  ${h.earlier.length} alerts about the merchants of earlier runs on this ledger (${ids}): they trade no more in this history (expected)`);
   }
   lines.push(h.unexpected.length === 0 ? "  Unexpected alerts: none" : `  UNEXPECTED alerts (${h.unexpected.length}):`);
   for (const a of h.unexpected) lines.push(`    day ${a.day}: [${a.severity}] ${a.rule} on ${name(a.merchantId)} — ${a.message}`);
