@@ -188,7 +188,7 @@ describe("prepaid command line", function () {
       expect(total).to.include(`¥${(liability / 100n).toLocaleString("en-US")}.${String(liability % 100n).padStart(2, "0")}`);
       expect(run.stdout.split("\n")[0]).to.match(/^merchant +name +status +accounts +records +topped up +consumed +refunded +liability/);
       // Each merchant's name from the regulator's registry data (MerchantProfileSet).
-      for (const m of MERCHANTS) expect(run.stdout).to.match(new RegExp(`^${m.id} +${m.name} +(active|closed)`, "m"));
+      for (const m of MERCHANTS) expect(run.stdout).to.match(new RegExp(`^ *${m.id} +${m.name} +(active|closed)`, "m"));
     });
 
     it("merchant <id>: the suspended (then closed) merchant's figures, largest balances first, and only its alerts", async function () {
