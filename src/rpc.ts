@@ -111,3 +111,66 @@ function originOf(url: string): string {
   }
   return parsed.origin;
 }
+
+export interface RetryOptions {
+  /** Calls in all, the first included (default 4: waits of 0.25, 0.5 and 1 s between them). */
+  attempts?: number;
+  /** The first wait; each next one doubles, up to `maxDelayMs` (defaults 250 and 8,000 ms). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Told before each wait (a CLI prints a notice on stderr). */
+  onRetry?: (info: { method: string; attempt: number; delayMs: number; error: PrepaidLedgerError }) => void;
+  /** How to wait (tests pass a fake clock); default setTimeout. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Whether `e` says the node is down or not there (unreachable, an HTTP error without a JSON-RPC
+ * answer, no answer in time), rather than a node that answered and refused: only those are
+ * worth calling again unchanged.
+ */
+export function isNodeDown(e: unknown): e is PrepaidLedgerError {
+  if (!(e instanceof PrepaidLedgerError)) return false;
+  if (e.code === "TIMEOUT") return true;
+  return e.code === "RPC_ERROR" && e.details.rpcCode === undefined && !/response size/.test(e.shortMessage);
+}
+
+/**
+ * `rpc` calling again, after waits doubling from `baseDelayMs`, when the node is down
+ * ({@link isNodeDown}); an answer that refuses is passed on at once. Only for reads: a read
+ * asked twice has one outcome (the indexer, the workbench and the receipt check only read).
+ *
+ * @throws PrepaidLedgerError `RPC_ERROR` "the JSON-RPC node stayed down" (retryable, exit 3 in
+ *   the CLI) with `details.attempts`, `details.waitedMs` and the method, the last failure as its cause
+ */
+export function retryingRpc(rpc: JsonRpcLike, options: RetryOptions = {}): JsonRpcLike {
+  const attempts = options.attempts ?? 4;
+  const base = options.baseDelayMs ?? 250;
+  const max = options.maxDelayMs ?? 8_000;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", "retry attempts must be a whole number of at least 1", { details: { attempts } });
+  }
+  return {
+    async send(method, params) {
+      let waited = 0;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await rpc.send(method, params);
+        } catch (e) {
+          if (!isNodeDown(e)) throw e;
+          if (attempt >= attempts) {
+            throw new PrepaidLedgerError("RPC_ERROR", `the JSON-RPC node stayed down: ${attempts} attempts over ${(waited / 1000).toFixed(1)} s`, {
+              details: { ...e.details, method, attempts, waitedMs: waited },
+              cause: e,
+            });
+          }
+          const delayMs = Math.min(max, base * 2 ** (attempt - 1));
+          options.onRetry?.({ method, attempt, delayMs, error: e });
+          await sleep(delayMs);
+          waited += delayMs;
+        }
+      }
+    },
+  };
+}

@@ -46,6 +46,9 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     /// @inheritdoc IPrepaidLedger
     uint16 public constant MAX_COOLING_OFF_DAYS = 90;
 
+    /// @inheritdoc IPrepaidLedger
+    uint256 public constant MAX_PROFILE_FIELD_BYTES = 96;
+
     /// @notice The shortest delay a deployment may give RECORDER_DELAY: one hour.
     uint32 public constant MIN_RECORDER_DELAY = 1 hours;
 
@@ -163,6 +166,22 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
     }
 
     /// @inheritdoc IPrepaidLedger
+    function setMerchantProfile(
+        uint32 merchantId,
+        string calldata name,
+        string calldata licence,
+        string calldata category,
+        string calldata district
+    ) external onlyRole(REGULATOR_ROLE) {
+        _registered(merchantId);
+        _checkProfileField(merchantId, 0, name);
+        _checkProfileField(merchantId, 1, licence);
+        _checkProfileField(merchantId, 2, category);
+        _checkProfileField(merchantId, 3, district);
+        emit MerchantProfileSet(merchantId, msg.sender, name, licence, category, district);
+    }
+
+    /// @inheritdoc IPrepaidLedger
     function merchantPolicy(uint32 merchantId) external view returns (uint48 cardCap, uint16 coolingOffDays) {
         Merchant storage m = _merchants[merchantId];
         return (m.cardCap, m.coolingOffDays);
@@ -253,6 +272,15 @@ abstract contract MerchantRegistry is IPrepaidLedger, AccessControlDefaultAdminR
             ? from != MerchantStatus.Closed
             : from == MerchantStatus.Active || (to == MerchantStatus.WindingDown && from == MerchantStatus.Suspended);
         if (!allowed) revert LedgerIllegalTransition(merchantId, from, to);
+    }
+
+    /// @dev One profile field: 1 to MAX_PROFILE_FIELD_BYTES bytes (the event is the only copy,
+    /// so the bound keeps an indexer's rows and the regulator's gas small).
+    function _checkProfileField(uint32 merchantId, uint8 field, string calldata value) private pure {
+        uint256 length = bytes(value).length;
+        if (length == 0 || length > MAX_PROFILE_FIELD_BYTES) {
+            revert LedgerInvalidProfileField(merchantId, field, length, MAX_PROFILE_FIELD_BYTES);
+        }
     }
 
     /// @dev The generic role calls manage REGULATOR_ROLE and (through OpenZeppelin's rules) the

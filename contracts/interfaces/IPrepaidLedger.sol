@@ -208,6 +208,24 @@ interface IPrepaidLedger {
     /// back the unused part of it (0: no cooling-off right).
     event MerchantPolicySet(uint32 indexed merchantId, address indexed regulator, uint48 cardCap, uint16 coolingOffDays);
 
+    /// @notice The regulator published a merchant's registry data: public business facts an
+    /// indexer shows beside the merchant's id. Nothing is stored on chain; the last event of a
+    /// merchant is its profile (docs/FORMAT.md 5).
+    /// @param merchantId The merchant.
+    /// @param regulator Who published it.
+    /// @param name The merchant's trading name (UTF-8).
+    /// @param licence Its business licence number.
+    /// @param category What it sells (e.g. "fitness", "education").
+    /// @param district Where it trades.
+    event MerchantProfileSet(
+        uint32 indexed merchantId,
+        address indexed regulator,
+        string name,
+        string licence,
+        string category,
+        string district
+    );
+
     /// @notice The attached custody contract booked a refund on a card it paid out (a claim or a
     /// cooling-off return). It is a record: it takes the next record index, counts in the card's
     /// and the merchant's books like a refund, and is linked into the hash chain as a settlement
@@ -333,6 +351,11 @@ interface IPrepaidLedger {
     error LedgerCoolingOffTooLong(uint32 merchantId, uint256 coolingOffDays, uint256 maximum);
     /// @notice A settlement with no reason (SettlementReason.None) or an unknown one.
     error LedgerInvalidSettlement(uint8 reason);
+    /// @notice A field of setMerchantProfile is empty or longer than MAX_PROFILE_FIELD_BYTES.
+    /// @param field Which field: 0 name, 1 licence, 2 category, 3 district.
+    /// @param length Its length in bytes (UTF-8).
+    /// @param maximum The most a field may hold, in bytes.
+    error LedgerInvalidProfileField(uint32 merchantId, uint8 field, uint256 length, uint256 maximum);
 
     // ---------------------------------------------------------------- merchants (regulator)
 
@@ -375,6 +398,25 @@ interface IPrepaidLedger {
     /// for the ¥5,000 cap on cards without a registered name).
     /// @param coolingOffDays 0 to MAX_COOLING_OFF_DAYS (e.g. 7).
     function setMerchantPolicy(uint32 merchantId, uint48 cardCap, uint16 coolingOffDays) external;
+
+    /// @notice Publishes a merchant's registry data (MerchantProfileSet) for indexers. Regulator
+    /// only; stores nothing, so a later call replaces the profile for whoever reads the events.
+    /// Each field is 1 to MAX_PROFILE_FIELD_BYTES bytes of UTF-8 (LedgerInvalidProfileField).
+    /// @param merchantId A registered merchant (else LedgerUnknownMerchant), of any status.
+    /// @param name Its trading name.
+    /// @param licence Its business licence number.
+    /// @param category What it sells.
+    /// @param district Where it trades.
+    function setMerchantProfile(
+        uint32 merchantId,
+        string calldata name,
+        string calldata licence,
+        string calldata category,
+        string calldata district
+    ) external;
+
+    /// @notice The most bytes one field of a merchant profile may hold: 96 (32 Chinese characters in UTF-8).
+    function MAX_PROFILE_FIELD_BYTES() external view returns (uint256);
 
     /// @notice Offers a merchant another recorder key. Regulator only. A regulator cannot make a
     /// key write for a merchant on its own: the key becomes a recorder when one of the merchant's

@@ -1,10 +1,11 @@
 /**
- * The day's end for two merchants (issue 9 item 7): they close, and their card holders claim
- * what custody holds for them, each from their own key with the secret on their card. Harbor
- * Swim Club closes in good order (it first deposits everything it owes beyond its custody, so
- * its holders are paid in full); Lotus Salon, suspended at midday, never reopens and is closed
- * with only its 30 % custody, so its holders are paid pro rata. A week later what nobody claimed
- * goes to the consumer-protection fund the regulator named when opening claims.
+ * The history's end for the closing merchants (issue 9 item 7): they close, and their card
+ * holders claim what custody holds for them, each from their own key with the secret on their
+ * card. Harbor Swim Club closes in good order (it first deposits everything it owes beyond its
+ * custody, so its holders are paid in full); Lotus Salon, suspended early on, never reopens and is
+ * closed with only its 30 % custody, so its holders are paid pro rata; so is the precursor
+ * (scripts/lib/town.ts), silent since its campaign. A week later what nobody claimed goes to the
+ * consumer-protection fund the regulator named when opening claims.
  */
 import type { HardhatEthersProvider, HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import { Contract, Wallet, encodeBytes32String, id, parseEther } from "ethers";
@@ -76,30 +77,31 @@ interface ExitContext {
   fund: HardhatEthersSigner;
   recorders: Map<number, HardhatEthersSigner>;
   merchants: { id: number; name: string; cards: number }[];
-  /** Added to the demo's merchant ids (a rerun on the same node opens new merchants). */
-  offset: number;
+  /** Who closes, in this order; a covered one first deposits what custody lacks. */
+  closing: { id: number; covered: boolean; reason: string }[];
 }
 
-/** Closes the two merchants, has their holders claim, lets the window pass and sweeps. */
+/** Closes the merchants, has their holders claim, lets the window pass and sweeps. */
 export async function runExit(c: ExitContext, log: (line: string) => void): Promise<ExitResult> {
   const name = (m: number) => c.merchants.find((x) => x.id === m)!.name;
-  const [coveredId, shortId] = [CLOSING_COVERED + c.offset, CLOSING_SHORT + c.offset];
   const asRegulator = c.ledger.connect(c.regulator) as Contract;
 
-  log(`Closing time: ${name(coveredId)} closes in good order; ${name(shortId)} never reopens…`);
-  const covered = await c.custody.custodyOf(coveredId);
-  const shortfall = (covered.liability as bigint) - (covered.held as bigint);
-  if (shortfall > 0n) {
+  const covering = c.closing.filter((x) => x.covered).map((x) => name(x.id));
+  const short = c.closing.filter((x) => !x.covered).map((x) => name(x.id));
+  log(`Closing time: ${covering.join(", ")} closes in good order; ${short.join(" and ")} will not reopen…`);
+  for (const { id: coveredId } of c.closing.filter((x) => x.covered)) {
+    const covered = await c.custody.custodyOf(coveredId);
+    const shortfall = (covered.liability as bigint) - (covered.held as bigint);
+    if (shortfall <= 0n) continue;
     const recorder = c.recorders.get(coveredId)!;
     await (await (c.token.connect(recorder) as Contract).mint(recorder.address, shortfall)).wait();
     await (await (c.token.connect(recorder) as Contract).approve(await c.custody.getAddress(), shortfall)).wait();
     await (await (c.custody.connect(recorder) as Contract).deposit(coveredId, shortfall)).wait();
     log(`  ${name(coveredId)} deposits ${yuan(shortfall)}, so custody holds all it owes`);
   }
-  const reasons: Record<number, string> = { [coveredId]: "closing: lease ended", [shortId]: "closed: owner gone" };
   const closed: ClosedMerchant[] = [];
-  for (const m of [coveredId, shortId]) {
-    await (await asRegulator.closeMerchant(m, encodeBytes32String(reasons[m]))).wait();
+  for (const { id: m, reason } of c.closing) {
+    await (await asRegulator.closeMerchant(m, encodeBytes32String(reason))).wait();
     await (await (c.custody.connect(c.regulator) as Contract).openClaims(m, CLAIMS_WINDOW, c.fund.address)).wait();
     const round = await c.custody.claimsOf(m);
     const rate = round.pool >= round.liability ? 1 : Number(round.pool) / Number(round.liability);

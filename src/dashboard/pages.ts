@@ -105,7 +105,7 @@ function merchantsTable(merchants: MerchantRow[], custody: Overview["custody"]):
     ${withCustody && html`<th class="num">Custody held</th><th class="num">Required</th><th class="num">Coverage</th>`}
     <th class="num">Bad records</th><th class="num">Alerts</th></tr></thead><tbody>
     ${merchants.map(
-      (m) => html`<tr data-merchant="${m.merchantId}"><td>${merchantLink(m.merchantId)}</td><td data-field="status">${badge(m.status)}</td>
+      (m) => html`<tr data-merchant="${m.merchantId}"><td>${merchantLink(m.merchantId)}${m.name !== null && html` <span data-field="name">${m.name}</span>`}</td><td data-field="status">${badge(m.status)}</td>
         ${count("accounts", m.accountCount)}${count("records", m.recordCount)}${money("topped-up", m.toppedUp)}${money("consumed", m.consumed)}
         ${money("refunded", m.refunded)}${money("liability", m.liability)}${withCustody && custodyCells(m.merchantId)}${count("bad-records", m.badRecords)}
         <td class="num" data-field="alerts"><a href="/alerts?merchant=${m.merchantId}">${m.alerts}</a></td></tr>`,
@@ -179,7 +179,7 @@ function accountsTable(merchantId: number, accounts: AccountRow[]): Html {
 export function merchantPage(v: MerchantView, query: URLSearchParams, info: IndexInfo): Html {
   const m = v.merchant;
   const thinned = v.series.length < m.batches ? ` (${v.series.length} of them charted, evenly spaced)` : "";
-  const body = html`<h1>Merchant ${m.merchantId} ${badge(m.status)}</h1>
+  const body = html`<h1>Merchant ${m.merchantId}${m.name !== null && html` <span data-field="name">${m.name}</span>`} ${badge(m.status)}</h1>
     ${m.suspendedReason !== null && html`<p data-field="suspended-reason">Suspended: ${m.suspendedReason}</p>`}
     <div class="figures">
       ${figure("liability", "Prepaid liability outstanding", yuan(m.liability))}

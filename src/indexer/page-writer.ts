@@ -16,6 +16,7 @@ import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
 import type { Indexer } from "./indexer.js";
 import { type BlockHeader, saveBlocks, saveUndo } from "./reorg.js";
 import { decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
+import { decodeProfileEvent, insertProfileEvent } from "./profiles.js";
 import { decodeProtectionEvent, insertProtectionEvent } from "./protection.js";
 import { decodeRecorderEvent, insertRecorderEvent } from "./recorders.js";
 import { getMeta, inTransaction, setMeta } from "./schema.js";
@@ -341,6 +342,9 @@ export class PageWriter {
     // Who may write for a merchant: every registry event about its recorder keys (src/indexer/recorders.ts).
     const recorderEvent = decodeRecorderEvent(log);
     if (recorderEvent !== undefined) insertRecorderEvent(db, position, time, recorderEvent);
+    // A merchant's registry data (MerchantProfileSet).
+    const profileEvent = decodeProfileEvent(log);
+    if (profileEvent !== undefined) insertProfileEvent(db, position, time, profileEvent);
     // A merchant's card rules (MerchantPolicySet).
     const policyEvent = decodeProtectionEvent(log, true);
     if (policyEvent !== undefined) insertProtectionEvent(db, position, time, policyEvent);

@@ -11,6 +11,7 @@ import { merchantStatusName, type MerchantStatusName } from "../regulator/books.
 import { reorgMark, type ReorgMark } from "./reorg.js";
 import type { Alert } from "./risk.js";
 import { attachedCustody, custodyByMerchant, custodyView, type CustodyFigures, type CustodyView } from "./custody.js";
+import { profiles, type MerchantProfile } from "./profiles.js";
 import { protectionTotals, protectionView, type ProtectionTotals, type ProtectionView } from "./protection-view.js";
 import { recorderView, type RecorderView } from "./recorders.js";
 import { getMeta, hasTable, num, numOrNull, TABLES, type Database } from "./schema.js";
@@ -68,6 +69,10 @@ export interface MerchantRow {
   lastTime: number | null;
   lastServiceTime: number | null;
   alerts: number;
+  /** Its name from the regulator's registry data (`MerchantProfileSet`), null if none was published. */
+  name: string | null;
+  /** The whole registry data, null if none was published (src/indexer/profiles.ts). */
+  profile: MerchantProfile | null;
 }
 
 export interface Totals {
@@ -89,6 +94,8 @@ export interface Totals {
 /** An alert as stored by the last risk evaluation (src/indexer/risk.ts). */
 export interface AlertRow extends Alert {
   id: number;
+  /** The merchant's name from its registry data, null if none (or no merchant). */
+  merchantName: string | null;
   asOfBlock: number;
   asOfTime: number;
 }
@@ -281,7 +288,8 @@ export class IndexQueries {
            FROM merchants m ORDER BY m.merchant_id`,
       )
       .all() as Record<string, unknown>[];
-    return rows.map(merchantRow);
+    const names = profiles(this.db);
+    return rows.map((r) => merchantRow(r, names));
   }
 
   /** @throws PrepaidLedgerError `NOT_FOUND` if the index has no such merchant */
@@ -293,7 +301,7 @@ export class IndexQueries {
       )
       .get(merchantId) as Record<string, unknown> | undefined;
     if (row === undefined) throw new PrepaidLedgerError("NOT_FOUND", "no such merchant in the index", { details: { merchantId } });
-    return merchantRow(row);
+    return merchantRow(row, profiles(this.db, merchantId));
   }
 
   /**
@@ -501,7 +509,11 @@ export class IndexQueries {
     }
     const sql = `SELECT * FROM alerts ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""}
                  ORDER BY ${SEVERITY_ORDER}, rule, merchant_id, id LIMIT ? OFFSET ?`;
-    return (this.db.prepare(sql).all(...args, limit, offset) as Record<string, unknown>[]).map(alertRow);
+    const names = profiles(this.db);
+    return (this.db.prepare(sql).all(...args, limit, offset) as Record<string, unknown>[]).map((r) => {
+      const a = alertRow(r);
+      return { ...a, merchantName: a.merchantId === null ? null : (names.get(a.merchantId)?.name ?? null) };
+    });
   }
 
   discrepancies(page: Page = {}): DiscrepancyRow[] {
@@ -561,7 +573,8 @@ export class IndexQueries {
   }
 }
 
-function merchantRow(r: Record<string, unknown>): MerchantRow {
+function merchantRow(r: Record<string, unknown>, names: Map<number, MerchantProfile>): MerchantRow {
+  const profile = names.get(num(r.merchant_id)) ?? null;
   return {
     merchantId: num(r.merchant_id),
     status: merchantStatusName(num(r.status)),
@@ -580,6 +593,8 @@ function merchantRow(r: Record<string, unknown>): MerchantRow {
     lastTime: numOrNull(r.last_time),
     lastServiceTime: numOrNull(r.last_service_time),
     alerts: num(r.alerts ?? 0),
+    name: profile?.name ?? null,
+    profile,
   };
 }
 
@@ -625,7 +640,7 @@ function recordRow(r: Record<string, unknown>, final: number | null): RecordRow 
   };
 }
 
-function alertRow(r: Record<string, unknown>): AlertRow {
+function alertRow(r: Record<string, unknown>): Omit<AlertRow, "merchantName"> {
   return {
     id: num(r.id),
     rule: String(r.rule) as AlertRow["rule"],

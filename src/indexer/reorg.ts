@@ -138,7 +138,7 @@ export async function rollBack(db: Database, fork: number, cursorBlock: number):
     // Rows straight from logs (recorder_events, custody_events and protection_events too: the
     // keys, offers, custody figures, card rules, claims and cooling-off are derived from them;
     // a settlement is a row of records).
-    for (const t of ["records", "batches", "merchant_events", "recorder_events", "custody_events", "protection_events", "checkpoints"]) {
+    for (const t of ["records", "batches", "merchant_events", "recorder_events", "custody_events", "protection_events", "merchant_profiles", "checkpoints"]) {
       db.prepare(`DELETE FROM ${t} WHERE block_number > ?`).run(target);
     }
     db.prepare("DELETE FROM discrepancies WHERE block_number > ?").run(target);

@@ -15,9 +15,9 @@ import { PrepaidLedgerError } from "../errors.js";
 
 /**
  * Bumped when a table changes; an index of another version is refused, except the in-place
- * upgrades of {@link openIndex} (1 to 4 → 5), which only add tables and nullable columns.
+ * upgrades of {@link openIndex} (1 to 5 → 6), which only add tables and nullable columns.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export type Database = DatabaseSyncType;
 
@@ -133,6 +133,30 @@ CREATE TABLE IF NOT EXISTS protection_events (
   PRIMARY KEY (tx_hash, log_index)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS protection_events_by_merchant ON protection_events (merchant_id, block_number, log_index);
+`;
+
+/**
+ * Version 6: the merchants' registry data (src/indexer/profiles.ts), one row per
+ * `MerchantProfileSet`. An index of version 1 to 5 is upgraded in place by adding this (empty)
+ * table and noting, in meta \`profiles_from_block\`, the first block whose events it holds: the
+ * profiles published before need \`prepaid sync --repair\` (a ledger deployed before the event
+ * has none to miss).
+ */
+const PROFILE_DDL = `
+CREATE TABLE IF NOT EXISTS merchant_profiles (
+  tx_hash       TEXT NOT NULL,
+  log_index     INTEGER NOT NULL,
+  block_number  INTEGER NOT NULL,
+  block_time    INTEGER NOT NULL,
+  merchant_id   INTEGER NOT NULL,
+  regulator     TEXT NOT NULL,     -- who published it, 0x-hex lowercase
+  name          TEXT NOT NULL,
+  licence       TEXT NOT NULL,
+  category      TEXT NOT NULL,
+  district      TEXT NOT NULL,
+  PRIMARY KEY (tx_hash, log_index)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS merchant_profiles_by_merchant ON merchant_profiles (merchant_id, block_number, log_index);
 `;
 
 /** Settlements by merchant, in record order (the liability chart and the views read them; few rows). */
@@ -295,7 +319,7 @@ CREATE TABLE IF NOT EXISTS alerts (
   as_of_time   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_merchant ON alerts (merchant_id);
-` + REORG_DDL + RECORDER_DDL + CUSTODY_DDL + PROTECTION_DDL + SETTLEMENT_INDEX;
+` + REORG_DDL + RECORDER_DDL + CUSTODY_DDL + PROTECTION_DDL + PROFILE_DDL + SETTLEMENT_INDEX;
 
 /** The tables of data, in the order a digest covers them (not the reorg bookkeeping: recent_blocks, undo_log). */
 export const TABLES = [
@@ -309,6 +333,7 @@ export const TABLES = [
   "recorder_events",
   "custody_events",
   "protection_events",
+  "merchant_profiles",
   "checkpoints",
   "discrepancies",
   "alerts",
@@ -404,8 +429,9 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
 }
 
 /**
- * Upgrades an index of version 1 to 4 in place, in one transaction (all or nothing): adds the
- * tables of the later versions, empty, and version 5's NULL columns of `records`. The recorder events of blocks already read are not in
+ * Upgrades an index of version 1 to 5 in place, in one transaction (all or nothing): adds the
+ * tables of the later versions, empty, and version 5's NULL columns of `records`. The profiles of
+ * blocks already read are not in them: meta `profiles_from_block` says from which block on they are. The recorder events of blocks already read are not in
  * them: meta `recorders_from_block` says from which block on they are. The custody events are
  * read again by the next sync (no meta `custody_read` yet: src/indexer/indexer.ts).
  */
@@ -420,6 +446,9 @@ function upgrade(db: Database, version: number): void {
     }
     if (version <= 3) db.exec(CUSTODY_DDL);
     db.exec(PROTECTION_DDL);
+    db.exec(PROFILE_DDL);
+    const settled = db.prepare("SELECT settled_block FROM sync_state WHERE id = 1").get() as { settled_block: number } | undefined;
+    if (settled !== undefined) setMeta(db, "profiles_from_block", String(Number(settled.settled_block) + 1));
     // Only the columns it lacks (a test may make an "old" index by resetting user_version alone).
     const has = new Set((db.prepare("PRAGMA table_info(records)").all() as { name: string }[]).map((c) => c.name));
     for (const column of SETTLEMENT_COLUMNS) if (!has.has(column.split(" ")[0])) db.exec(`ALTER TABLE records ADD COLUMN ${column}`);

@@ -186,7 +186,9 @@ describe("prepaid command line", function () {
       for (const m of MERCHANTS) liability += (await ledger.merchantBooks(m.id)).liability;
       const total = run.stdout.split("\n").find((l) => l.trimStart().startsWith("total"))!;
       expect(total).to.include(`¥${(liability / 100n).toLocaleString("en-US")}.${String(liability % 100n).padStart(2, "0")}`);
-      expect(run.stdout.split("\n")[0]).to.match(/^merchant +status +accounts +records +topped up +consumed +refunded +liability/);
+      expect(run.stdout.split("\n")[0]).to.match(/^merchant +name +status +accounts +records +topped up +consumed +refunded +liability/);
+      // Each merchant's name from the regulator's registry data (MerchantProfileSet).
+      for (const m of MERCHANTS) expect(run.stdout).to.match(new RegExp(`^ *${m.id} +${m.name} +(active|closed)`, "m"));
     });
 
     it("merchant <id>: the suspended (then closed) merchant's figures, largest balances first, and only its alerts", async function () {
@@ -201,7 +203,13 @@ describe("prepaid command line", function () {
       expect(alerts.every((a: { merchantId: number }) => a.merchantId === SUSPENDED)).to.equal(true);
       const text = await prepaid(["merchant", String(SUSPENDED), "--db", db, "--top", "3"]);
       expect(text.stdout).to.include("Status:        closed\n");
-      expect(text.stdout).to.include("Largest balances (3 of 25 accounts):");
+      const { accountCount } = await ledger.merchantBooks(SUSPENDED);
+      expect(text.stdout).to.include(`Largest balances (3 of ${accountCount} accounts):`);
+      // Its registry data heads the page.
+      const lotus = MERCHANTS.find((m) => m.id === SUSPENDED)!;
+      expect(text.stdout).to.include(`Merchant ${SUSPENDED} ${lotus.name}\n`);
+      expect(text.stdout).to.include(`Licence:       ${lotus.licence}\n`);
+      expect(merchant).to.include({ name: lotus.name });
     });
 
     it("merchant <id>: who may write — its recorder keys, a pending offer and the history, equal to the contract's roles", async function () {
@@ -326,8 +334,12 @@ describe("prepaid command line", function () {
 
     it("alerts: --exit-code exits 10 when it lists alerts and 0 when none", async function () {
       const all = await prepaid(["alerts", "--db", db, "--json"]);
-      const { alerts } = JSON.parse(all.stdout) as { alerts: { rule: string; merchantId: number }[] };
+      const { alerts } = JSON.parse(all.stdout) as { alerts: { rule: string; merchantId: number; merchantName: string | null }[] };
       expect(alerts.length).to.be.greaterThan(0);
+      // Each alert names its merchant as the registry data does.
+      for (const a of alerts) expect(a.merchantName).to.equal(MERCHANTS.find((m) => m.id === a.merchantId)!.name);
+      const first = MERCHANTS.find((m) => m.id === alerts[0].merchantId)!;
+      expect((await prepaid(["alerts", "--db", db])).stdout).to.match(new RegExp(` ${first.id} +${first.name} +card `));
       expect(new Set(alerts.map((a) => a.rule))).to.deep.equal(new Set(["card-limit"]));
       expect((await prepaid(["alerts", "--db", db, "--exit-code"])).code).to.equal(10);
       expect((await prepaid(["alerts", "--db", db, "--rule", "dormant-merchant", "--exit-code"])).code).to.equal(0);

@@ -19,3 +19,18 @@ describe("compiler output", function () {
     expect(diagnostics).to.deep.equal([]);
   });
 });
+
+/** EIP-170: a contract's runtime code may be at most 24,576 bytes, or it cannot be deployed. */
+describe("deployable contract sizes", function () {
+  for (const [file, name] of [
+    ["PrepaidLedger.sol", "PrepaidLedger"],
+    ["MerchantCustody.sol", "MerchantCustody"],
+    ["SupervisorQuorum.sol", "SupervisorQuorum"],
+  ]) {
+    it(`${name} fits in 24,576 bytes`, function () {
+      const artifact = JSON.parse(readFileSync(join(config.paths.artifacts, "contracts", file, `${name}.json`), "utf8")) as { deployedBytecode: string };
+      const size = (artifact.deployedBytecode.length - 2) / 2;
+      expect(size).to.be.greaterThan(0).and.at.most(24_576);
+    });
+  }
+});

@@ -287,7 +287,9 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       const row = `#records tr[data-record="${r.recordIndex}"]`;
       expect(await text(`${row} [data-field=verification]`)).to.equal("verified");
       expect(await text(`${row} [data-field=memo]`)).to.equal(r.details!.memo);
-      expect(await text(`${row} [data-field=order-ref]`)).to.match(new RegExp(`^${first.name.slice(0, 3).toUpperCase()}-20261126-\\d{5}$`));
+      // The order reference carries the simulated day of the record (day.ts: town.ts Traffic).
+      const date = new Date(r.details!.time * 1000).toISOString().slice(0, 10).replaceAll("-", "");
+      expect(await text(`${row} [data-field=order-ref]`)).to.match(new RegExp(`^${first.name.slice(0, 3).toUpperCase()}-${date}-\\d{5}$`));
       expect(fen(await text(`${row} [data-field=amount]`))).to.equal(BigInt(r.amount));
       expect(await text(`${row} [data-field=confirmation]`)).to.equal(BigInt(r.recordIndex) <= final ? "confirmed" : "pending");
     }

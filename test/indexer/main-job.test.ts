@@ -3,12 +3,42 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 
-import { DEMO_REGULATOR_KEY, MERCHANTS, runDay } from "../../scripts/lib/day.js";
+import { DEMO_REGULATOR_KEY, MERCHANTS, PRECURSOR, runDay } from "../../scripts/lib/day.js";
 import { CLOSING_COVERED, CLOSING_SHORT } from "../../scripts/lib/exit.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { tempDir } from "../helpers/ledger.js";
 
 describe("indexer: the main job's traffic", function () {
+  it("a profile published again replaces the one shown, and the profile rows roll back with their blocks", async function () {
+    this.timeout(120_000);
+    const connection = await network.create();
+    const { ethers } = connection;
+    const [admin, regulator, recorder] = await ethers.getSigners();
+    const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
+    await (await ledger.connect(regulator).registerMerchant(7, recorder.address)).wait();
+    await (await ledger.connect(regulator).setMerchantProfile(7, "Old Name", "L-1", "beauty", "Putuo")).wait();
+    const db = join(tempDir("profiles"), "index.sqlite");
+    // Five confirmations: the renaming below is in a provisional block, which a reorg rolls back.
+    const indexer = await Indexer.open({ ledger: await ledger.getAddress(), db, confirmations: 5 }, ethers.provider);
+    try {
+      await indexer.sync();
+      expect(indexer.queries().merchant(7)).to.deep.include({ name: "Old Name" });
+      const snapshot = await connection.networkHelpers.takeSnapshot();
+      await (await ledger.connect(regulator).setMerchantProfile(7, "新名字 New Name", "L-2", "fitness", "Minhang")).wait();
+      await indexer.sync();
+      expect(indexer.queries().merchant(7).profile).to.deep.include({ name: "新名字 New Name", licence: "L-2", category: "fitness", district: "Minhang" });
+      // The block that renamed it is replaced (a reorg within the confirmations): its row goes.
+      await snapshot.restore();
+      await (await ledger.connect(regulator).setMerchantProfile(7, "Other Name", "L-3", "education", "Xuhui")).wait();
+      await connection.networkHelpers.mine(1);
+      const after = await indexer.sync();
+      expect(after.reorgs, "a reorg was rolled back").to.have.length(1);
+      expect(indexer.queries().merchants().map((m) => m.name)).to.deep.equal(["Other Name"]);
+    } finally {
+      indexer.close();
+    }
+  });
+
   this.timeout(300_000);
 
   it("indexes the day and every figure equals the contract's own views; no risk rule fires", async function () {
@@ -47,7 +77,11 @@ describe("indexer: the main job's traffic", function () {
       expect(merchants.map((m) => m.merchantId)).to.deep.equal(MERCHANTS.map((m) => m.id));
       for (const m of merchants) {
         const c = await ledger.merchantBooks(m.merchantId);
-        expect(m.status).to.equal(m.merchantId === CLOSING_COVERED || m.merchantId === CLOSING_SHORT ? "closed" : "active");
+        expect(m.status).to.equal([CLOSING_COVERED, CLOSING_SHORT, PRECURSOR].includes(m.merchantId) ? "closed" : "active");
+        // Its registry data, as the regulator published it (MerchantProfileSet).
+        const town = MERCHANTS.find((x) => x.id === m.merchantId)!;
+        expect(m.name).to.equal(town.name);
+        expect(m.profile).to.deep.include({ name: town.name, licence: town.licence, category: town.category, district: town.district });
         expect(
           [m.accountCount, m.recordCount, m.toppedUp, m.consumed, m.refunded, m.liability, m.nextSequence].map(BigInt),
         ).to.deep.equal([c.accountCount, c.recordCount, c.toppedUp, c.consumed, c.refunded, c.liability, c.nextSequence]);
@@ -88,7 +122,8 @@ describe("indexer: the main job's traffic", function () {
       expect([totals.records, totals.verified, totals.failed, totals.pending]).to.deep.equal([records, records, 0, records - Number(finalCount)]);
       expect(q.discrepancies()).to.deep.equal([]);
 
-      // The normal day is quiet: no rule fires.
+      // With the default thresholds (30-day windows) the three weeks are quiet: no rule fires.
+      // (The main job's own thresholds, DEMO_RISK, flag the precursor: test/scripts/main-job.test.ts.)
       expect(q.alerts()).to.deep.equal([]);
 
       // A second sync finds nothing new and changes nothing.

@@ -243,7 +243,7 @@ describe("indexer: settlements and the card holders' protection", function () {
     const indexer = await open(d, db);
     try {
       const upgraded = openIndex(db, { readOnly: true });
-      expect(Number((upgraded.prepare("PRAGMA user_version").get() as { user_version: number }).user_version)).to.equal(SCHEMA_VERSION).and.to.equal(5);
+      expect(Number((upgraded.prepare("PRAGMA user_version").get() as { user_version: number }).user_version)).to.equal(SCHEMA_VERSION).and.to.equal(6);
       upgraded.close();
       await (await d.custody.connect(d.holders.h2).requestCoolingOff(PAID, card.secret, d.holders.h2.address)).wait();
       expect((await indexer.sync()).matchesContract).to.equal(true);

@@ -70,6 +70,7 @@ async function status(ctx: Context): Promise<number> {
 
 const MERCHANT_COLUMNS = [
   { header: "merchant", numeric: true },
+  { header: "name" },
   { header: "status" },
   { header: "accounts", numeric: true },
   { header: "records", numeric: true },
@@ -85,7 +86,7 @@ const MERCHANT_COLUMNS = [
 const CUSTODY_COLUMNS = [{ header: "held", numeric: true }, { header: "required", numeric: true }, { header: "coverage", numeric: true }];
 
 function merchantCells(m: MerchantRow): Cell[] {
-  return [m.merchantId, m.status, m.accountCount, m.recordCount, yuan(m.toppedUp), yuan(m.consumed), yuan(m.refunded), yuan(m.liability), m.badRecords, m.alerts];
+  return [m.merchantId, m.name ?? "", m.status, m.accountCount, m.recordCount, yuan(m.toppedUp), yuan(m.consumed), yuan(m.refunded), yuan(m.liability), m.badRecords, m.alerts];
 }
 
 /** held, required, coverage (held ÷ required), the last marked "BELOW" when held < required. */
@@ -111,7 +112,7 @@ async function merchants(ctx: Context): Promise<number> {
       await ctx.write("No merchants in the index.\n");
       return 0;
     }
-    const total: Cell[] = ["total", "", t.accounts, t.records, yuan(t.toppedUp), yuan(t.consumed), yuan(t.refunded), yuan(t.liability), t.failed, t.alerts];
+    const total: Cell[] = ["total", "", "", t.accounts, t.records, yuan(t.toppedUp), yuan(t.consumed), yuan(t.refunded), yuan(t.liability), t.failed, t.alerts];
     if (custody.custody === null) {
       await ctx.write(table(MERCHANT_COLUMNS, [...rows.map(merchantCells), total]) + "\nCustody: no custody attached to the ledger.\n");
       return 0;
@@ -131,8 +132,8 @@ async function merchants(ctx: Context): Promise<number> {
 
 // ---------------------------------------------------------------- merchant <id>
 
-const ALERT_COLUMNS = [{ header: "severity" }, { header: "rule" }, { header: "merchant", numeric: true }, { header: "message" }];
-const alertCells = (a: AlertRow): Cell[] => [a.severity, a.rule, a.merchantId, a.message];
+const ALERT_COLUMNS = [{ header: "severity" }, { header: "rule" }, { header: "merchant", numeric: true }, { header: "name" }, { header: "message" }];
+const alertCells = (a: AlertRow): Cell[] => [a.severity, a.rule, a.merchantId, a.merchantName ?? "", a.message];
 
 const ACCOUNT_COLUMNS = [
   { header: "account" },
@@ -147,6 +148,14 @@ const accountCells = (a: AccountRow): Cell[] => [a.account, yuan(a.balance), a.r
 
 function merchantFigures(m: MerchantRow): string {
   return keyValues([
+    ...(m.profile === null
+      ? []
+      : ([
+          ["Name", m.profile.name],
+          ["Licence", m.profile.licence],
+          ["Category", m.profile.category],
+          ["District", m.profile.district],
+        ] as [string, string][])),
     ["Status", m.status + (m.suspendedReason === null ? "" : ` (${m.suspendedReason})`)],
     ["First key", m.recorder],
     ["Accounts", m.accountCount],
@@ -260,7 +269,7 @@ async function merchant(ctx: Context): Promise<number> {
       return 0;
     }
     const parts = [
-      `Merchant ${m.merchantId}\n`,
+      `Merchant ${m.merchantId}${m.name === null ? "" : ` ${m.name}`}\n`,
       merchantFigures(m),
       recordersText(recorders),
       custodyText(custody),

@@ -17,7 +17,7 @@ import type { Command, Context } from "../command.js";
 import { KEY_ENV, loadRegulatorKey } from "../config.js";
 import { plural, toJson } from "../format.js";
 import { ProgressReporter, progressMode } from "../progress.js";
-import { httpJsonRpc } from "../../rpc.js";
+import { httpJsonRpc, retryingRpc } from "../../rpc.js";
 
 const DEFAULT_INTERVAL_SECONDS = 5;
 /** Seconds one JSON-RPC call may take by default. */
@@ -94,7 +94,12 @@ async function open(ctx: Context): Promise<Indexer> {
       `no regulator key: set ${KEY_ENV} or give --key-file FILE (or --no-decrypt to index the records without decrypting them)`,
     );
   }
-  return Indexer.open({ ...indexer, privateKey: key?.privateKey }, httpJsonRpc(rpc, { timeoutMs: rpcTimeoutMs }));
+  // A node that is down for a moment is waited out (four tries over 1.75 s); one that stays
+  // down is an RPC_ERROR "stayed down" (exit 3). `--follow` waits out longer outages itself.
+  const node = retryingRpc(httpJsonRpc(rpc, { timeoutMs: rpcTimeoutMs }), {
+    onRetry: (r) => ctx.notice(`the node did not answer ${r.method} (${r.error.shortMessage}); trying again in ${r.delayMs} ms`),
+  });
+  return Indexer.open({ ...indexer, privateKey: key?.privateKey }, node);
 }
 
 function summary(indexer: Indexer, r: SyncResult): string {
