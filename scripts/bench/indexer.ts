@@ -15,6 +15,8 @@
  * takes the figures with `--max-block-range 2` (about the pager's own page size here) instead.
  *
  *   BENCH_INDEXER_RECORDS=<n>          records in the ledger (default 1,000,000), for a quick try
+ *   BENCH_INDEXER_CARDS=<n>            cards in the ledger (default one per 10 records); e.g.
+ *                                      3,000,000 records over 1,000,000 cards for a city's size
  *   BENCH_INDEXER_MAX_BLOCK_RANGE=<n>  sync with `--max-block-range n` only
  *   BENCH_INDEXER_CPU_PROF=<dir>       write the sync process's CPU profile there (node --cpu-prof)
  */
@@ -70,6 +72,8 @@ const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 export interface IndexerBenchOptions {
   /** Records in the ledger; default `BENCH_INDEXER_RECORDS` or 1,000,000. */
   records?: number;
+  /** Cards in the ledger; default `BENCH_INDEXER_CARDS` or one per {@link RECORDS_PER_CARD} records. */
+  cards?: number;
   /** The sync's `--max-block-range`; default `BENCH_INDEXER_MAX_BLOCK_RANGE`, else the indexer's own default. */
   maxBlockRange?: number;
 }
@@ -122,6 +126,16 @@ function recordsWanted(options: IndexerBenchOptions): number {
   const n = options.records ?? Number(process.env.BENCH_INDEXER_RECORDS ?? DEFAULT_RECORDS);
   if (!Number.isInteger(n) || n < MERCHANTS * RECORDS_PER_CARD) {
     throw new Error(`the indexer bench needs a whole number of records, at least ${MERCHANTS * RECORDS_PER_CARD}; got ${n}`);
+  }
+  return n;
+}
+
+/** Cards wanted: the option, else `BENCH_INDEXER_CARDS`, else one per {@link RECORDS_PER_CARD} records. */
+function cardsWanted(options: IndexerBenchOptions, records: number): number {
+  const text = process.env.BENCH_INDEXER_CARDS;
+  const n = options.cards ?? (text === undefined || text === "" ? Math.ceil(records / RECORDS_PER_CARD) : Number(text));
+  if (!Number.isInteger(n) || n < MERCHANTS || n > records) {
+    throw new Error(`the indexer bench needs a whole number of cards from ${MERCHANTS} to the record count (${records}); got ${n}`);
   }
   return n;
 }
@@ -442,10 +456,12 @@ async function timeDashboard(db: string, records: number): Promise<RouteTiming[]
 export async function benchIndexer(options: IndexerBenchOptions = {}): Promise<IndexerFigures> {
   const records = recordsWanted(options);
   const maxBlockRange = options.maxBlockRange ?? blockRangeWanted();
+  const cards = cardsWanted(options, records);
   const perMerchant = Math.floor(records / MERCHANTS);
+  const cardsPerMerchant = Math.floor(cards / MERCHANTS);
   const streams = Array.from(
     { length: MERCHANTS },
-    (_, i) => new MerchantStream(i + 1, perMerchant + (i < records % MERCHANTS ? 1 : 0), Math.ceil(perMerchant / RECORDS_PER_CARD)),
+    (_, i) => new MerchantStream(i + 1, perMerchant + (i < records % MERCHANTS ? 1 : 0), cardsPerMerchant + (i < cards % MERCHANTS ? 1 : 0)),
   );
   const dir = mkdtempSync(join(tmpdir(), "prepaid-ledger-bench-indexer-"));
   // --quiet: anvil would print every transaction; the tx gas cap (EIP-7825) is enforced, so a

@@ -34,6 +34,7 @@ import { toLedgerError } from "../ledger/revert.js";
 import { fetchLogPages, type JsonRpcLike } from "../regulator/logs.js";
 import { timedRpc } from "../rpc.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
+import { DEFAULT_ACCOUNT_CACHE } from "./account-cache.js";
 import { CUSTODY_LINK_TOPICS, CUSTODY_TOPICS, custodyAddressesSeen, decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
 import { PROTECTION_TOPICS, decodeProtectionEvent, insertProtectionEvent } from "./protection.js";
 import { IndexQueries } from "./queries.js";
@@ -76,6 +77,11 @@ export const IndexerConfig = z
     confirmations: z.number().int().min(0).max(100_000).optional(),
     /** Blocks per eth_getLogs request, at most (halved when a node refuses). */
     maxBlockRange: z.number().int().min(1).max(1_000_000).default(10_000),
+    /**
+     * Cards' books kept in memory between pages (the rest are read back from the index when a
+     * record needs them): memory stays flat however many cards the ledger has.
+     */
+    accountCache: z.number().int().min(1).max(100_000_000).default(DEFAULT_ACCOUNT_CACHE),
     /** How long any one JSON-RPC call may take before it fails with TIMEOUT (retryable). */
     rpcTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Risk thresholds (src/indexer/risk.ts, docs/RISK.md). */

@@ -8,11 +8,12 @@ import { Interface, decodeBytes32String, getAddress } from "ethers";
 import { bytesToHex } from "../crypto/hash.js";
 import { PrepaidLedgerError } from "../errors.js";
 import { genesisHead } from "../ledger/codec.js";
-import { balanceOf, type AccountState } from "../regulator/books.js";
+import { balanceOf } from "../regulator/books.js";
 import { LEDGER_TOPICS, decodeBatchRecorded } from "../regulator/events.js";
 import type { LogPage, RpcLog } from "../regulator/logs.js";
 import { LedgerReplay, type VerifiedRecord } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
+import { IndexedAccounts } from "./account-cache.js";
 import type { Indexer } from "./indexer.js";
 import { type BlockHeader, saveBlocks, saveUndo } from "./reorg.js";
 import { decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
@@ -79,7 +80,8 @@ export class PageWriter {
   recordCount: number;
   /** Records covered by the quorum's last final checkpoint. */
   private final: number;
-  private readonly replay: LedgerReplay;
+  private readonly replay: LedgerReplay<IndexedAccounts>;
+  private readonly accounts: IndexedAccounts;
   /** Accounts touched by the page being written (only those: a card's own figures live in the replay's books). */
   private readonly pageAccounts = new Map<string, PageSide>();
   private readonly merchantSide = new Map<number, MerchantSide>();
@@ -103,7 +105,14 @@ export class PageWriter {
     this.final = cursor?.final ?? 0;
     // The ledger's chain version (docs/FORMAT.md 7), read from its genesis head when the indexer opened.
     const start = { chainId: indexer.chainId, ledger: indexer.config.ledger, version: indexer.chainVersion };
-    this.replay = new LedgerReplay({ privateKey: indexer.config.privateKey, keepRecords: false }, start, (r) => this.record(r));
+    this.accounts = new IndexedAccounts(db, indexer.config.accountCache);
+    this.replay = new LedgerReplay(
+      { privateKey: indexer.config.privateKey, keepRecords: false },
+      start,
+      (r) => this.record(r),
+      undefined,
+      this.accounts,
+    );
     this.insertRecord = db.prepare(
       `INSERT INTO records (record_index, tx_hash, log_index, block_number, block_time, merchant_id, account, kind, amount,
                             commitment, ciphertext, verification, problems, d_time, d_order_ref, d_memo, settlement, holder)
@@ -137,18 +146,7 @@ export class PageWriter {
         lastServiceTime: m.last_service_time === null ? null : Number(m.last_service_time),
       });
     }
-    for (const a of db.prepare("SELECT * FROM accounts").iterate() as Iterable<Record<string, number | string>>) {
-      const account: AccountState = {
-        merchantId: Number(a.merchant_id),
-        account: String(a.account),
-        recordCount: Number(a.record_count),
-        initialAmount: BigInt(a.initial_amount),
-        toppedUp: BigInt(a.topped_up),
-        consumed: BigInt(a.consumed),
-        refunded: BigInt(a.refunded),
-      };
-      this.replay.books.accounts.set(`${account.merchantId}:${account.account}`, account);
-    }
+    // Accounts stay in the index: the replay reads each one back when a record needs it.
     const batches = Number((db.prepare("SELECT count(*) AS n FROM batches").get() as { n: number }).n);
     const midway = getMeta(db, "started_midway") === "1";
     this.replay.resume({
@@ -211,6 +209,8 @@ export class PageWriter {
     this.cursorHash = blocks.get(to)!.hash;
     if (this.replay.decrypted > decryptedBefore) this.everDecrypted = true;
     this.pages++;
+    // Every account the page changed is stored now: memory keeps only the most recent ones.
+    this.accounts.trim();
   }
 
   private writeChainVersion(): void {

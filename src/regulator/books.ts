@@ -56,10 +56,22 @@ export const balanceOf = (a: { toppedUp: bigint; consumed: bigint; refunded: big
 /** Accounts are per merchant (the contract keys them so): `${merchantId}:${account}`. */
 export const accountKey = (merchantId: number, account: string) => `${merchantId}:${account}`;
 
-export class Books {
-  /** By {@link accountKey}. */
-  readonly accounts = new Map<string, AccountState>();
+/**
+ * Where {@link Books} keeps the accounts, by {@link accountKey}: a Map (the reader, a
+ * supervisor), or a store over the index's own table with a bounded cache (the indexer, so its
+ * memory does not grow with the number of cards). `get` returns the object `set` stored or
+ * later loaded; Books changes it in place and calls `set` only when it opens an account.
+ */
+export interface AccountStore {
+  get(key: string): AccountState | undefined;
+  set(key: string, account: AccountState): void;
+}
+
+export class Books<S extends AccountStore = Map<string, AccountState>> {
   readonly merchants = new Map<number, MerchantState>();
+
+  /** @param accounts - by {@link accountKey}; default a Map of every account */
+  constructor(readonly accounts: S = new Map<string, AccountState>() as unknown as S) {}
 
   merchant(merchantId: number): MerchantState {
     let m = this.merchants.get(merchantId);

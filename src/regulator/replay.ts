@@ -10,7 +10,7 @@ import { openBatchRecord, openEnvelope } from "../crypto/envelope.js";
 import { bytesToHex, keccak256 } from "../crypto/hash.js";
 import { openSingle } from "../crypto/single.js";
 import { CHAIN_VERSIONS, RECORDED_DATA_HEAD_BYTES, type ChainVersion, SettlementReason, genesisHead, linkBatch, linkSettlement } from "../ledger/codec.js";
-import { Books } from "./books.js";
+import { type AccountState, type AccountStore, Books } from "./books.js";
 import type { RpcLog } from "./logs.js";
 import {
   type BatchRecordedLog,
@@ -45,8 +45,8 @@ export type ChainStart = Uint8Array | { chainId: bigint; ledger: string; version
  * a block range; a supervisor keeps one alive and feeds it new logs as blocks arrive. `onMark`
  * is called at each checkpoint mark, when the replay stands exactly at the marked record count.
  */
-export class LedgerReplay {
-  readonly books = new Books();
+export class LedgerReplay<S extends AccountStore = Map<string, AccountState>> {
+  readonly books: Books<S>;
   readonly discrepancies: Discrepancy[] = [];
   readonly badRecordsByMerchant = new Map<number, number>();
   readonly kept: VerifiedRecord[] = [];
@@ -80,7 +80,10 @@ export class LedgerReplay {
     start: ChainStart,
     private readonly onRecord?: (record: VerifiedRecord) => void,
     private readonly onMark?: (mark: MarkSeen) => void,
+    /** Where the books keep accounts; default a Map of every account (docs/ARCHITECTURE.md). */
+    accounts?: S,
   ) {
+    this.books = new Books<S>(accounts);
     if (start instanceof Uint8Array) {
       this.head = start;
       this.keepCandidatesAt(start);

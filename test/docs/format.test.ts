@@ -602,7 +602,7 @@ describe("docs/FORMAT.md worked examples", function () {
       // A supervisor's replay of the logs, with the document's regulator key, digests state 1 at the mark.
       const logs = (await ethers.provider.send("eth_getLogs", [{ address: await ledger.getAddress(), fromBlock: "0x0", toBlock: "latest" }])) as RpcLog[];
       const digests: string[] = [];
-      const replay = new LedgerReplay({ privateKey: hex(ex.hex("ecies", "recipientPrivateKey")), keepRecords: false }, { chainId: 31337n, ledger: await ledger.getAddress() }, undefined, (mark) =>
+      const replay: LedgerReplay = new LedgerReplay({ privateKey: hex(ex.hex("ecies", "recipientPrivateKey")), keepRecords: false }, { chainId: 31337n, ledger: await ledger.getAddress() }, undefined, (mark) =>
         digests.push(stateDigest(replay.books, mark.recordCount, replay.head)),
       );
       for (const log of logs) await replay.log(log);

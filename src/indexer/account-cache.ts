@@ -1,0 +1,94 @@
+/**
+ * The indexer's account books: the `accounts` table is the store, and memory holds only a
+ * bounded cache of recently used accounts, so a sync's memory does not grow with the number of
+ * cards (docs/ARCHITECTURE.md, "Memory").
+ *
+ * The replay reads an account with `get` (a cache miss reads its row) and changes it in place;
+ * the page writer stores every account a page touched at the end of the page (flushBooks), in
+ * the page's transaction, and only then calls {@link IndexedAccounts.trim}: an account that
+ * changed is never dropped before its row holds the change. A page that fails is rolled back
+ * and its writer, with this cache, is thrown away; the next one starts from the table.
+ */
+import type { AccountState, AccountStore } from "../regulator/books.js";
+import type { StatementSync } from "node:sqlite";
+
+import type { Database } from "./schema.js";
+
+/** Accounts kept in memory between pages, by default: about 30 MB of books. */
+export const DEFAULT_ACCOUNT_CACHE = 100_000;
+
+interface AccountRow {
+  record_count: number;
+  initial_amount: number;
+  topped_up: number;
+  consumed: number;
+  refunded: number;
+}
+
+export class IndexedAccounts implements AccountStore {
+  private readonly cache = new Map<string, AccountState>();
+  private readonly select: StatementSync;
+  /** Rows read on a miss (opened accounts are misses too: their row does not exist yet). */
+  misses = 0;
+
+  /** @param limit - accounts kept in memory after each page (at least 1) */
+  constructor(
+    db: Database,
+    readonly limit = DEFAULT_ACCOUNT_CACHE,
+  ) {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`account cache limit must be a whole number >= 1; got ${limit}`);
+    this.select = db.prepare(
+      "SELECT record_count, initial_amount, topped_up, consumed, refunded FROM accounts WHERE merchant_id = ? AND account = ?",
+    );
+  }
+
+  get(key: string): AccountState | undefined {
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      // Most recently used last: Map keeps insertion order, so trim() drops the oldest first.
+      this.cache.delete(key);
+      this.cache.set(key, cached);
+      return cached;
+    }
+    this.misses++;
+    const colon = key.indexOf(":");
+    const merchantId = Number(key.slice(0, colon));
+    const account = key.slice(colon + 1);
+    const row = this.select.get(merchantId, account) as AccountRow | undefined;
+    if (row === undefined) return undefined;
+    const a: AccountState = {
+      merchantId,
+      account,
+      recordCount: Number(row.record_count),
+      initialAmount: BigInt(row.initial_amount),
+      toppedUp: BigInt(row.topped_up),
+      consumed: BigInt(row.consumed),
+      refunded: BigInt(row.refunded),
+    };
+    this.cache.set(key, a);
+    return a;
+  }
+
+  set(key: string, account: AccountState): void {
+    this.cache.delete(key);
+    this.cache.set(key, account);
+  }
+
+  /** Accounts in memory now. */
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /**
+   * Drops the least recently used accounts beyond the limit. Call it only once every account
+   * the replay changed is stored (after the page's flushBooks).
+   */
+  trim(): void {
+    let excess = this.cache.size - this.limit;
+    if (excess <= 0) return;
+    for (const key of this.cache.keys()) {
+      this.cache.delete(key);
+      if (--excess === 0) break;
+    }
+  }
+}
