@@ -6,8 +6,8 @@
  *   `GET /api/audit` (auditors only);
  * - lets any other request through only with an active session (cookie `prepaid-session`, or
  *   `__Host-prepaid-session` over HTTPS), else sends pages to /signin and API calls a 401;
- * - refuses a POST unless it comes from the dashboard's own origin (Sec-Fetch-Site, Origin) and
- *   carries the right CSRF token: the session's for /signout, the sign-in form's own
+ * - refuses a POST unless it comes from the dashboard's own origin (Sec-Fetch-Site, else Origin)
+ *   and carries the right CSRF token: the session's for /signout, the sign-in form's own
  *   (double-submit cookie) for /signin;
  * - limits failed sign-ins per account and per client address (429 with Retry-After);
  * - records in the audit log (store.ts) sign-ins, failures, refusals, sign-outs, expiries and
@@ -64,6 +64,8 @@ class Refusal extends Error {
     readonly title: string,
     message: string,
     readonly headers: Record<string, string | string[]> = {},
+    /** The signed-in bar, when the refused person is signed in. */
+    readonly bar: Html | null = null,
   ) {
     super(message);
   }
@@ -156,7 +158,7 @@ export class SignInGate {
       if (!(e instanceof Refusal)) throw e;
       const body = api
         ? JSON.stringify({ error: { code: e.title.toUpperCase().replaceAll(" ", "_"), message: e.message, details: {} } })
-        : refusalPage(e.status, e.title, e.message, null).text;
+        : refusalPage(e.status, e.title, e.message, e.bar).text;
       return { reply: { status: e.status, type: api ? "application/json" : "text/html", body, headers: e.headers } };
     }
   }
@@ -208,7 +210,7 @@ export class SignInGate {
   }
 
   private auditReply(session: Session, url: URL, api: boolean, bar: Html): Reply {
-    if (session.role !== "auditor") throw new Refusal(403, "Forbidden", "the audit log is for accounts with the auditor role");
+    if (session.role !== "auditor") throw new Refusal(403, "Forbidden", "the audit log is for accounts with the auditor role", {}, bar);
     const q = url.searchParams;
     const int = (name: string) => (/^\d{1,15}$/.test(q.get(name) ?? "") ? Number(q.get(name)) : undefined);
     const text = (name: string) => (q.get(name) ?? "") || undefined;
@@ -235,7 +237,11 @@ export class SignInGate {
   private async checkedForm(req: IncomingMessage, expected: () => string | undefined): Promise<URLSearchParams> {
     const site = req.headers["sec-fetch-site"];
     const origin = req.headers.origin;
-    const crossSite = (site !== undefined && site !== "same-origin" && site !== "none") || (origin !== undefined && (origin === "null" || safeHost(origin) !== req.headers.host));
+    // Sec-Fetch-Site is the browser's own verdict; without it, a real Origin must be ours. (Under
+    // the dashboard's Referrer-Policy no-referrer, Chromium sends `Origin: null` even for its own
+    // forms, so "null" tells nothing: the token decides.)
+    const crossSite =
+      site !== undefined ? site !== "same-origin" && site !== "none" : origin !== undefined && origin !== "null" && safeHost(origin) !== req.headers.host;
     const form = crossSite ? new URLSearchParams() : await readForm(req);
     if (crossSite || !sameToken(form.get("csrf") ?? undefined, expected())) {
       this.audit(req, "csrf-refused", {

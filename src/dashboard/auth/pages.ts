@@ -5,7 +5,8 @@
  * dashboard itself (its CSP allows `form-action 'self'` only). They have their own small
  * stylesheet so they do not depend on the dashboard's page layout.
  */
-import { Html, html, type HtmlPart } from "../html.js";
+import { dateTime } from "../format.js";
+import { html, type Html, type HtmlPart } from "../html.js";
 import type { AuditFilter, AuditRow, Role } from "./store.js";
 
 const STYLE = html`<style>
@@ -22,6 +23,8 @@ const STYLE = html`<style>
   table { border-collapse: collapse; background: #fff; width: 100%; }
   th, td { padding: 4px 8px; border-bottom: 1px solid #e3e6eb; text-align: left; vertical-align: top; white-space: nowrap; }
   th { background: #eef1f5; font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+  td[data-field=request], td[data-field=card], td[data-field=detail] { white-space: normal; overflow-wrap: anywhere; min-width: 120px; }
+  code { font-size: 12px; }
   form.filter { display: flex; gap: 8px; align-items: end; margin: 8px 0; } form.filter label { font-size: 12px; color: #5b6475; display: flex; flex-direction: column; }
   form.filter button { margin-top: 0; } .note { color: #5b6475; } nav.pager { margin: 8px 0; }
 </style>`;
@@ -62,10 +65,10 @@ export function refusalPage(status: number, title: string, message: string, bar:
 export function signedInBar(account: string, role: Role, csrf: string): Html {
   return html`<span data-field="signed-in" style="margin-left:auto">signed in as <strong data-field="account">${account}</strong> (${role})</span>${
     role === "auditor" && html`<a href="/audit">Audit log</a>`
-  }<form method="post" action="/signout" style="display:inline;margin:0"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" id="signout" style="margin:0;padding:2px 10px">Sign out</button></form>`;
+  }<form method="post" action="/signout" style="display:inline;margin:0"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" id="signout" style="margin:0;padding:2px 10px;font:inherit;border:0;border-radius:4px;background:#2f6fde;color:#fff;cursor:pointer">Sign out</button></form>`;
 }
 
-const time = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+const time = (ms: number) => dateTime(Math.floor(ms / 1000));
 const cell = (field: string, value: HtmlPart) => html`<td data-field="${field}">${value ?? "—"}</td>`;
 
 /** The audit log, newest first, with filters and a link to older rows. */
