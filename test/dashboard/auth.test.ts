@@ -4,12 +4,14 @@
  * `prepaid audit` commands run in-process with a password on stdin.
  */
 import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { request, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 
 import { expect } from "chai";
 
 import { main } from "../../src/cli/main.js";
+import { openIndex } from "../../src/indexer/schema.js";
 import { isLoopback, openGate } from "../../src/dashboard/auth/policy.js";
 import { checkNewPassword, hashPassword, verifyPassword } from "../../src/dashboard/auth/password.js";
 import { AuthStore, type Role } from "../../src/dashboard/auth/store.js";
@@ -261,5 +263,43 @@ describe("dashboard auth: prepaid users and prepaid audit", function () {
       // Refused for the missing account before the (also missing) index is even looked at.
       expect(run.stderr).to.match(/^error: refusing to serve the dashboard beyond loopback without sign-in/).and.to.include("[INVALID_CONFIG]");
     }
+  });
+
+  it("serve with an account requires sign-in on 127.0.0.1; behind a proxy its cookies are Secure and __Host-", async function () {
+    const dir = tempDir("auth-cli");
+    const auth = join(dir, "team.sqlite");
+    const index = join(dir, "index.sqlite");
+    openIndex(index).close(); // an empty (never synced) index: the sign-in wall answers first
+    expect((await prepaid(["users", "add", "zhang.min", "--auth", auth], "analyst password 1\n")).code).to.equal(0);
+    const stop = new AbortController();
+    const stdout = new PassThrough();
+    const started = new Promise<{ url: string; signIn: boolean }>((resolve) => stdout.once("data", (d: Buffer) => resolve(JSON.parse(d.toString()))));
+    const args = ["serve", "--host", "127.0.0.1", "--trust-proxy", "--public-host", "dashboard.example.org", "--auth", auth, "--db", index, "--json", "--quiet"];
+    const running = main(args, { stdout, stderr: new PassThrough(), env: {}, stop: stop.signal });
+    try {
+      const { url, signIn } = await started;
+      expect(signIn).to.equal(true);
+      // node:http, not fetch: fetch does not let a caller set the Host header.
+      const get = (path: string, headers: Record<string, string>) =>
+        new Promise<{ status: number; headers: IncomingHttpHeaders }>((resolve, reject) =>
+          request(`${url}${path}`, { headers }, (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers }));
+          })
+            .on("error", reject)
+            .end(),
+        );
+      const proxied = { host: "dashboard.example.org", "x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.7" };
+      const home = await get("/", proxied);
+      expect([home.status, home.headers.location]).to.deep.equal([303, "/signin?next=%2F"]);
+      const secure = (await get("/signin", proxied)).headers["set-cookie"];
+      expect(secure).to.have.length(1);
+      expect(secure![0]).to.match(/^__Host-prepaid-signin=[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Secure$/);
+      expect((await get("/signin", { ...proxied, "x-forwarded-proto": "http" })).headers["set-cookie"]?.[0]).to.match(/^prepaid-signin=[\w-]+; Path=\/; HttpOnly; SameSite=Strict$/);
+      expect((await get("/", { host: "elsewhere.example.org" })).status).to.equal(400);
+    } finally {
+      stop.abort();
+    }
+    expect(await running).to.equal(0);
   });
 });
