@@ -180,7 +180,8 @@ describe("dashboard: sign-in for a team in headless Chromium", function () {
     const forbidden = await page.goto(`${dashboard.url}/audit`);
     expect(forbidden!.status()).to.equal(403);
     await screenshot(page, "signin-analyst-audit-forbidden");
-    expect((await page.request.get(`${dashboard.url}/api/audit`)).status()).to.equal(403);
+    const apiAudit = await page.request.get(`${dashboard.url}/api/audit`);
+    expect([apiAudit.status(), ((await apiAudit.json()) as { error: { code: string } }).error.code]).to.deep.equal([403, "FORBIDDEN"]);
     expect((await page.request.get(`${dashboard.url}/api/merchants/${MERCHANT}`)).status()).to.equal(200);
     await context.close();
   });
@@ -311,6 +312,12 @@ describe("dashboard: sign-in for a team in headless Chromium", function () {
     // A sign-in without the form's cookie and token, or any other POST.
     expect((await raw(`${dashboard.url}/signin`, { ...form("name=li.wei&password=auditor+passphrase+1"), headers: { "content-type": "application/x-www-form-urlencoded" } })).status).to.equal(403);
     expect((await raw(`${dashboard.url}/alerts`, form(""))).status).to.equal(405);
+    // A form that is not a form, or too big to be a sign-in.
+    const signinForm = await raw(`${dashboard.url}/signin`);
+    const signinCookie = String(signinForm.headers["set-cookie"]).split(";")[0];
+    const post = (type: string, body: string) => raw(`${dashboard.url}/signin`, { method: "POST", body, headers: { cookie: signinCookie, "content-type": type } });
+    expect((await post("application/json", '{"name":"li.wei"}')).status).to.equal(415);
+    expect((await post("application/x-www-form-urlencoded", `csrf=x&name=${"a".repeat(9_000)}`)).status).to.equal(413);
     await context.close();
   });
 

@@ -61,6 +61,8 @@ const RECORD_PATH = /^\/records\/(\d+)$/;
 class Refusal extends Error {
   constructor(
     readonly status: number,
+    /** The API's error code (`{"error": {"code"}}`). */
+    readonly code: "UNSUPPORTED_MEDIA_TYPE" | "FORM_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "FORBIDDEN" | "CSRF_REFUSED",
     readonly title: string,
     message: string,
     readonly headers: Record<string, string | string[]> = {},
@@ -94,13 +96,13 @@ function localPath(next: string | null): string {
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers["content-type"] ?? "")) {
-    throw new Refusal(415, "Unsupported form", "the form must be sent as application/x-www-form-urlencoded");
+    throw new Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported form", "the form must be sent as application/x-www-form-urlencoded");
   }
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) throw new Refusal(413, "Form too large", `a form is at most ${MAX_BODY} bytes`);
+    if (size > MAX_BODY) throw new Refusal(413, "FORM_TOO_LARGE", "Form too large", `a form is at most ${MAX_BODY} bytes`);
     chunks.push(chunk);
   }
   return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
@@ -157,7 +159,7 @@ export class SignInGate {
     } catch (e) {
       if (!(e instanceof Refusal)) throw e;
       const body = api
-        ? JSON.stringify({ error: { code: e.title.toUpperCase().replaceAll(" ", "_"), message: e.message, details: {} } })
+        ? JSON.stringify({ error: { code: e.code, message: e.message, details: {} } })
         : refusalPage(e.status, e.title, e.message, e.bar).text;
       return { reply: { status: e.status, type: api ? "application/json" : "text/html", body, headers: e.headers } };
     }
@@ -168,7 +170,7 @@ export class SignInGate {
     if (req.method === "POST") {
       if (path === "/signin") return this.signIn(req, await this.checkedForm(req, () => cookies(req).get(this.cookieName(req, SIGNIN_COOKIE))));
       if (path === "/signout") return this.signOut(req);
-      throw new Refusal(405, "Method not allowed", "only /signin and /signout accept POST", { allow: "GET, HEAD" });
+      throw new Refusal(405, "METHOD_NOT_ALLOWED", "Method not allowed", "only /signin and /signout accept POST", { allow: "GET, HEAD" });
     }
     if (path === "/signin") return this.signInForm(req, url);
     const token = cookies(req).get(this.cookieName(req, "prepaid-session"));
@@ -210,7 +212,7 @@ export class SignInGate {
   }
 
   private auditReply(session: Session, url: URL, api: boolean, bar: Html): Reply {
-    if (session.role !== "auditor") throw new Refusal(403, "Forbidden", "the audit log is for accounts with the auditor role", {}, bar);
+    if (session.role !== "auditor") throw new Refusal(403, "FORBIDDEN", "Forbidden", "the audit log is for accounts with the auditor role", {}, bar);
     const q = url.searchParams;
     const int = (name: string) => (/^\d{1,15}$/.test(q.get(name) ?? "") ? Number(q.get(name)) : undefined);
     const text = (name: string) => (q.get(name) ?? "") || undefined;
@@ -249,7 +251,7 @@ export class SignInGate {
         status: 403,
         detail: crossSite ? `cross-site request (origin ${origin ?? "none"}, sec-fetch-site ${site ?? "none"})` : "missing or wrong CSRF token",
       });
-      throw new Refusal(403, "Cross-site request refused", "this form did not come from the dashboard's own page (another site's origin, or a missing or wrong CSRF token): reload the page and try again");
+      throw new Refusal(403, "CSRF_REFUSED", "Cross-site request refused", "this form did not come from the dashboard's own page (another site's origin, or a missing or wrong CSRF token): reload the page and try again");
     }
     return form;
   }
@@ -282,6 +284,8 @@ export class SignInGate {
       this.audit(req, "signin-failed", { account: name, status: 401, detail: stored === undefined ? "no such account" : "wrong password" });
       return this.signInForm(req, url, { status: 401, name, message: "Wrong account name or password." });
     }
+    // Sessions nobody came back to are removed here (and at start); used ones are checked on use.
+    this.store.purgeSessions(this.now(), this.limits);
     const { token } = this.store.createSession(name, this.now(), this.client(req));
     this.audit(req, "signin", { account: name, status: 303 });
     const cookiesOut = [this.cookie(req, "prepaid-session", token), this.cookie(req, SIGNIN_COOKIE, "", 0)];
