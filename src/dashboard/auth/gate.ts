@@ -208,7 +208,8 @@ export class SignInGate {
       card: m?.[2] === undefined ? null : decodeURIComponent(m[2]).slice(0, 200),
       record: RECORD_PATH.exec(path)?.[1] === undefined ? null : Number(RECORD_PATH.exec(path)![1]),
     };
-    res.once("finish", () => this.store.append({ ...entry, status: res.statusCode }, this.now()));
+    // "close" comes for every response, also one the client abandoned before it was sent whole.
+    res.once("close", () => this.store.append({ ...entry, status: res.statusCode, detail: res.writableFinished ? null : "connection closed before the answer was complete" }, this.now()));
   }
 
   private auditReply(session: Session, url: URL, api: boolean, bar: Html): Reply {
