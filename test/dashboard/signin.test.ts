@@ -345,5 +345,17 @@ describe("dashboard: sign-in for a team in headless Chromium", function () {
     clock += FAILURE_WINDOW_MS + 1_000;
     expect(await signIn(page, "li.wei", PASSWORDS["li.wei"])).to.equal(200);
     await context.close();
+
+    // Attempts sent all at once (a script, not a browser: it sets the sign-in cookie and token
+    // itself) still get only ${ACCOUNT_FAILURES} tries: the ones being checked count.
+    const attempt = () =>
+      raw(`${dashboard.url}/signin`, {
+        method: "POST",
+        body: "csrf=chosen&name=wang.fang&password=guess",
+        headers: { cookie: "prepaid-signin=chosen", "content-type": "application/x-www-form-urlencoded" },
+      });
+    const statuses = (await Promise.all(Array.from({ length: 12 }, attempt))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).to.have.length(ACCOUNT_FAILURES);
+    expect(statuses.filter((s) => s === 429)).to.have.length(12 - ACCOUNT_FAILURES);
   });
 });

@@ -115,6 +115,12 @@ export class SignInGate {
   private readonly limits: SessionLimits;
   private readonly now: () => number;
   private dummyHash: Promise<string> | undefined;
+  /**
+   * Sign-ins being checked right now, per `a:<account>` and `c:<client>`: they count as failures
+   * until they are decided, so many attempts sent at once cannot all pass the limit's check
+   * before the first failure is written.
+   */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(options: GateOptions) {
     this.store = options.store;
@@ -263,8 +269,12 @@ export class SignInGate {
     const url = new URL(`http://dashboard/signin?${new URLSearchParams({ next: form.get("next") ?? "/" }).toString()}`);
     const now = this.now();
     const since = now - FAILURE_WINDOW_MS;
-    const byAccount = this.store.failures({ account: name }, since);
-    const byClient = this.store.failures({ client: this.client(req) }, since);
+    const client = this.client(req);
+    const keys = [`a:${name}`, `c:${client}`];
+    const pending = (key: string) => this.inFlight.get(key) ?? 0;
+    const count = (f: { count: number; oldest: number | null }, key: string) => ({ count: f.count + pending(key), oldest: f.oldest });
+    const byAccount = count(this.store.failures({ account: name }, since), keys[0]);
+    const byClient = count(this.store.failures({ client }, since), keys[1]);
     const limited = [byAccount.count >= ACCOUNT_FAILURES && byAccount, byClient.count >= CLIENT_FAILURES && byClient].filter((x) => x !== false);
     if (limited.length > 0) {
       const until = Math.max(...limited.map((f) => (f.oldest ?? now) + FAILURE_WINDOW_MS));
@@ -280,7 +290,13 @@ export class SignInGate {
     const stored = this.store.passwordHash(name);
     // An unknown name costs the same scrypt as a known one, so timing does not tell which names exist.
     this.dummyHash ??= hashPassword(randomBytes(16).toString("hex"));
-    const ok = (await verifyPassword(password, stored ?? (await this.dummyHash))) && stored !== undefined;
+    for (const key of keys) this.inFlight.set(key, pending(key) + 1);
+    let ok: boolean;
+    try {
+      ok = (await verifyPassword(password, stored ?? (await this.dummyHash))) && stored !== undefined;
+    } finally {
+      for (const key of keys) if (this.inFlight.set(key, pending(key) - 1).get(key) === 0) this.inFlight.delete(key);
+    }
     if (!ok) {
       this.audit(req, "signin-failed", { account: name, status: 401, detail: stored === undefined ? "no such account" : "wrong password" });
       return this.signInForm(req, url, { status: 401, name, message: "Wrong account name or password." });
