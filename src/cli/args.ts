@@ -99,11 +99,13 @@ export function choice<T extends string>(text: string, allowed: readonly T[], wh
 }
 
 /**
- * Exactly `names.length` positional arguments (`merchant <id>`).
+ * The positional arguments `names` declares (`merchant <id>`); a name ending in `?` is optional
+ * (`users list`, `users add <name>`), and only trailing names may be.
  * @throws PrepaidLedgerError `INVALID_ARGUMENT` naming what is missing or extra
  */
 export function positionals(args: ParsedArgs, names: readonly string[]): string[] {
-  if (args.positionals.length < names.length) {
+  const required = names.filter((n) => !n.endsWith("?")).length;
+  if (args.positionals.length < required) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", `missing <${names[args.positionals.length]}>`);
   }
   if (args.positionals.length > names.length) {

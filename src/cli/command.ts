@@ -9,10 +9,15 @@ import type { CliConfigValues } from "./config.js";
 /** A stream the CLI writes to; a TTY gets a progress bar. */
 export type Output = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 
+/** A stream the CLI reads a password from; a TTY is switched to raw mode so nothing is echoed. */
+export type Input = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+
 /** The process's streams and environment, or test doubles of them. */
 export interface CliIO {
   stdout: Output;
   stderr: Output;
+  /** Where `prepaid users` reads a password (without echo on a TTY); the process's stdin by default. */
+  stdin?: Input;
   env: NodeJS.ProcessEnv;
   /** Folder relative paths are resolved against (default `process.cwd()`). */
   cwd?: string;

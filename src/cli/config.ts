@@ -32,6 +32,8 @@ export const CliConfigFile = z.strictObject({
   quorum: addressSchema.optional(),
   /** The index file; a relative path is relative to the config file's folder. */
   db: z.string().min(1).optional(),
+  /** The dashboard's auth file (accounts, sessions, audit log); relative as `db`. */
+  auth: z.string().min(1).optional(),
   confirmations: block.optional(),
   fromBlock: block.optional(),
   maxBlockRange: z.number().int().min(1).optional(),
@@ -71,7 +73,8 @@ export function loadConfigFile(path: string | undefined, cwd: string): CliConfig
     if (isError(e, "INVALID_CONFIG")) e.details.path = file;
     throw e;
   }
-  return config.db === undefined ? config : { ...config, db: resolve(dirname(file), config.db) };
+  const relative = (path: string | undefined) => (path === undefined ? undefined : resolve(dirname(file), path));
+  return { ...config, ...(config.db !== undefined && { db: relative(config.db) }), ...(config.auth !== undefined && { auth: relative(config.auth) }) };
 }
 
 function refuseKeyFields(input: unknown, file: string): void {

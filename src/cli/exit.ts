@@ -13,7 +13,7 @@ export const EXIT_CODES = {
   RPC: { code: 3, meaning: "the JSON-RPC node is unreachable, failed or timed out (retry later)" },
   INDEX: { code: 4, meaning: "index problem: not an index, another chain/ledger, or a reorg deeper than the confirmations (the index is marked: run `prepaid sync --repair`)" },
   WRONG_KEY: { code: 5, meaning: "the regulator key does not open this ledger's records (or is not the index's key)" },
-  NOT_FOUND: { code: 6, meaning: "no such merchant or account in the index" },
+  NOT_FOUND: { code: 6, meaning: "no such merchant or account in the index (or, for `users`, no such dashboard account)" },
   RECEIPT: { code: 7, meaning: "`receipt verify`: the receipt is NOT valid (malformed, altered, or no such record on the ledger)" },
   ALERTS: { code: 10, meaning: "`alerts --exit-code` found at least one alert" },
 } as const;

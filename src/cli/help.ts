@@ -8,9 +8,12 @@ import type { Command } from "./command.js";
 import { CONFIG_FILE, DEFAULT_DB, KEY_ENV } from "./config.js";
 import { EXIT_CODES } from "./exit.js";
 
+/** `<id>`, or `[name]` for an optional argument (declared as `name?`). */
+const positionalText = (p: string) => (p.endsWith("?") ? `[${p.slice(0, -1)}]` : `<${p}>`);
+
 /** `prepaid merchant <id> [options]` */
 export function usageLine(command: Command): string {
-  return ["prepaid", command.name, ...command.positionals.map((p) => `<${p}>`), "[options]"].join(" ");
+  return ["prepaid", command.name, ...command.positionals.map(positionalText), "[options]"].join(" ");
 }
 
 function optionLines(options: OptionSpecs): string[] {
@@ -43,7 +46,7 @@ export function commandHelp(command: Command): string {
 
 /** The top-level help page. */
 export function topHelp(commands: readonly Command[]): string {
-  const names = commands.map((c) => [c.name, ...c.positionals.map((p) => `<${p}>`)].join(" "));
+  const names = commands.map((c) => [c.name, ...c.positionals.map(positionalText)].join(" "));
   const width = Math.max(...names.map((n) => n.length));
   const codes = Object.values(EXIT_CODES).map((e) => `  ${String(e.code).padStart(2)}  ${e.meaning}`);
   return `prepaid: the regulator's workbench for a PrepaidLedger

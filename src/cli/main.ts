@@ -10,11 +10,13 @@ import { resolve } from "node:path";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { parseCommandArgs, positionals, stringOption, type ParsedArgs } from "./args.js";
 import type { CliIO, Command, Context, Output } from "./command.js";
+import { auditCommand } from "./commands/audit.js";
 import { exportCommand } from "./commands/export.js";
 import { receiptCommand } from "./commands/receipt.js";
 import { accountCommand, alertsCommand, merchantCommand, merchantsCommand, statusCommand } from "./commands/reports.js";
 import { serveCommand } from "./commands/serve.js";
 import { syncCommand } from "./commands/sync.js";
+import { usersCommand } from "./commands/users.js";
 import { DEFAULT_DB, loadConfigFile } from "./config.js";
 import { exitCodeOf } from "./exit.js";
 import { toJson } from "./format.js";
@@ -31,6 +33,8 @@ export const COMMANDS: readonly Command[] = [
   alertsCommand,
   exportCommand,
   serveCommand,
+  usersCommand,
+  auditCommand,
   receiptCommand,
 ];
 
@@ -43,7 +47,7 @@ function processIO(): CliIO {
     if (e.code !== "EPIPE") throw e;
     process.exit(0);
   });
-  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
 }
 
 /** Writes `text`, waiting for the stream to drain when its buffer is full. */

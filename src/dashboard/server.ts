@@ -11,6 +11,10 @@
  *   GET /records/:index                     one record          GET /api/records/:index
  *   GET /receipt?r=                         check a receipt     GET /api/receipt?r=
  *
+ * Sign-in (src/dashboard/auth/): with accounts in the auth file, or on any address beyond
+ * loopback, every request first passes the sign-in wall (`SignInGate.admit`), which also answers
+ * /signin, /signout and /audit and writes the audit log; docs/TEAM.md.
+ *
  * The receipt routes ask the chain (`rpc`, src/dashboard/receipt.ts), so they answer
  * asynchronously, outside the read transaction the other pages render in.
  *
@@ -37,12 +41,20 @@ import type { Html } from "./html.js";
 import { accountPage, alertsPage, errorPage, merchantPage, overviewPage, receiptPage, recordPage } from "./pages.js";
 import { receiptBody, receiptInput, receiptQr, receiptView } from "./receipt.js";
 import type { ReceiptRpc } from "../receipt/index.js";
+import { openGate, type AuthOptions } from "./auth/policy.js";
+import type { SignInGate } from "./auth/gate.js";
 
 export interface DashboardOptions {
   /** Path of the index database (written by the indexer); it must exist. */
   db: string;
-  /** TCP port on 127.0.0.1; 0 (the default) lets the OS pick a free one. */
+  /** TCP port; 0 (the default) lets the OS pick a free one. */
   port?: number;
+  /** The address to listen on (default 127.0.0.1). Beyond loopback, sign-in is required (`auth`). */
+  host?: string;
+  /** More Host header values to answer to, such as the public name a TLS reverse proxy passes on. */
+  hostnames?: readonly string[];
+  /** The auth file and sign-in settings (src/dashboard/auth/policy.ts says when sign-in applies). */
+  auth?: AuthOptions;
   /** Receives errors that are not the request's fault (the response says only "internal error"). Default: stderr. */
   onError?: (error: unknown) => void;
   /**
@@ -53,9 +65,11 @@ export interface DashboardOptions {
 }
 
 export interface Dashboard {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://<host>:<port>` (`http://127.0.0.1:<port>` by default) */
   url: string;
   port: number;
+  /** Whether every page requires sign-in (src/dashboard/auth/policy.ts). */
+  signIn: boolean;
   /** Stops listening, drops open connections and closes the index. */
   close(): Promise<void>;
 }
@@ -162,9 +176,11 @@ interface Context {
   hosts: ReadonlySet<string>;
   onError: (error: unknown) => void;
   rpc?: ReceiptRpc;
+  /** The sign-in wall, when sign-in is required. */
+  gate?: SignInGate;
 }
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
+function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string | string[]> = {}): void {
   res.writeHead(status, { ...HEADERS, ...extra, "content-type": `${type}; charset=utf-8`, "content-length": Buffer.byteLength(body) });
   res.end(req.method === "HEAD" ? undefined : body);
 }
@@ -192,12 +208,13 @@ function match(path: string, api: boolean): { route: Route; params: string[] } {
  * Checks method and Host, and parses the target. The Host check stops DNS rebinding: a web page
  * on another origin whose name resolves to 127.0.0.1 cannot read the dashboard through its visitor's browser.
  */
-function checkRequest(req: IncomingMessage, hosts: ReadonlySet<string>): URL {
-  if (req.method !== "GET" && req.method !== "HEAD") {
+function checkRequest(req: IncomingMessage, hosts: ReadonlySet<string>, signIn: boolean): URL {
+  // The sign-in wall takes the POSTs (/signin, /signout) and refuses any other.
+  if (req.method !== "GET" && req.method !== "HEAD" && !(signIn && req.method === "POST")) {
     throw new Refused(405, "METHOD_NOT_ALLOWED", "Method not allowed", "the dashboard only answers GET and HEAD", { allow: "GET, HEAD" });
   }
   if (!hosts.has(req.headers.host ?? "")) {
-    throw new Refused(400, "BAD_HOST", "Bad request", "the dashboard answers only at its own 127.0.0.1 address");
+    throw new Refused(400, "BAD_HOST", "Bad request", "the dashboard answers only at its own address (and the names given to it)");
   }
   if (!(req.url ?? "").startsWith("/")) throw new Refused(400, "BAD_TARGET", "Bad request", "malformed request target");
   return new URL(`http://127.0.0.1${req.url}`);
@@ -209,7 +226,7 @@ interface Failure {
   title: string;
   message: string;
   details: Record<string, unknown>;
-  headers: Record<string, string>;
+  headers: Record<string, string | string[]>;
 }
 
 /** The answer to a failed request: the request's own fault is explained, anything else is only logged. */
@@ -258,22 +275,34 @@ function respond(ctx: Context, req: IncomingMessage, res: ServerResponse): void 
       : errorPage(f.status, f.title, f.message, f.details).text;
     send(req, res, f.status, type, body, f.headers);
   };
-  try {
-    const url = checkRequest(req, ctx.hosts);
+  const answer = (url: URL, decorate: (page: string) => string) => {
     if (RECEIPT_PATH.test(api ? url.pathname.slice("/api".length) : url.pathname)) {
-      renderReceipt(ctx, url, api).then((body) => send(req, res, 200, type, body), fail);
+      renderReceipt(ctx, url, api).then((body) => send(req, res, 200, type, decorate(body)), fail);
       return;
     }
-    send(req, res, 200, type, render(ctx, url, api));
+    send(req, res, 200, type, decorate(render(ctx, url, api)));
+  };
+  try {
+    const url = checkRequest(req, ctx.hosts, ctx.gate !== undefined);
+    if (ctx.gate === undefined) return answer(url, (page) => page);
+    // The sign-in wall: it answers itself (sign-in, refusals, the audit log) or lets the request through.
+    ctx.gate.admit(req, res, url, api).then((a) => {
+      if (a.reply !== undefined) return send(req, res, a.reply.status, a.reply.type, a.reply.body, a.reply.headers);
+      try {
+        answer(url, a.decorate);
+      } catch (error) {
+        fail(error);
+      }
+    }, fail);
   } catch (error) {
     fail(error);
   }
 }
 
-async function listen(server: Server, port: number): Promise<number> {
+async function listen(server: Server, port: number, host: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
+    server.listen(port, host, () => {
       server.off("error", reject);
       resolve();
     });
@@ -282,35 +311,50 @@ async function listen(server: Server, port: number): Promise<number> {
 }
 
 /**
- * Serves the dashboard for the index at `options.db` on 127.0.0.1.
+ * Serves the dashboard for the index at `options.db`, on 127.0.0.1 unless `options.host` says
+ * otherwise (then only with sign-in, src/dashboard/auth/policy.ts).
  *
- * @param options - the index path, the port (0 or absent: a free one) and where internal errors go
+ * @param options - the index path, the address and port (0 or absent: a free one), sign-in, and where internal errors go
  * @returns the dashboard's URL and port, and `close()` to stop it
  * @throws PrepaidLedgerError `INVALID_ARGUMENT` if there is no index at the path, `INDEX_CORRUPT`
- *   if the file is not an index of this version; the listen error if the port is taken
+ *   if the file is not an index of this version, `INVALID_CONFIG` beyond loopback without an
+ *   account; the listen error if the port is taken
  */
 export async function serveDashboard(options: DashboardOptions): Promise<Dashboard> {
-  const db = openIndex(options.db, { mustExist: true, readOnly: true });
+  const host = options.host ?? "127.0.0.1";
+  const signIn = openGate(host, options.auth, (options.hostnames?.length ?? 0) > 0);
+  let db: Database;
+  try {
+    db = openIndex(options.db, { mustExist: true, readOnly: true });
+  } catch (e) {
+    signIn?.store.close();
+    throw e;
+  }
   const onError = options.onError ?? ((e: unknown) => console.error("dashboard: internal error:", e));
   const hosts = new Set<string>();
-  const ctx: Context = { db, queries: new IndexQueries(db), hosts, onError, rpc: options.rpc };
+  const ctx: Context = { db, queries: new IndexQueries(db), hosts, onError, rpc: options.rpc, gate: signIn?.gate };
   const server = createServer((req, res) => respond(ctx, req, res));
   let port: number;
   try {
-    port = await listen(server, options.port ?? 0);
+    port = await listen(server, options.port ?? 0, host);
   } catch (e) {
     db.close();
+    signIn?.store.close();
     throw e;
   }
-  hosts.add(`127.0.0.1:${port}`).add(`localhost:${port}`);
+  const hostPort = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  hosts.add(`127.0.0.1:${port}`).add(`localhost:${port}`).add(hostPort);
+  for (const name of options.hostnames ?? []) hosts.add(name);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${hostPort}`,
     port,
+    signIn: signIn !== undefined,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
       db.close();
+      signIn?.store.close();
     },
   };
 }

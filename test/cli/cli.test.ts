@@ -29,7 +29,7 @@ import { freePort, startHardhatNode } from "../helpers/processes.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = join(root, "bin", "prepaid.mjs");
-const COMMAND_NAMES = ["sync", "status", "merchants", "merchant", "account", "alerts", "export", "serve", "receipt"];
+const COMMAND_NAMES = ["sync", "status", "merchants", "merchant", "account", "alerts", "export", "serve", "users", "audit", "receipt"];
 /** A valid secp256k1 key that is not the regulator's. */
 const OTHER_KEY = id("test: not the regulator's key");
 
