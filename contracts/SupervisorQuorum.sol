@@ -9,9 +9,12 @@ import {ISupervisorQuorum} from "./interfaces/ISupervisorQuorum.sol";
 /// @notice Confirms one PrepaidLedger: a checkpoint over its records becomes final once enough
 /// independent supervisors signed it, and a supervisor caught signing two different checkpoints
 /// for the same record count is excluded from its set.
-/// @dev Signatures are EIP-712 (ISupervisorQuorum explains the domain and type). The ledger
-/// keeps only its current chain head, so a checkpoint's head is checked against the head the
-/// ledger marked at its record count (`IPrepaidLedger.markedHead`). The governor (default
+/// @dev Signatures are EIP-712 (ISupervisorQuorum explains the domain and type), EIP-2098 compact
+/// in `finalize`. The ledger keeps only its current chain head, so a checkpoint's head is checked
+/// against that head when the checkpoint is at the ledger's current record count (one
+/// transaction per checkpoint), else against the head the ledger marked at its record count
+/// (`IPrepaidLedger.markedHead`). A checkpoint reads and updates one storage word (`_state`,
+/// SupervisorSets): the last final count, next to the current set's threshold and commitment. The governor (default
 /// admin, two-step delayed handover) cannot confirm anything: it can only propose a supervisor
 /// set, effective after SET_CHANGE_DELAY unless the current set cancels it (SupervisorSets).
 contract SupervisorQuorum is SupervisorSets {
@@ -20,9 +23,10 @@ contract SupervisorQuorum is SupervisorSets {
         "Checkpoint(address ledger,uint64 recordCount,bytes32 chainHead,bytes32 stateDigest,uint64 setId)"
     );
 
-    uint64 private _finalCount;
-    bytes32 private _finalHead;
-    bytes32 private _finalDigest;
+    /// @dev secp256k1's order / 2: a larger s has a malleable twin (OpenZeppelin's ECDSA bound).
+    uint256 private constant _HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+    /// @dev The low 255 bits of an EIP-2098 `vs`: s.
+    uint256 private constant _S_MASK = (1 << 255) - 1;
 
     /// @param governor The default admin: proposes supervisor sets, effective after
     /// `setChangeDelay` unless the current set cancels; handed over in two steps after `adminDelay`.
@@ -42,16 +46,23 @@ contract SupervisorQuorum is SupervisorSets {
     ) SupervisorSets(governor, ledger, supervisors_, threshold_, adminDelay, setChangeDelay) {}
 
     /// @inheritdoc ISupervisorQuorum
-    function finalize(Checkpoint calldata checkpoint, bytes[] calldata signatures) external {
-        uint64 set = checkpoint.setId;
+    function finalize(
+        Checkpoint calldata checkpoint,
+        address[] calldata members,
+        CompactSignature[] calldata signatures
+    ) external {
         if (checkpoint.ledger != LEDGER) revert QuorumWrongLedger(checkpoint.ledger, LEDGER);
-        uint8 t = _thresholdFor(set, checkpoint.recordCount);
-        _checkCheckpoint(checkpoint);
-        address[] memory signers = _checkSigners(set, t, _digest(checkpoint), signatures);
-        _finalCount = checkpoint.recordCount;
-        _finalHead = checkpoint.chainHead;
-        _finalDigest = checkpoint.stateDigest;
-        emit CheckpointFinalized(checkpoint.recordCount, checkpoint.chainHead, checkpoint.stateDigest, set, signers);
+        uint256 state = _state;
+        uint64 count = checkpoint.recordCount;
+        uint64 last = uint64(state);
+        if (count <= last) revert QuorumCheckpointNotNewer(count, last);
+        uint64 set = checkpoint.setId;
+        uint8 t = _signingThreshold(state, set, count, members);
+        _checkHead(count, checkpoint.chainHead);
+        uint256 signers = _checkCompactSigners(set, t, _digest(checkpoint), members, signatures);
+        // The same word, non-zero since the constructor: an update, not a fresh slot.
+        _state = (state & ~_COUNT_MASK) | count;
+        emit CheckpointFinalized(count, checkpoint.chainHead, checkpoint.stateDigest, set, signers);
     }
 
     /// @inheritdoc ISupervisorQuorum
@@ -82,13 +93,13 @@ contract SupervisorQuorum is SupervisorSets {
     }
 
     /// @inheritdoc ISupervisorQuorum
-    function lastFinal() external view returns (uint64 recordCount, bytes32 chainHead, bytes32 stateDigest) {
-        return (_finalCount, _finalHead, _finalDigest);
+    function lastFinal() external view returns (uint64 recordCount) {
+        return uint64(_state);
     }
 
     /// @inheritdoc ISupervisorQuorum
     function isConfirmed(uint64 recordIndex) public view returns (bool) {
-        return recordIndex != 0 && recordIndex <= _finalCount;
+        return recordIndex != 0 && recordIndex <= uint64(_state);
     }
 
     /// @inheritdoc ISupervisorQuorum
@@ -99,13 +110,81 @@ contract SupervisorQuorum is SupervisorSets {
         return RecordStatus.Pending;
     }
 
-    /// @dev The checks of a checkpoint against the ledger, cheapest first.
-    function _checkCheckpoint(Checkpoint calldata c) private view {
-        uint64 last = _finalCount;
-        if (c.recordCount <= last) revert QuorumCheckpointNotNewer(c.recordCount, last);
-        bytes32 marked = IPrepaidLedger(LEDGER).markedHead(c.recordCount);
-        if (marked == 0) revert QuorumUnmarkedCheckpoint(c.recordCount);
-        if (c.chainHead != marked) revert QuorumHeadMismatch(c.recordCount, c.chainHead, marked);
+    /// @dev The checkpoint's head against the ledger's own: its current head when the count is
+    /// its current count (no mark needed), else the head it marked at that count.
+    function _checkHead(uint64 count, bytes32 claimed) private view {
+        (uint64 booked, bytes32 head) = IPrepaidLedger(LEDGER).chainHead();
+        if (count > booked) revert QuorumBeyondLedger(count, booked);
+        if (count < booked) {
+            head = IPrepaidLedger(LEDGER).markedHead(count);
+            if (head == 0) revert QuorumUnmarkedCheckpoint(count);
+        }
+        if (claimed != head) revert QuorumHeadMismatch(count, claimed, head);
+    }
+
+    /// @dev Checks that every signature is valid and by a distinct entry of `members` (already
+    /// checked to be set `id`'s signing list, equivocators zeroed), and that there are at least
+    /// `t`; returns the signers as a bitmap of positions. In assembly because it is most of what a
+    /// checkpoint's execution costs beyond the three ecrecovers: no calldata bounds or cleanup
+    /// checks (offsets come from the ABI decoder; a dirty member word simply never matches).
+    function _checkCompactSigners(
+        uint64 id,
+        uint8 t,
+        bytes32 digest,
+        address[] calldata members,
+        CompactSignature[] calldata signatures
+    ) private view returns (uint256 seen) {
+        uint256 failure; // 0: none; 1: malformed signature `at`; 2: `who` not signing; 3: `who` twice
+        uint256 failedAt;
+        address who;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let n := members.length
+            for { let i := 0 } lt(i, signatures.length) { i := add(i, 1) } {
+                let sig := add(signatures.offset, shl(6, i))
+                let vs := calldataload(add(sig, 0x20))
+                let s := and(vs, _S_MASK)
+                let signer := 0
+                // Low s only (no malleable twin), as OpenZeppelin's ECDSA; ecrecover returns
+                // nothing for an invalid signature, so the zero left at 0x00 stands.
+                if iszero(gt(s, _HALF_ORDER)) {
+                    mstore(ptr, digest)
+                    mstore(add(ptr, 0x20), add(shr(255, vs), 27))
+                    mstore(add(ptr, 0x40), calldataload(sig))
+                    mstore(add(ptr, 0x60), s)
+                    mstore(0x00, 0)
+                    pop(staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20))
+                    signer := mload(0x00)
+                }
+                if iszero(signer) {
+                    failure := 1
+                    failedAt := i
+                    break
+                }
+                // A linear scan: sets are small, and no order is asked of whoever gathered the
+                // signatures. A zeroed (equivocator's) place never matches a recovered signer.
+                let p := 0
+                for {} and(lt(p, n), iszero(eq(calldataload(add(members.offset, shl(5, p))), signer))) {
+                    p := add(p, 1)
+                } {}
+                if eq(p, n) {
+                    failure := 2
+                    who := signer
+                    break
+                }
+                let bit := shl(p, 1)
+                if and(seen, bit) {
+                    failure := 3
+                    who := signer
+                    break
+                }
+                seen := or(seen, bit)
+            }
+        }
+        if (failure == 1) revert QuorumInvalidSignature(failedAt);
+        if (failure == 2) _revertNotSigning(id, who);
+        if (failure == 3) revert QuorumDuplicateSigner(who);
+        if (signatures.length < t) revert QuorumBelowThreshold(signatures.length, t);
     }
 
     /// @dev The EIP-712 digest of a checkpoint under this contract's domain.

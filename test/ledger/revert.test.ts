@@ -8,7 +8,7 @@ import { artifacts } from "hardhat";
 
 import { PrepaidLedgerError } from "../../src/errors.js";
 import { toLedgerError } from "../../src/ledger/revert.js";
-import { SUPERVISOR_QUORUM_ABI } from "../../src/supervisor/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
 import { startFaultProxy, type FaultKind, type FaultProxy } from "../helpers/fault-proxy.js";
 import { startAnvil, startHardhatNode, type Running } from "../helpers/processes.js";
 

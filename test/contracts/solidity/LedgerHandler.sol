@@ -40,12 +40,18 @@ contract LedgerHandler {
 
     mapping(uint256 merchant => mapping(uint256 card => Books)) public ghost;
     bytes32 public ghostHead;
+    /// @notice The ghost chain's head after each record count.
+    mapping(uint64 count => bytes32 head) public ghostHeadAt;
     uint64 public ghostCount;
     uint64[] public marks;
     /// @notice Outcomes the model did not predict; every invariant run requires 0.
     uint256 public surprises;
     /// @notice Whether a set holding the governor's own key was ever installed (only after the delay).
     bool public governorSetInstalled;
+    /// @notice The head and state digest of the last checkpoint made final (the contract keeps
+    /// only its count; these are what its CheckpointFinalized event said).
+    bytes32 public finalHead;
+    bytes32 public finalDigest;
     uint256 public calls;
 
     /// @dev Creates the quorum here, in the constructor, so that its bytecode sits in this
@@ -109,6 +115,7 @@ contract LedgerHandler {
                 abi.encodePacked(ghostHead, BATCH_TAG, merchant, sequence, address(this), keccak256(envelope), uint16(1))
             );
             ghostHead = keccak256(abi.encodePacked(ghostHead, ghostCount, merchant, rec));
+            ghostHeadAt[ghostCount] = ghostHead;
         } catch {
             if (ok) ++surprises;
         }
@@ -125,20 +132,30 @@ contract LedgerHandler {
 
     // ------------------------------------------------------------------ quorum operations
 
-    /// @notice Honest supervisors (a random subset) sign the latest mark and submit it.
+    /// @notice Honest supervisors (a random subset) sign the latest mark, or the ledger's
+    /// current head unmarked (bit 8 of the mask), and submit it.
     function finalize(uint256 signerMask) external {
         ++calls;
-        if (marks.length == 0) return;
-        uint64 count = marks[marks.length - 1];
-        (uint64 last,,) = quorum.lastFinal();
+        uint64 count;
+        bytes32 head;
+        if (signerMask & 256 != 0) {
+            (count, head) = ledger.chainHead();
+            if (count == 0) return;
+        } else {
+            if (marks.length == 0) return;
+            count = marks[marks.length - 1];
+            head = ledger.markedHead(count);
+        }
+        uint64 last = quorum.lastFinal();
         uint64 set = quorum.setId();
-        ISupervisorQuorum.Checkpoint memory c = ISupervisorQuorum.Checkpoint(
-            address(ledger), count, ledger.markedHead(count), honestDigest(count), set
-        );
-        bytes[] memory sigs = _signCheckpoint(c, signerMask);
+        ISupervisorQuorum.Checkpoint memory c =
+            ISupervisorQuorum.Checkpoint(address(ledger), count, head, honestDigest(count), set);
+        ISupervisorQuorum.CompactSignature[] memory sigs = _signCheckpoint(c, signerMask);
         bool ok = count > last && sigs.length >= quorum.threshold() && !governorSetInstalled;
-        try quorum.finalize(c, sigs) {
+        try quorum.finalize(c, quorum.signingMembers(set), sigs) {
             if (!ok) ++surprises;
+            finalHead = head;
+            finalDigest = c.stateDigest;
         } catch {
             if (ok) ++surprises;
         }
@@ -152,11 +169,13 @@ contract LedgerHandler {
         ISupervisorQuorum.Checkpoint memory c = ISupervisorQuorum.Checkpoint(
             address(ledger), count, ledger.markedHead(count), keccak256("invented"), quorum.setId()
         );
-        bytes[] memory sigs = new bytes[](1);
-        sigs[0] = _sign(GOVERNOR_KEY, quorum.checkpointDigest(c));
-        try quorum.finalize(c, sigs) {
+        ISupervisorQuorum.CompactSignature[] memory sigs = new ISupervisorQuorum.CompactSignature[](1);
+        sigs[0] = _compact(GOVERNOR_KEY, quorum.checkpointDigest(c));
+        try quorum.finalize(c, quorum.signingMembers(c.setId), sigs) {
             // Possible only once a set of the governor's own key was installed after the delay.
             if (!governorSetInstalled) ++surprises;
+            finalHead = c.chainHead;
+            finalDigest = c.stateDigest;
         } catch {}
     }
 
@@ -206,8 +225,20 @@ contract LedgerHandler {
         return marks.length;
     }
 
-    function _signCheckpoint(ISupervisorQuorum.Checkpoint memory c, uint256 mask) private view returns (bytes[] memory) {
-        return _signDigest(quorum.checkpointDigest(c), mask);
+    function _signCheckpoint(ISupervisorQuorum.Checkpoint memory c, uint256 mask)
+        private
+        view
+        returns (ISupervisorQuorum.CompactSignature[] memory sigs)
+    {
+        bytes32 digest = quorum.checkpointDigest(c);
+        mask = (mask % 16) | 1;
+        uint256 n;
+        for (uint256 i; i < SUPERVISORS; ++i) if (mask & (1 << i) != 0) ++n;
+        sigs = new ISupervisorQuorum.CompactSignature[](n);
+        uint256 k;
+        for (uint256 i; i < SUPERVISORS; ++i) {
+            if (mask & (1 << i) != 0) sigs[k++] = _compact(supervisorKey(i), digest);
+        }
     }
 
     /// @dev Signatures of the supervisors whose bit is set in `mask` (never empty: bit 0 at least).
@@ -220,6 +251,12 @@ contract LedgerHandler {
         for (uint256 i; i < SUPERVISORS; ++i) {
             if (mask & (1 << i) != 0) sigs[k++] = _sign(supervisorKey(i), digest);
         }
+    }
+
+    /// @dev An EIP-2098 compact signature: v folded into the top bit of s (VM.sign gives low s).
+    function _compact(uint256 key, bytes32 digest) private pure returns (ISupervisorQuorum.CompactSignature memory) {
+        (uint8 v, bytes32 r, bytes32 s) = VM.sign(key, digest);
+        return ISupervisorQuorum.CompactSignature(r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
     }
 
     function _sign(uint256 key, bytes32 digest) private pure returns (bytes memory) {
