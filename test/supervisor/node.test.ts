@@ -107,6 +107,13 @@ describe("SupervisorNode (in process)", function () {
     );
     await uploader.upload(openings(M, 12));
     const all = await nodes(f, (i) => (i === 3 ? { fault: "equivocate" } : {}));
+    // The equivocator takes its checkpoint first: with no mark to wait for, the three honest
+    // nodes would otherwise finalize the ledger's head before it ever signed.
+    for (let i = 0; i < 40 && all[3].signedFor(12n) === undefined; i++) {
+      await all[3].tick();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(all[3].signedFor(12n)?.checkpoints.length).to.equal(2);
     await rounds(all, async () => (await f.quorum.lastFinal()) === 12n);
     const honest = all[0].signedFor(12n)!.checkpoints[0];
     const [final] = await f.quorum.queryFilter(f.quorum.filters.CheckpointFinalized(12n));
