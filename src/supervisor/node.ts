@@ -234,7 +234,7 @@ export class SupervisorNode {
     for (const count of this.store.counts().filter((c) => c > this.lastFinal)) {
       if ((await this.onLedger(count, this.store.get(count)!.checkpoints[0].chainHead)) !== "no") continue;
       this.store.withdraw(count, this.lastFinal);
-      this.lastReorg = `the checkpoint at record ${count}, signed before this start, is neither the ledger's head nor marked: signature withdrawn`;
+      this.lastReorg = `the checkpoint at record ${count}, signed before this start, is no longer on the chain (neither the ledger's head nor marked): signature withdrawn`;
     }
     this.storeChecked = true;
   }

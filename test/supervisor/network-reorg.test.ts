@@ -92,7 +92,7 @@ describe("Supervisor processes under a reorg (anvil --prune-history=400)", funct
       expect(s.alive).to.equal(true);
       const status = (await s.status())!;
       expect(status.refusal, status.refusal).to.equal(undefined);
-      expect(s.output(), s.output().split("\n").slice(-3).join("\n")).to.match(/\| reorgs 1 \(last: depth \d+ blocks after block \d+, deeper than 0 confirmations: replay rebuilt/);
+      expect(s.output(), s.output().split("\n").slice(-3).join("\n")).to.match(/\| reorgs 1 \(last: depth \d+ blocks? after block \d+, deeper than 0 confirmations: replay rebuilt/);
     }
   });
 });

@@ -165,8 +165,10 @@ describe("SupervisorNode under reorgs (anvil, 4 in-process supervisors)", functi
     await until(nodes, finalIs(d, 6n), "checkpoint 6 final", { mineEach: 1, rounds: 40 });
 
     await upload(4);
-    await mine(anvil.url, 3); // the batch is settled now…
-    await tickAll(nodes); // …so node 0 marks it, in the head block
+    // Before the batch settles: the settled replay is not at the ledger's head, so node 0 marks
+    // the head (in the head block) rather than signing it unmarked.
+    await new Promise((res) => setTimeout(res, 60)); // the checkpoint interval (50 ms) passed
+    await tickAll(nodes);
     expect(await d.ledger.markedHead(10n)).to.not.equal(`0x${"0".repeat(64)}`);
     const markBlock = await headNumber();
     await mine(anvil.url, 1);
