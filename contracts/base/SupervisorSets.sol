@@ -17,10 +17,10 @@ import {ISupervisorQuorum} from "../interfaces/ISupervisorQuorum.sol";
 /// to the record count booked when it was replaced, for SET_CHANGE_DELAY more: no signature in
 /// flight is voided by a change. The membership of every set is kept, so an equivocation can be
 /// proven against a set that was since replaced.
-/// @dev What `finalize` reads of all this is one word, `_state`: the current set's threshold and
+/// @dev What `finalizeRecords` reads of all this is one word, `_state`: the current set's threshold and
 /// a commitment to its signing members, next to the last final record count (which the quorum
 /// keeps there so that a checkpoint costs one cold read and one update of a non-zero word).
-/// The commitment is the top 184 bits of keccak256(abi.encode(setId, members)), an
+/// The commitment is the top 184 bits of keccak256(setId u64 | n u8 | members, 20 bytes each), an
 /// equivocator's place zeroed: a list chosen to collide with an honest one needs ~2^92 hashes.
 abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdminRules, EIP712 {
     /// @dev A member's entry in one set, one slot: a signature's membership, duplicate and
@@ -53,8 +53,8 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
     /// @dev `_state`: bits 0-63 the last final record count, 64-71 the current set's threshold,
     /// 72-255 the current set's commitment.
     uint256 internal constant _COUNT_MASK = type(uint64).max;
-    uint256 private constant _THRESHOLD_SHIFT = 64;
-    uint256 private constant _COMMITMENT_SHIFT = 72;
+    uint256 internal constant _THRESHOLD_SHIFT = 64;
+    uint256 internal constant _COMMITMENT_SHIFT = 72;
 
     /// @inheritdoc ISupervisorQuorum
     uint32 public constant MIN_SET_CHANGE_DELAY = 1 hours;
@@ -221,21 +221,23 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev The threshold a checkpoint signed as set `id` by `members` needs, given `state`: the
-    /// current set's when the list is its signing list (one hash, no storage read), else a
-    /// replaced set's while its grace lasts and the checkpoint is within what it was in force for.
-    function _signingThreshold(uint256 state, uint64 id, uint64 recordCount, address[] calldata members)
+    /// @dev The threshold a checkpoint signed as set `id` needs, given `state` and the commitment
+    /// `given` of the signing list it claims: the current set's when `given` is its commitment (no
+    /// storage read: the commitment binds the set id; finalize checks this case itself first),
+    /// else a replaced set's while its grace lasts
+    /// and the checkpoint is within what it was in force for. A list that is not the set's is
+    /// explained from `list` (setId u64 | n u8 | 20-byte members in memory) and `signed` (the
+    /// places of signers in it): a signer not a member, an equivocator, a duplicate, else the lists.
+    function _signingThreshold(uint256 state, uint64 id, uint64 recordCount, uint256 given, uint256 list, uint256 signed)
         internal
         view
         returns (uint8)
     {
-        uint256 given = _commitmentOf(id, members);
-        // The commitment binds the set id, so a match is the current set under its own id.
         if (given == state >> _COMMITMENT_SHIFT) return uint8(state >> _THRESHOLD_SHIFT);
         uint64 current = _setId;
         if (id == 0 || id > current) revert QuorumWrongSet(id, current);
         uint256 expected = id == current ? state >> _COMMITMENT_SHIFT : _retiredCommitments[id];
-        if (given != expected) revert QuorumMembersMismatch(id, given, expected);
+        if (given != expected) _explainMismatch(id, list, signed, given, expected);
         SetInfo memory info = _infos[id];
         if (recordCount > info.retiredAtCount || block.timestamp > info.graceEnds) {
             revert QuorumSetRetired(id, info.retiredAtCount, info.graceEnds);
@@ -243,10 +245,24 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
         return info.threshold;
     }
 
-    /// @dev Why `signer` is not in a signing list of set `id`: not a member, or an equivocator.
-    function _revertNotSigning(uint64 id, address signer) internal view {
-        if (_members[id][signer].equivocated) revert QuorumSignerEquivocated(signer, id);
-        revert QuorumSignerNotSupervisor(signer, id);
+    /// @dev Why a claimed signing list of set `id` is not the set's (see _signingThreshold).
+    function _explainMismatch(uint64 id, uint256 list, uint256 signed, uint256 given, uint256 expected) private view {
+        mapping(address => Member) storage entries = _members[id];
+        uint256 seen;
+        for (uint256 i; signed >> i != 0; ++i) {
+            if ((signed >> i) & 1 == 0) continue;
+            address signer;
+            assembly ("memory-safe") {
+                signer := shr(96, mload(add(list, add(9, mul(20, i)))))
+            }
+            Member memory m = entries[signer];
+            if (m.position == 0) revert QuorumSignerNotSupervisor(signer, id);
+            if (m.equivocated) revert QuorumSignerEquivocated(signer, id);
+            uint256 bit = 1 << m.position;
+            if (seen & bit != 0) revert QuorumDuplicateSigner(signer);
+            seen |= bit;
+        }
+        revert QuorumMembersMismatch(id, given, expected);
     }
 
     /// @dev Checks that every signature is valid, by a distinct member of set `id` not proven
@@ -359,23 +375,20 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
         return uint8(_state >> _THRESHOLD_SHIFT);
     }
 
-    /// @dev The commitment to a signing list: top 184 bits of keccak256(abi.encode(id, members)).
-    function _commitment(uint64 id, address[] memory members) private pure returns (uint256) {
-        return uint256(keccak256(abi.encode(id, members))) >> _COMMITMENT_SHIFT;
-    }
-
-    /// @dev `_commitment` of a list in calldata, hashed where it lies rather than re-encoded
-    /// element by element: the same bytes as abi.encode(id, members) for a well-formed list (a
-    /// word with dirty upper bits hashes differently, and so is refused as another list).
-    function _commitmentOf(uint64 id, address[] calldata members) private pure returns (uint256 c) {
+    /// @dev The commitment to a signing list: the top 184 bits of
+    /// keccak256(setId u64 | n u8 | members as 20 bytes each), the bytes a packed checkpoint
+    /// carries (ISupervisorQuorum.finalizeRecords), so finalize hashes a list where it rebuilt it.
+    function _commitment(uint64 id, address[] memory members) private pure returns (uint256 c) {
         assembly ("memory-safe") {
+            let n := mload(members)
             let ptr := mload(0x40)
-            let size := shl(5, members.length)
-            mstore(ptr, id)
-            mstore(add(ptr, 0x20), 0x40)
-            mstore(add(ptr, 0x40), members.length)
-            calldatacopy(add(ptr, 0x60), members.offset, size)
-            c := shr(_COMMITMENT_SHIFT, keccak256(ptr, add(0x60, size)))
+            mstore(ptr, shl(192, id))
+            mstore8(add(ptr, 8), n)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                // 32 bytes written, the next member's 20 overwrite the tail.
+                mstore(add(ptr, add(9, mul(20, i))), shl(96, mload(add(members, shl(5, add(i, 1))))))
+            }
+            c := shr(_COMMITMENT_SHIFT, keccak256(ptr, add(9, mul(20, n))))
         }
     }
 

@@ -18,9 +18,11 @@ pragma solidity ^0.8.24;
 /// A checkpoint's head must be the ledger's: its current head when `recordCount` is its current
 /// record count (one transaction per checkpoint, nothing marked), else the head it marked there
 /// (`IPrepaidLedger.markCheckpoint`), for a checkpoint the ledger has since moved past.
-/// `finalize` takes the signing set's member list in calldata and checks it against a commitment
-/// kept in the same storage word as the last final record count (docs/ARCHITECTURE.md,
-/// "Confirmation"): one cold read and one update of an already non-zero word per checkpoint.
+/// `finalizeRecords` takes the checkpoint packed (no ABI padding; the ledger is implied), rebuilds the
+/// signing set's member list from the recovered signers and the other members' addresses, and
+/// checks it against a commitment kept in the same storage word as the last final record count
+/// (docs/ARCHITECTURE.md, "Confirmation"): one cold read and one update of an already non-zero
+/// word per checkpoint.
 /// Set changes are signed under the same domain: `SupervisorSetChange(address ledger,uint64
 /// setId,address[] supervisors,uint8 threshold)` (setId: the outgoing set) and
 /// `SupervisorChangeCancellation(address ledger,uint64 setId,uint64 proposal)`.
@@ -47,14 +49,6 @@ interface ISupervisorQuorum {
         bytes32 chainHead;
         bytes32 stateDigest;
         uint64 setId;
-    }
-
-    /// @notice An EIP-2098 compact signature: `vs` holds s in its low 255 bits and v - 27 in its top bit.
-    /// @param r The signature's r.
-    /// @param vs (v - 27) << 255 | s.
-    struct CompactSignature {
-        bytes32 r;
-        bytes32 vs;
     }
 
     // ---------------------------------------------------------------- events
@@ -142,6 +136,9 @@ interface ISupervisorQuorum {
     error QuorumChangeNotDue(uint64 proposal, uint64 executableAt);
     /// @notice A deployment's delay is shorter than the contract's floor.
     error QuorumDelayTooShort(uint256 delay, uint256 minimum);
+    /// @notice A packed checkpoint's length does not fit its layout (finalizeRecords), or its bitmap
+    /// names places beyond its set size, or its set size is 0.
+    error QuorumMalformedCheckpoint(uint256 length);
     /// @notice Checkpoints only move forward: this one covers no record the last final one did not.
     error QuorumCheckpointNotNewer(uint64 recordCount, uint64 lastFinal);
     /// @notice The record count is behind the ledger's and the ledger marked no head there.
@@ -208,31 +205,34 @@ interface ISupervisorQuorum {
     // ---------------------------------------------------------------- checkpoints (anyone)
 
     /// @notice Makes a checkpoint final, given signatures of at least `threshold` distinct
-    /// members of the set named by `checkpoint.setId`: the current set, or a replaced one whose
-    /// grace lasts and that was in force when record `recordCount` was booked (setInfo). Anyone
-    /// may submit, in one transaction: no mark is needed when `recordCount` is the ledger's
-    /// current record count. Every signature given must be valid, by a distinct member that was
-    /// not proven to equivocate in the set, in any order.
-    /// @dev Reverts, changing nothing, with QuorumWrongLedger, QuorumCheckpointNotNewer,
-    /// QuorumWrongSet, QuorumMembersMismatch, QuorumSetRetired, QuorumBeyondLedger,
-    /// QuorumUnmarkedCheckpoint, QuorumHeadMismatch, QuorumInvalidSignature,
-    /// QuorumSignerNotSupervisor, QuorumSignerEquivocated, QuorumDuplicateSigner or
-    /// QuorumBelowThreshold.
-    /// @param checkpoint The checkpoint: `ledger` is LEDGER, `setId` a set that counts,
-    /// `recordCount` beyond the last final one, `chainHead` the ledger's head there (its current
-    /// head, or the one it marked at that count).
-    /// @param members Set `checkpoint.setId`'s members as `signingMembers(setId)` returns them
-    /// (an equivocator's place holds the zero address), checked against the set's commitment.
-    /// @param signatures EIP-2098 compact signatures over `checkpointDigest(checkpoint)`.
-    function finalize(
-        Checkpoint calldata checkpoint,
-        address[] calldata members,
-        CompactSignature[] calldata signatures
-    ) external;
+    /// members of the set named by its `setId`: the current set, or a replaced one whose grace
+    /// lasts and that was in force when record `recordCount` was booked (setInfo). Anyone may
+    /// submit, in one transaction: no mark is needed when `recordCount` is the ledger's current
+    /// record count. Every signature given must be valid, by a member that was not proven to
+    /// equivocate in the set, at that member's place.
+    /// @dev The checkpoint comes packed, big-endian, no padding (docs/FORMAT.md 8):
+    /// `recordCount u64 | chainHead bytes32 | stateDigest bytes32 | setId u64 | n u8 |
+    /// signed (n + 7) / 8 bytes | k signatures | n - k addresses`. `signed` is a bitmap of the
+    /// set's places (bit i: member i signed; k bits set); each signature is EIP-2098 compact,
+    /// `r | vs` (64 bytes; vs = (v - 27) << 255 | s), over `checkpointDigest` of the checkpoint
+    /// with `ledger` = LEDGER, in the order of the places; the addresses are the other members as
+    /// `signingMembers(setId)` lists them (an equivocator's place holds zero), in order. The
+    /// contract recovers the signers, puts them at their places, and checks the whole list
+    /// against the set's commitment: so it needs neither the signers' addresses nor storage per
+    /// member. Reverts, changing nothing, with QuorumMalformedCheckpoint,
+    /// QuorumCheckpointNotNewer, QuorumBeyondLedger, QuorumUnmarkedCheckpoint, QuorumHeadMismatch,
+    /// QuorumInvalidSignature (index in the order given), QuorumWrongSet,
+    /// QuorumSignerNotSupervisor, QuorumSignerEquivocated, QuorumDuplicateSigner,
+    /// QuorumMembersMismatch (the list is the set's but for its places or other members),
+    /// QuorumSetRetired or QuorumBelowThreshold.
+    /// @param checkpoint The packed checkpoint: `setId` a set that counts, `recordCount` beyond
+    /// the last final one, `chainHead` the ledger's head there (its current head, or the one it
+    /// marked at that count).
+    function finalizeRecords(bytes calldata checkpoint) external;
 
     /// @notice Records proof that a supervisor signed two different checkpoints (different
     /// chain head or state digest) for the same record count in the same set. Anyone may submit.
-    /// From then on the supervisor's signatures do not count in `finalize` for that set.
+    /// From then on the supervisor's signatures do not count in `finalizeRecords` for that set.
     /// @dev Works for past sets too (membership of every set is kept), so the record survives a
     /// change of set. Neither checkpoint needs to match the ledger: signing both is the fault.
     /// @param a The first checkpoint; its `ledger` must be LEDGER.
@@ -322,7 +322,7 @@ interface ISupervisorQuorum {
     /// @return The members, in the order governance gave them.
     function supervisors() external view returns (address[] memory);
 
-    /// @notice A set's members as `finalize` takes them: in the order governance gave them,
+    /// @notice A set's members as `finalizeRecords` rebuilds them: in the order governance gave them,
     /// with the zero address in the place of each member proven to equivocate in that set.
     /// @param setId_ A set id, current or past (empty for a set that never existed).
     /// @return The list whose commitment the set keeps.

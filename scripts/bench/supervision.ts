@@ -1,12 +1,14 @@
 /**
  * What supervision costs and how long confirmation takes.
  *
- *   gas      — finalize one checkpoint at the ledger's current head (no mark: one transaction per
- *              checkpoint) with t = 3, 5, 7 of N = t + 1 supervisors (real EIP-712 signatures from
- *              N dev keys, EIP-2098 compact), first and steady state; markCheckpoint, which a
- *              checkpoint the ledger moved past still needs; on the in-process network
+ *   gas      — finalizeRecords for one checkpoint at the ledger's current head (no mark: one
+ *              transaction per checkpoint) with t = 3, 5, 7 of N = t + 1 supervisors (real EIP-712
+ *              signatures from N dev keys), packed as a node packs it (packCheckpoint), first and
+ *              steady state; markCheckpoint, which a checkpoint the ledger moved past still needs;
+ *              on the in-process network
  *   per record — steady finalize at t = 3 / 1,000: a checkpoint every K = 1,000 records; beside it
- *              the predecessor's figure (mark + finalize, 124.2), from an earlier run, labelled so
+ *              the earlier designs' figures (mark + finalize, 124.2; the first one-transaction
+ *              design with ABI structs, 56.3), from earlier runs, labelled so
  *   latency  — seconds from a record's upload to its confirmation (quorum.lastFinal >= its index,
  *              polled every 50 ms), with 4 supervisor processes on a `hardhat node`, T = 1 s
  *
@@ -22,7 +24,7 @@ import { JsonRpcProvider, id, type ContractTransactionResponse } from "ethers";
 import { network } from "hardhat";
 
 import { publicKeyOf, RecordKind } from "../../src/crypto/index.js";
-import { checkpointDomain, checkpointHash, type CheckpointJson } from "../../src/supervisor/node.js";
+import { checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson } from "../../src/supervisor/node.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { startHardhatNode } from "../../test/helpers/processes.js";
 import {
@@ -85,6 +87,8 @@ export interface SupervisionFigures {
 const THRESHOLDS = [3, 5, 7] as const;
 /** The three-slot, two-transaction design's gas per record (docs/BENCHMARKS.md, an earlier run). */
 const PREDECESSOR_PER_RECORD = 124.2;
+/** The first one-transaction design (ABI structs and a member list in calldata), an earlier run. */
+const FIRST_ONE_TX_PER_RECORD = 56.3;
 const STEADY_RUNS = 3;
 const RECORDS_PER_CHECKPOINT = 10;
 const CHECKPOINT_EVERY = 1_000;
@@ -159,13 +163,12 @@ async function benchGas(journals: string): Promise<{ finalize: FinalizeCase[]; m
       };
       const hash = checkpointHash(domain, c);
       if ((await quorum.checkpointDigest(c)) !== hash) throw new Error("the node's EIP-712 hash differs from the contract's");
-      const signatures = keys.slice(0, t).map((k) => {
-        const s = k.signingKey.sign(hash);
-        return { r: s.r, vs: s.yParityAndS };
-      });
+      // What a node sends (SupervisorNode.gather): the packed checkpoint with t signatures.
+      const signatures = new Map(keys.slice(0, t).map((k) => [k.address.toLowerCase(), k.signingKey.sign(hash).serialized]));
       const members = [...(await quorum.signingMembers(c.setId))];
-      const call = quorum.interface.encodeFunctionData("finalize", [c, members, signatures]);
-      const gas = await gasOf(`t=${t} finalize`, quorum.connect(submitter).finalize(c, members, signatures));
+      const packed = packCheckpoint(c, members, signatures, t);
+      const call = quorum.interface.encodeFunctionData("finalizeRecords", [packed]);
+      const gas = await gasOf(`t=${t} finalizeRecords`, quorum.connect(submitter).finalizeRecords(packed));
       const final = await quorum.lastFinal();
       if (final !== count) throw new Error(`t=${t}: lastFinal ${final}, expected ${count}`);
       // The fallback's extra transaction, measured on its own: a fresh mark slot at this count
@@ -314,7 +317,7 @@ export function formatSupervision(f: SupervisionFigures): string {
   return [
     "supervision: checkpoints confirmed by a quorum of supervisors",
     "gas on the in-process network; receipts status 1, lastFinal checked after every finalize; gas includes the 21,000 base",
-    `${"finalize, t of N signatures".padEnd(34)}  first (fresh storage)   steady  calldata bytes`,
+    `${"finalizeRecords, t of N signatures".padEnd(34)}  first (fresh storage)   steady  calldata bytes`,
     ...f.finalize.map((c) =>
       [`t = ${c.threshold} of N = ${c.supervisors}`.padEnd(34), int(c.first).padStart(21), int(c.steady).padStart(8), int(c.calldataBytes).padStart(14)].join("  "),
     ),
@@ -324,7 +327,8 @@ export function formatSupervision(f: SupervisionFigures): string {
       `${f.perRecord.gas.toFixed(1)} gas: target <= ${f.targets.perRecordGas} ${verdict(f.met.perRecordGas)} ` +
       `(met from a checkpoint every ${int(f.perRecord.everyForTarget)} records)`,
     `  behind the ledger's head (mark + finalize): ${f.perRecordMarked.toFixed(1)} gas; ` +
-      `predecessor design (mark 49,532 + finalize 74,657, from an earlier run, not re-measured): ${PREDECESSOR_PER_RECORD.toFixed(1)} gas`,
+      `predecessor design (mark 49,532 + finalize 74,657, from an earlier run, not re-measured): ${PREDECESSOR_PER_RECORD.toFixed(1)} gas; ` +
+      `first one-transaction design (ABI structs, member list in calldata: 56,341, an earlier run): ${FIRST_ONE_TX_PER_RECORD.toFixed(1)} gas`,
     `confirmation latency: ${l.supervisors} supervisor processes (${l.threshold} must sign), checkpoint interval ${int(l.intervalMs)} ms, ` +
       `over a \`hardhat node\` (${l.clientVersion}); ${f.cores} cores shared`,
     `from upload resolved (batch of ${l.recordsPerSample} mined) to quorum.lastFinal >= its last record (polled every 50 ms), ` +

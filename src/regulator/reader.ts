@@ -22,14 +22,14 @@ import type { SealedPayload } from "../crypto/details.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
-
-const QUORUM_INTERFACE = new Interface(SUPERVISOR_QUORUM_ABI);
 import { CHAIN_VERSIONS, type ChainVersion, chainVersionOf } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { balanceOf, type MerchantState } from "./books.js";
 import { fetchLogs, type JsonRpcLike, type RpcLog } from "./logs.js";
 import { timedRpc, withTimeout } from "../rpc.js";
 import { LedgerReplay } from "./replay.js";
+
+const QUORUM_INTERFACE = new Interface(SUPERVISOR_QUORUM_ABI);
 
 export { LedgerReplay, type ChainStart, type MarkSeen } from "./replay.js";
 

@@ -27,7 +27,7 @@
  * node never signs two different checkpoints for one record count; everything else it rebuilds
  * from the chain.
  */
-import { Contract, Signature, ZeroHash, type Signer, type TypedDataDomain } from "ethers";
+import { Contract, ZeroHash, type Signer, type TypedDataDomain } from "ethers";
 
 import { parseConfig } from "../config.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
@@ -37,7 +37,7 @@ import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import type { JsonRpcLike } from "../regulator/logs.js";
 import type { LedgerReplay, MarkSeen } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
-import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, type CheckpointJson } from "./checkpoint.js";
+import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson } from "./checkpoint.js";
 import { SupervisorConfig, resolveConfirmations, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
 import { stateDigest } from "./digest.js";
 import { LedgerFollower } from "./follower.js";
@@ -46,7 +46,7 @@ import { isRevert, toSupervisorError } from "./revert.js";
 import { SignedStore } from "./store.js";
 
 export { SupervisorConfig, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
-export { checkpointDomain, checkpointHash, type CheckpointJson, type SignedCheckpoint } from "./checkpoint.js";
+export { checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson, type SignedCheckpoint } from "./checkpoint.js";
 
 export interface SupervisorStatus {
   index: number;
@@ -373,13 +373,13 @@ export class SupervisorNode {
     for (const c of mine.checkpoints) {
       if (BigInt(c.setId) !== setId) continue;
       const hash = checkpointHash(this.domain, c);
-      const signatures: string[] = [];
+      const signatures = new Map<string, string>();
       for (const [signer, digests] of bySigner) {
         const entry = digests.get(hash);
         if (entry === undefined || !memberSet.has(signer) || digests.size > 1) continue; // an equivocator does not count
-        signatures.push(entry[1]);
+        signatures.set(signer, entry[1]);
       }
-      if (signatures.length < Number(threshold)) continue;
+      if (signatures.size < Number(threshold)) continue;
       const seenAt = this.quorumSeenAt.get(hash) ?? Date.now();
       this.quorumSeenAt.set(hash, seenAt);
       if (Date.now() - seenAt < this.config.index * this.config.staggerMs) continue;
@@ -398,12 +398,9 @@ export class SupervisorNode {
         this.lastReorg = `the checkpoint at record ${count} is no longer on the chain: signature withdrawn`;
         return true;
       }
-      const compact = signatures.slice(0, Number(threshold)).map((sig) => {
-        const parsed = Signature.from(sig);
-        return { r: parsed.r, vs: parsed.yParityAndS };
-      });
       try {
-        const tx = await this.call(this.quorum.finalize(c, members, compact), "finalize()");
+        const packed = packCheckpoint(c, members, signatures, Number(threshold));
+        const tx = await this.call(this.quorum.finalizeRecords(packed), "finalizeRecords()");
         await tx.wait(1, this.config.receiptTimeoutMs);
         this.lastFinal = count;
       } catch (e) {

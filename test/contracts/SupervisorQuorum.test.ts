@@ -1,8 +1,6 @@
 import { expect } from "chai";
 import fc from "fast-check";
 import {
-  AbiCoder,
-  keccak256,
   type BaseContract,
   concat,
   getAddress,
@@ -21,7 +19,7 @@ import { network } from "hardhat";
 
 import { packBatch, type PackedRecord } from "../../src/ledger/codec.js";
 import { CHECKPOINT_TYPES, SECP256K1_N, SET_CHANGE_TYPES } from "../helpers/quorum-types.js";
-import { finalizeWith, signerBits, toCompact } from "../helpers/quorum-types.js";
+import { finalizeWith, listCommitment, packCheckpoint, signerBits, toCompact, type CompactSignature } from "../helpers/quorum-types.js";
 import { Consume, Refund, TopUp, account, record } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -52,6 +50,16 @@ interface TypedSigner {
   signTypedData(domain: TypedDataDomain, types: typeof CHECKPOINT_TYPES, value: Checkpoint): Promise<string>;
 }
 
+
+/** A packed checkpoint with `signatures` at places 0, 1, … in the order given, the rest of `members` after. */
+function inPlaces(c: Checkpoint, members: string[], signatures: CompactSignature[]): string {
+  return packCheckpoint(
+    c,
+    members,
+    signatures.map((signature, place) => ({ place, signature })),
+    Math.max(members.length, signatures.length),
+  );
+}
 
 /** A digest standing in for the books a supervisor rebuilt after `count` records. */
 const books = (count: bigint, variant = "") => id(`books after ${count}${variant}`);
@@ -241,7 +249,7 @@ describe("SupervisorQuorum", function () {
     });
   });
 
-  describe("finalize", function () {
+  describe("finalizeRecords", function () {
     it("makes a checkpoint final with 3 of 4 signatures, from anyone", async function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const c = await checkpointAt(f, 4n);
@@ -360,7 +368,7 @@ describe("SupervisorQuorum", function () {
         // A high s fits the 255 bits of vs only below 2^255; else vs cannot carry the twin at all.
         if (highS < 1n << 255n) {
           const twin = { r: sig.r, vs: toBeHex(((sig.v === 27 ? 1n : 0n) << 255n) | highS, 32) };
-          await expectRefused(f, () => f.quorum.finalize(c, members, [ca, cb, twin, cd]), "QuorumInvalidSignature", [2n]);
+          await expectRefused(f, () => f.quorum.finalizeRecords(inPlaces(c, members, [ca, cb, twin, cd])), "QuorumInvalidSignature", [2n]);
         }
       });
 
@@ -377,7 +385,7 @@ describe("SupervisorQuorum", function () {
           [{ r: ZeroHash, vs: ZeroHash }, 0n], // all zero
         ] as const) {
           const sigs = index === 0n ? [bad, a, b, d] : [a, b, bad];
-          await expectRefused(f, () => f.quorum.finalize(c, members, sigs), "QuorumInvalidSignature", [index]);
+          await expectRefused(f, () => f.quorum.finalizeRecords(inPlaces(c, members, sigs)), "QuorumInvalidSignature", [index]);
         }
       });
     });
@@ -415,13 +423,12 @@ describe("SupervisorQuorum", function () {
         await expect(finalizeWith(other, c, sigs)).to.emit(other, "CheckpointFinalized");
       });
 
-      it("refuses a checkpoint of another ledger, and does not count signatures over one", async function () {
+      it("does not count signatures over a checkpoint of another ledger (a packed checkpoint names none: it is LEDGER's)", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const otherLedger = await ethers.deployContract("PrepaidLedger", [f.governor.address, f.regulator.address, 0, 3_600]);
         const c = await checkpointAt(f, 4n);
         const theirs = { ...c, ledger: await otherLedger.getAddress() };
         const sigs = await signAll(f, f.supervisors.slice(0, 3), theirs);
-        await expectRefused(f, () => finalizeWith(f.quorum, theirs, sigs), "QuorumWrongLedger", [theirs.ledger, c.ledger]);
         await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [
           recoveredHere(f, c, sigs[0]),
           SET_1,
@@ -506,22 +513,49 @@ describe("SupervisorQuorum", function () {
         expect(await f.quorum.status(count)).to.equal(Confirmed);
       });
 
-      it("refuses a member list that is not the set's signing list", async function () {
+      it("refuses a signing list that is not the set's: signers out of place, a member left out, added or replaced", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const c = await checkpointAt(f, 4n);
-        const sigs = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
+        const [a, b, d] = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
         const members = [...(await f.quorum.signingMembers(SET_1))];
-        const commitment = (list: string[]) =>
-          BigInt(keccak256(AbiCoder.defaultAbiCoder().encode(["uint64", "address[]"], [SET_1, list]))) >> 72n;
-        const expected = commitment(members);
-        for (const list of [
-          [members[1], members[0], members[2], members[3]], // reordered
-          members.slice(0, 3), // one left out
-          [...members.slice(0, 3), f.outsider.address], // one replaced
-          [],
-        ]) {
-          await expectRefused(f, () => f.quorum.finalize(c, list, sigs), "QuorumMembersMismatch", [SET_1, commitment(list), expected]);
+        const expected = listCommitment(SET_1, members);
+        const [s0, s1, s2, s3] = members;
+        for (const [placed, others, list] of [
+          [[b, a, d], [s3], [s1, s0, s2, s3]], // two signers swapped
+          [[a, b, d], [], [s0, s1, s2]], // the last member left out
+          [[a, b, d], [s3, f.outsider.address], [s0, s1, s2, s3, f.outsider.address]], // one added
+          [[a, b, d], [f.outsider.address], [s0, s1, s2, f.outsider.address]], // one replaced
+        ] as const) {
+          const packed = packCheckpoint(
+            c,
+            [...placed.map(() => ZeroAddress), ...others],
+            placed.map((signature, place) => ({ place, signature })),
+          );
+          await expectRefused(f, () => f.quorum.finalizeRecords(packed), "QuorumMembersMismatch", [SET_1, listCommitment(SET_1, list), expected]);
         }
+      });
+
+      it("refuses a packed checkpoint whose length does not fit its layout", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const members = [...(await f.quorum.signingMembers(SET_1))];
+        const good = inPlaces(c, members, toCompact(await signAll(f, f.supervisors.slice(0, 3), c)));
+        const bytes = (good.length - 2) / 2;
+        const setSize = (n: number) => good.slice(0, 2 + 2 * 80) + toBeHex(n, 1).slice(2) + good.slice(2 + 2 * 81);
+        for (const [packed, length] of [
+          [good.slice(0, -2), bytes - 1], // a byte short
+          [good + "00", bytes + 1], // a byte over
+          ["0x", 0], // nothing
+          [good.slice(0, 2 + 2 * 80), 80], // no set size
+          [setSize(0), bytes], // a set of 0
+          [setSize(3), bytes], // a set of 3: its bitmap (places 0-2) fits, the 20 bytes after the signatures do not
+        ] as const) {
+          await expectRefused(f, () => f.quorum.finalizeRecords(packed), "QuorumMalformedCheckpoint", [BigInt(length)]);
+        }
+        // A bitmap bit beyond the set size.
+        const beyond = good.slice(0, 2 + 2 * 81) + "17" + good.slice(2 + 2 * 82);
+        await expectRefused(f, () => f.quorum.finalizeRecords(beyond), "QuorumMalformedCheckpoint", [BigInt(bytes)]);
+        await expect(f.quorum.finalizeRecords(good)).to.emit(f.quorum, "CheckpointFinalized");
       });
 
       it("refuses a head other than the one marked at the count", async function () {

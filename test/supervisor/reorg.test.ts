@@ -9,7 +9,7 @@ import { PROVIDER_OPTIONS, deploySupervision, finalCheckpoint, lastFinal, ledger
 import { PrepaidLedgerError } from "../../src/errors.js";
 import { packBatch } from "../../src/ledger/codec.js";
 import { serveSupervisor } from "../../src/supervisor/http.js";
-import { SupervisorNode, type SupervisorConfigInput } from "../../src/supervisor/node.js";
+import { SupervisorNode, packCheckpoint, type SupervisorConfigInput } from "../../src/supervisor/node.js";
 import { toSupervisorError } from "../../src/supervisor/revert.js";
 import { sealBatch } from "../../src/upload/sealing.js";
 import { FAULT_KINDS, startFaultProxy } from "../helpers/fault-proxy.js";
@@ -246,7 +246,8 @@ describe("SupervisorNode under reorgs (anvil, 4 in-process supervisors)", functi
     const { d } = await network({});
     const checkpoint = { ledger: d.ledgerAddress, recordCount: 1262n, chainHead: `0x${"11".repeat(32)}`, stateDigest: `0x${"22".repeat(32)}`, setId: 1n };
     const members = [...(await d.quorum.signingMembers(1n))];
-    const refused = toSupervisorError(await d.quorum.finalize.staticCall(checkpoint, members, []).catch((e: unknown) => e));
+    const packed = packCheckpoint({ ...checkpoint, recordCount: "1262", setId: "1" }, members, new Map());
+    const refused = toSupervisorError(await d.quorum.finalizeRecords.staticCall(packed).catch((e: unknown) => e));
     expect(refused).to.be.instanceOf(PrepaidLedgerError);
     const e = refused as PrepaidLedgerError;
     const [booked] = await d.ledger.chainHead();

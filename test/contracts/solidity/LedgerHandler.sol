@@ -150,9 +150,10 @@ contract LedgerHandler {
         uint64 set = quorum.setId();
         ISupervisorQuorum.Checkpoint memory c =
             ISupervisorQuorum.Checkpoint(address(ledger), count, head, honestDigest(count), set);
-        ISupervisorQuorum.CompactSignature[] memory sigs = _signCheckpoint(c, signerMask);
-        bool ok = count > last && sigs.length >= quorum.threshold() && !governorSetInstalled;
-        try quorum.finalize(c, quorum.signingMembers(set), sigs) {
+        address[] memory members = quorum.signingMembers(set);
+        (bytes memory packed, uint256 signed) = _pack(c, members, _honestKeys(members.length, signerMask));
+        bool ok = count > last && signed >= quorum.threshold() && !governorSetInstalled;
+        try quorum.finalizeRecords(packed) {
             if (!ok) ++surprises;
             finalHead = head;
             finalDigest = c.stateDigest;
@@ -169,9 +170,12 @@ contract LedgerHandler {
         ISupervisorQuorum.Checkpoint memory c = ISupervisorQuorum.Checkpoint(
             address(ledger), count, ledger.markedHead(count), keccak256("invented"), quorum.setId()
         );
-        ISupervisorQuorum.CompactSignature[] memory sigs = new ISupervisorQuorum.CompactSignature[](1);
-        sigs[0] = _compact(GOVERNOR_KEY, quorum.checkpointDigest(c));
-        try quorum.finalize(c, quorum.signingMembers(c.setId), sigs) {
+        address[] memory members = quorum.signingMembers(c.setId);
+        // The governor's signature at the first place: its own when its set was installed.
+        uint256[] memory keys = new uint256[](members.length);
+        keys[0] = GOVERNOR_KEY;
+        (bytes memory packed,) = _pack(c, members, keys);
+        try quorum.finalizeRecords(packed) {
             // Possible only once a set of the governor's own key was installed after the delay.
             if (!governorSetInstalled) ++surprises;
             finalHead = c.chainHead;
@@ -225,20 +229,43 @@ contract LedgerHandler {
         return marks.length;
     }
 
-    function _signCheckpoint(ISupervisorQuorum.Checkpoint memory c, uint256 mask)
+    /// @dev The honest supervisors' keys at the places `mask` names (never none: bit 0 at least),
+    /// for a signing list of `n` places (0 where nobody signs; places beyond the 4 stay 0).
+    function _honestKeys(uint256 n, uint256 mask) private pure returns (uint256[] memory keys) {
+        mask = (mask % 16) | 1;
+        keys = new uint256[](n);
+        for (uint256 i; i < SUPERVISORS && i < n; ++i) {
+            if (mask & (1 << i) != 0) keys[i] = supervisorKey(i);
+        }
+    }
+
+    /// @dev `finalizeRecords`'s packed checkpoint (ISupervisorQuorum.finalizeRecords): the signature of
+    /// `keys[i]` at place i where it is non-zero, the other members' addresses after them; and
+    /// how many signed. Sets here hold at most 8 members, so the bitmap is one byte.
+    function _pack(ISupervisorQuorum.Checkpoint memory c, address[] memory members, uint256[] memory keys)
         private
         view
-        returns (ISupervisorQuorum.CompactSignature[] memory sigs)
+        returns (bytes memory packed, uint256 signed)
     {
         bytes32 digest = quorum.checkpointDigest(c);
-        mask = (mask % 16) | 1;
-        uint256 n;
-        for (uint256 i; i < SUPERVISORS; ++i) if (mask & (1 << i) != 0) ++n;
-        sigs = new ISupervisorQuorum.CompactSignature[](n);
-        uint256 k;
-        for (uint256 i; i < SUPERVISORS; ++i) {
-            if (mask & (1 << i) != 0) sigs[k++] = _compact(supervisorKey(i), digest);
+        uint256 bitmap;
+        bytes memory sigs;
+        bytes memory others;
+        for (uint256 i; i < members.length; ++i) {
+            if (keys[i] == 0) {
+                others = bytes.concat(others, bytes20(members[i]));
+                continue;
+            }
+            (uint8 v, bytes32 r, bytes32 s) = VM.sign(keys[i], digest);
+            sigs = bytes.concat(sigs, r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
+            bitmap |= 1 << i;
+            ++signed;
         }
+        packed = bytes.concat(
+            abi.encodePacked(c.recordCount, c.chainHead, c.stateDigest, c.setId, uint8(members.length), uint8(bitmap)),
+            sigs,
+            others
+        );
     }
 
     /// @dev Signatures of the supervisors whose bit is set in `mask` (never empty: bit 0 at least).
@@ -253,11 +280,6 @@ contract LedgerHandler {
         }
     }
 
-    /// @dev An EIP-2098 compact signature: v folded into the top bit of s (VM.sign gives low s).
-    function _compact(uint256 key, bytes32 digest) private pure returns (ISupervisorQuorum.CompactSignature memory) {
-        (uint8 v, bytes32 r, bytes32 s) = VM.sign(key, digest);
-        return ISupervisorQuorum.CompactSignature(r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
-    }
 
     function _sign(uint256 key, bytes32 digest) private pure returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) = VM.sign(key, digest);
