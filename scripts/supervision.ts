@@ -223,7 +223,10 @@ async function run(
     await watcher;
     await checkFinality();
 
-    const [final, head, digest] = await d.quorum.lastFinal();
+    const final = await lastFinal(d.quorum);
+    // The contract keeps only the count; head and digest are in the checkpoint's event.
+    const lastEvent = (await d.quorum.queryFilter(d.quorum.filters.CheckpointFinalized(final))).at(-1);
+    const [head, digest] = lastEvent === undefined ? ["-", "-"] : [lastEvent.args.chainHead, lastEvent.args.stateDigest];
     const statuses = await Promise.all(supervisors.map((s) => s.status()));
     const lines = [
       `summary (${trafficSeconds.toFixed(1)} s of traffic, ${flags.threshold} of ${flags.supervisors} supervisors must sign, ` +

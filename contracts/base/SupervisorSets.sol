@@ -17,6 +17,11 @@ import {ISupervisorQuorum} from "../interfaces/ISupervisorQuorum.sol";
 /// to the record count booked when it was replaced, for SET_CHANGE_DELAY more: no signature in
 /// flight is voided by a change. The membership of every set is kept, so an equivocation can be
 /// proven against a set that was since replaced.
+/// @dev What `finalizeRecords` reads of all this is one word, `_state`: the current set's threshold and
+/// a commitment to its signing members, next to the last final record count (which the quorum
+/// keeps there so that a checkpoint costs one cold read and one update of a non-zero word).
+/// The commitment is the top 184 bits of keccak256(setId u64 | n u8 | members, 20 bytes each), an
+/// equivocator's place zeroed: a list chosen to collide with an honest one needs ~2^92 hashes.
 abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdminRules, EIP712 {
     /// @dev A member's entry in one set, one slot: a signature's membership, duplicate and
     /// exclusion checks read it once.
@@ -45,6 +50,11 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
     }
 
     uint256 private constant _MAX_SUPERVISORS = 255;
+    /// @dev `_state`: bits 0-63 the last final record count, 64-71 the current set's threshold,
+    /// 72-255 the current set's commitment.
+    uint256 internal constant _COUNT_MASK = type(uint64).max;
+    uint256 internal constant _THRESHOLD_SHIFT = 64;
+    uint256 internal constant _COMMITMENT_SHIFT = 72;
 
     /// @inheritdoc ISupervisorQuorum
     uint32 public constant MIN_SET_CHANGE_DELAY = 1 hours;
@@ -67,9 +77,12 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
     mapping(uint64 setId => mapping(address account => Member)) private _members;
     mapping(uint64 setId => SetInfo) private _infos;
     mapping(address supervisor => uint256 count) private _equivocations;
-    /// @dev Packed in one slot, read together by every finalize.
+    /// @dev A replaced set's commitment (the current set's is in `_state`).
+    mapping(uint64 setId => uint256 commitment) private _retiredCommitments;
+    /// @dev The one word a checkpoint reads and updates (layout above). Never zero after the
+    /// constructor: the commitment of a set is not.
+    uint256 internal _state;
     uint64 private _setId;
-    uint8 private _threshold;
     uint64 private _proposalCount;
     Proposal private _pending;
 
@@ -103,8 +116,7 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
         external
     {
         _validate(supervisors_, threshold_, false);
-        (uint64 set, uint8 t) = (_setId, _threshold);
-        _checkSigners(set, t, setChangeDigest(supervisors_, threshold_), signatures);
+        _checkSigners(_setId, _currentThreshold(), setChangeDigest(supervisors_, threshold_), signatures);
         _install(supervisors_, threshold_);
     }
 
@@ -136,8 +148,7 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
     function cancelSupervisorChange(bytes[] calldata signatures) external {
         uint64 id = _pending.id;
         if (id == 0) revert QuorumNoPendingChange();
-        (uint64 set, uint8 t) = (_setId, _threshold);
-        _checkSigners(set, t, cancellationDigest(id), signatures);
+        _checkSigners(_setId, _currentThreshold(), cancellationDigest(id), signatures);
         _dropPending(address(this));
     }
 
@@ -175,8 +186,17 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
     }
 
     /// @inheritdoc ISupervisorQuorum
+    function signingMembers(uint64 setId_) public view returns (address[] memory members) {
+        members = _sets[setId_];
+        mapping(address => Member) storage entries = _members[setId_];
+        for (uint256 i; i < members.length; ++i) {
+            if (entries[members[i]].equivocated) members[i] = address(0);
+        }
+    }
+
+    /// @inheritdoc ISupervisorQuorum
     function threshold() external view returns (uint8) {
-        return _threshold;
+        return _currentThreshold();
     }
 
     /// @inheritdoc ISupervisorQuorum
@@ -201,17 +221,48 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev The threshold a checkpoint signed as set `id` needs: the current set's, or a
-    /// replaced set's while its grace lasts and the checkpoint is within what it was in force for.
-    function _thresholdFor(uint64 id, uint64 recordCount) internal view returns (uint8) {
-        (uint64 current, uint8 t) = (_setId, _threshold);
-        if (id == current) return t;
+    /// @dev The threshold a checkpoint signed as set `id` needs, given `state` and the commitment
+    /// `given` of the signing list it claims: the current set's when `given` is its commitment (no
+    /// storage read: the commitment binds the set id; finalize checks this case itself first),
+    /// else a replaced set's while its grace lasts
+    /// and the checkpoint is within what it was in force for. A list that is not the set's is
+    /// explained from `list` (setId u64 | n u8 | 20-byte members in memory) and `signed` (the
+    /// places of signers in it): a signer not a member, an equivocator, a duplicate, else the lists.
+    function _signingThreshold(uint256 state, uint64 id, uint64 recordCount, uint256 given, uint256 list, uint256 signed)
+        internal
+        view
+        returns (uint8)
+    {
+        if (given == state >> _COMMITMENT_SHIFT) return uint8(state >> _THRESHOLD_SHIFT);
+        uint64 current = _setId;
         if (id == 0 || id > current) revert QuorumWrongSet(id, current);
+        uint256 expected = id == current ? state >> _COMMITMENT_SHIFT : _retiredCommitments[id];
+        if (given != expected) _explainMismatch(id, list, signed, given, expected);
         SetInfo memory info = _infos[id];
         if (recordCount > info.retiredAtCount || block.timestamp > info.graceEnds) {
             revert QuorumSetRetired(id, info.retiredAtCount, info.graceEnds);
         }
         return info.threshold;
+    }
+
+    /// @dev Why a claimed signing list of set `id` is not the set's (see _signingThreshold).
+    function _explainMismatch(uint64 id, uint256 list, uint256 signed, uint256 given, uint256 expected) private view {
+        mapping(address => Member) storage entries = _members[id];
+        uint256 seen;
+        for (uint256 i; signed >> i != 0; ++i) {
+            if ((signed >> i) & 1 == 0) continue;
+            address signer;
+            assembly ("memory-safe") {
+                signer := shr(96, mload(add(list, add(9, mul(20, i)))))
+            }
+            Member memory m = entries[signer];
+            if (m.position == 0) revert QuorumSignerNotSupervisor(signer, id);
+            if (m.equivocated) revert QuorumSignerEquivocated(signer, id);
+            uint256 bit = 1 << m.position;
+            if (seen & bit != 0) revert QuorumDuplicateSigner(signer);
+            seen |= bit;
+        }
+        revert QuorumMembersMismatch(id, given, expected);
     }
 
     /// @dev Checks that every signature is valid, by a distinct member of set `id` not proven
@@ -248,6 +299,12 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
         if (m.equivocated) revert QuorumEquivocationAlreadyRecorded(supervisor, id);
         m.equivocated = true;
         ++_equivocations[supervisor];
+        uint256 c = _commitment(id, signingMembers(id));
+        if (id == _setId) {
+            _state = (_state & ~(type(uint256).max << _COMMITMENT_SHIFT)) | (c << _COMMITMENT_SHIFT);
+        } else {
+            _retiredCommitments[id] = c;
+        }
     }
 
     /// @dev The signer of `digest`, or a revert naming the signature's `index` if it is malformed.
@@ -278,10 +335,12 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
     function _install(address[] memory members, uint8 t) private {
         uint64 old = _setId;
         uint64 id = old + 1;
+        uint256 state = _state;
         if (old != 0) {
             (uint64 booked,) = IPrepaidLedger(LEDGER).chainHead();
             uint64 graceEnds = uint64(block.timestamp) + SET_CHANGE_DELAY;
-            _infos[old] = SetInfo(_threshold, booked, graceEnds);
+            _infos[old] = SetInfo(uint8(state >> _THRESHOLD_SHIFT), booked, graceEnds);
+            _retiredCommitments[old] = state >> _COMMITMENT_SHIFT;
             emit SupervisorSetRetired(old, booked, graceEnds);
             _dropPending(address(this));
         }
@@ -296,7 +355,9 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
         _sets[id] = members;
         _infos[id].threshold = t;
         _setId = id;
-        _threshold = t;
+        // The last final record count stays; threshold and commitment are the new set's.
+        _state = (_commitment(id, members) << _COMMITMENT_SHIFT) | (uint256(t) << _THRESHOLD_SHIFT)
+            | (state & _COUNT_MASK);
         emit SupervisorsChanged(id, members, t);
     }
 
@@ -307,6 +368,28 @@ abstract contract SupervisorSets is ISupervisorQuorum, AccessControlDefaultAdmin
         if (id == 0) return;
         delete _pending;
         emit SupervisorChangeCancelled(id, by);
+    }
+
+    /// @dev The current set's threshold.
+    function _currentThreshold() private view returns (uint8) {
+        return uint8(_state >> _THRESHOLD_SHIFT);
+    }
+
+    /// @dev The commitment to a signing list: the top 184 bits of
+    /// keccak256(setId u64 | n u8 | members as 20 bytes each), the bytes a packed checkpoint
+    /// carries (ISupervisorQuorum.finalizeRecords), so finalize hashes a list where it rebuilt it.
+    function _commitment(uint64 id, address[] memory members) private pure returns (uint256 c) {
+        assembly ("memory-safe") {
+            let n := mload(members)
+            let ptr := mload(0x40)
+            mstore(ptr, shl(192, id))
+            mstore8(add(ptr, 8), n)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                // 32 bytes written, the next member's 20 overwrite the tail.
+                mstore(add(ptr, add(9, mul(20, i))), shl(96, mload(add(members, shl(5, add(i, 1))))))
+            }
+            c := shr(_COMMITMENT_SHIFT, keccak256(ptr, add(9, mul(20, n))))
+        }
     }
 
     /// @dev What a proposal commits to.

@@ -15,7 +15,14 @@ pragma solidity ^0.8.24;
 /// `Checkpoint(address ledger,uint64 recordCount,bytes32 chainHead,bytes32 stateDigest,uint64 setId)`.
 /// The domain binds a signature to one chain and one quorum contract, `ledger` to one ledger,
 /// and `setId` to one supervisor set, so nothing signed for one of them counts for another.
-/// A checkpoint's head must be one the ledger marked (`IPrepaidLedger.markCheckpoint`).
+/// A checkpoint's head must be the ledger's: its current head when `recordCount` is its current
+/// record count (one transaction per checkpoint, nothing marked), else the head it marked there
+/// (`IPrepaidLedger.markCheckpoint`), for a checkpoint the ledger has since moved past.
+/// `finalizeRecords` takes the checkpoint packed (no ABI padding; the ledger is implied), rebuilds the
+/// signing set's member list from the recovered signers and the other members' addresses, and
+/// checks it against a commitment kept in the same storage word as the last final record count
+/// (docs/ARCHITECTURE.md, "Confirmation"): one cold read and one update of an already non-zero
+/// word per checkpoint.
 /// Set changes are signed under the same domain: `SupervisorSetChange(address ledger,uint64
 /// setId,address[] supervisors,uint8 threshold)` (setId: the outgoing set) and
 /// `SupervisorChangeCancellation(address ledger,uint64 setId,uint64 proposal)`.
@@ -83,9 +90,11 @@ interface ISupervisorQuorum {
     /// @param chainHead The ledger's chain head after record `recordCount`.
     /// @param stateDigest The books' digest the signers agreed on.
     /// @param setId The set the signers belong to.
-    /// @param signers The signers, in the order their signatures were given.
+    /// @param signers Who signed, as a bitmap of positions in set `setId`: bit i set when the
+    /// member at index i (SupervisorsChanged's list) signed. A bitmap rather than addresses: it
+    /// is what the contract computed anyway, and it costs a 32-byte word whatever the threshold.
     event CheckpointFinalized(
-        uint64 indexed recordCount, bytes32 chainHead, bytes32 stateDigest, uint64 indexed setId, address[] signers
+        uint64 indexed recordCount, bytes32 chainHead, bytes32 stateDigest, uint64 indexed setId, uint256 signers
     );
 
     /// @notice A supervisor was proven to have signed two different checkpoints for the same
@@ -127,10 +136,19 @@ interface ISupervisorQuorum {
     error QuorumChangeNotDue(uint64 proposal, uint64 executableAt);
     /// @notice A deployment's delay is shorter than the contract's floor.
     error QuorumDelayTooShort(uint256 delay, uint256 minimum);
+    /// @notice A packed checkpoint's length does not fit its layout (finalizeRecords), or its bitmap
+    /// names places beyond its set size, or its set size is 0.
+    error QuorumMalformedCheckpoint(uint256 length);
     /// @notice Checkpoints only move forward: this one covers no record the last final one did not.
     error QuorumCheckpointNotNewer(uint64 recordCount, uint64 lastFinal);
-    /// @notice The ledger holds no marked chain head at this record count.
+    /// @notice The record count is behind the ledger's and the ledger marked no head there.
     error QuorumUnmarkedCheckpoint(uint64 recordCount);
+    /// @notice The checkpoint covers records the ledger has not booked.
+    error QuorumBeyondLedger(uint64 recordCount, uint64 ledgerCount);
+    /// @notice The member list given is not the one set `setId` signs as (signingMembers).
+    /// @param given The commitment of the list given (the top 184 bits of its hash).
+    /// @param expected The commitment kept for the set.
+    error QuorumMembersMismatch(uint64 setId, uint256 given, uint256 expected);
     /// @notice The checkpoint's chain head is not the one the ledger marked at its record count.
     error QuorumHeadMismatch(uint64 recordCount, bytes32 claimed, bytes32 ledger);
     /// @notice A signature is malformed (length, high s, or recovers no address).
@@ -187,22 +205,34 @@ interface ISupervisorQuorum {
     // ---------------------------------------------------------------- checkpoints (anyone)
 
     /// @notice Makes a checkpoint final, given signatures of at least `threshold` distinct
-    /// members of the set named by `checkpoint.setId`: the current set, or a replaced one whose
-    /// grace lasts and that was in force when record `recordCount` was booked (setInfo). Anyone
-    /// may submit. Every signature given must be valid, by a
-    /// distinct member that was not proven to equivocate in the set, in any order.
-    /// @dev Reverts, changing nothing, with QuorumWrongLedger, QuorumWrongSet,
-    /// QuorumCheckpointNotNewer, QuorumUnmarkedCheckpoint, QuorumHeadMismatch,
-    /// QuorumInvalidSignature, QuorumSignerNotSupervisor, QuorumSignerEquivocated,
-    /// QuorumDuplicateSigner or QuorumBelowThreshold.
-    /// @param checkpoint The checkpoint: `ledger` is LEDGER, `setId` a set that counts,
-    /// `recordCount` beyond the last final one, `chainHead` the ledger's marked head there.
-    /// @param signatures 65-byte ECDSA signatures (r | s | v) over `checkpointDigest(checkpoint)`.
-    function finalize(Checkpoint calldata checkpoint, bytes[] calldata signatures) external;
+    /// members of the set named by its `setId`: the current set, or a replaced one whose grace
+    /// lasts and that was in force when record `recordCount` was booked (setInfo). Anyone may
+    /// submit, in one transaction: no mark is needed when `recordCount` is the ledger's current
+    /// record count. Every signature given must be valid, by a member that was not proven to
+    /// equivocate in the set, at that member's place.
+    /// @dev The checkpoint comes packed, big-endian, no padding (docs/FORMAT.md 8):
+    /// `recordCount u64 | chainHead bytes32 | stateDigest bytes32 | setId u64 | n u8 |
+    /// signed (n + 7) / 8 bytes | k signatures | n - k addresses`. `signed` is a bitmap of the
+    /// set's places (bit i: member i signed; k bits set); each signature is EIP-2098 compact,
+    /// `r | vs` (64 bytes; vs = (v - 27) << 255 | s), over `checkpointDigest` of the checkpoint
+    /// with `ledger` = LEDGER, in the order of the places; the addresses are the other members as
+    /// `signingMembers(setId)` lists them (an equivocator's place holds zero), in order. The
+    /// contract recovers the signers, puts them at their places, and checks the whole list
+    /// against the set's commitment: so it needs neither the signers' addresses nor storage per
+    /// member. Reverts, changing nothing, with QuorumMalformedCheckpoint,
+    /// QuorumCheckpointNotNewer, QuorumBeyondLedger, QuorumUnmarkedCheckpoint, QuorumHeadMismatch,
+    /// QuorumInvalidSignature (index in the order given), QuorumWrongSet,
+    /// QuorumSignerNotSupervisor, QuorumSignerEquivocated, QuorumDuplicateSigner,
+    /// QuorumMembersMismatch (the list is the set's but for its places or other members),
+    /// QuorumSetRetired or QuorumBelowThreshold.
+    /// @param checkpoint The packed checkpoint: `setId` a set that counts, `recordCount` beyond
+    /// the last final one, `chainHead` the ledger's head there (its current head, or the one it
+    /// marked at that count).
+    function finalizeRecords(bytes calldata checkpoint) external;
 
     /// @notice Records proof that a supervisor signed two different checkpoints (different
     /// chain head or state digest) for the same record count in the same set. Anyone may submit.
-    /// From then on the supervisor's signatures do not count in `finalize` for that set.
+    /// From then on the supervisor's signatures do not count in `finalizeRecords` for that set.
     /// @dev Works for past sets too (membership of every set is kept), so the record survives a
     /// change of set. Neither checkpoint needs to match the ledger: signing both is the fault.
     /// @param a The first checkpoint; its `ledger` must be LEDGER.
@@ -231,11 +261,11 @@ interface ISupervisorQuorum {
     /// @return The digest (what `TypedDataEncoder.hash(domain, types, checkpoint)` gives off-chain).
     function checkpointDigest(Checkpoint calldata checkpoint) external view returns (bytes32);
 
-    /// @notice The last final checkpoint, all zero before the first.
+    /// @notice How far the last final checkpoint reaches, 0 before the first. Its chain head,
+    /// state digest and signers are in its CheckpointFinalized event (not kept in storage: a
+    /// checkpoint updates one word).
     /// @return recordCount Records it covers.
-    /// @return chainHead The ledger's chain head after record `recordCount`.
-    /// @return stateDigest The books' digest its signers agreed on.
-    function lastFinal() external view returns (uint64 recordCount, bytes32 chainHead, bytes32 stateDigest);
+    function lastFinal() external view returns (uint64 recordCount);
 
     /// @notice Whether a record is covered by a final checkpoint.
     /// @param recordIndex A ledger-wide record index (records count from 1).
@@ -291,6 +321,12 @@ interface ISupervisorQuorum {
     /// @notice The current supervisor set.
     /// @return The members, in the order governance gave them.
     function supervisors() external view returns (address[] memory);
+
+    /// @notice A set's members as `finalizeRecords` rebuilds them: in the order governance gave them,
+    /// with the zero address in the place of each member proven to equivocate in that set.
+    /// @param setId_ A set id, current or past (empty for a set that never existed).
+    /// @return The list whose commitment the set keeps.
+    function signingMembers(uint64 setId_) external view returns (address[] memory);
 
     /// @notice How many distinct members of the current set must sign a checkpoint.
     /// @return The threshold.

@@ -11,12 +11,12 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-import { ContractFactory, HDNodeWallet, Interface, JsonRpcProvider, id, type Signer } from "ethers";
+import { ContractFactory, HDNodeWallet, Interface, JsonRpcProvider, ZeroHash, id, toBeHex, zeroPadValue, type Signer } from "ethers";
 import { artifacts } from "hardhat";
 
 import { RecordKind, type RecordDetails } from "../../src/crypto/details.js";
 import { publicKeyOf } from "../../src/crypto/ecies.js";
-import { SUPERVISOR_QUORUM_ABI } from "../../src/supervisor/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
 import type { SignedCheckpoint, SupervisorStatus } from "../../src/supervisor/node.js";
 import { Uploader, type UploadedRecord } from "../../src/upload/uploader.js";
 import { startTs, type Running } from "../../test/helpers/processes.js";
@@ -383,6 +383,7 @@ export interface Finalized {
   chainHead: string;
   stateDigest: string;
   setId: bigint;
+  /** The signers' addresses, from the event's bitmap of positions in set `setId`. */
   signers: string[];
   blockNumber: number;
 }
@@ -393,6 +394,7 @@ const FINALIZED_TOPIC = QUORUM.getEvent("CheckpointFinalized")!.topicHash;
 /** Reads the quorum's `CheckpointFinalized` logs as blocks arrive: each {@link poll} returns the new ones. */
 export class FinalityWatch {
   private next: number;
+  private readonly members = new Map<bigint, string[]>();
 
   constructor(
     private readonly provider: JsonRpcProvider,
@@ -407,23 +409,68 @@ export class FinalityWatch {
     if (head < this.next) return [];
     const logs = await this.provider.getLogs({ address: this.quorum, topics: [FINALIZED_TOPIC], fromBlock: this.next, toBlock: head });
     this.next = head + 1;
-    return logs.map((log) => {
+    const out: Finalized[] = [];
+    for (const log of logs) {
       const e = QUORUM.parseLog(log)!;
-      return {
+      const setId = e.args.setId as bigint;
+      out.push({
         recordCount: e.args.recordCount as bigint,
         chainHead: e.args.chainHead as string,
         stateDigest: e.args.stateDigest as string,
-        setId: e.args.setId as bigint,
-        signers: [...(e.args.signers as string[])],
+        setId,
+        signers: signersOf(await this.membersOf(setId), e.args.signers as bigint),
         blockNumber: log.blockNumber,
-      };
-    });
+      });
+    }
+    return out;
   }
+
+  /** Set `setId`'s members in order, from its SupervisorsChanged log. */
+  private async membersOf(setId: bigint): Promise<string[]> {
+    const cached = this.members.get(setId);
+    if (cached !== undefined) return cached;
+    const topic = QUORUM.getEvent("SupervisorsChanged")!.topicHash;
+    const logs = await this.provider.getLogs({ address: this.quorum, topics: [topic, zeroPadValue(toBeHex(setId), 32)], fromBlock: 0, toBlock: "latest" });
+    if (logs.length === 0) throw new Error(`no SupervisorsChanged log for set ${setId}`);
+    const members = [...(QUORUM.parseLog(logs[0])!.args.supervisors as string[])];
+    this.members.set(setId, members);
+    return members;
+  }
+}
+
+/** The addresses CheckpointFinalized's `signers` bitmap names among a set's `members`. */
+export function signersOf(members: readonly string[], bits: bigint): string[] {
+  return members.filter((_, i) => (bits >> BigInt(i)) & 1n);
 }
 
 /** `quorum.lastFinal()`'s record count, read fresh (no cache). */
 export async function lastFinal(quorum: SupervisorQuorum): Promise<bigint> {
-  return BigInt((await quorum.lastFinal())[0]);
+  return BigInt(await quorum.lastFinal());
+}
+
+/** The quorum's last final checkpoint: its count from the contract, head and digest from its event. */
+export async function finalCheckpoint(quorum: SupervisorQuorum): Promise<{ recordCount: bigint; chainHead: string; stateDigest: string }> {
+  const recordCount = await lastFinal(quorum);
+  const e = (await quorum.queryFilter(quorum.filters.CheckpointFinalized(recordCount))).at(-1);
+  if (e === undefined) return { recordCount, chainHead: ZeroHash, stateDigest: ZeroHash };
+  return { recordCount, chainHead: e.args.chainHead, stateDigest: e.args.stateDigest };
+}
+
+/**
+ * The ledger's chain head after record `count` as its own logs and storage say: the head it
+ * marked there, else the head its batch (BatchRecorded) or settlement (Settled) ending at that
+ * record announced. Undefined if no such mark or log (a count inside a batch).
+ */
+export async function ledgerHeadAt(ledger: PrepaidLedger, count: bigint): Promise<string | undefined> {
+  const marked = await ledger.markedHead(count);
+  if (marked !== ZeroHash) return marked;
+  for (const e of await ledger.queryFilter(ledger.filters.BatchRecorded())) {
+    if (e.args.firstRecordIndex + e.args.count - 1n === count) return e.args.chainHead;
+  }
+  for (const e of await ledger.queryFilter(ledger.filters.Settled())) {
+    if (e.args.recordIndex === count) return e.args.chainHead;
+  }
+  return undefined;
 }
 
 /** Polls `condition` every `everyMs` until it holds; throws naming `what` after `timeoutMs`. */

@@ -33,7 +33,7 @@ import { CHAIN_VERSIONS, chainVersionOf, type ChainVersion } from "../ledger/cod
 import { toLedgerError } from "../ledger/revert.js";
 import { fetchLogPages, type JsonRpcLike } from "../regulator/logs.js";
 import { timedRpc } from "../rpc.js";
-import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
 import { DEFAULT_ACCOUNT_CACHE } from "./account-cache.js";
 import { CUSTODY_LINK_TOPICS, CUSTODY_TOPICS, custodyAddressesSeen, decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
 import { PROTECTION_TOPICS, decodeProtectionEvent, insertProtectionEvent } from "./protection.js";

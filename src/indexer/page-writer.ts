@@ -12,7 +12,7 @@ import { balanceOf } from "../regulator/books.js";
 import { LEDGER_TOPICS, decodeBatchRecorded } from "../regulator/events.js";
 import type { LogPage, RpcLog } from "../regulator/logs.js";
 import { LedgerReplay, type VerifiedRecord } from "../regulator/reader.js";
-import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
 import { IndexedAccounts } from "./account-cache.js";
 import type { Indexer } from "./indexer.js";
 import { type BlockHeader, saveBlocks, saveUndo } from "./reorg.js";

@@ -71,7 +71,7 @@ const LEDGER = new Interface([
 const QUORUM = new Interface([
   "function LEDGER() view returns (address)",
   "function status(uint64 recordIndex) view returns (uint8)",
-  "function lastFinal() view returns (uint64 recordCount, bytes32 chainHead, bytes32 stateDigest)",
+  "function lastFinal() view returns (uint64 recordCount)",
 ]);
 /** Blocks per eth_getLogs request when searching the ledger's history by commitment. */
 const DEFAULT_MAX_BLOCK_RANGE = 10_000;
@@ -196,7 +196,7 @@ async function quorumLedger(rpc: ReceiptRpc, address: string, at: string): Promi
 async function confirmation(rpc: ReceiptRpc, quorum: string, recordIndex: bigint, at: string): Promise<ReceiptConfirmation> {
   try {
     const [[status], last] = await Promise.all([call(rpc, quorum, QUORUM, "status", [recordIndex], at), call(rpc, quorum, QUORUM, "lastFinal", [], at)]);
-    return { status: BigInt(status as bigint) === CONFIRMED ? "confirmed" : "pending", quorum, confirmedThrough: last.recordCount as bigint };
+    return { status: BigInt(status as bigint) === CONFIRMED ? "confirmed" : "pending", quorum, confirmedThrough: last[0] as bigint };
   } catch (e) {
     throw rpcFailure(e, "eth_call");
   }

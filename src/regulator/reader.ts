@@ -13,7 +13,7 @@
  * if (!report.ok) console.table(report.discrepancies);
  * ```
  */
-import { Contract, type Provider } from "ethers";
+import { Contract, Interface, ZeroHash, toBeHex, zeroPadValue, type Provider } from "ethers";
 import { z } from "zod";
 
 import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
@@ -21,13 +21,15 @@ import { PrepaidLedgerError } from "../errors.js";
 import type { SealedPayload } from "../crypto/details.js";
 import { bytesToHex } from "../crypto/hash.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
-import { SUPERVISOR_QUORUM_ABI } from "../supervisor/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
 import { CHAIN_VERSIONS, type ChainVersion, chainVersionOf } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { balanceOf, type MerchantState } from "./books.js";
 import { fetchLogs, type JsonRpcLike, type RpcLog } from "./logs.js";
 import { timedRpc, withTimeout } from "../rpc.js";
 import { LedgerReplay } from "./replay.js";
+
+const QUORUM_INTERFACE = new Interface(SUPERVISOR_QUORUM_ABI);
 
 export { LedgerReplay, type ChainStart, type MarkSeen } from "./replay.js";
 
@@ -344,12 +346,35 @@ export class RegulatorReader {
     });
   }
 
-  /** The quorum's last final checkpoint at `toBlock`, if a quorum is configured. */
+  /**
+   * The quorum's last final checkpoint at `toBlock`, if a quorum is configured: its count from
+   * the contract (which keeps only that), its head and state digest from its CheckpointFinalized
+   * event (found by its indexed record count).
+   */
   private async lastFinal(toBlock: bigint): Promise<{ recordCount: bigint; chainHead: string; stateDigest: string } | undefined> {
     if (this.config.quorum === undefined) return undefined;
     const quorum = new Contract(this.config.quorum, SUPERVISOR_QUORUM_ABI, this.provider);
-    const [recordCount, chainHead, stateDigest] = (await this.timed(quorum.lastFinal({ blockTag: toBlock }), "lastFinal")) as [bigint, string, string];
-    return { recordCount, chainHead, stateDigest };
+    const recordCount = BigInt((await this.timed(quorum.lastFinal({ blockTag: toBlock }), "lastFinal")) as bigint);
+    if (recordCount === 0n) return { recordCount, chainHead: ZeroHash, stateDigest: ZeroHash };
+    const topics = [QUORUM_INTERFACE.getEvent("CheckpointFinalized")!.topicHash, zeroPadValue(toBeHex(recordCount), 32)];
+    let found: { chainHead: string; stateDigest: string } | undefined;
+    const from = BigInt(this.config.fromBlock);
+    // The range read first; before it only if the checkpoint was made final earlier.
+    for (const [a, b] of from === 0n ? [[0n, toBlock]] : [[from, toBlock], [0n, from - 1n]]) {
+      for await (const page of fetchLogs(this.rpc, { address: this.config.quorum, topics, fromBlock: a, toBlock: b, maxBlockRange: this.config.maxBlockRange })) {
+        for (const log of page) {
+          const parsed = QUORUM_INTERFACE.parseLog({ topics: log.topics, data: log.data })!;
+          found = { chainHead: String(parsed.args.chainHead), stateDigest: String(parsed.args.stateDigest) };
+        }
+      }
+      if (found !== undefined) break;
+    }
+    if (found === undefined) {
+      throw new PrepaidLedgerError("INVALID_CONFIG", "the quorum's last final checkpoint has no CheckpointFinalized event up to the block read", {
+        details: { quorum: this.config.quorum, recordCount, fromBlock: this.config.fromBlock, toBlock },
+      });
+    }
+    return { recordCount, ...found };
   }
 
   /** Rebuilt books and head against the contract's views at `toBlock`. */

@@ -2,7 +2,9 @@
  * The checkpoint supervisors sign (EIP-712 typed data, docs/ARCHITECTURE.md "Confirmation") and
  * what a node serves for one record count.
  */
-import { TypedDataEncoder, type TypedDataDomain } from "ethers";
+import { Signature, TypedDataEncoder, concat, toBeHex, type TypedDataDomain } from "ethers";
+
+import { PrepaidLedgerError } from "../errors.js";
 
 /** The signed struct, as JSON (numbers as decimal strings). */
 export interface CheckpointJson {
@@ -48,4 +50,40 @@ export function checkpointHash(domain: TypedDataDomain, c: CheckpointJson): stri
 export function sameCheckpoints(a: SignedCheckpoint, b: SignedCheckpoint): boolean {
   const key = (s: SignedCheckpoint) => s.checkpoints.map((c) => `${c.recordCount}:${c.chainHead}:${c.stateDigest}:${c.setId}`.toLowerCase()).join("|");
   return key(a) === key(b);
+}
+
+/**
+ * `finalizeRecords`'s packed checkpoint (ISupervisorQuorum.finalizeRecords, docs/FORMAT.md 8): recordCount u64
+ * | chainHead | stateDigest | setId u64 | n u8 | bitmap of the places that signed | their EIP-2098
+ * signatures in place order | the other members' addresses in place order. `members` is the
+ * set's signing list (`signingMembers(setId)`); `bySigner` maps lowercase signer addresses to
+ * 65-byte signatures over the checkpoint; the first `limit` members (in place order) that signed
+ * are used. The ledger is not carried: the contract signs for its own.
+ */
+export function packCheckpoint(c: CheckpointJson, members: readonly string[], bySigner: ReadonlyMap<string, string>, limit = members.length): string {
+  const n = members.length;
+  if (n === 0 || n > 255) throw new PrepaidLedgerError("INVALID_ARGUMENT", `a signing list holds 1 to 255 members, not ${n}`);
+  let bitmap = 0n;
+  const signatures: string[] = [];
+  const others: string[] = [];
+  members.forEach((m, i) => {
+    const sig = signatures.length < limit ? bySigner.get(m.toLowerCase()) : undefined;
+    if (sig === undefined || BigInt(m) === 0n) {
+      others.push(m);
+      return;
+    }
+    bitmap |= 1n << BigInt(i);
+    const s = Signature.from(sig);
+    signatures.push(concat([s.r, s.yParityAndS]));
+  });
+  return concat([
+    toBeHex(BigInt(c.recordCount), 8),
+    c.chainHead,
+    c.stateDigest,
+    toBeHex(BigInt(c.setId), 8),
+    toBeHex(n, 1),
+    toBeHex(bitmap, Math.ceil(n / 8)),
+    ...signatures,
+    ...others,
+  ]);
 }

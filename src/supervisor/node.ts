@@ -4,9 +4,13 @@
  *
  * It follows the chain over JSON-RPC and replays the ledger from its events (hash chain, every
  * account's books, and — where it holds the regulator's key — every record decrypted and its
- * commitment checked). When records have flowed for K records or T milliseconds it asks the ledger
- * to mark a checkpoint; at each mark it signs, as EIP-712 typed data, what it rebuilt at exactly
- * that record count — or refuses, and says why. Signatures are shared peer to peer: each node
+ * commitment checked). When records have flowed for K records or T milliseconds it takes a
+ * checkpoint: if its settled replay stands at the ledger's current head it signs that head as it
+ * is (the quorum checks it against the ledger's head in the finalizing transaction: one
+ * transaction per checkpoint, nothing marked); else — or after a head checkpoint went stale
+ * because the ledger moved on before a quorum finalized it — it asks the ledger to mark its
+ * head and signs at the mark. It signs, as EIP-712 typed data, what it rebuilt at exactly that
+ * record count — or refuses, and says why. Signatures are shared peer to peer: each node
  * serves its own over HTTP (src/supervisor/http.ts) and polls its peers'; whoever first holds a
  * quorum submits it to the SupervisorQuorum contract. Peer to peer rather than through the chain
  * (one transaction per signature would triple a checkpoint's gas) or a central aggregator (one
@@ -23,7 +27,7 @@
  * node never signs two different checkpoints for one record count; everything else it rebuilds
  * from the chain.
  */
-import { Contract, type Signer, type TypedDataDomain } from "ethers";
+import { Contract, ZeroHash, type Signer, type TypedDataDomain } from "ethers";
 
 import { parseConfig } from "../config.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
@@ -32,8 +36,8 @@ import { bytesToHex } from "../crypto/hash.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import type { JsonRpcLike } from "../regulator/logs.js";
 import type { LedgerReplay, MarkSeen } from "../regulator/reader.js";
-import { SUPERVISOR_QUORUM_ABI } from "./abi.js";
-import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, type CheckpointJson } from "./checkpoint.js";
+import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
+import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson } from "./checkpoint.js";
 import { SupervisorConfig, resolveConfirmations, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
 import { stateDigest } from "./digest.js";
 import { LedgerFollower } from "./follower.js";
@@ -42,7 +46,7 @@ import { isRevert, toSupervisorError } from "./revert.js";
 import { SignedStore } from "./store.js";
 
 export { SupervisorConfig, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
-export { checkpointDomain, checkpointHash, type CheckpointJson, type SignedCheckpoint } from "./checkpoint.js";
+export { checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson, type SignedCheckpoint } from "./checkpoint.js";
 
 export interface SupervisorStatus {
   index: number;
@@ -91,6 +95,13 @@ export class SupervisorNode {
   private readonly quorumSeenAt = new Map<string, number>();
   private verdicts: MarkVerdict[] = [];
   private markDueSince: number | undefined;
+  /** When this node last took a checkpoint (signed the ledger's head, or marked). */
+  private lastCheckpointAt = Date.now();
+  /**
+   * Set when a checkpoint over the ledger's head went stale (the ledger moved past it, unmarked,
+   * before a quorum finalized it): the next checkpoint is marked, so traffic cannot starve it.
+   */
+  private preferMark = false;
   private lastFinal = 0n;
   /** Whether what it signed before this start was checked against the chain (first round). */
   private storeChecked = false;
@@ -207,11 +218,11 @@ export class SupervisorNode {
 
   /** One round: follow the chain, sign new marks, mark when due, gather and finalize. */
   async tick(): Promise<void> {
-    this.lastFinal = BigInt((await this.call(this.quorum.lastFinal(), "lastFinal()"))[0]);
+    this.lastFinal = BigInt(await this.call(this.quorum.lastFinal(), "lastFinal()"));
     if (!this.storeChecked) await this.checkStored();
     await this.follower.follow();
+    await this.checkpointIfDue();
     await this.signMarks();
-    await this.markIfDue();
     if (!(await this.gather())) await this.peers.ping();
   }
 
@@ -221,11 +232,9 @@ export class SupervisorNode {
    */
   private async checkStored(): Promise<void> {
     for (const count of this.store.counts().filter((c) => c > this.lastFinal)) {
-      const marked = String(await this.call(this.ledger.markedHead(count), "markedHead()")).toLowerCase();
-      if (marked !== this.store.get(count)!.checkpoints[0].chainHead.toLowerCase()) {
-        this.store.withdraw(count, this.lastFinal);
-        this.lastReorg = `the mark at record ${count}, signed before this start, is no longer on the chain: signature withdrawn`;
-      }
+      if ((await this.onLedger(count, this.store.get(count)!.checkpoints[0].chainHead)) !== "no") continue;
+      this.store.withdraw(count, this.lastFinal);
+      this.lastReorg = `the checkpoint at record ${count}, signed before this start, is no longer on the chain (neither the ledger's head nor marked): signature withdrawn`;
     }
     this.storeChecked = true;
   }
@@ -299,18 +308,27 @@ export class SupervisorNode {
     }
   }
 
-  /** Asks the ledger for a mark when K records or T milliseconds have passed since the last one. */
-  private async markIfDue(): Promise<void> {
-    // With confirmations, the records of the unsettled blocks count too: the mark then settles
-    // with them, rather than N blocks after them (one more eth_call a round).
-    const count =
-      this.confirmations === 0 ? this.follower.replay.lastIndex : BigInt((await this.call(this.ledger.chainHead(), "chainHead()"))[0]);
-    const lastMarked = this.follower.lastMarked;
-    const due =
-      count > lastMarked &&
-      (count - lastMarked >= BigInt(this.config.checkpointEvery) || Date.now() - this.follower.lastMarkSeenAt >= this.config.checkpointIntervalMs);
+  /**
+   * When K records or T milliseconds have passed since the last checkpoint: if the settled replay
+   * stands at the ledger's current head, judges and signs that head as it is (the quorum checks
+   * it against the ledger's head in the finalizing transaction itself: one transaction per
+   * checkpoint); else asks the ledger to mark its head, to sign once the mark settles.
+   */
+  private async checkpointIfDue(): Promise<void> {
+    const [countRaw, headRaw] = await this.call(this.ledger.chainHead(), "chainHead()");
+    const count = BigInt(countRaw);
+    const head = String(headRaw).toLowerCase();
+    const replay = this.follower.replay;
+    const since = [this.store.latest(), this.follower.lastMarked, this.lastFinal].reduce((a, b) => (b > a ? b : a));
+    const sinceAt = Math.max(this.lastCheckpointAt, this.follower.lastMarkSeenAt);
+    const due = count > since && (count - since >= BigInt(this.config.checkpointEvery) || Date.now() - sinceAt >= this.config.checkpointIntervalMs);
     if (!due) {
       this.markDueSince = undefined;
+      return;
+    }
+    if (!this.preferMark && replay.lastIndex === count && bytesToHex(replay.head) === head) {
+      this.verdicts.push(this.judge({ recordCount: count, head, blockNumber: Math.max(this.follower.settledBlock, 0), txHash: "" }, replay));
+      this.lastCheckpointAt = Date.now();
       return;
     }
     this.markDueSince ??= Date.now();
@@ -318,7 +336,22 @@ export class SupervisorNode {
     const tx = await this.call(this.ledger.markCheckpoint(), "markCheckpoint()");
     await tx.wait(1, this.config.receiptTimeoutMs);
     this.markDueSince = undefined;
+    this.preferMark = false;
+    this.lastCheckpointAt = Date.now();
     this.follower.lastMarkSeenAt = Date.now(); // its block is not settled yet: do not ask again meanwhile
+  }
+
+  /**
+   * Whether the ledger holds `head` at record `count`: as its current head, as a mark, or not
+   * ("stale": behind the ledger's count and unmarked, so the quorum can no longer check it).
+   */
+  private async onLedger(count: bigint, head: string): Promise<"head" | "marked" | "stale" | "no"> {
+    const [ledgerCount, ledgerHead] = await this.call(this.ledger.chainHead(), "chainHead()");
+    if (BigInt(ledgerCount) === count && String(ledgerHead).toLowerCase() === head.toLowerCase()) return "head";
+    if (BigInt(ledgerCount) < count) return "no";
+    const marked = String(await this.call(this.ledger.markedHead(count), "markedHead()")).toLowerCase();
+    if (marked === head.toLowerCase()) return "marked";
+    return marked === ZeroHash && BigInt(ledgerCount) > count ? "stale" : "no";
   }
 
   /**
@@ -332,43 +365,50 @@ export class SupervisorNode {
     const mine = this.store.get(count)!;
     const bySigner = sortBySigner([mine, ...(await this.peers.signedFor(count))], count, this.config.ledger, this.domain);
     await this.reportEquivocations(bySigner);
-    const [threshold, members, setIdRaw] = await Promise.all([
-      this.call(this.quorum.threshold(), "threshold()"),
-      this.call(this.quorum.supervisors(), "supervisors()"),
-      this.call(this.quorum.setId(), "setId()"),
-    ]);
+    const [threshold, setIdRaw] = await Promise.all([this.call(this.quorum.threshold(), "threshold()"), this.call(this.quorum.setId(), "setId()")]);
     const setId = BigInt(setIdRaw);
-    const memberSet = new Set((members as string[]).map((m) => m.toLowerCase()));
+    // The signing list: an equivocator's place holds the zero address, so it never counts.
+    const members = [...((await this.call(this.quorum.signingMembers(setId), "signingMembers()")) as string[])];
+    const memberSet = new Set(members.map((m) => m.toLowerCase()));
     for (const c of mine.checkpoints) {
       if (BigInt(c.setId) !== setId) continue;
       const hash = checkpointHash(this.domain, c);
-      const signatures: string[] = [];
+      const signatures = new Map<string, string>();
       for (const [signer, digests] of bySigner) {
         const entry = digests.get(hash);
         if (entry === undefined || !memberSet.has(signer) || digests.size > 1) continue; // an equivocator does not count
-        signatures.push(entry[1]);
+        signatures.set(signer, entry[1]);
       }
-      if (signatures.length < Number(threshold)) continue;
+      if (signatures.size < Number(threshold)) continue;
       const seenAt = this.quorumSeenAt.get(hash) ?? Date.now();
       this.quorumSeenAt.set(hash, seenAt);
       if (Date.now() - seenAt < this.config.index * this.config.staggerMs) continue;
-      if (BigInt((await this.call(this.quorum.lastFinal(), "lastFinal()"))[0]) >= count) return true;
+      if (BigInt(await this.call(this.quorum.lastFinal(), "lastFinal()")) >= count) return true;
       // Never submit a checkpoint the chain no longer has (a reorg this node did not follow, a
-      // signature kept on disk across a restart onto another branch).
-      const marked = String(await this.call(this.ledger.markedHead(count), "markedHead()")).toLowerCase();
-      if (marked !== c.chainHead.toLowerCase()) {
+      // signature kept on disk across a restart onto another branch), nor one the ledger moved
+      // past unmarked (the quorum could not check its head: the next checkpoint is marked).
+      const where = await this.onLedger(count, c.chainHead);
+      if (where === "stale") {
         this.store.withdraw(count, this.lastFinal);
-        this.lastReorg = `the mark at record ${count} is no longer on the chain: signature withdrawn`;
+        this.preferMark = true;
+        return true;
+      }
+      if (where === "no") {
+        this.store.withdraw(count, this.lastFinal);
+        this.lastReorg = `the checkpoint at record ${count} is no longer on the chain: signature withdrawn`;
         return true;
       }
       try {
-        const tx = await this.call(this.quorum.finalize(c, signatures.slice(0, Number(threshold))), "finalize()");
+        const packed = packCheckpoint(c, members, signatures, Number(threshold));
+        const tx = await this.call(this.quorum.finalizeRecords(packed), "finalizeRecords()");
         await tx.wait(1, this.config.receiptTimeoutMs);
         this.lastFinal = count;
       } catch (e) {
-        // Another node finalized first: QuorumCheckpointNotNewer. Anything else is reported.
+        // Another node finalized first: QuorumCheckpointNotNewer. The ledger moved past the head
+        // while the transaction was on its way: QuorumUnmarkedCheckpoint (the next round
+        // withdraws it, the next checkpoint is marked). Anything else is reported.
         const error = toSupervisorError(e, { recordCount: count });
-        if (!isRevert(error, "QuorumCheckpointNotNewer")) throw error;
+        if (!isRevert(error, "QuorumCheckpointNotNewer") && !isRevert(error, "QuorumUnmarkedCheckpoint")) throw error;
       }
       return true;
     }

@@ -9,7 +9,7 @@ import { Interface, isError as isEthersError } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
 import { revertData, toLedgerError } from "../ledger/revert.js";
-import { SUPERVISOR_QUORUM_ABI } from "./abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
 
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
 

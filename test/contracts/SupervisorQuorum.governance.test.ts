@@ -4,6 +4,7 @@ import { network } from "hardhat";
 
 import { packBatch } from "../../src/ledger/codec.js";
 import { CANCELLATION_TYPES, CHECKPOINT_TYPES, SET_CHANGE_TYPES } from "../helpers/quorum-types.js";
+import { finalizeWith, signerBits } from "../helpers/quorum-types.js";
 import { TopUp, account, record } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -81,7 +82,7 @@ describe("SupervisorQuorum governance", function () {
       .withArgs(1n, executableAt);
     // Its own signature counts for nothing, on a checkpoint or on a set change.
     const invented = { ...(await f.checkpoint(4n)), stateDigest: id("invented") };
-    await expect(f.quorum.finalize(invented, await f.sign([f.governor], CHECKPOINT_TYPES, invented)))
+    await expect(finalizeWith(f.quorum, invented, await f.sign([f.governor], CHECKPOINT_TYPES, invented)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSignerNotSupervisor")
       .withArgs(f.governor.address, 1n);
     await expect(f.quorum.changeSupervisors(mine, 1, await f.sign([f.governor], SET_CHANGE_TYPES, await f.change(mine, 1))))
@@ -89,7 +90,7 @@ describe("SupervisorQuorum governance", function () {
       .withArgs(f.governor.address, 1n);
     // Meanwhile the current set keeps confirming.
     const honest = await f.checkpoint(4n);
-    await expect(f.quorum.finalize(honest, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, honest))).to.emit(
+    await expect(finalizeWith(f.quorum, honest, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, honest))).to.emit(
       f.quorum,
       "CheckpointFinalized",
     );
@@ -183,21 +184,21 @@ describe("SupervisorQuorum governance", function () {
     await f.upload(2);
     await f.ledger.markCheckpoint();
     const at7 = await f.checkpoint(7n, 1n);
-    await expect(f.quorum.finalize(at7, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, at7)))
+    await expect(finalizeWith(f.quorum, at7, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, at7)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSetRetired")
       .withArgs(1n, 5n, graceEnds);
     // The signatures in flight for record 4 still finalize it.
-    await expect(f.quorum.finalize(at4, inFlight))
+    await expect(finalizeWith(f.quorum, at4, inFlight))
       .to.emit(f.quorum, "CheckpointFinalized")
-      .withArgs(4n, at4.chainHead, at4.stateDigest, 1n, f.supervisors.slice(0, 3).map((s) => s.address));
+      .withArgs(4n, at4.chainHead, at4.stateDigest, 1n, signerBits(f.supervisors, f.supervisors.slice(0, 3)));
     // After the grace they would not have.
     await f.ledger.markCheckpoint();
     await time.increaseTo(graceEnds + 1n);
     const at5 = await f.checkpoint(7n, 1n);
-    await expect(f.quorum.finalize({ ...at5 }, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, at5)))
+    await expect(finalizeWith(f.quorum, { ...at5 }, await f.sign(f.supervisors.slice(0, 3), CHECKPOINT_TYPES, at5)))
       .to.be.revertedWithCustomError(f.quorum, "QuorumSetRetired")
       .withArgs(1n, 5n, graceEnds);
-    await expect(f.quorum.finalize({ ...at5, setId: 0n }, [])).to.be.revertedWithCustomError(f.quorum, "QuorumWrongSet").withArgs(0n, 2n);
+    await expect(finalizeWith(f.quorum, { ...at5, setId: 0n }, [])).to.be.revertedWithCustomError(f.quorum, "QuorumWrongSet").withArgs(0n, 2n);
   });
 
   it("hands the governor role over in two steps after the delay; only the governor proposes", async function () {

@@ -19,6 +19,7 @@ import { network } from "hardhat";
 
 import { packBatch, type PackedRecord } from "../../src/ledger/codec.js";
 import { CHECKPOINT_TYPES, SECP256K1_N, SET_CHANGE_TYPES } from "../helpers/quorum-types.js";
+import { finalizeWith, listCommitment, packCheckpoint, signerBits, toCompact, type CompactSignature } from "../helpers/quorum-types.js";
 import { Consume, Refund, TopUp, account, record } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -49,6 +50,16 @@ interface TypedSigner {
   signTypedData(domain: TypedDataDomain, types: typeof CHECKPOINT_TYPES, value: Checkpoint): Promise<string>;
 }
 
+
+/** A packed checkpoint with `signatures` at places 0, 1, … in the order given, the rest of `members` after. */
+function inPlaces(c: Checkpoint, members: string[], signatures: CompactSignature[]): string {
+  return packCheckpoint(
+    c,
+    members,
+    signatures.map((signature, place) => ({ place, signature })),
+    Math.max(members.length, signatures.length),
+  );
+}
 
 /** A digest standing in for the books a supervisor rebuilt after `count` records. */
 const books = (count: bigint, variant = "") => id(`books after ${count}${variant}`);
@@ -169,7 +180,7 @@ describe("SupervisorQuorum", function () {
       for (const s of addresses) expect(await f.quorum.isSupervisor(SET_1, s)).to.equal(true);
       expect(await f.quorum.isSupervisor(SET_1, f.stranger.address)).to.equal(false);
       expect(await f.quorum.isSupervisor(2n, addresses[0])).to.equal(false);
-      expect(await f.quorum.lastFinal()).to.deep.equal([0n, ZeroHash, ZeroHash]);
+      expect(await f.quorum.lastFinal()).to.equal(0n);
       await expect(f.quorum.deploymentTransaction())
         .to.emit(f.quorum, "SupervisorsChanged")
         .withArgs(SET_1, addresses, THRESHOLD);
@@ -238,22 +249,22 @@ describe("SupervisorQuorum", function () {
     });
   });
 
-  describe("finalize", function () {
+  describe("finalizeRecords", function () {
     it("makes a checkpoint final with 3 of 4 signatures, from anyone", async function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const c = await checkpointAt(f, 4n);
       const signers = [f.supervisors[0], f.supervisors[2], f.supervisors[3]];
       const signatures = await signAll(f, signers, c);
-      await expect(f.quorum.connect(f.stranger).finalize(c, signatures))
+      await expect(finalizeWith(f.quorum.connect(f.stranger), c, signatures))
         .to.emit(f.quorum, "CheckpointFinalized")
         .withArgs(
           4n,
           c.chainHead,
           c.stateDigest,
           SET_1,
-          signers.map((s) => s.address),
+          signerBits(f.supervisors, signers),
         );
-      expect(await f.quorum.lastFinal()).to.deep.equal([4n, c.chainHead, c.stateDigest]);
+      expect(await f.quorum.lastFinal()).to.equal(4n);
       expect(c.chainHead).to.equal((await f.ledger.queryFilter(f.ledger.filters.BatchRecorded(M1)))[1].args.chainHead);
     });
 
@@ -261,16 +272,16 @@ describe("SupervisorQuorum", function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const c = await checkpointAt(f, 2n);
       const signers = [f.supervisors[3], f.supervisors[0], f.supervisors[2], f.supervisors[1]];
-      await expect(f.quorum.finalize(c, await signAll(f, signers, c)))
+      await expect(finalizeWith(f.quorum, c, await signAll(f, signers, c)))
         .to.emit(f.quorum, "CheckpointFinalized")
         .withArgs(
           2n,
           c.chainHead,
           c.stateDigest,
           SET_1,
-          signers.map((s) => s.address),
+          signerBits(f.supervisors, signers),
         );
-      expect(await f.quorum.lastFinal()).to.deep.equal([2n, c.chainHead, c.stateDigest]);
+      expect(await f.quorum.lastFinal()).to.equal(2n);
     });
 
     it("moves forward only", async function () {
@@ -278,36 +289,36 @@ describe("SupervisorQuorum", function () {
       const quorum3 = f.supervisors.slice(0, 3);
       const at2 = await checkpointAt(f, 2n);
       const at4 = await checkpointAt(f, 4n);
-      await expectRefused(f, async () => f.quorum.finalize(await checkpointAt(f, 0n), []), "QuorumCheckpointNotNewer", [
+      await expectRefused(f, async () => finalizeWith(f.quorum, await checkpointAt(f, 0n), []), "QuorumCheckpointNotNewer", [
         0n,
         0n,
       ]);
-      await f.quorum.finalize(at4, await signAll(f, quorum3, at4));
+      await finalizeWith(f.quorum, at4, await signAll(f, quorum3, at4));
       await expectRefused(
         f,
-        async () => f.quorum.finalize(at2, await signAll(f, quorum3, at2)),
+        async () => finalizeWith(f.quorum, at2, await signAll(f, quorum3, at2)),
         "QuorumCheckpointNotNewer",
         [2n, 4n],
       );
       await expectRefused(
         f,
-        async () => f.quorum.finalize(at4, await signAll(f, quorum3, at4)),
+        async () => finalizeWith(f.quorum, at4, await signAll(f, quorum3, at4)),
         "QuorumCheckpointNotNewer",
         [4n, 4n],
       );
 
       await f.ledger.markCheckpoint();
       const at5 = await checkpointAt(f, 5n);
-      await expect(f.quorum.finalize(at5, await signAll(f, quorum3, at5)))
+      await expect(finalizeWith(f.quorum, at5, await signAll(f, quorum3, at5)))
         .to.emit(f.quorum, "CheckpointFinalized")
         .withArgs(
           5n,
           at5.chainHead,
           at5.stateDigest,
           SET_1,
-          quorum3.map((s) => s.address),
+          signerBits(f.supervisors, quorum3),
         );
-      expect(await f.quorum.lastFinal()).to.deep.equal([5n, at5.chainHead, at5.stateDigest]);
+      expect(await f.quorum.lastFinal()).to.equal(5n);
     });
 
     describe("when the signatures fall short", function () {
@@ -315,8 +326,8 @@ describe("SupervisorQuorum", function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const c = await checkpointAt(f, 4n);
         const two = await signAll(f, f.supervisors.slice(1, 3), c);
-        await expectRefused(f, () => f.quorum.finalize(c, two), "QuorumBelowThreshold", [2n, THRESHOLD]);
-        await expectRefused(f, () => f.quorum.finalize(c, []), "QuorumBelowThreshold", [0n, THRESHOLD]);
+        await expectRefused(f, () => finalizeWith(f.quorum, c, two), "QuorumBelowThreshold", [2n, THRESHOLD]);
+        await expectRefused(f, () => finalizeWith(f.quorum, c, []), "QuorumBelowThreshold", [0n, THRESHOLD]);
       });
 
       it("refuses a signature by a key outside the set", async function () {
@@ -327,14 +338,14 @@ describe("SupervisorQuorum", function () {
         const forged = await signAll(f, [forger], c);
         await expectRefused(
           f,
-          () => f.quorum.finalize(c, [...honest.slice(0, 2), ...forged]),
+          () => finalizeWith(f.quorum, c, [...honest.slice(0, 2), ...forged]),
           "QuorumSignerNotSupervisor",
           [forger.address, SET_1],
         );
         // The governor and a hardhat account that is no supervisor fare no better.
         for (const key of [f.governor, f.outsider]) {
           const [sig] = await signAll(f, [key], c);
-          await expectRefused(f, () => f.quorum.finalize(c, [sig, ...honest]), "QuorumSignerNotSupervisor", [
+          await expectRefused(f, () => finalizeWith(f.quorum, c, [sig, ...honest]), "QuorumSignerNotSupervisor", [
             key.address,
             SET_1,
           ]);
@@ -346,28 +357,35 @@ describe("SupervisorQuorum", function () {
         const c = await checkpointAt(f, 4n);
         const [a, b, d] = await signAll(f, f.supervisors.slice(0, 3), c);
         const s0 = f.supervisors[0].address;
-        await expectRefused(f, () => f.quorum.finalize(c, [a, b, a]), "QuorumDuplicateSigner", [s0]);
-        await expectRefused(f, () => f.quorum.finalize(c, [a, a, b, d]), "QuorumDuplicateSigner", [s0]);
+        await expectRefused(f, () => finalizeWith(f.quorum, c, [a, b, a]), "QuorumDuplicateSigner", [s0]);
+        await expectRefused(f, () => finalizeWith(f.quorum, c, [a, a, b, d]), "QuorumDuplicateSigner", [s0]);
         // The other encoding of a valid signature (its high-s twin, which ecrecover would also
         // accept) is refused as malformed, so malleability cannot turn one key into two votes.
         const sig = Signature.from(b);
-        const twin = concat([sig.r, toBeHex(SECP256K1_N - BigInt(sig.s), 32), sig.v === 27 ? "0x1c" : "0x1b"]);
-        await expectRefused(f, () => f.quorum.finalize(c, [a, b, twin, d]), "QuorumInvalidSignature", [2n]);
+        const highS = SECP256K1_N - BigInt(sig.s);
+        const members = [...(await f.quorum.signingMembers(SET_1))];
+        const [ca, cb, cd] = toCompact([a, b, d]);
+        // A high s fits the 255 bits of vs only below 2^255; else vs cannot carry the twin at all.
+        if (highS < 1n << 255n) {
+          const twin = { r: sig.r, vs: toBeHex(((sig.v === 27 ? 1n : 0n) << 255n) | highS, 32) };
+          await expectRefused(f, () => f.quorum.finalizeRecords(inPlaces(c, members, [ca, cb, twin, cd])), "QuorumInvalidSignature", [2n]);
+        }
       });
 
       it("refuses malformed signatures by their index", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const c = await checkpointAt(f, 4n);
-        const [a, b, d] = await signAll(f, f.supervisors.slice(0, 3), c);
-        const badV = concat([d.slice(0, 130), "0x1d"]);
+        const [a, b, d] = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
+        const members = [...(await f.quorum.signingMembers(SET_1))];
+        const half = SECP256K1_N / 2n;
         for (const [bad, index] of [
-          [d.slice(0, 130), 2n], // 64 bytes
-          [concat([d, "0x00"]), 2n], // 66 bytes
-          [badV, 2n], // v = 29
-          ["0x", 0n],
+          [{ r: d.r, vs: toBeHex(half + 1n, 32) }, 2n], // s above half the order
+          [{ r: d.r, vs: toBeHex((1n << 255n) - 1n, 32) }, 2n], // the largest s vs can carry
+          [{ r: ZeroHash, vs: d.vs }, 2n], // r = 0: ecrecover finds no key
+          [{ r: ZeroHash, vs: ZeroHash }, 0n], // all zero
         ] as const) {
           const sigs = index === 0n ? [bad, a, b, d] : [a, b, bad];
-          await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumInvalidSignature", [index]);
+          await expectRefused(f, () => f.quorum.finalizeRecords(inPlaces(c, members, sigs)), "QuorumInvalidSignature", [index]);
         }
       });
     });
@@ -380,7 +398,7 @@ describe("SupervisorQuorum", function () {
         const sigs = await signAll(f, f.supervisors.slice(0, 3), c, elsewhere);
         const recovered = recoveredHere(f, c, sigs[0]);
         expect(recovered).to.not.equal(f.supervisors[0].address);
-        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [recovered, SET_1]);
+        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [recovered, SET_1]);
       });
 
       it("does not count a signature given to another quorum contract, which does", async function () {
@@ -398,21 +416,20 @@ describe("SupervisorQuorum", function () {
           ...f.domain,
           verifyingContract: await other.getAddress(),
         });
-        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [
+        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [
           recoveredHere(f, c, sigs[0]),
           SET_1,
         ]);
-        await expect(other.finalize(c, sigs)).to.emit(other, "CheckpointFinalized");
+        await expect(finalizeWith(other, c, sigs)).to.emit(other, "CheckpointFinalized");
       });
 
-      it("refuses a checkpoint of another ledger, and does not count signatures over one", async function () {
+      it("does not count signatures over a checkpoint of another ledger (a packed checkpoint names none: it is LEDGER's)", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const otherLedger = await ethers.deployContract("PrepaidLedger", [f.governor.address, f.regulator.address, 0, 3_600]);
         const c = await checkpointAt(f, 4n);
         const theirs = { ...c, ledger: await otherLedger.getAddress() };
         const sigs = await signAll(f, f.supervisors.slice(0, 3), theirs);
-        await expectRefused(f, () => f.quorum.finalize(theirs, sigs), "QuorumWrongLedger", [theirs.ledger, c.ledger]);
-        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [
+        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [
           recoveredHere(f, c, sigs[0]),
           SET_1,
         ]);
@@ -429,19 +446,19 @@ describe("SupervisorQuorum", function () {
           THRESHOLD,
         );
         const c2 = { ...c1, setId: 2n };
-        await expectRefused(f, () => f.quorum.finalize(c2, sigs1), "QuorumSignerNotSupervisor", [
+        await expectRefused(f, () => finalizeWith(f.quorum, c2, sigs1), "QuorumSignerNotSupervisor", [
           recoveredHere(f, c2, sigs1[0]),
           2n,
         ]);
-        await expectRefused(f, () => f.quorum.finalize({ ...c1, setId: 3n }, sigs1), "QuorumWrongSet", [3n, 2n]);
-        await expect(f.quorum.finalize(c2, await signAll(f, f.supervisors.slice(0, 3), c2)))
+        await expectRefused(f, () => finalizeWith(f.quorum, { ...c1, setId: 3n }, sigs1), "QuorumWrongSet", [3n, 2n]);
+        await expect(finalizeWith(f.quorum, c2, await signAll(f, f.supervisors.slice(0, 3), c2)))
           .to.emit(f.quorum, "CheckpointFinalized")
           .withArgs(
             4n,
             c2.chainHead,
             c2.stateDigest,
             2n,
-            f.supervisors.slice(0, 3).map((s) => s.address),
+            signerBits(f.supervisors, f.supervisors.slice(0, 3)),
           );
       });
 
@@ -451,8 +468,8 @@ describe("SupervisorQuorum", function () {
         await replaceSet(f, [s1.address, s2.address, s3.address, f.outsider.address], THRESHOLD);
         const c = await checkpointAt(f, 4n);
         const sigs = await signAll(f, [s0, s1, s2], c);
-        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumSignerNotSupervisor", [s0.address, 2n]);
-        await expect(f.quorum.finalize(c, await signAll(f, [f.outsider, s1, s2], c))).to.emit(
+        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [s0.address, 2n]);
+        await expect(finalizeWith(f.quorum, c, await signAll(f, [f.outsider, s1, s2], c))).to.emit(
           f.quorum,
           "CheckpointFinalized",
         );
@@ -460,14 +477,85 @@ describe("SupervisorQuorum", function () {
     });
 
     describe("when the checkpoint does not match the ledger", function () {
-      it("refuses a record count the ledger never marked", async function () {
+      it("refuses a record count behind the ledger's that it never marked", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const head5 = (await f.ledger.chainHead())[1];
-        for (const count of [5n, 3n, 99n]) {
+        for (const count of [3n, 1n]) {
           const c = await checkpointAt(f, count, { chainHead: head5 });
           const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
-          await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumUnmarkedCheckpoint", [count]);
+          await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumUnmarkedCheckpoint", [count]);
         }
+      });
+
+      it("refuses a record count beyond the ledger's", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const head5 = (await f.ledger.chainHead())[1];
+        const c = await checkpointAt(f, 99n, { chainHead: head5 });
+        const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
+        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumBeyondLedger", [99n, 5n]);
+      });
+
+      it("finalizes the ledger's current head, unmarked, in one transaction, and refuses another head there", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const [count, head5] = await f.ledger.chainHead();
+        expect(await f.ledger.markedHead(count)).to.equal(ZeroHash);
+        const wrong = await checkpointAt(f, count, { chainHead: id("not the head") });
+        await expectRefused(f, async () => finalizeWith(f.quorum, wrong, await signAll(f, f.supervisors.slice(0, 3), wrong)), "QuorumHeadMismatch", [
+          count,
+          wrong.chainHead,
+          head5,
+        ]);
+        const c = await checkpointAt(f, count, { chainHead: head5 });
+        await expect(finalizeWith(f.quorum, c, await signAll(f, f.supervisors.slice(0, 3), c)))
+          .to.emit(f.quorum, "CheckpointFinalized")
+          .withArgs(count, head5, c.stateDigest, SET_1, signerBits(f.supervisors, f.supervisors.slice(0, 3)));
+        expect(await f.quorum.lastFinal()).to.equal(count);
+        expect(await f.quorum.status(count)).to.equal(Confirmed);
+      });
+
+      it("refuses a signing list that is not the set's: signers out of place, a member left out, added or replaced", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const [a, b, d] = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
+        const members = [...(await f.quorum.signingMembers(SET_1))];
+        const expected = listCommitment(SET_1, members);
+        const [s0, s1, s2, s3] = members;
+        for (const [placed, others, list] of [
+          [[b, a, d], [s3], [s1, s0, s2, s3]], // two signers swapped
+          [[a, b, d], [], [s0, s1, s2]], // the last member left out
+          [[a, b, d], [s3, f.outsider.address], [s0, s1, s2, s3, f.outsider.address]], // one added
+          [[a, b, d], [f.outsider.address], [s0, s1, s2, f.outsider.address]], // one replaced
+        ] as const) {
+          const packed = packCheckpoint(
+            c,
+            [...placed.map(() => ZeroAddress), ...others],
+            placed.map((signature, place) => ({ place, signature })),
+          );
+          await expectRefused(f, () => f.quorum.finalizeRecords(packed), "QuorumMembersMismatch", [SET_1, listCommitment(SET_1, list), expected]);
+        }
+      });
+
+      it("refuses a packed checkpoint whose length does not fit its layout", async function () {
+        const f = await networkHelpers.loadFixture(deployQuorum);
+        const c = await checkpointAt(f, 4n);
+        const members = [...(await f.quorum.signingMembers(SET_1))];
+        const good = inPlaces(c, members, toCompact(await signAll(f, f.supervisors.slice(0, 3), c)));
+        const bytes = (good.length - 2) / 2;
+        const setSize = (n: number) => good.slice(0, 2 + 2 * 80) + toBeHex(n, 1).slice(2) + good.slice(2 + 2 * 81);
+        for (const [packed, length] of [
+          [good.slice(0, -2), bytes - 1], // a byte short
+          [good + "00", bytes + 1], // a byte over
+          ["0x", 0], // nothing
+          [good.slice(0, 2 + 2 * 80), 80], // no set size
+          [setSize(0), bytes], // a set of 0
+          [setSize(3), bytes], // a set of 3: its bitmap (places 0-2) fits, the 20 bytes after the signatures do not
+        ] as const) {
+          await expectRefused(f, () => f.quorum.finalizeRecords(packed), "QuorumMalformedCheckpoint", [BigInt(length)]);
+        }
+        // A bitmap bit beyond the set size.
+        const beyond = good.slice(0, 2 + 2 * 81) + "17" + good.slice(2 + 2 * 82);
+        await expectRefused(f, () => f.quorum.finalizeRecords(beyond), "QuorumMalformedCheckpoint", [BigInt(bytes)]);
+        await expect(f.quorum.finalizeRecords(good)).to.emit(f.quorum, "CheckpointFinalized");
       });
 
       it("refuses a head other than the one marked at the count", async function () {
@@ -475,7 +563,7 @@ describe("SupervisorQuorum", function () {
         const wrong = await f.ledger.markedHead(2n);
         const c = await checkpointAt(f, 4n, { chainHead: wrong });
         const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
-        await expectRefused(f, () => f.quorum.finalize(c, sigs), "QuorumHeadMismatch", [
+        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumHeadMismatch", [
           4n,
           wrong,
           await f.ledger.markedHead(4n),
@@ -513,11 +601,11 @@ describe("SupervisorQuorum", function () {
       expect(await f.quorum.isSupervisor(SET_1, s0.address)).to.equal(true);
       await expectRefused(
         f,
-        async () => f.quorum.finalize(a, await signAll(f, [s1, s0, s2], a)),
+        async () => finalizeWith(f.quorum, a, await signAll(f, [s1, s0, s2], a)),
         "QuorumSignerEquivocated",
         [s0.address, SET_1],
       );
-      await expect(f.quorum.finalize(a, await signAll(f, [s1, s2, s3], a))).to.emit(f.quorum, "CheckpointFinalized");
+      await expect(finalizeWith(f.quorum, a, await signAll(f, [s1, s2, s3], a))).to.emit(f.quorum, "CheckpointFinalized");
     });
 
     it("records a supervisor that signed two chain heads", async function () {
@@ -687,7 +775,7 @@ describe("SupervisorQuorum", function () {
       expect(await f.quorum.isSupervisor(SET_1, s2.address)).to.equal(true);
       // 2 of the new 3 now suffice.
       const c = await checkpointAt(f, 4n);
-      await expect(f.quorum.finalize(c, await signAll(f, [f.outsider, s3], c))).to.emit(
+      await expect(finalizeWith(f.quorum, c, await signAll(f, [f.outsider, s3], c))).to.emit(
         f.quorum,
         "CheckpointFinalized",
       );
@@ -696,9 +784,9 @@ describe("SupervisorQuorum", function () {
     it("keeps the last final checkpoint across a change of set", async function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const c = await checkpointAt(f, 2n);
-      await f.quorum.finalize(c, await signAll(f, f.supervisors.slice(0, 3), c));
+      await finalizeWith(f.quorum, c, await signAll(f, f.supervisors.slice(0, 3), c));
       await replaceSet(f, [f.outsider.address], 1);
-      expect(await f.quorum.lastFinal()).to.deep.equal([2n, c.chainHead, c.stateDigest]);
+      expect(await f.quorum.lastFinal()).to.equal(2n);
       expect(await f.quorum.isConfirmed(2n)).to.equal(true);
     });
 
@@ -780,7 +868,7 @@ describe("SupervisorQuorum", function () {
     it("confirm every record up to the final checkpoint, and only those", async function () {
       const f = await networkHelpers.loadFixture(deployQuorum);
       const c = await checkpointAt(f, 4n);
-      await f.quorum.finalize(c, await signAll(f, f.supervisors.slice(0, 3), c));
+      await finalizeWith(f.quorum, c, await signAll(f, f.supervisors.slice(0, 3), c));
       const expected = [Unknown, Confirmed, Confirmed, Confirmed, Confirmed, Pending, Unknown];
       for (const [i, want] of expected.entries()) {
         expect(await f.quorum.status(BigInt(i))).to.equal(want);

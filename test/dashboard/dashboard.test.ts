@@ -229,7 +229,7 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     // The supervisors' quorum confirmed the books at noon and again at the end of the day, the
     // evening's settlements included: every record, uploaded or settled, is covered.
     const quorum = await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
-    const [final] = await quorum.lastFinal();
+    const final = await quorum.lastFinal();
     const [records] = await ledger.chainHead();
     expect(records).to.be.greaterThan(BigInt(day.uploaded.length));
     expect(await text("[data-field=confirmed] .value")).to.equal(final.toString());
@@ -282,7 +282,7 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     expect(fen(await text("[data-field=balance] .value"))).to.equal(books.balance);
 
     const records = q.records({ merchantId: first.id, account });
-    const [final] = await (await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress)).lastFinal();
+    const final = await (await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress)).lastFinal();
     for (const r of records) {
       const row = `#records tr[data-record="${r.recordIndex}"]`;
       expect(await text(`${row} [data-field=verification]`)).to.equal("verified");

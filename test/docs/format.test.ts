@@ -60,6 +60,7 @@ import { stateDigest } from "../../src/supervisor/digest.js";
 import { checkpointDomain, checkpointHash } from "../../src/supervisor/node.js";
 import { decodeRecordedLog, matchRecord, packReceipt, receiptFromCompact, receiptFromJson, receiptToCompact, receiptToJson, verifyReceipt } from "../../src/receipt/index.js";
 import QRCode from "qrcode";
+import { packCheckpoint, toCompact } from "../helpers/quorum-types.js";
 import { Examples, FORMAT_MD, digestByTheDoc, eciesDecryptByTheDoc, eciesEncryptByTheDoc } from "./examples.js";
 
 const { ethers } = await network.create();
@@ -616,9 +617,12 @@ describe("docs/FORMAT.md worked examples", function () {
       const checkpoint = { ledger: c("ledger"), recordCount: c("recordCount"), chainHead: c("chainHead"), stateDigest: c("stateDigest"), setId: c("setId") };
       expect(await quorum.CHECKPOINT_TYPEHASH()).to.equal(c("checkpointTypehash"));
       expect(await quorum.checkpointDigest(checkpoint)).to.equal(c("digest"));
-      await expect(quorum.getFunction("finalize")(checkpoint, [c("signature")]))
+      // Packed as the document shows, and as the helper written from the interface packs it.
+      const packed = hex(ex.bytes("packed checkpoint"));
+      expect(packed).to.equal(packCheckpoint(checkpoint, [supervisor], [{ place: 0, signature: toCompact([c("signature")])[0]! }]));
+      await expect(quorum.getFunction("finalizeRecords")(packed))
         .to.emit(quorum, "CheckpointFinalized")
-        .withArgs(1n, c("chainHead"), c("stateDigest"), 1n, [supervisor]);
+        .withArgs(1n, c("chainHead"), c("stateDigest"), 1n, 1n);
     });
 
     it("documents every event of the quorum and custody, and every topic of the three contracts", async function () {

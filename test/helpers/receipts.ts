@@ -12,7 +12,7 @@ import type { network } from "hardhat";
 
 import type { RecordDetails } from "../../src/crypto/details.js";
 import { Uploader } from "../../src/upload/uploader.js";
-import { CHECKPOINT_TYPES } from "./quorum-types.js";
+import { CHECKPOINT_TYPES, packCheckpoint, toCompact } from "./quorum-types.js";
 import { REGULATOR_PUB, card, tempDir } from "./ledger.js";
 
 type Connection = Awaited<ReturnType<typeof network.create>>;
@@ -52,7 +52,9 @@ export async function deployWithQuorum(connection: Connection) {
     const checkpoint = { ledger: ledgerAddress, recordCount, chainHead, stateDigest: id(`books after ${recordCount}`), setId: 1n };
     const domain: TypedDataDomain = { name: "PrepaidLedgerSupervision", version: "1", chainId, verifyingContract: quorumAddress };
     const signature = await supervisor.signTypedData(domain, CHECKPOINT_TYPES, checkpoint);
-    await quorum.getFunction("finalize").send(checkpoint, [signature]).then((tx) => tx.wait());
+    const members = [...((await quorum.getFunction("signingMembers").staticCall(1n)) as string[])];
+    const packed = packCheckpoint(checkpoint, members, [{ place: 0, signature: toCompact([signature])[0] }]);
+    await quorum.getFunction("finalizeRecords").send(packed).then((tx) => tx.wait());
     return recordCount;
   }
 

@@ -68,7 +68,7 @@ describe("indexer: the main job's traffic", function () {
       const [count, head] = await ledger.chainHead();
       expect([BigInt(info.recordCount), info.chainHead]).to.deep.equal([count, head.toLowerCase()]);
       expect(info.settledBlock).to.equal(await ethers.provider.getBlockNumber());
-      const [finalCount] = await quorum.lastFinal();
+      const finalCount = await quorum.lastFinal();
       expect(BigInt(info.finalRecordCount)).to.equal(finalCount);
       expect(info.decryptedFor).to.be.a("string");
 

@@ -3,7 +3,7 @@ import { Interface } from "ethers";
 import { artifacts } from "hardhat";
 
 import { PREPAID_LEDGER_ABI } from "../../src/ledger/abi.js";
-import { SUPERVISOR_QUORUM_ABI } from "../../src/supervisor/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
 
 describe("ledger/abi", function () {
   it("matches the compiled PrepaidLedger ABI", async function () {

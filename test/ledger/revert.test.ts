@@ -8,7 +8,7 @@ import { artifacts } from "hardhat";
 
 import { PrepaidLedgerError } from "../../src/errors.js";
 import { toLedgerError } from "../../src/ledger/revert.js";
-import { SUPERVISOR_QUORUM_ABI } from "../../src/supervisor/abi.js";
+import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
 import { startFaultProxy, type FaultKind, type FaultProxy } from "../helpers/fault-proxy.js";
 import { startAnvil, startHardhatNode, type Running } from "../helpers/processes.js";
 
@@ -112,16 +112,13 @@ describe("ledger/revert: toLedgerError", function () {
     });
 
     it("decodes another contract's errors with the ABIs it is given", async function () {
-      const checkpoint = { ledger: d.ledger, recordCount: 1262, chainHead: ZeroHash, stateDigest: ZeroHash, setId: 1 };
-      const e = await through(undefined, "", (_p, w) =>
-        new Contract(d.quorum, d.quorumAbi, w).getFunction("finalize").estimateGas(checkpoint, []),
-      );
+      // Nothing packed: not even a record count.
+      const e = await through(undefined, "", (_p, w) => new Contract(d.quorum, d.quorumAbi, w).getFunction("finalizeRecords").estimateGas("0x"));
       const bare = classified(e);
       expect([bare.code, bare.retryable, bare.details.error]).to.deep.equal(["LEDGER_REVERTED", false, undefined]);
       expect(bare.details.data).to.match(/^0x[0-9a-f]{8}/);
       const decoded = toLedgerError(e, {}, { abis: [SUPERVISOR_QUORUM_ABI] }) as PrepaidLedgerError;
-      expect([decoded.code, decoded.retryable, decoded.details.error]).to.deep.equal(["LEDGER_REVERTED", false, "QuorumUnmarkedCheckpoint"]);
-      expect(decoded.details.args).to.deep.equal({ recordCount: 1262n });
+      expect([decoded.code, decoded.retryable, decoded.details.error, decoded.details.args]).to.deep.equal(["LEDGER_REVERTED", false, "QuorumMalformedCheckpoint", { length: 0n }]);
     });
 
     it("makes a call at a block the node does not have yet a retryable RPC_ERROR (hardhat node)", async function () {

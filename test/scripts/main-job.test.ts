@@ -61,7 +61,7 @@ describe("main job: a town's history", function () {
     // The supervisors confirmed the books at noon, and again at the end of the day with the
     // evening's settlements: every record is final.
     const quorum = await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress);
-    const [final] = await quorum.lastFinal();
+    const final = await quorum.lastFinal();
     expect(final).to.equal(BigInt(report.records));
     expect(report.confirmation).to.deep.include({ finalRecordCount: final, confirmed: report.records, pending: 0 });
     expect(await quorum.status(final)).to.equal(2n);

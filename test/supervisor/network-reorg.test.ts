@@ -6,6 +6,7 @@ import { JsonRpcProvider } from "ethers";
 import {
   PROVIDER_OPTIONS,
   deploySupervision,
+  finalCheckpoint,
   lastFinal,
   startSupervisors,
   until,
@@ -85,12 +86,13 @@ describe("Supervisor processes under a reorg (anvil --prune-history=400)", funct
     await upload(3);
     await waitFor(async () => (await lastFinal(d.quorum)) === 9n, "checkpoint 9 final on the new branch");
     const [count, chainHead] = await d.ledger.chainHead();
-    expect((await d.quorum.lastFinal()).slice(0, 2)).to.deep.equal([count, chainHead]);
+    const final = await finalCheckpoint(d.quorum);
+    expect([final.recordCount, final.chainHead]).to.deep.equal([count, chainHead]);
     for (const s of supervisors) {
       expect(s.alive).to.equal(true);
       const status = (await s.status())!;
       expect(status.refusal, status.refusal).to.equal(undefined);
-      expect(s.output(), s.output().split("\n").slice(-3).join("\n")).to.match(/\| reorgs 1 \(last: depth \d+ blocks after block \d+, deeper than 0 confirmations: replay rebuilt/);
+      expect(s.output(), s.output().split("\n").slice(-3).join("\n")).to.match(/\| reorgs 1 \(last: depth \d+ blocks? after block \d+, deeper than 0 confirmations: replay rebuilt/);
     }
   });
 });

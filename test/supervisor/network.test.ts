@@ -9,7 +9,9 @@ import {
   MerchantTraffic,
   PROVIDER_OPTIONS,
   deploySupervision,
+  finalCheckpoint,
   lastFinal,
+  ledgerHeadAt,
   startSupervisors,
   until,
   type Deployment,
@@ -134,9 +136,9 @@ describe("Supervisor network (real processes: hardhat node, 4 supervisors peer t
     const during = await flow(2_000);
     const count = await recordCount();
     expect(count > frozen).to.equal(true);
-    // The two live nodes still mark (and sign) the last records…
-    await waitFor(async () => (await d.ledger.markedHead(count)) !== `0x${"0".repeat(64)}`, `a mark at record ${count}`, 10_000);
-    await waitFor(async () => (await supervisors[2].status())?.lastSigned === count.toString(), "supervisor 2 to sign the mark", 5_000);
+    // The two live nodes still sign the last records (the ledger's head, unmarked)…
+    await waitFor(async () => (await supervisors[2].status())?.lastSigned === count.toString(), `supervisor 2 to sign record ${count}`, 10_000);
+    await waitFor(async () => (await supervisors[3].status())?.lastSigned === count.toString(), `supervisor 3 to sign record ${count}`, 5_000);
     await sleep(3 * INTERVAL_MS);
     // …but two signatures are not three: nothing became final, during the traffic or after.
     expect(during.every((f) => f === frozen), `lastFinal during traffic: ${during.join(", ")}`).to.equal(true);
@@ -147,7 +149,7 @@ describe("Supervisor network (real processes: hardhat node, 4 supervisors peer t
     await supervisors[0].start(); // killed in the previous test: what it signed is on disk
     await waitFor(allFinal, `finality to resume up to record ${count}`, 20_000);
 
-    const [finalCount, finalHead] = await d.quorum.lastFinal();
+    const { recordCount: finalCount, chainHead: finalHead } = await finalCheckpoint(d.quorum);
     const [chainCount, chainHead] = await d.ledger.chainHead();
     expect([finalCount, finalHead]).to.deep.equal([chainCount, chainHead]);
     // Every record is confirmed, the first to the last; the next one is not booked yet.
@@ -158,13 +160,13 @@ describe("Supervisor network (real processes: hardhat node, 4 supervisors peer t
     }
     expect(statuses.every((s) => s === RecordStatus.Confirmed), `statuses: ${statuses.join("")}`).to.equal(true);
     expect(await d.quorum.status(chainCount + 1n)).to.equal(RecordStatus.Unknown);
-    // The finalized checkpoints only moved forward, each over a head the ledger marked.
+    // The finalized checkpoints only moved forward, each over the ledger's head at its count.
     await newlyFinalized();
     const counts = finalized.map((f) => f.recordCount);
     expect(counts).to.deep.equal([...counts].sort((a, b) => (a < b ? -1 : 1)));
     expect(new Set(counts).size).to.equal(counts.length);
     expect(counts.at(-1)).to.equal(chainCount);
-    for (const f of finalized) expect(f.chainHead).to.equal(await d.ledger.markedHead(f.recordCount));
+    for (const f of finalized) expect(f.chainHead).to.equal(await ledgerHeadAt(d.ledger, f.recordCount));
   });
 
   it("a supervisor signing a wrong state digest: the honest digest becomes final, never the wrong one", async function () {
@@ -176,7 +178,7 @@ describe("Supervisor network (real processes: hardhat node, 4 supervisors peer t
       `record ${count} final and signed by the faulty supervisor`,
       15_000,
     );
-    const [finalCount, finalHead, finalDigest] = await d.quorum.lastFinal();
+    const { recordCount: finalCount, chainHead: finalHead, stateDigest: finalDigest } = await finalCheckpoint(d.quorum);
     expect(finalCount).to.equal(count);
     const honest = (await supervisors[0].signed(count))!.checkpoints[0];
     const wrong = (await supervisors[1].signed(count))!.checkpoints[0];

@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { JsonRpcProvider, Network, Wallet } from "ethers";
 
-import { PROVIDER_OPTIONS, deploySupervision, lastFinal, type Deployment } from "../../scripts/lib/supervision-network.js";
+import { PROVIDER_OPTIONS, deploySupervision, finalCheckpoint, lastFinal, ledgerHeadAt, type Deployment } from "../../scripts/lib/supervision-network.js";
 import { PrepaidLedgerError } from "../../src/errors.js";
 import { packBatch } from "../../src/ledger/codec.js";
 import { serveSupervisor } from "../../src/supervisor/http.js";
-import { SupervisorNode, type SupervisorConfigInput } from "../../src/supervisor/node.js";
+import { SupervisorNode, packCheckpoint, type SupervisorConfigInput } from "../../src/supervisor/node.js";
 import { toSupervisorError } from "../../src/supervisor/revert.js";
 import { sealBatch } from "../../src/upload/sealing.js";
 import { FAULT_KINDS, startFaultProxy } from "../helpers/fault-proxy.js";
@@ -154,7 +154,8 @@ describe("SupervisorNode under reorgs (anvil, 4 in-process supervisors)", functi
     await upload(5);
     await until(nodes, finalIs(d, 14n), "checkpoint 14 final on the new branch");
     const [count, head] = await d.ledger.chainHead();
-    expect((await d.quorum.lastFinal()).slice(0, 2)).to.deep.equal([count, head]);
+    const final = await finalCheckpoint(d.quorum);
+    expect([final.recordCount, final.chainHead]).to.deep.equal([count, head]);
     for (const n of nodes) expect(n.status().refusal).to.equal(undefined);
   });
 
@@ -164,8 +165,10 @@ describe("SupervisorNode under reorgs (anvil, 4 in-process supervisors)", functi
     await until(nodes, finalIs(d, 6n), "checkpoint 6 final", { mineEach: 1, rounds: 40 });
 
     await upload(4);
-    await mine(anvil.url, 3); // the batch is settled now…
-    await tickAll(nodes); // …so node 0 marks it, in the head block
+    // Before the batch settles: the settled replay is not at the ledger's head, so node 0 marks
+    // the head (in the head block) rather than signing it unmarked.
+    await new Promise((res) => setTimeout(res, 60)); // the checkpoint interval (50 ms) passed
+    await tickAll(nodes);
     expect(await d.ledger.markedHead(10n)).to.not.equal(`0x${"0".repeat(64)}`);
     const markBlock = await headNumber();
     await mine(anvil.url, 1);
@@ -192,8 +195,8 @@ describe("SupervisorNode under reorgs (anvil, 4 in-process supervisors)", functi
     }
 
     await until(nodes, finalIs(d, 10n), "checkpoint 10 final on the new branch", { mineEach: 1, rounds: 40 });
-    const [, head] = await d.quorum.lastFinal();
-    expect(head).to.equal(await d.ledger.markedHead(10n));
+    const { chainHead: head } = await finalCheckpoint(d.quorum);
+    expect(head).to.equal(await ledgerHeadAt(d.ledger, 10n));
     for (const n of nodes) expect(n.status()).to.include({ reorgs: 1, refusal: undefined });
   });
 
@@ -242,11 +245,14 @@ describe("SupervisorNode under reorgs (anvil, 4 in-process supervisors)", functi
   it("names the quorum's custom errors with their values, and says a node failure is retryable", async function () {
     const { d } = await network({});
     const checkpoint = { ledger: d.ledgerAddress, recordCount: 1262n, chainHead: `0x${"11".repeat(32)}`, stateDigest: `0x${"22".repeat(32)}`, setId: 1n };
-    const refused = toSupervisorError(await d.quorum.finalize.staticCall(checkpoint, []).catch((e: unknown) => e));
+    const members = [...(await d.quorum.signingMembers(1n))];
+    const packed = packCheckpoint({ ...checkpoint, recordCount: "1262", setId: "1" }, members, new Map());
+    const refused = toSupervisorError(await d.quorum.finalizeRecords.staticCall(packed).catch((e: unknown) => e));
     expect(refused).to.be.instanceOf(PrepaidLedgerError);
     const e = refused as PrepaidLedgerError;
-    expect([e.code, e.retryable, e.details.error, e.details.args]).to.deep.equal(["LEDGER_REVERTED", false, "QuorumUnmarkedCheckpoint", { recordCount: 1262n }]);
-    expect(e.shortMessage).to.equal("the quorum refused the call: QuorumUnmarkedCheckpoint(recordCount=1262)");
+    const [booked] = await d.ledger.chainHead();
+    expect([e.code, e.retryable, e.details.error, e.details.args]).to.deep.equal(["LEDGER_REVERTED", false, "QuorumBeyondLedger", { recordCount: 1262n, ledgerCount: booked }]);
+    expect(e.shortMessage).to.equal(`the quorum refused the call: QuorumBeyondLedger(recordCount=1262, ledgerCount=${booked})`);
 
     const down = new JsonRpcProvider(`http://127.0.0.1:${await freePort()}`, undefined, { ...PROVIDER_OPTIONS, staticNetwork: Network.from(31337) });
     const failed = toSupervisorError(await d.quorum.connect(down).lastFinal().catch((x: unknown) => x)) as PrepaidLedgerError;

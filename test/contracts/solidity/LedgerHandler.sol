@@ -42,12 +42,18 @@ contract LedgerHandler {
 
     mapping(uint256 merchant => mapping(uint256 card => Books)) public ghost;
     bytes32 public ghostHead;
+    /// @notice The ghost chain's head after each record count.
+    mapping(uint64 count => bytes32 head) public ghostHeadAt;
     uint64 public ghostCount;
     uint64[] public marks;
     /// @notice Outcomes the model did not predict; every invariant run requires 0.
     uint256 public surprises;
     /// @notice Whether a set holding the governor's own key was ever installed (only after the delay).
     bool public governorSetInstalled;
+    /// @notice The head and state digest of the last checkpoint made final (the contract keeps
+    /// only its count; these are what its CheckpointFinalized event said).
+    bytes32 public finalHead;
+    bytes32 public finalDigest;
     uint256 public calls;
 
     /// @dev Creates the quorum here, in the constructor, so that its bytecode sits in this
@@ -111,6 +117,7 @@ contract LedgerHandler {
                 abi.encodePacked(ghostHead, BATCH_TAG, merchant, sequence, address(this), keccak256(envelope), uint16(1))
             );
             ghostHead = keccak256(abi.encodePacked(ghostHead, ghostCount, merchant, rec));
+            ghostHeadAt[ghostCount] = ghostHead;
         } catch {
             if (ok) ++surprises;
         }
@@ -127,20 +134,31 @@ contract LedgerHandler {
 
     // ------------------------------------------------------------------ quorum operations
 
-    /// @notice Honest supervisors (a random subset) sign the latest mark and submit it.
+    /// @notice Honest supervisors (a random subset) sign the latest mark, or the ledger's
+    /// current head unmarked (bit 8 of the mask), and submit it.
     function finalize(uint256 signerMask) external {
         ++calls;
-        if (marks.length == 0) return;
-        uint64 count = marks[marks.length - 1];
-        (uint64 last,,) = quorum.lastFinal();
+        uint64 count;
+        bytes32 head;
+        if (signerMask & 256 != 0) {
+            (count, head) = ledger.chainHead();
+            if (count == 0) return;
+        } else {
+            if (marks.length == 0) return;
+            count = marks[marks.length - 1];
+            head = ledger.markedHead(count);
+        }
+        uint64 last = quorum.lastFinal();
         uint64 set = quorum.setId();
-        ISupervisorQuorum.Checkpoint memory c = ISupervisorQuorum.Checkpoint(
-            address(ledger), count, ledger.markedHead(count), honestDigest(count), set
-        );
-        bytes[] memory sigs = _signCheckpoint(c, signerMask);
-        bool ok = count > last && sigs.length >= quorum.threshold() && !governorSetInstalled;
-        try quorum.finalize(c, sigs) {
+        ISupervisorQuorum.Checkpoint memory c =
+            ISupervisorQuorum.Checkpoint(address(ledger), count, head, honestDigest(count), set);
+        address[] memory members = quorum.signingMembers(set);
+        (bytes memory packed, uint256 signed) = _pack(c, members, _honestKeys(members.length, signerMask));
+        bool ok = count > last && signed >= quorum.threshold() && !governorSetInstalled;
+        try quorum.finalizeRecords(packed) {
             if (!ok) ++surprises;
+            finalHead = head;
+            finalDigest = c.stateDigest;
         } catch {
             if (ok) ++surprises;
         }
@@ -154,11 +172,16 @@ contract LedgerHandler {
         ISupervisorQuorum.Checkpoint memory c = ISupervisorQuorum.Checkpoint(
             address(ledger), count, ledger.markedHead(count), keccak256("invented"), quorum.setId()
         );
-        bytes[] memory sigs = new bytes[](1);
-        sigs[0] = _sign(GOVERNOR_KEY, quorum.checkpointDigest(c));
-        try quorum.finalize(c, sigs) {
+        address[] memory members = quorum.signingMembers(c.setId);
+        // The governor's signature at the first place: its own when its set was installed.
+        uint256[] memory keys = new uint256[](members.length);
+        keys[0] = GOVERNOR_KEY;
+        (bytes memory packed,) = _pack(c, members, keys);
+        try quorum.finalizeRecords(packed) {
             // Possible only once a set of the governor's own key was installed after the delay.
             if (!governorSetInstalled) ++surprises;
+            finalHead = c.chainHead;
+            finalDigest = c.stateDigest;
         } catch {}
     }
 
@@ -208,8 +231,43 @@ contract LedgerHandler {
         return marks.length;
     }
 
-    function _signCheckpoint(ISupervisorQuorum.Checkpoint memory c, uint256 mask) private view returns (bytes[] memory) {
-        return _signDigest(quorum.checkpointDigest(c), mask);
+    /// @dev The honest supervisors' keys at the places `mask` names (never none: bit 0 at least),
+    /// for a signing list of `n` places (0 where nobody signs; places beyond the 4 stay 0).
+    function _honestKeys(uint256 n, uint256 mask) private pure returns (uint256[] memory keys) {
+        mask = (mask % 16) | 1;
+        keys = new uint256[](n);
+        for (uint256 i; i < SUPERVISORS && i < n; ++i) {
+            if (mask & (1 << i) != 0) keys[i] = supervisorKey(i);
+        }
+    }
+
+    /// @dev `finalizeRecords`'s packed checkpoint (ISupervisorQuorum.finalizeRecords): the signature of
+    /// `keys[i]` at place i where it is non-zero, the other members' addresses after them; and
+    /// how many signed. Sets here hold at most 8 members, so the bitmap is one byte.
+    function _pack(ISupervisorQuorum.Checkpoint memory c, address[] memory members, uint256[] memory keys)
+        private
+        view
+        returns (bytes memory packed, uint256 signed)
+    {
+        bytes32 digest = quorum.checkpointDigest(c);
+        uint256 bitmap;
+        bytes memory sigs;
+        bytes memory others;
+        for (uint256 i; i < members.length; ++i) {
+            if (keys[i] == 0) {
+                others = bytes.concat(others, bytes20(members[i]));
+                continue;
+            }
+            (uint8 v, bytes32 r, bytes32 s) = VM.sign(keys[i], digest);
+            sigs = bytes.concat(sigs, r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
+            bitmap |= 1 << i;
+            ++signed;
+        }
+        packed = bytes.concat(
+            abi.encodePacked(c.recordCount, c.chainHead, c.stateDigest, c.setId, uint8(members.length), uint8(bitmap)),
+            sigs,
+            others
+        );
     }
 
     /// @dev Signatures of the supervisors whose bit is set in `mask` (never empty: bit 0 at least).
@@ -223,6 +281,7 @@ contract LedgerHandler {
             if (mask & (1 << i) != 0) sigs[k++] = _sign(supervisorKey(i), digest);
         }
     }
+
 
     function _sign(uint256 key, bytes32 digest) private pure returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) = VM.sign(key, digest);
