@@ -33,11 +33,13 @@ export interface ReceiptView {
   record: { recordIndex: string; blockNumber: number; blockTime: number; txHash: string } | null;
   books: { balance: string; toppedUp: string; consumed: string; refunded: string; atBlock: number } | null;
   confirmation: { status: string; quorum: string | null; confirmedThrough: string | null } | null;
+  /** Set when valid and the ledger has custody: what a cooling-off request would return now, and until when. */
+  coolingOff: { amount: string; endsAt: number; custody: string } | null;
   /** Set when invalid: which part is wrong. */
   error: { code: string; field: string; message: string; details: Record<string, unknown> } | null;
 }
 
-const emptyView = (input: string): ReceiptView => ({ state: "empty", input, receipt: null, compact: null, record: null, books: null, confirmation: null, error: null });
+const emptyView = (input: string): ReceiptView => ({ state: "empty", input, receipt: null, compact: null, record: null, books: null, confirmation: null, coolingOff: null, error: null });
 
 /** `r` from the query string: absent or blank is no receipt; a very long one is refused (400). */
 export function receiptInput(query: URLSearchParams): string {
@@ -89,6 +91,7 @@ export async function receiptView(input: string, rpc: ReceiptRpc | undefined, qu
         record: { recordIndex: v.record.recordIndex.toString(), blockNumber: v.record.blockNumber, blockTime: v.record.blockTime, txHash: v.record.txHash },
         books: { balance: v.books.balance.toString(), toppedUp: v.books.toppedUp.toString(), consumed: v.books.consumed.toString(), refunded: v.books.refunded.toString(), atBlock: v.checkedAtBlock },
         confirmation: { status: v.confirmation.status, quorum: v.confirmation.quorum, confirmedThrough: v.confirmation.confirmedThrough?.toString() ?? null },
+        coolingOff: v.coolingOff === null ? null : { amount: v.coolingOff.amount.toString(), endsAt: v.coolingOff.endsAt, custody: v.coolingOff.custody },
       };
     } catch (e) {
       if (isError(e, "RECEIPT_MISMATCH") && e.details.field === "details") throw pinpointFromIndex(receipt, queries) ?? e;
@@ -237,6 +240,7 @@ export function receiptBody(view: ReceiptView, qr: Html | null, info: IndexInfo 
             : c.confirmedThrough === "0"
               ? "Not yet confirmed by the supervisors' quorum: it has confirmed no record yet."
               : html`Not yet confirmed by the supervisors' quorum (it has confirmed records up to #${c.confirmedThrough}).`}</p>
+        ${coolingOffNote(view.coolingOff)}
         <h2>Your receipt</h2>
         ${detailsTable(r)}
         <p class="note">Booked ${dateTime(view.record!.blockTime)} in transaction <code>${view.record!.txHash}</code>. Its commitment <code>${r.commitment}</code> opens to exactly these details with the salt <code>${r.salt}</code>.</p>
@@ -244,6 +248,16 @@ export function receiptBody(view: ReceiptView, qr: Html | null, info: IndexInfo 
       <figure class="qr-box">${qr}<figcaption><code data-field="compact">${view.compact}</code></figcaption></figure>
     </div>
     <h2>Check another</h2>${form}`;
+}
+
+/** The card holder's cooling-off right, in words (nothing when the ledger has no custody). */
+function coolingOffNote(q: ReceiptView["coolingOff"]): Html | "" {
+  if (q === null) return "";
+  if (q.endsAt === 0) return html`<p class="note" data-field="cooling-off">Cooling-off: the merchant's cards have no cooling-off period.</p>`;
+  if (BigInt(q.amount) > 0n) {
+    return html`<p class="note cooling-off" data-field="cooling-off">Cooling-off: you may take back <strong>${yuan(BigInt(q.amount))}</strong> of your recent top-ups until ${dateTime(q.endsAt)}, from the merchant's custody <code>${q.custody}</code> (<code>requestCoolingOff</code>, with the secret printed on your card).</p>`;
+  }
+  return html`<p class="note" data-field="cooling-off">Cooling-off: nothing to take back now (the period ends or ended ${dateTime(q.endsAt)}).</p>`;
 }
 
 /** CSS of the receipt page, added to the dashboard's stylesheet. */

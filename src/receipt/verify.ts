@@ -42,6 +42,19 @@ export interface CardBooks {
   balance: bigint;
 }
 
+/**
+ * The card holder's cooling-off right now (docs/CUSTODY.md): what a cooling-off request would
+ * return, and until when. Read from the ledger's custody (`coolingOffQuote`).
+ */
+export interface CoolingOffQuote {
+  /** Fen a request would return now (0: nothing to return, the period ended, or a return is owed). */
+  amount: bigint;
+  /** When the card's cooling-off period ends, seconds since 1970 (0: the merchant gives none). */
+  endsAt: number;
+  /** The custody contract that would pay it. */
+  custody: string;
+}
+
 /** Whether the supervisors confirmed the record. */
 export interface ReceiptConfirmation {
   /** `confirmed`: a final checkpoint covers it; `pending`: not yet; `unchecked`: no quorum given. */
@@ -60,6 +73,8 @@ export interface ReceiptVerification {
   /** The card's books now. */
   books: CardBooks;
   confirmation: ReceiptConfirmation;
+  /** The card's cooling-off right now; null when the ledger has no custody attached. */
+  coolingOff: CoolingOffQuote | null;
   /** The chain head the views were read at. */
   checkedAtBlock: number;
 }
@@ -68,6 +83,9 @@ const LEDGER = new Interface([
   "function chainHead() view returns (uint64 recordCount, bytes32 head)",
   "function accountBooks(uint32 merchantId, bytes32 account) view returns ((uint32 merchantId, uint32 recordCount, uint48 initialAmount, uint48 toppedUp, uint48 consumed, uint48 refunded, uint256 balance) books)",
 ]);
+const CUSTODY_LINK = new Interface(["function custody() view returns (address)"]);
+const CUSTODY = new Interface(["function coolingOffQuote(uint32 merchantId, bytes32 account) view returns (uint256 amount, uint256 endsAt)"]);
+const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 const QUORUM = new Interface([
   "function LEDGER() view returns (address)",
   "function status(uint64 recordIndex) view returns (uint8)",
@@ -165,9 +183,10 @@ export async function verifyReceipt(receipt: Receipt, rpc: ReceiptRpc, options: 
   }
   const record = matchRecord(receipt, await findRecords(rpc, receipt, head, options.fromBlock ?? 0, options.maxBlockRange ?? DEFAULT_MAX_BLOCK_RANGE));
   const d = receipt.details;
-  const [booksResult, block] = await Promise.all([
+  const [booksResult, block, coolingOff] = await Promise.all([
     call(rpc, ledger, LEDGER, "accountBooks", [d.merchantId, d.account], at).catch((e: unknown) => Promise.reject(rpcFailure(e, "eth_call"))),
     send<{ timestamp: string } | null>(rpc, "eth_getBlockByNumber", [hex(record.blockNumber), false]),
+    coolingOffQuote(rpc, ledger, d.merchantId, d.account, at),
   ]);
   const b = booksResult.books as { recordCount: bigint; initialAmount: bigint; toppedUp: bigint; consumed: bigint; refunded: bigint; balance: bigint };
   return {
@@ -176,8 +195,32 @@ export async function verifyReceipt(receipt: Receipt, rpc: ReceiptRpc, options: 
     record: { ...record, blockTime: block === null ? 0 : Number(BigInt(block.timestamp)) },
     books: { recordCount: Number(b.recordCount), initialAmount: b.initialAmount, toppedUp: b.toppedUp, consumed: b.consumed, refunded: b.refunded, balance: b.balance },
     confirmation: quorum === undefined ? { status: "unchecked", quorum: null, confirmedThrough: null } : await confirmation(rpc, quorum.address, receipt.recordIndex, at),
+    coolingOff,
     checkedAtBlock: head,
   };
+}
+
+/**
+ * The card's cooling-off right, from the ledger's custody; null when none is attached (or the
+ * ledger is older than custody and has no `custody()`).
+ */
+async function coolingOffQuote(rpc: ReceiptRpc, ledger: string, merchantId: number, account: string, at: string): Promise<CoolingOffQuote | null> {
+  let custody: string;
+  try {
+    custody = String((await call(rpc, ledger, CUSTODY_LINK, "custody", [], at))[0]);
+  } catch (e) {
+    if (notThatContract(e)) return null;
+    throw rpcFailure(e, "eth_call");
+  }
+  if (custody === ZERO_ADDRESS) return null;
+  try {
+    const q = await call(rpc, custody, CUSTODY, "coolingOffQuote", [merchantId, account], at);
+    return { amount: q.amount as bigint, endsAt: Number(q.endsAt as bigint), custody };
+  } catch (e) {
+    // A custody contract older than per-top-up cooling-off has no quote to give.
+    if (notThatContract(e)) return null;
+    throw rpcFailure(e, "eth_call");
+  }
 }
 
 async function quorumLedger(rpc: ReceiptRpc, address: string, at: string): Promise<{ address: string; ledger: string }> {

@@ -86,6 +86,15 @@ function confirmationText(v: ReceiptVerification): string {
   return c.status === "confirmed" ? `CONFIRMED by the supervisors' quorum (${through})` : `pending: not yet confirmed by the supervisors' quorum (${through})`;
 }
 
+/** The card holder's cooling-off right, for people; undefined when the ledger has no custody. */
+function coolingOffText(v: ReceiptVerification): string | undefined {
+  const q = v.coolingOff;
+  if (q === null) return undefined;
+  if (q.endsAt === 0) return "none: the merchant's cards have no cooling-off period";
+  if (q.amount > 0n) return `${yuan(q.amount)} can be taken back until ${localTime(q.endsAt)} (requestCoolingOff on custody ${q.custody})`;
+  return `nothing to take back now (the period ends or ended ${localTime(q.endsAt)})`;
+}
+
 /** The human answer to a receipt that matched the chain. */
 export function validText(v: ReceiptVerification): string {
   const b = v.books;
@@ -97,6 +106,7 @@ export function validText(v: ReceiptVerification): string {
       ["Commitment", "opens to exactly these details and salt"],
       ["Card balance", `${yuan(b.balance)} now (topped up ${yuan(b.toppedUp)}, consumed ${yuan(b.consumed)}, refunded ${yuan(b.refunded)}; block ${v.checkedAtBlock})`],
       ["Supervisors", confirmationText(v)],
+      ...(coolingOffText(v) === undefined ? [] : [["Cooling-off", coolingOffText(v)!] as [string, string]]),
     ])
   );
 }
@@ -104,7 +114,7 @@ export function validText(v: ReceiptVerification): string {
 /** The JSON answer: the receipt, and the verification or the refusal. */
 export function verificationJson(v: ReceiptVerification) {
   const { blockTime, ...record } = v.record;
-  return { valid: true, receipt: receiptToJson(v.receipt), record: { ...record, blockTime }, books: v.books, confirmation: v.confirmation, checkedAtBlock: v.checkedAtBlock };
+  return { valid: true, receipt: receiptToJson(v.receipt), record: { ...record, blockTime }, books: v.books, confirmation: v.confirmation, coolingOff: v.coolingOff, checkedAtBlock: v.checkedAtBlock };
 }
 
 async function verify(ctx: Context, receipt: Receipt): Promise<number> {
