@@ -15,7 +15,8 @@ async function start(ctx: Context, port: number): Promise<Dashboard> {
   try {
     const rpc = stringOption(ctx.args, "rpc") ?? ctx.config.rpc;
     const timeoutMs = (intOption(ctx.args, "rpc-timeout", 1) ?? ctx.config.rpcTimeout ?? 30) * 1000;
-    return await serveDashboard({ db: ctx.db, port, onError, rpc: rpc === undefined ? undefined : httpJsonRpc(rpc, { timeoutMs }) });
+    const explorer = stringOption(ctx.args, "explorer") ?? ctx.config.explorer;
+    return await serveDashboard({ db: ctx.db, port, onError, explorer, rpc: rpc === undefined ? undefined : httpJsonRpc(rpc, { timeoutMs }) });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EADDRINUSE" || (e as NodeJS.ErrnoException).code === "EACCES") {
       throw new PrepaidLedgerError("INVALID_ARGUMENT", "cannot listen on this port: it is in use or reserved", { details: { port }, cause: e });
@@ -47,12 +48,13 @@ export const serveCommand: Command = {
   positionals: [],
   summary: "the web dashboard on 127.0.0.1 (overview, merchants, accounts, alerts, receipts)",
   description:
-    "Serves the dashboard over the index on 127.0.0.1 only (never on other interfaces), prints its URL,\nand runs until Ctrl-C or SIGTERM. Pages and a JSON API under /api/; it reads what a running\n`sync --follow` commits. /receipt checks a card holder's receipt against the chain: it needs\n--rpc (or \"rpc\" in the config file).",
+    "Serves the dashboard over the index on 127.0.0.1 only (never on other interfaces), prints its URL,\nand runs until Ctrl-C or SIGTERM. Pages and a JSON API under /api/; it reads what a running\n`sync --follow` commits. /receipt checks a card holder's receipt against the chain: it needs\n--rpc (or \"rpc\" in the config file). With --explorer (or \"explorer\"), transaction hashes link\nto that block explorer; none by default.",
   options: {
     port: { type: "string", value: "N", help: "TCP port on 127.0.0.1 (default: a free port, printed)" },
     rpc: { type: "string", value: "URL", help: 'a node of the index\'s chain, for the receipt page (or "rpc" in the config file)' },
+    explorer: { type: "string", value: "URL", help: 'a block explorer\'s transaction page, {tx} for the hash (or "explorer" in the config file)' },
     "rpc-timeout": { type: "string", value: "SECONDS", help: "seconds one JSON-RPC call of the receipt page may take (default 30)" },
   },
-  examples: ["prepaid serve --port 8080", "prepaid serve --rpc http://127.0.0.1:8545   # with the receipt page", "prepaid sync --follow --quiet & prepaid serve"],
+  examples: ["prepaid serve --port 8080", "prepaid serve --rpc http://127.0.0.1:8545   # with the receipt page", "prepaid sync --follow --quiet & prepaid serve", "prepaid serve --explorer 'https://etherscan.io/tx/{tx}'"],
   run,
 };
