@@ -125,8 +125,8 @@ function bucketText(start: number, unit: BucketUnit): string {
 
 function bucketCaption(h: History): string {
   const zone = localParts(h.starts[0]).zone;
-  const what = h.unit === "week" ? "weeks from Monday 00:00" : h.unit === "day" ? "days from 00:00" : "hours";
-  return `${what}, ${zone}, to the index's last block (${dateTime(h.end)})`;
+  const what = h.unit === "week" ? `weeks from Monday 00:00 ${zone}` : h.unit === "day" ? `days from 00:00 ${zone}` : `hours (${zone})`;
+  return `${what}; the last ends at the index's last block, ${dateTime(h.end)}`;
 }
 
 /**
