@@ -568,6 +568,18 @@ describe("prepaid command line", function () {
         child.kill("SIGKILL"); // only if a failed expectation left it running
       }
     });
+
+    it("exits 2 for an --explorer (or config \"explorer\") that is not an http(s) URL template with {tx}", async function () {
+      for (const template of ["https://explorer.example/tx/", "ftp://explorer.example/{tx}"]) {
+        const run = await prepaid(["serve", "--db", db, "--explorer", template]);
+        expect(run.code, template).to.equal(2);
+        expect(run.stderr).to.include("{tx}");
+      }
+      writeFileSync(join(dir, "explorer.json"), JSON.stringify({ explorer: "https://explorer.example/tx/" }));
+      const run = await prepaid(["serve", "--db", db, "--config", "explorer.json"]);
+      expect(run.code).to.equal(2);
+      expect(run.stderr).to.include("explorer");
+    });
   });
 
   describe("sync --follow", function () {
