@@ -11,6 +11,8 @@
  * ECharts is loaded once, by {@link loadCharts}, when the dashboard starts: the CLI imports this
  * module for every command, and only `prepaid serve` should pay for the library.
  */
+import { createHash } from "node:crypto";
+
 import type { AlertCount, BucketUnit, History } from "../indexer/history.js";
 import type { LiabilityPoint } from "../indexer/queries.js";
 import { dateTime, yuan } from "./format.js";
@@ -45,14 +47,36 @@ function axisYuan(fen: number): string {
   return yuan(Math.round(fen / 100) * 100).replace(/\.00$/, "");
 }
 
-/** Renders one ECharts option to an SVG string (server-side, no animation). */
-function svg(option: Record<string, unknown>, height = HEIGHT): Html {
+/**
+ * Charts drawn lately, by what they draw: laying out text makes an ECharts chart cost 25–300 ms
+ * to render on the server, and the figures change only when a sync commits, so the pages read
+ * between two syncs reuse the drawing. Least recently used first out.
+ */
+const drawn = new Map<string, Html>();
+const DRAWN_MAX = 32;
+
+/**
+ * Renders one ECharts option to an SVG string (server-side, no animation), or reuses the drawing
+ * of the same `figures` (the chart's inputs: everything the option is made from).
+ */
+function svg(figures: unknown, option: () => Record<string, unknown>, height = HEIGHT): Html {
   if (echarts === undefined) throw new Error("charts are not loaded: call loadCharts() first");
+  // Axis labels are local times: the zone is part of what is drawn.
+  const key = createHash("sha256").update(JSON.stringify([figures, height, process.env.TZ ?? "", new Date().getTimezoneOffset()])).digest("base64");
+  const cached = drawn.get(key);
+  if (cached !== undefined) {
+    drawn.delete(key);
+    drawn.set(key, cached);
+    return cached;
+  }
   const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width: WIDTH, height });
   try {
-    chart.setOption({ animation: false, color: PALETTE, textStyle: TEXT, ...option });
+    chart.setOption({ animation: false, color: PALETTE, textStyle: TEXT, ...option() });
     // ECharts escapes the text it writes (labels, legend): names from the index cannot become markup.
-    return new Html(chart.renderToSVGString());
+    const image = new Html(chart.renderToSVGString());
+    drawn.set(key, image);
+    if (drawn.size > DRAWN_MAX) drawn.delete(drawn.keys().next().value!);
+    return image;
   } finally {
     chart.dispose();
   }
@@ -77,7 +101,7 @@ function figure(id: string, caption: string, description: string, image: Html, t
 export function liabilityChart(points: readonly LiabilityPoint[], label: string): Html {
   if (points.length === 0) return html`<p class="note" data-field="no-chart">No batches yet: nothing to chart.</p>`;
   const zone = localParts(points[0].time).zone;
-  const image = svg({
+  const image = svg(["liability", points], () => ({
     grid: { left: 90, right: 30, top: 20, bottom: 50 },
     xAxis: {
       type: "time",
@@ -98,7 +122,7 @@ export function liabilityChart(points: readonly LiabilityPoint[], label: string)
         data: points.map((p) => [p.time * 1000, p.liability]),
       },
     ],
-  });
+  }));
   const table = html`<table class="chart-figures"><thead><tr><th class="num">Block</th><th>Block time</th><th class="num">Liability</th></tr></thead><tbody>
     ${points.map((p) => html`<tr data-point><td class="num">${p.blockNumber}</td><td>${dateTime(p.time)}</td><td class="num" data-field="liability">${yuan(p.liability)}</td></tr>`)}
   </tbody></table>`;
@@ -129,94 +153,94 @@ function bucketCaption(h: History): string {
   return `${what}; the last ends at the index's last block, ${dateTime(h.end)}`;
 }
 
+/** At most this many merchants get a line of their own; the rest are summed into one. */
+export const MERCHANT_LINES = 8;
+
 /**
- * Each merchant's liability at the end of each hour, day or week: one line per merchant.
+ * Each merchant's liability at the end of each hour, day or week: one line per merchant, the
+ * {@link MERCHANT_LINES} that owe most now, and the rest summed into one line ("other N merchants").
  *
  * @param names - each merchant's label in the legend ("101 Sunrise Gym"), by id
  */
 export function liabilityByMerchantChart(h: History, names: ReadonlyMap<number, string>): Html {
   if (h.starts.length === 0) return html`<p class="note" data-field="no-chart">Nothing booked yet: nothing to chart.</p>`;
   const label = (id: number) => names.get(id) ?? `merchant ${id}`;
+  const owing = [...h.liability].sort((x, y) => y.values[y.values.length - 1] - x.values[x.values.length - 1] || x.merchantId - y.merchantId);
+  const own = owing.slice(0, h.liability.length > MERCHANT_LINES ? MERCHANT_LINES - 1 : MERCHANT_LINES);
+  const rest = owing.slice(own.length);
+  const lines: { key: string; name: string; values: number[] }[] = own
+    .sort((x, y) => x.merchantId - y.merchantId)
+    .map((m) => ({ key: String(m.merchantId), name: label(m.merchantId), values: m.values }));
+  if (rest.length > 0) {
+    lines.push({ key: "other", name: `other ${rest.length} merchants`, values: h.starts.map((_, i) => rest.reduce((n, m) => n + m.values[i], 0)) });
+  }
   const categories = h.starts.map((s) => bucketLabel(s, h.unit));
-  const image = svg({
+  const image = svg(["by-merchant", h.unit, h.starts, h.end, lines], () => ({
     grid: { left: 90, right: 30, top: 50, bottom: 60 },
-    legend: { top: 8, itemGap: 28, type: "scroll" },
+    legend: { top: 8, itemGap: 28 },
     xAxis: { type: "category", data: categories, name: bucketCaption(h), nameLocation: "middle", nameGap: 35, axisLabel: { hideOverlap: true } },
     yAxis: { type: "value", axisLabel: { formatter: axisYuan } },
-    series: h.liability.map((m) => ({
-      type: "line",
-      name: label(m.merchantId),
-      showSymbol: h.starts.length <= 60,
-      symbolSize: 5,
-      lineStyle: { width: 2 },
-      data: m.values,
-    })),
-  });
-  const table = html`<table class="chart-figures"><thead><tr><th>End of</th>${h.liability.map((m) => html`<th class="num">${label(m.merchantId)}</th>`)}</tr></thead><tbody>
+    series: lines.map((l) => ({ type: "line", name: l.name, showSymbol: h.starts.length <= 60, symbolSize: 5, lineStyle: { width: 2 }, data: l.values })),
+  }));
+  const table = html`<table class="chart-figures"><thead><tr><th>End of</th>${lines.map((l) => html`<th class="num">${l.name}</th>`)}</tr></thead><tbody>
     ${h.starts.map(
-      (s, i) => html`<tr data-bucket="${s}"><td>${bucketText(s, h.unit)}</td>${h.liability.map((m) => html`<td class="num" data-merchant="${m.merchantId}">${yuan(m.values[i])}</td>`)}</tr>`,
+      (s, i) => html`<tr data-bucket="${s}"><td>${bucketText(s, h.unit)}</td>${lines.map((l) => html`<td class="num" data-merchant="${l.key}">${yuan(l.values[i])}</td>`)}</tr>`,
     )}</tbody></table>`;
-  const description = `Liability of ${h.liability.length} merchants at the end of each ${h.unit}: ${h.liability
-    .map((m) => `${label(m.merchantId)} ${yuan(m.values[m.values.length - 1])}`)
+  const description = `Liability at the end of each ${h.unit}, ${h.starts.length} ${h.unit}s: ${lines
+    .map((l) => `${l.name} ${yuan(l.values[l.values.length - 1])}`)
     .join(", ")} at the end`;
-  return figure("liability-by-merchant", `Liability by merchant, at the end of each ${UNIT_WORDS[h.unit]}`, description, image, table);
+  const note = rest.length > 0 ? `The ${lines.length - 1} merchants that owe most now have a line each; the other ${rest.length} are summed.` : undefined;
+  return figure("liability-by-merchant", `Liability by merchant, at the end of each ${UNIT_WORDS[h.unit]}`, description, image, table, note);
 }
+
+const FLOWS = [
+  { key: "toppedUp", name: "topped up", colour: "#009e73" },
+  { key: "consumed", name: "consumed", colour: "#0072b2" },
+  { key: "refunded", name: "refunded", colour: "#e69f00" },
+] as const;
 
 /** Money in (topped up) and out (consumed, refunded) per hour, day or week, over all merchants. */
 export function flowsChart(h: History): Html {
   if (h.starts.length === 0) return html`<p class="note" data-field="no-chart">Nothing booked yet: nothing to chart.</p>`;
-  const series = [
-    { key: "toppedUp", name: "topped up", colour: "#009e73" },
-    { key: "consumed", name: "consumed", colour: "#0072b2" },
-    { key: "refunded", name: "refunded", colour: "#e69f00" },
-  ] as const;
-  const image = svg({
+  const image = svg(["flows", h.unit, h.starts, h.end, h.flows], () => ({
     grid: { left: 90, right: 30, top: 50, bottom: 60 },
     legend: { top: 8, itemGap: 28 },
     xAxis: { type: "category", data: h.starts.map((s) => bucketLabel(s, h.unit)), name: bucketCaption(h), nameLocation: "middle", nameGap: 35, axisLabel: { hideOverlap: true } },
     yAxis: { type: "value", axisLabel: { formatter: axisYuan } },
-    series: series.map((s) => ({ type: "bar", name: s.name, itemStyle: { color: s.colour }, barMaxWidth: 28, data: h.flows.map((f) => f[s.key]) })),
-  });
-  const table = html`<table class="chart-figures"><thead><tr><th>${UNIT_WORDS[h.unit]}</th>${series.map((s) => html`<th class="num">${s.name}</th>`)}</tr></thead><tbody>
+    series: FLOWS.map((s) => ({ type: "bar", name: s.name, itemStyle: { color: s.colour }, barMaxWidth: 28, data: h.flows.map((f) => f[s.key]) })),
+  }));
+  const table = html`<table class="chart-figures"><thead><tr><th>${UNIT_WORDS[h.unit]}</th>${FLOWS.map((s) => html`<th class="num">${s.name}</th>`)}</tr></thead><tbody>
     ${h.starts.map(
-      (s, i) => html`<tr data-bucket="${s}"><td>${bucketText(s, h.unit)}</td>${series.map((c) => html`<td class="num" data-field="${c.name.replace(" ", "-")}">${yuan(h.flows[i][c.key])}</td>`)}</tr>`,
+      (s, i) => html`<tr data-bucket="${s}"><td>${bucketText(s, h.unit)}</td>${FLOWS.map((c) => html`<td class="num" data-field="${c.name.replace(" ", "-")}">${yuan(h.flows[i][c.key])}</td>`)}</tr>`,
     )}</tbody></table>`;
-  const sum = (key: (typeof series)[number]["key"]) => yuan(h.flows.reduce((n, f) => n + f[key], 0));
+  const sum = (key: (typeof FLOWS)[number]["key"]) => yuan(h.flows.reduce((n, f) => n + f[key], 0));
   const description = `Per ${h.unit}, over ${h.starts.length} ${h.unit}s: topped up ${sum("toppedUp")}, consumed ${sum("consumed")}, refunded ${sum("refunded")} in all`;
   return figure("flows", `Topped up, consumed and refunded per ${UNIT_WORDS[h.unit]}`, description, image, table);
 }
 
-/** The alerts counted by rule (one bar each, every rule listed) and severity (the bar's parts). */
+/** The alerts counted by rule (one bar each, every rule listed, its count beside its name) and severity (the bar's parts). */
 export function alertsChart(counts: readonly AlertCount[]): Html {
   const severities = ["high", "medium", "low"] as const;
+  const total = (c: AlertCount) => c.high + c.medium + c.low;
   const rules = [...counts].reverse(); // ECharts draws a category axis bottom-up: the first rule on top
   const image = svg(
-    {
-      grid: { left: 200, right: 40, top: 40, bottom: 30 },
+    ["alerts", counts],
+    () => ({
+      grid: { left: 230, right: 40, top: 40, bottom: 30 },
       legend: { top: 6, itemGap: 28 },
       xAxis: { type: "value", minInterval: 1 },
-      yAxis: { type: "category", data: rules.map((c) => c.rule), axisLabel: { fontSize: 12 } },
-      series: severities.map((s) => ({
-        type: "bar",
-        name: s,
-        stack: "alerts",
-        itemStyle: { color: SEVERITY_COLOURS[s] },
-        barMaxWidth: 18,
-        label: { show: true, formatter: (p: { value: number }) => (p.value > 0 ? String(p.value) : ""), color: "#fff", fontWeight: 600 },
-        data: rules.map((c) => c[s]),
-      })),
-    },
+      yAxis: { type: "category", data: rules.map((c) => `${c.rule}  ${total(c)}`) },
+      series: severities.map((s) => ({ type: "bar", name: s, stack: "alerts", itemStyle: { color: SEVERITY_COLOURS[s] }, barMaxWidth: 18, data: rules.map((c) => c[s]) })),
+    }),
     Math.max(200, 70 + 26 * counts.length),
   );
   const table = html`<table class="chart-figures"><thead><tr><th>Rule</th>${severities.map((s) => html`<th class="num">${s}</th>`)}</tr></thead><tbody>
     ${counts.map(
       (c) => html`<tr data-rule="${c.rule}"><td><a href="/alerts?rule=${encodeURIComponent(c.rule)}">${c.rule}</a></td>${severities.map((s) => html`<td class="num" data-field="${s}">${c[s]}</td>`)}</tr>`,
     )}</tbody></table>`;
-  const raised = counts.filter((c) => c.high + c.medium + c.low > 0);
+  const raised = counts.filter((c) => total(c) > 0);
   const description =
-    raised.length === 0
-      ? "No rule raised an alert"
-      : `Alerts by rule: ${raised.map((c) => `${c.rule} ${c.high + c.medium + c.low}`).join(", ")}; every other rule none`;
+    raised.length === 0 ? "No rule raised an alert" : `Alerts by rule: ${raised.map((c) => `${c.rule} ${total(c)}`).join(", ")}; every other rule none`;
   return figure("alerts-by-rule", "Alerts by rule and severity", description, image, table);
 }
 
