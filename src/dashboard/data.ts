@@ -75,6 +75,8 @@ export interface AccountView {
   account: AccountRow;
   /** Oldest first, each with the running balance. */
   records: Paged<HistoryRow>;
+  /** The alerts that name this card, the most severe first. */
+  alerts: AlertRow[];
 }
 
 export interface TransactionView {
@@ -165,7 +167,12 @@ export function accountView(q: IndexQueries, db: Database, merchantId: number, a
   // Top-ups add to the card, consumption and refunds take from it (every record on chain is booked).
   let balance = page === 1 || records.items.length === 0 ? 0 : balanceBefore(db, merchantId, account.account, records.items[0].recordIndex);
   const items = records.items.map((r) => ({ ...r, balanceAfter: (balance += r.kind === 1 ? r.amount : -r.amount) }));
-  return { account, records: { ...records, items } };
+  return { account, records: { ...records, items }, alerts: alertsNaming(q, merchantId, (a) => a.account === account.account) };
+}
+
+/** The merchant's alerts that `names` picks (a card's, a record's): the alerts table is small, and capped per merchant. */
+export function alertsNaming(q: IndexQueries, merchantId: number, names: (a: AlertRow) => boolean): AlertRow[] {
+  return q.alerts({ merchantId, limit: 100_000 }).filter(names);
 }
 
 /** @throws PrepaidLedgerError `INVALID_ARGUMENT` (not a 32-byte hash), `NOT_FOUND` (no record came in it, no such page) */

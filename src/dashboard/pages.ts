@@ -288,12 +288,13 @@ export function accountPage(v: AccountView, query: URLSearchParams, info: IndexI
     </div>
     <h2>History</h2>
     <p class="note">Oldest first: top-ups add to the card (+), consumption and refunds take from it (-); the balance after each record is the card's running balance.</p>
-    ${recordsTable(v.records.items)}${pager(accountHref(a.merchantId, a.account), query, v.records)}`;
+    ${recordsTable(v.records.items)}${pager(accountHref(a.merchantId, a.account), query, v.records)}
+    <h2>Alerts about this card</h2>${alertsTable(v.alerts)}`;
   return layout(`Account ${shortHex(a.account)}`, body, info);
 }
 
 /** `/records/:index`: every field of one record. */
-export function recordPage(r: RecordRow, info: IndexInfo, tx: TxLink): Html {
+export function recordPage(r: RecordRow, info: IndexInfo, tx: TxLink, alerts: AlertRow[]): Html {
   const row = (field: string, label: string, value: HtmlPart) => html`<tr data-field="${field}"><th>${label}</th><td>${value}</td></tr>`;
   const body = html`<h1>Record ${r.recordIndex}</h1>
     <table id="record"><tbody>
@@ -309,7 +310,8 @@ export function recordPage(r: RecordRow, info: IndexInfo, tx: TxLink): Html {
       ${row("confirmation", "Confirmation", confirmation(r.confirmed))}
       ${row("order-ref", "Order ref", r.details?.orderRef ?? "not decrypted")}${row("memo", "Memo", r.details?.memo ?? "not decrypted")}
       ${row("merchant-time", "Merchant time", r.details === null ? "not decrypted" : dateTime(r.details.time))}
-    </tbody></table>`;
+    </tbody></table>
+    ${alerts.length > 0 && html`<h2>Alerts about this record</h2>${alertsTable(alerts)}`}`;
   return layout(`Record ${r.recordIndex}`, body, info);
 }
 

@@ -28,6 +28,7 @@ import { openIndex, type Database } from "../indexer/schema.js";
 import { loadCharts } from "./chart.js";
 import {
   accountView,
+  alertsNaming,
   alertsView,
   merchantView,
   overviewView,
@@ -137,7 +138,8 @@ const ROUTES: Route[] = [
     api: /^\/records\/([^/]+)$/,
     resolve: ({ q, explorer }, [index]) => {
       const data = q.record(parseRecordIndex(index));
-      return { data, html: (info) => recordPage(data, info, explorerLink(explorer)) };
+      const alerts = alertsNaming(q, data.merchantId, (a) => a.recordIndex === data.recordIndex);
+      return { data, html: (info) => recordPage(data, info, explorerLink(explorer), alerts) };
     },
   },
   {

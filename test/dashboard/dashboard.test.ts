@@ -346,6 +346,17 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     expect(await alertIdsOnAllPages()).to.deep.equal(q.alerts({ merchantId, limit: 100_000 }).map((a) => a.id));
   });
 
+  it("links an alert to the card it names, whose page lists the alerts about it", async function () {
+    const alert = q.alerts({ rule: "card-limit", limit: 1 })[0];
+    expect(alert.account, "a card-limit alert names its card").to.be.a("string");
+    await page.goto(`${dashboard.url}/alerts?rule=card-limit`);
+    const row = page.locator(`table.alerts tr[data-alert="${alert.id}"]`);
+    const target = `${dashboard.url}/merchants/${alert.merchantId}/accounts/${alert.account}`;
+    await Promise.all([page.waitForURL(target), row.locator(`a[href="/merchants/${alert.merchantId}/accounts/${alert.account}"]`).click()]);
+    const about = q.alerts({ merchantId: alert.merchantId!, limit: 100_000 }).filter((a) => a.account === alert.account);
+    expect((await rowIds("table.alerts tbody tr", "data-alert")).map(Number)).to.deep.equal(about.map((a) => a.id));
+  });
+
   it("charts the index over time on the overview: each merchant's liability, money in and out, alerts by rule", async function () {
     await page.goto(dashboard.url);
     for (const id of ["liability-by-merchant", "flows", "alerts-by-rule"]) {
