@@ -31,12 +31,18 @@ export function parseExplorer(template: string): Explorer {
   return { template };
 }
 
-/** How a page writes a transaction hash: linked to the explorer's page when one is configured. */
-export type TxLink = (txHash: string) => Html;
+/** How a page writes a transaction hash (whole, or `short` in a table cell): linked to the explorer's page when one is configured. */
+export type TxLink = (txHash: string, short?: boolean) => Html;
+
+/** A hash as text: whole, or its first 10 characters (the whole in the title). */
+const hashText = (tx: string, short: boolean) => (short ? html`<code title="${tx}">${tx.slice(0, 10)}…</code>` : html`<code>${tx}</code>`);
 
 /** A {@link TxLink} for the configured explorer (or none: the hash alone, in `<code>`). */
 export function explorerLink(explorer: Explorer | null): TxLink {
-  if (explorer === null) return (tx) => html`<code>${tx}</code>`;
-  return (tx) =>
-    html`<a class="explorer" href="${explorer.template.replaceAll("{tx}", encodeURIComponent(tx))}" rel="noopener noreferrer external" title="this transaction on the block explorer"><code>${tx}</code> ↗</a>`;
+  if (explorer === null) return (tx, short = false) => hashText(tx, short);
+  return (tx, short = false) =>
+    html`<a class="explorer" href="${explorer.template.replaceAll("{tx}", encodeURIComponent(tx))}" rel="noopener noreferrer external" title="this transaction on the block explorer">${hashText(tx, short)} ↗</a>`;
 }
+
+/** Hashes linked nowhere (no explorer configured). */
+export const NO_EXPLORER: TxLink = explorerLink(null);

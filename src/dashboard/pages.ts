@@ -215,7 +215,7 @@ function accountsTable(merchantId: number, accounts: AccountRow[]): Html {
 }
 
 /** `/merchants/:id`: the merchant's books, who may write for it, its liability over time, its accounts and alerts. */
-export function merchantPage(v: MerchantView, query: URLSearchParams, info: IndexInfo): Html {
+export function merchantPage(v: MerchantView, query: URLSearchParams, info: IndexInfo, tx: TxLink): Html {
   const m = v.merchant;
   const thinned = v.series.length < m.batches ? ` (${v.series.length} of them charted, evenly spaced)` : "";
   const body = html`<h1>Merchant ${m.merchantId} ${badge(m.status)}</h1>
@@ -229,9 +229,9 @@ export function merchantPage(v: MerchantView, query: URLSearchParams, info: Inde
       ${figure("first-record-time", "First record", timeOrDash(m.firstRecordTime))}${figure("last-record-time", "Last record", timeOrDash(m.lastRecordTime))}
       ${figure("last-service-time", "Last service (consumption or refund)", timeOrDash(m.lastServiceTime))}
     </div>
-    ${custodySection(v.custody)}
+    ${custodySection(v.custody, tx)}
     ${protectionSection(v.protection, m.status)}
-    ${recordersSection(v.recorders)}
+    ${recordersSection(v.recorders, tx)}
     <h2>Liability over time</h2>
     ${liabilityChart(v.series, `Liability of merchant ${m.merchantId} after each of its batches and settlements`)}
     <p class="note">After each of its ${m.batches} batches and each refund custody booked for it${thinned}.</p>

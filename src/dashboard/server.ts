@@ -107,9 +107,9 @@ const ROUTES: Route[] = [
   {
     page: /^\/merchants\/([^/]+)$/,
     api: /^\/merchants\/([^/]+)$/,
-    resolve: ({ q }, [id], query) => {
+    resolve: ({ q, explorer }, [id], query) => {
       const data = merchantView(q, parseMerchantId(id), parsePage(query));
-      return { data, html: (info) => merchantPage(data, query, info) };
+      return { data, html: (info) => merchantPage(data, query, info, explorerLink(explorer)) };
     },
   },
   {

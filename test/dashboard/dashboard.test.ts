@@ -452,6 +452,15 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       expect(await page.locator("[data-field=tx] a.explorer").getAttribute("href")).to.equal(`https://explorer.example/tx/${r.txHash}?chain=local`);
       await page.goto(`${explorer.url}/transactions/${r.txHash}`);
       expect(await page.locator("[data-field=tx] a.explorer").getAttribute("href")).to.equal(`https://explorer.example/tx/${r.txHash}?chain=local`);
+      // The merchant page's custody and recorder histories link each event's transaction.
+      await page.goto(`${explorer.url}/merchants/${MERCHANTS[0].id}`);
+      for (const table of ["#custody-history", "#recorder-history"]) {
+        const rows = await page.locator(`${table} tbody tr`).count();
+        expect(rows, table).to.be.greaterThan(0);
+        const hrefs = await page.locator(`${table} tbody tr a.explorer`).evaluateAll((links) => links.map((l) => l.getAttribute("href")));
+        expect(hrefs, table).to.have.length(rows);
+        for (const href of hrefs) expect(href).to.match(/^https:\/\/explorer\.example\/tx\/0x[0-9a-f]{64}\?chain=local$/);
+      }
     } finally {
       await explorer.close();
     }
