@@ -37,8 +37,10 @@ export async function loadCharts(): Promise<void> {
 
 const WIDTH = 1000;
 const HEIGHT = 320;
-/** Colours that stay apart for the colour-blind (Okabe–Ito), in series order. */
-const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000"];
+/** Colours that stay apart for the colour-blind (Okabe–Ito, without its yellow: too faint on white), in series order. */
+const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000"];
+/** The line of the merchants summed together ("other N merchants"). */
+const OTHERS = "#8c8c8c";
 const SEVERITY_COLOURS = { high: "#c0392b", medium: "#e69f00", low: "#7f8c8d" };
 const TEXT = { color: "#3b4252", fontSize: 12, fontFamily: "system-ui, sans-serif" };
 
@@ -176,11 +178,20 @@ export function liabilityByMerchantChart(h: History, names: ReadonlyMap<number, 
   }
   const categories = h.starts.map((s) => bucketLabel(s, h.unit));
   const image = svg(["by-merchant", h.unit, h.starts, h.end, lines], () => ({
-    grid: { left: 90, right: 30, top: 50, bottom: 60 },
-    legend: { top: 8, itemGap: 28 },
+    // The legend stands to the right, one merchant a line: names do not crowd the plot however many.
+    grid: { left: 90, right: 230, top: 20, bottom: 60 },
+    legend: { orient: "vertical", right: 10, top: "middle", itemGap: 12, textStyle: { width: 170, overflow: "truncate" } },
     xAxis: { type: "category", data: categories, name: bucketCaption(h), nameLocation: "middle", nameGap: 35, axisLabel: { hideOverlap: true } },
     yAxis: { type: "value", axisLabel: { formatter: axisYuan } },
-    series: lines.map((l) => ({ type: "line", name: l.name, showSymbol: h.starts.length <= 60, symbolSize: 5, lineStyle: { width: 2 }, data: l.values })),
+    series: lines.map((l) => ({
+      type: "line",
+      name: l.name,
+      showSymbol: h.starts.length <= 60,
+      symbolSize: 5,
+      lineStyle: l.key === "other" ? { width: 2, type: "dashed", color: OTHERS } : { width: 2 },
+      itemStyle: l.key === "other" ? { color: OTHERS } : undefined,
+      data: l.values,
+    })),
   }));
   const table = html`<table class="chart-figures"><thead><tr><th>End of</th>${lines.map((l) => html`<th class="num">${l.name}</th>`)}</tr></thead><tbody>
     ${h.starts.map(
@@ -228,7 +239,8 @@ export function alertsChart(counts: readonly AlertCount[]): Html {
     () => ({
       grid: { left: 230, right: 40, top: 40, bottom: 30 },
       legend: { top: 6, itemGap: 28 },
-      xAxis: { type: "value", minInterval: 1 },
+      // A scale of at least 0–5: one alert must not look like a full bar.
+      xAxis: { type: "value", minInterval: 1, max: Math.max(...counts.map(total)) < 5 ? 5 : undefined },
       yAxis: { type: "category", data: rules.map((c) => `${c.rule}  ${total(c)}`) },
       series: severities.map((s) => ({ type: "bar", name: s, stack: "alerts", itemStyle: { color: SEVERITY_COLOURS[s] }, barMaxWidth: 18, data: rules.map((c) => c[s]) })),
     }),
