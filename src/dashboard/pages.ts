@@ -128,7 +128,7 @@ function merchantsTable(merchants: MerchantRow[], custody: Overview["custody"]):
 
 function alertsTable(alerts: AlertRow[]): Html {
   if (alerts.length === 0) return html`<p class="note" data-field="no-alerts">No alerts.</p>`;
-  return html`<table class="alerts"><thead><tr><th>Severity</th><th>Rule</th><th>Merchant</th><th>Account</th><th>Record</th><th>Finding</th></tr></thead><tbody>
+  return html`<table class="alerts"><thead><tr><th>Severity</th><th>Rule</th><th>Merchant</th><th>Account</th><th>Record</th><th>Message</th></tr></thead><tbody>
     ${alerts.map(
       (a) => html`<tr data-alert="${a.id}"><td>${badge(a.severity)}</td><td data-field="rule"><a href="/alerts?rule=${encodeURIComponent(a.rule)}">${a.rule}</a></td>
         <td data-field="merchant">${a.merchantId !== null && merchantLink(a.merchantId)}</td>
@@ -186,8 +186,8 @@ export function overviewPage(o: OverviewView): Html {
       ${figure("failed", "Failed records", t.failed)}${figure("encrypted", "Encrypted records", t.encrypted)}
       ${figure("alerts", "Alerts", html`<a href="/alerts">${t.alerts}</a>`)}
       ${o.custody.contract !== null &&
-      html`${figure("custody-held", "Held in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.held, 0)))}
-      ${figure("custody-required", "Required in custody", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + (f.claimsOpened ? 0 : f.required), 0)))}
+      html`${figure("custody-held", "Custody held", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + f.held, 0)))}
+      ${figure("custody-required", "Custody required", yuan(Object.values(o.custody.merchants).reduce((sum, f) => sum + (f.claimsOpened ? 0 : f.required), 0)))}
       ${figure("custody-below", "Merchants below their requirement", Object.values(o.custody.merchants).filter((f) => f.belowRequirement).length)}`}
       ${o.custody.contract !== null && protectionFigures(o)}
     </div>

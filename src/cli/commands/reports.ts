@@ -216,7 +216,7 @@ function custodyText(c: CustodyView): string {
     `\nCustody (contract ${c.custody}, from its events):\n`,
     keyValues([
       ["Held", yuan(c.held)],
-      ["Ratio", c.ratioBps === 0 ? "0 % (no ratio set)" : percent(c.ratioBps)],
+      ["Coverage ratio", c.ratioBps === 0 ? "0 % (no ratio set)" : percent(c.ratioBps)],
       ["Required", `${yuan(c.required)} (ceil(ratio × liability ${yuan(c.liability)} / 10,000))`],
       [
         "Coverage",
