@@ -5,6 +5,9 @@
  * through an index (`accounts_by_account`, the records' primary key and UNIQUE (tx_hash, …)).
  */
 import { PrepaidLedgerError } from "../errors.js";
+import { yuan } from "../regulator/report.js";
+import { merchantStatusName } from "../regulator/books.js";
+import { KIND_NAMES } from "./queries.js";
 import { num, type Database } from "./schema.js";
 
 /** One thing the search found; `href` is its dashboard page. */
@@ -40,11 +43,14 @@ export function search(db: Database, text: string): SearchMatch[] {
 
 function byNumber(db: Database, n: number): SearchMatch[] {
   const out: SearchMatch[] = [];
-  if (db.prepare("SELECT 1 FROM records WHERE record_index = ?").get(n) !== undefined) {
-    out.push({ kind: "record", label: `record ${n}`, href: `/records/${n}` });
+  const r = db.prepare("SELECT merchant_id, account, kind, amount FROM records WHERE record_index = ?").get(n) as Record<string, unknown> | undefined;
+  if (r !== undefined) {
+    const what = `${KIND_NAMES[num(r.kind)] ?? "record"} of ${yuan(num(r.amount))} on card ${String(r.account).slice(0, 10)}… at merchant ${num(r.merchant_id)}`;
+    out.push({ kind: "record", label: `record ${n}: ${what}`, href: `/records/${n}` });
   }
-  if (db.prepare("SELECT 1 FROM merchants WHERE merchant_id = ?").get(n) !== undefined) {
-    out.push({ kind: "merchant", label: `merchant ${n}`, href: `/merchants/${n}` });
+  const m = db.prepare("SELECT status, account_count FROM merchants WHERE merchant_id = ?").get(n) as Record<string, unknown> | undefined;
+  if (m !== undefined) {
+    out.push({ kind: "merchant", label: `merchant ${n}: ${merchantStatusName(num(m.status))}, ${num(m.account_count)} accounts`, href: `/merchants/${n}` });
   }
   return out;
 }
