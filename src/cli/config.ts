@@ -39,6 +39,11 @@ export const CliConfigFile = z.strictObject({
   maxBlockRange: z.number().int().min(1).optional(),
   /** Seconds one JSON-RPC call may take (`--rpc-timeout`). */
   rpcTimeout: z.number().int().min(1).max(600).optional(),
+  /** A block explorer's transaction page for `prepaid serve`, `{tx}` for the hash (`--explorer`). */
+  explorer: z
+    .url({ protocol: /^https?$/, error: "expected an http(s) URL" })
+    .refine((u) => u.includes("{tx}"), { error: "expected {tx} where the transaction hash goes, e.g. https://etherscan.io/tx/{tx}" })
+    .optional(),
   risk: RiskConfig.optional(),
 });
 export type CliConfigValues = z.output<typeof CliConfigFile>;

@@ -15,6 +15,9 @@ import {
   type RecordRow,
 } from "../indexer/queries.js";
 import type { CustodyView } from "../indexer/custody.js";
+import { alertCounts, balanceBefore, history, type AlertCount, type History } from "../indexer/history.js";
+import { search, type SearchMatch } from "../indexer/search.js";
+import type { Database } from "../indexer/schema.js";
 import type { ProtectionView } from "../indexer/protection-view.js";
 import type { RecorderView } from "../indexer/recorders.js";
 import { RISK_RULES } from "../indexer/risk.js";
@@ -57,9 +60,35 @@ export interface SeriesView {
   points: LiabilityPoint[];
 }
 
+/** The overview's figures, and what its charts draw. */
+export interface OverviewView extends Overview {
+  /** Money in and out and each merchant's liability per hour, day or week. */
+  history: History;
+  /** The alerts by rule and severity, every rule listed. */
+  alertCounts: AlertCount[];
+}
+
+/** A record of a card's history, with the card's balance once it is booked. */
+export type HistoryRow = RecordRow & { balanceAfter: number };
+
 export interface AccountView {
   account: AccountRow;
+  /** Oldest first, each with the running balance. */
+  records: Paged<HistoryRow>;
+  /** The alerts that name this card, the most severe first. */
+  alerts: AlertRow[];
+}
+
+export interface TransactionView {
+  txHash: string;
+  /** The records the transaction booked (a batch, or custody's settlements), oldest first. */
   records: Paged<RecordRow>;
+}
+
+export interface SearchView {
+  query: string;
+  /** What the text names; the page redirects when there is exactly one. */
+  matches: SearchMatch[];
 }
 
 export interface AlertsView {
@@ -104,9 +133,10 @@ function pageOf<T>(rows: T[], page: number, pages: number | null): Paged<T> {
 const rowsFor = (page: number) => ({ limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
 const pageCount = (rows: number) => Math.max(1, Math.ceil(rows / PAGE_SIZE));
 
-/** The overview: what the index covers, the totals, every merchant, the top alerts. */
-export function overviewView(q: IndexQueries): Overview {
-  return q.overview(TOP_ALERTS);
+/** The overview: what the index covers, the totals, every merchant, the top alerts, and the charts' figures. */
+export function overviewView(q: IndexQueries, db: Database): OverviewView {
+  const overview = q.overview(TOP_ALERTS);
+  return { ...overview, history: history(db, overview.info.settledTime), alertCounts: alertCounts(db) };
 }
 
 /** @throws PrepaidLedgerError `NOT_FOUND` (no such merchant or page), `INVALID_ARGUMENT` */
@@ -130,10 +160,45 @@ export function seriesView(q: IndexQueries, merchantId: number): SeriesView {
 }
 
 /** @throws PrepaidLedgerError `NOT_FOUND` (no such account or page), `INVALID_ARGUMENT` (malformed account id) */
-export function accountView(q: IndexQueries, merchantId: number, accountText: string, page: number): AccountView {
+export function accountView(q: IndexQueries, db: Database, merchantId: number, accountText: string, page: number): AccountView {
   const account = q.account(merchantId, accountText);
   const rows = q.records({ merchantId, account: account.account, ...rowsFor(page) });
-  return { account, records: pageOf(rows, page, pageCount(account.recordCount)) };
+  const records = pageOf(rows, page, pageCount(account.recordCount));
+  // Top-ups add to the card, consumption and refunds take from it (every record on chain is booked).
+  let balance = page === 1 || records.items.length === 0 ? 0 : balanceBefore(db, merchantId, account.account, records.items[0].recordIndex);
+  const items = records.items.map((r) => ({ ...r, balanceAfter: (balance += r.kind === 1 ? r.amount : -r.amount) }));
+  return { account, records: { ...records, items }, alerts: alertsNaming(q, merchantId, (a) => a.account === account.account) };
+}
+
+/** The merchant's alerts that `names` picks (a card's, a record's): the alerts table is small, and capped per merchant. */
+export function alertsNaming(q: IndexQueries, merchantId: number, names: (a: AlertRow) => boolean): AlertRow[] {
+  return q.alerts({ merchantId, limit: 100_000 }).filter(names);
+}
+
+/** @throws PrepaidLedgerError `INVALID_ARGUMENT` (not a 32-byte hash), `NOT_FOUND` (no record came in it, no such page) */
+export function transactionView(q: IndexQueries, txHash: string, page: number): TransactionView {
+  const rows = q.records({ txHash, ...rowsFor(page) });
+  if (rows.length === 0 && page === 1) {
+    throw new PrepaidLedgerError("NOT_FOUND", "no record of the index came in this transaction", { details: { tx: txHash } });
+  }
+  return { txHash: txHash.toLowerCase(), records: pageOf(rows, page, null) };
+}
+
+/**
+ * What the search box's `?q=` names.
+ *
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` (no query, or none of the shapes searched for), `NOT_FOUND` (nothing matches)
+ */
+export function searchView(db: Database, query: URLSearchParams): SearchView {
+  const text = (query.get("q") ?? "").trim();
+  if (text === "") throw invalid("type a card id (or its first 8 hex digits), a record index, a merchant id or a transaction hash", { query: text });
+  const matches = search(db, text);
+  if (matches.length === 0) {
+    throw new PrepaidLedgerError("NOT_FOUND", "nothing in the index matches this search: no card, record, merchant or transaction", {
+      details: { query: text },
+    });
+  }
+  return { query: text, matches };
 }
 
 /**

@@ -19,19 +19,6 @@ export function dateTime(seconds: number): string {
 }
 
 /**
- * A label for a time on a chart axis whose whole range is `span` seconds: the time of day
- * when the range fits in a day, the date otherwise (in this machine's time zone).
- *
- * @returns `HH:MM:SS` (span under 10 minutes), `HH:MM` (under a day) or `YYYY-MM-DD`
- */
-export function axisTime(seconds: number, span: number): string {
-  const { date, time } = localParts(seconds);
-  if (span < 600) return time;
-  if (span < 86_400) return time.slice(0, 5);
-  return date;
-}
-
-/**
  * Shortens a long 0x-hex id for a table cell (the full id goes in the cell's title).
  *
  * @returns e.g. `0x1a2b3c…9f8e` for a 32-byte id; short ids unchanged

@@ -6,11 +6,11 @@
 import { RECORDER_EVENT_NAMES, describeRecorderEvent, type RecorderView } from "../indexer/recorders.js";
 import { dateTime, shortHex } from "./format.js";
 import { html, type Html } from "./html.js";
+import { NO_EXPLORER, type TxLink } from "./explorer.js";
 
 const key = (address: string) => html`<code>${address}</code>`;
 /** Someone who acted (a regulator, a recorder): shortened, the whole address in its title. */
 const actor = (address: string) => html`<code title="${address}">${shortHex(address)}</code>`;
-const tx = (hash: string) => html`<code title="${hash}">${hash.slice(0, 10)}…</code>`;
 const EVENT_CLASS: Record<string, string> = { registered: "active", added: "active", offered: "pending", offer_cancelled: "", removed: "suspended" };
 
 function warning(r: RecorderView): Html | false {
@@ -43,21 +43,21 @@ function offersTable(r: RecorderView): Html {
     )}</tbody></table>`;
 }
 
-function historyTable(r: RecorderView): Html {
+function historyTable(r: RecorderView, tx: TxLink): Html {
   if (r.history.length === 0) return html`<p class="note">No recorder event in the index.</p>`;
   return html`<table id="recorder-history"><thead><tr><th class="num">Block</th><th>Time</th><th>Event</th><th>Key</th><th>What happened</th><th>Transaction</th></tr></thead><tbody>
     ${r.history.map(
       (e) => html`<tr data-event="${e.event}"><td class="num">${e.blockNumber}</td><td>${dateTime(e.time)}</td>
         <td><span class="badge ${EVENT_CLASS[e.event]}">${RECORDER_EVENT_NAMES[e.event]}</span></td><td data-field="key">${key(e.recorder)}</td>
-        <td data-field="message">${describeRecorderEvent(e, shortHex)}</td><td>${tx(e.txHash)}</td></tr>`,
+        <td data-field="message">${describeRecorderEvent(e, shortHex)}</td><td>${tx(e.txHash, true)}</td></tr>`,
     )}</tbody></table>`;
 }
 
 /** The section: current keys, pending offers, history. */
-export function recordersSection(r: RecorderView): Html {
+export function recordersSection(r: RecorderView, tx: TxLink = NO_EXPLORER): Html {
   return html`<section id="who-may-write"><h2>Who may write</h2>
     <p class="note">Keys that may upload this merchant's records, from the registry's events, as of ${dateTime(r.asOfTime)}.</p>
     ${warning(r)}${currentTable(r)}
     <h3>Pending offers (${r.pending.length})</h3>${offersTable(r)}
-    <h3>Recorder history (${r.history.length})</h3>${historyTable(r)}</section>`;
+    <h3>Recorder history (${r.history.length})</h3>${historyTable(r, tx)}</section>`;
 }

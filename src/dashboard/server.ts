@@ -1,14 +1,16 @@
 /**
  * The regulator's web dashboard: server-rendered pages and a JSON API over the SQLite index,
  * served by `node:http` on 127.0.0.1 only. Nothing is built or bundled; a page is one HTML
- * document with inline CSS and an inline SVG chart.
+ * document with inline CSS and inline SVG charts (drawn on the server, src/dashboard/chart.ts).
  *
- *   GET /                                   overview            GET /api/overview
+ *   GET /                                   overview + charts   GET /api/overview
  *   GET /merchants/:id?page=                merchant            GET /api/merchants/:id?page=
  *                                                               GET /api/merchants/:id/series
  *   GET /merchants/:id/accounts/:account    account + records   GET /api/merchants/:id/accounts/:account?page=
  *   GET /alerts?rule=&merchant=&page=       alerts              GET /api/alerts?rule=&merchant=&page=
  *   GET /records/:index                     one record          GET /api/records/:index
+ *   GET /transactions/:hash?page=           its records         GET /api/transactions/:hash?page=
+ *   GET /search?q=                          303 to the one match, or the matches (404: none)   GET /api/search?q=
  *   GET /receipt?r=                         check a receipt     GET /api/receipt?r=
  *
  * Sign-in (src/dashboard/auth/): with accounts in the auth file, or on any address beyond
@@ -27,18 +29,23 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { PrepaidLedgerError } from "../errors.js";
 import { IndexQueries, type IndexInfo } from "../indexer/queries.js";
 import { openIndex, type Database } from "../indexer/schema.js";
+import { loadCharts } from "./chart.js";
 import {
   accountView,
+  alertsNaming,
   alertsView,
   merchantView,
   overviewView,
   parseMerchantId,
   parsePage,
   parseRecordIndex,
+  searchView,
   seriesView,
+  transactionView,
 } from "./data.js";
+import { explorerLink, parseExplorer, type Explorer } from "./explorer.js";
 import type { Html } from "./html.js";
-import { accountPage, alertsPage, errorPage, merchantPage, overviewPage, receiptPage, recordPage } from "./pages.js";
+import { accountPage, alertsPage, errorPage, merchantPage, overviewPage, receiptPage, recordPage, searchPage, transactionPage } from "./pages.js";
 import { receiptBody, receiptInput, receiptQr, receiptView } from "./receipt.js";
 import type { ReceiptRpc } from "../receipt/index.js";
 import { openGate, type AuthOptions } from "./auth/policy.js";
@@ -62,6 +69,11 @@ export interface DashboardOptions {
    * confirmation come from the chain). Without one, `/receipt` says it cannot check (503).
    */
   rpc?: ReceiptRpc;
+  /**
+   * A block explorer's page for a transaction, `{tx}` standing for its hash, e.g.
+   * `https://etherscan.io/tx/{tx}`: transaction hashes link there. None by default.
+   */
+  explorer?: string;
 }
 
 export interface Dashboard {
@@ -78,6 +90,15 @@ export interface Dashboard {
 interface Resolved {
   data: unknown;
   html?: (info: IndexInfo) => Html;
+  /** A page that is only a way to another (a search with one match): 303 there. */
+  redirect?: string;
+}
+
+/** What a route reads with: the queries, the index itself (for src/indexer/history.ts, search.ts), the explorer. */
+interface Source {
+  q: IndexQueries;
+  db: Database;
+  explorer: Explorer | null;
 }
 
 interface Route {
@@ -85,43 +106,43 @@ interface Route {
   page: RegExp | null;
   /** The path under /api. */
   api: RegExp;
-  resolve(q: IndexQueries, params: string[], query: URLSearchParams): Resolved;
+  resolve(s: Source, params: string[], query: URLSearchParams): Resolved;
 }
 
 const ROUTES: Route[] = [
   {
     page: /^\/$/,
     api: /^\/overview$/,
-    resolve: (q) => {
-      const data = overviewView(q);
+    resolve: ({ q, db }) => {
+      const data = overviewView(q, db);
       return { data, html: () => overviewPage(data) };
     },
   },
   {
     page: /^\/merchants\/([^/]+)$/,
     api: /^\/merchants\/([^/]+)$/,
-    resolve: (q, [id], query) => {
+    resolve: ({ q, explorer }, [id], query) => {
       const data = merchantView(q, parseMerchantId(id), parsePage(query));
-      return { data, html: (info) => merchantPage(data, query, info) };
+      return { data, html: (info) => merchantPage(data, query, info, explorerLink(explorer)) };
     },
   },
   {
     page: null,
     api: /^\/merchants\/([^/]+)\/series$/,
-    resolve: (q, [id]) => ({ data: seriesView(q, parseMerchantId(id)) }),
+    resolve: ({ q }, [id]) => ({ data: seriesView(q, parseMerchantId(id)) }),
   },
   {
     page: /^\/merchants\/([^/]+)\/accounts\/([^/]+)$/,
     api: /^\/merchants\/([^/]+)\/accounts\/([^/]+)$/,
-    resolve: (q, [id, account], query) => {
-      const data = accountView(q, parseMerchantId(id), account, parsePage(query));
+    resolve: ({ q, db }, [id, account], query) => {
+      const data = accountView(q, db, parseMerchantId(id), account, parsePage(query));
       return { data, html: (info) => accountPage(data, query, info) };
     },
   },
   {
     page: /^\/alerts$/,
     api: /^\/alerts$/,
-    resolve: (q, _params, query) => {
+    resolve: ({ q }, _params, query) => {
       const data = alertsView(q, query);
       return { data, html: (info) => alertsPage(data, query, info) };
     },
@@ -129,9 +150,26 @@ const ROUTES: Route[] = [
   {
     page: /^\/records\/([^/]+)$/,
     api: /^\/records\/([^/]+)$/,
-    resolve: (q, [index]) => {
+    resolve: ({ q, explorer }, [index]) => {
       const data = q.record(parseRecordIndex(index));
-      return { data, html: (info) => recordPage(data, info) };
+      const alerts = alertsNaming(q, data.merchantId, (a) => a.recordIndex === data.recordIndex);
+      return { data, html: (info) => recordPage(data, info, explorerLink(explorer), alerts) };
+    },
+  },
+  {
+    page: /^\/transactions\/([^/]+)$/,
+    api: /^\/transactions\/([^/]+)$/,
+    resolve: ({ q, explorer }, [hash], query) => {
+      const data = transactionView(q, hash, parsePage(query));
+      return { data, html: (info) => transactionPage(data, query, info, explorerLink(explorer)) };
+    },
+  },
+  {
+    page: /^\/search$/,
+    api: /^\/search$/,
+    resolve: ({ db }, _params, query) => {
+      const data = searchView(db, query);
+      return { data, html: (info) => searchPage(data, info), redirect: data.matches.length === 1 ? data.matches[0].href : undefined };
     },
   },
 ];
@@ -173,6 +211,7 @@ class Refused extends Error {
 interface Context {
   db: Database;
   queries: IndexQueries;
+  explorer: Explorer | null;
   hosts: ReadonlySet<string>;
   onError: (error: unknown) => void;
   rpc?: ReceiptRpc;
@@ -243,12 +282,14 @@ function failureOf(error: unknown, onError: (error: unknown) => void): Failure {
   return { status: 500, code: "INTERNAL", title: "Internal error", message: "the dashboard failed to answer this request", details: {}, headers: {} };
 }
 
-/** The body of a successful request: the page's HTML, or the API's JSON. */
-function render(ctx: Context, url: URL, api: boolean): string {
+/** A successful request's answer: the page's HTML or the API's JSON, or (a page) a redirect. */
+function render(ctx: Context, url: URL, api: boolean): { body: string; location?: string } {
   const { route, params } = match(api ? url.pathname.slice("/api".length) : url.pathname, api);
   return snapshot(ctx.db, () => {
-    const resolved = route.resolve(ctx.queries, params, url.searchParams);
-    return api || resolved.html === undefined ? JSON.stringify(resolved.data) : resolved.html(ctx.queries.info()).text;
+    const resolved = route.resolve({ q: ctx.queries, db: ctx.db, explorer: ctx.explorer }, params, url.searchParams);
+    if (api || resolved.html === undefined) return { body: JSON.stringify(resolved.data) };
+    if (resolved.redirect !== undefined) return { body: "", location: resolved.redirect };
+    return { body: resolved.html(ctx.queries.info()).text };
   });
 }
 
@@ -280,7 +321,9 @@ function respond(ctx: Context, req: IncomingMessage, res: ServerResponse): void 
       renderReceipt(ctx, url, api).then((body) => send(req, res, 200, type, decorate(body)), fail);
       return;
     }
-    send(req, res, 200, type, decorate(render(ctx, url, api)));
+    const { body, location } = render(ctx, url, api);
+    if (location !== undefined) send(req, res, 303, type, body, { location });
+    else send(req, res, 200, type, decorate(body));
   };
   try {
     const url = checkRequest(req, ctx.hosts, ctx.gate !== undefined);
@@ -316,15 +359,18 @@ async function listen(server: Server, port: number, host: string): Promise<numbe
  *
  * @param options - the index path, the address and port (0 or absent: a free one), sign-in, and where internal errors go
  * @returns the dashboard's URL and port, and `close()` to stop it
- * @throws PrepaidLedgerError `INVALID_ARGUMENT` if there is no index at the path, `INDEX_CORRUPT`
- *   if the file is not an index of this version, `INVALID_CONFIG` beyond loopback without an
- *   account; the listen error if the port is taken
+ * @throws PrepaidLedgerError `INVALID_ARGUMENT` if there is no index at the path or the explorer
+ *   template is not an http(s) URL with `{tx}`, `INDEX_CORRUPT` if the file is not an index of
+ *   this version, `INVALID_CONFIG` beyond loopback without an account; the listen error if the
+ *   port is taken
  */
 export async function serveDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const explorer = options.explorer === undefined ? null : parseExplorer(options.explorer);
   const host = options.host ?? "127.0.0.1";
   const signIn = openGate(host, options.auth, (options.hostnames?.length ?? 0) > 0);
   let db: Database;
   try {
+    await loadCharts();
     db = openIndex(options.db, { mustExist: true, readOnly: true });
   } catch (e) {
     signIn?.store.close();
@@ -332,7 +378,7 @@ export async function serveDashboard(options: DashboardOptions): Promise<Dashboa
   }
   const onError = options.onError ?? ((e: unknown) => console.error("dashboard: internal error:", e));
   const hosts = new Set<string>();
-  const ctx: Context = { db, queries: new IndexQueries(db), hosts, onError, rpc: options.rpc, gate: signIn?.gate };
+  const ctx: Context = { db, queries: new IndexQueries(db), explorer, hosts, onError, rpc: options.rpc, gate: signIn?.gate };
   const server = createServer((req, res) => respond(ctx, req, res));
   let port: number;
   try {

@@ -64,9 +64,11 @@ export interface MerchantRow {
   liability: number;
   batches: number;
   nextSequence: number;
-  badRecords: number;
-  firstTime: number | null;
-  lastTime: number | null;
+  /** Records that failed verification (docs/WORKBENCH.md, "Glossary"). */
+  failedRecords: number;
+  /** Block time of its first record, of its last, and of its last consumption or refund ("last service"). */
+  firstRecordTime: number | null;
+  lastRecordTime: number | null;
   lastServiceTime: number | null;
   alerts: number;
   /** Its name from the regulator's registry data (`MerchantProfileSet`), null if none was published. */
@@ -82,6 +84,8 @@ export interface Totals {
   verified: number;
   failed: number;
   encrypted: number;
+  /** Records covered by the quorum's last final checkpoint (0 without a quorum). */
+  confirmed: number;
   /** Records not yet covered by a final checkpoint (0 without a quorum). */
   pending: number;
   toppedUp: number;
@@ -133,9 +137,11 @@ export interface AccountRow {
   consumed: number;
   refunded: number;
   balance: number;
-  badRecords: number;
+  /** Records that failed verification. */
+  failedRecords: number;
+  /** Block time of its first record (the sale), and of its last. */
   openedTime: number;
-  lastTime: number;
+  lastRecordTime: number;
 }
 
 export interface RecordRow {
@@ -184,6 +190,8 @@ export interface RecordFilter extends Page {
   merchantId?: number;
   account?: string;
   verification?: Verification;
+  /** Only the records booked by this transaction (32 bytes of 0x-hex). */
+  txHash?: string;
   /** Only records after this index (keyset paging: stays fast deep into a big index, unlike `offset`). */
   afterIndex?: number;
   /** Oldest first (default) or newest first. */
@@ -205,10 +213,16 @@ function limitOf(p: Page, fallback: number, max = 10_000): { limit: number; offs
 
 /** A 32-byte account id, 0x-hex (any case); returned lowercase. */
 export function normalizeAccount(account: string): string {
-  if (!/^0x[0-9a-fA-F]{64}$/.test(account)) {
-    throw new PrepaidLedgerError("INVALID_ARGUMENT", "an account id is 32 bytes of 0x-hex", { details: { account } });
+  return normalizeHash(account, "account");
+}
+
+/** 32 bytes of 0x-hex (any case), lowercase. @throws PrepaidLedgerError `INVALID_ARGUMENT` naming `field` */
+function normalizeHash(hex: string, field: "account" | "tx"): string {
+  if (!/^0x[0-9a-fA-F]{64}$/.test(hex)) {
+    const what = field === "account" ? "an account id" : "a transaction hash";
+    throw new PrepaidLedgerError("INVALID_ARGUMENT", `${what} is 32 bytes of 0x-hex`, { details: { [field]: hex } });
   }
-  return account.toLowerCase();
+  return hex.toLowerCase();
 }
 
 export class IndexQueries {
@@ -258,6 +272,7 @@ export class IndexQueries {
       failed: num(m.failed),
       encrypted,
       verified: num(m.records) - num(m.failed) - encrypted,
+      confirmed: info.quorum === null ? 0 : Math.min(info.finalRecordCount, info.recordCount),
       pending,
       toppedUp: num(m.topped_up),
       consumed: num(m.consumed),
@@ -477,6 +492,10 @@ export class IndexQueries {
       where.push("verification = ?");
       args.push(filter.verification);
     }
+    if (filter.txHash !== undefined) {
+      where.push("tx_hash = ?");
+      args.push(normalizeHash(filter.txHash, "tx"));
+    }
     if (filter.afterIndex !== undefined) {
       where.push("record_index > ?");
       args.push(filter.afterIndex);
@@ -588,9 +607,9 @@ function merchantRow(r: Record<string, unknown>, names: Map<number, MerchantProf
     liability: num(r.topped_up) - num(r.consumed) - num(r.refunded),
     batches: num(r.batches),
     nextSequence: num(r.next_sequence),
-    badRecords: num(r.bad_records),
-    firstTime: numOrNull(r.first_time),
-    lastTime: numOrNull(r.last_time),
+    failedRecords: num(r.bad_records),
+    firstRecordTime: numOrNull(r.first_time),
+    lastRecordTime: numOrNull(r.last_time),
     lastServiceTime: numOrNull(r.last_service_time),
     alerts: num(r.alerts ?? 0),
     name: profile?.name ?? null,
@@ -608,9 +627,9 @@ function accountRow(r: Record<string, unknown>): AccountRow {
     consumed: num(r.consumed),
     refunded: num(r.refunded),
     balance: num(r.balance),
-    badRecords: num(r.bad_records),
+    failedRecords: num(r.bad_records),
     openedTime: num(r.opened_time),
-    lastTime: num(r.last_time),
+    lastRecordTime: num(r.last_time),
   };
 }
 

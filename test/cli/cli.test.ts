@@ -274,13 +274,14 @@ describe("prepaid command line", function () {
       expect(view.history.map((e) => e.event)).to.deep.equal(["ratio-set", "deposited", "cooling-off-paid", "ratio-set"]);
       const text = (await prepaid(["merchant", String(id), "--db", db])).stdout;
       expect(text).to.include(`Custody (contract ${day.custodyAddress.toLowerCase()}, from its events):`);
-      expect(text).to.include(`Held:      ${yuan(c.held)}`);
+      expect(text.split("\n").find((l) => l.startsWith("Held:"))).to.match(new RegExp(`^Held: +${yuan(c.held).replace(/[.]/g, "\\.")}$`));
+      expect(text).to.match(/^Coverage ratio: +\d+ %$/m);
       expect(text).to.match(/Coverage: +\d+\.\d % — BELOW the requirement by ¥/);
       expect(text).to.include("Custody history (4):");
       expect(text).to.match(/ cooling-off return +-¥[\d,]+\.\d\d/);
       expect(text).to.match(/ ratio set .+30 % → 100 %/);
       const table = (await prepaid(["merchants", "--db", db])).stdout;
-      expect(table.split("\n")[0]).to.match(/ liability +failed +alerts +held +required +coverage/);
+      expect(table.split("\n")[0]).to.match(/ liability +failed records +alerts +custody held +required +coverage/);
       const line = table.split("\n").find((l) => l.trimStart().startsWith(`${id} `))!;
       expect(line).to.include(yuan(c.held)).and.include(yuan(c.required)).and.match(/ BELOW\s*$/);
       const alerts = JSON.parse((await prepaid(["alerts", "--rule", "custody-below-requirement", "--json", "--db", db])).stdout) as { alerts: { merchantId: number }[] };
@@ -327,9 +328,21 @@ describe("prepaid command line", function () {
       for (const r of card.records) {
         const line = text.stdout.split("\n").find((l) => l.trimStart().startsWith(`${r.recordIndex} `))!;
         expect(line, text.stdout).to.include(r.details.orderRef).and.to.include(r.details.memo).and.to.include("verified");
-        expect(line).to.include(r.confirmed ? "yes" : "pending");
+        expect(line).to.include(r.confirmed ? "confirmed" : "pending");
         expect(line).to.match(r.kind === RecordKind.TopUp ? /\+¥[\d,]+\.\d\d/ : /-¥[\d,]+\.\d\d/);
       }
+      // The running balance: each line's "balance after" is the sum of the signed amounts so far,
+      // and the last is the card's balance on chain.
+      const header = text.stdout.split("\n").find((l) => l.includes("balance after"))!;
+      expect(header).to.match(/record +block time +kind +amount +balance after +order ref +memo +verification +confirmation/);
+      const all = (JSON.parse(run.stdout) as { merchants: { records: { recordIndex: number; kind: number; amount: number }[] }[] }).merchants[0].records;
+      let balance = 0n;
+      for (const r of all) {
+        balance += r.kind === RecordKind.TopUp ? BigInt(r.amount) : -BigInt(r.amount);
+        const line = text.stdout.split("\n").find((l) => l.trimStart().startsWith(`${r.recordIndex} `))!;
+        expect(line, `record ${r.recordIndex}`).to.match(new RegExp(`[+-]¥[\\d,]+\\.\\d\\d +${yuan(balance).replace(/[$.]/g, "\\$&")} `));
+      }
+      expect(balance).to.equal(books.balance);
     });
 
     it("alerts: --exit-code exits 10 when it lists alerts and 0 when none", async function () {
@@ -567,6 +580,18 @@ describe("prepaid command line", function () {
       } finally {
         child.kill("SIGKILL"); // only if a failed expectation left it running
       }
+    });
+
+    it("exits 2 for an --explorer (or config \"explorer\") that is not an http(s) URL template with {tx}", async function () {
+      for (const template of ["https://explorer.example/tx/", "ftp://explorer.example/{tx}"]) {
+        const run = await prepaid(["serve", "--db", db, "--explorer", template]);
+        expect(run.code, template).to.equal(2);
+        expect(run.stderr).to.include("{tx}");
+      }
+      writeFileSync(join(dir, "explorer.json"), JSON.stringify({ explorer: "https://explorer.example/tx/" }));
+      const run = await prepaid(["serve", "--db", db, "--config", "explorer.json"]);
+      expect(run.code).to.equal(2);
+      expect(run.stderr).to.include("explorer");
     });
   });
 

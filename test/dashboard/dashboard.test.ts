@@ -10,13 +10,14 @@ import type { Browser, Page } from "playwright-core";
 import { DEMO_REGULATOR_KEY, MERCHANTS, SUSPENDED, runDay, type DayResult } from "../../scripts/lib/day.js";
 import { RecordKind } from "../../src/crypto/details.js";
 import { publicKeyOf } from "../../src/crypto/ecies.js";
-import { liabilityChart } from "../../src/dashboard/chart.js";
+import { alertsChart, flowsChart, liabilityByMerchantChart, liabilityChart, loadCharts } from "../../src/dashboard/chart.js";
 import { custodySection } from "../../src/dashboard/custody.js";
 import { CHART_POINTS, PAGE_SIZE, TOP_ALERTS } from "../../src/dashboard/data.js";
 import { dateTime, yuan } from "../../src/dashboard/format.js";
 import { html } from "../../src/dashboard/html.js";
 import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
 import { custodyFigures } from "../../src/indexer/custody.js";
+import { alertCounts, history } from "../../src/indexer/history.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
 import { merchantStatusName } from "../../src/regulator/books.js";
@@ -105,13 +106,24 @@ describe("dashboard: rendering", function () {
     expect(custodyFigures(500, 5_000, 1_001)).to.deep.equal({ held: 500, ratioBps: 5_000, liability: 1_001, required: 501, coverage: 500 / 501, belowRequirement: true, claimsOpened: false });
   });
 
-  it("charts one point per entry of the series, and no chart for an empty one", function () {
+  it("charts one point per entry of the series, with its figures as a table, and no chart for an empty one", async function () {
+    await loadCharts();
     const point = (time: number, liability: number) => ({ blockNumber: time, time, liability, toppedUp: 0, consumed: 0, refunded: 0 });
     const chart = liabilityChart([point(1_795_000_000, 100_000), point(1_795_000_600, 250_050), point(1_795_003_600, 0)], "test").text;
-    expect(chart.match(/<circle class="point"/g)).to.have.length(3);
-    expect(chart).to.include("¥2,500.50").and.include(">¥0.00<");
+    expect(chart.match(/<svg/g)).to.have.length(1);
+    expect(chart.match(/<tr data-point>/g)).to.have.length(3);
+    expect(chart).to.include(">¥2,500.50<").and.include(">¥0.00<");
     expect(liabilityChart([point(1_795_000_000, 100)], "one batch").text).to.include("<svg");
     expect(liabilityChart([], "none").text).not.to.include("<svg");
+  });
+
+  it("escapes the names it draws, and never writes a script", async function () {
+    await loadCharts();
+    const evil = `<script>alert(1)</script>`;
+    const h = { unit: "day" as const, starts: [1_795_000_000], end: 1_795_086_400, flows: [{ toppedUp: 100, consumed: 0, refunded: 0 }], liability: [{ merchantId: 7, values: [100] }] };
+    const charts = [liabilityByMerchantChart(h, new Map([[7, evil]])), flowsChart(h), alertsChart([{ rule: evil, high: 1, medium: 0, low: 0 }])];
+    for (const c of charts) expect(c.text).not.to.match(/<script|\son[a-z]+=|javascript:|<foreignObject|href="http/i);
+    expect(charts[0].text).to.include("&lt;script&gt;");
   });
 });
 
@@ -248,14 +260,14 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       const books = await ledger.merchantBooks(m.id);
       expect(fen(await text("[data-field=liability] .value"))).to.equal(books.liability);
       const series = q.liabilitySeries(m.id, CHART_POINTS);
-      expect(await page.locator("svg.chart circle.point").count()).to.equal(series.length);
+      expect(await page.locator("#liability-chart svg").count()).to.equal(1);
+      expect(await page.locator("#liability-chart tr[data-point]").count()).to.equal(series.length);
       // Each batch the merchant sent is one point, and so is each settlement custody booked for
       // it (the evening's claims, the morning's cooling-off return); far fewer than CHART_POINTS.
       const settlements = await ledger.queryFilter(ledger.filters.Settled(m.id), 0);
       expect(BigInt(series.length)).to.equal(books.nextSequence - 1n + BigInt(settlements.length));
-      // The last point (its tooltip: "block N, <time>: ¥…") is the merchant's liability now.
-      const last = await page.locator("svg.chart circle.point title").last().textContent();
-      expect(fen(last!.split(": ").at(-1)!)).to.equal(books.liability);
+      // The last point is the merchant's liability now.
+      expect(fen(await page.locator("#liability-chart tr[data-point] [data-field=liability]").last().textContent())).to.equal(books.liability);
       expect(await rowIds("#accounts tbody tr", "data-account")).to.deep.equal(q.accounts(m.id).map((a) => a.account));
     }
     // Suspended at midday, closed in the evening: its holders claimed from custody at one rate.
@@ -283,6 +295,7 @@ describe("dashboard: the main job's day in headless Chromium", function () {
 
     const records = q.records({ merchantId: first.id, account });
     const final = await (await connection.ethers.getContractAt("SupervisorQuorum", day.quorumAddress)).lastFinal();
+    let running = 0n;
     for (const r of records) {
       const row = `#records tr[data-record="${r.recordIndex}"]`;
       expect(await text(`${row} [data-field=verification]`)).to.equal("verified");
@@ -290,9 +303,17 @@ describe("dashboard: the main job's day in headless Chromium", function () {
       // The order reference carries the simulated day of the record (day.ts: town.ts Traffic).
       const date = new Date(r.details!.time * 1000).toISOString().slice(0, 10).replaceAll("-", "");
       expect(await text(`${row} [data-field=order-ref]`)).to.match(new RegExp(`^${first.name.slice(0, 3).toUpperCase()}-${date}-\\d{5}$`));
-      expect(fen(await text(`${row} [data-field=amount]`))).to.equal(BigInt(r.amount));
+      // Signed: a top-up adds to the card ("+¥…"), consumption and refunds take from it ("-¥…").
+      const signed = r.kind === RecordKind.TopUp ? BigInt(r.amount) : -BigInt(r.amount);
+      const amount = (await text(`${row} [data-field=amount]`))!;
+      expect(amount.startsWith(signed >= 0n ? "+¥" : "-¥"), amount).to.equal(true);
+      expect(fen(amount.replace(/^\+/, ""))).to.equal(signed);
+      running += signed;
+      expect(fen(await text(`${row} [data-field=balance-after]`)), `balance after record ${r.recordIndex}`).to.equal(running);
       expect(await text(`${row} [data-field=confirmation]`)).to.equal(BigInt(r.recordIndex) <= final ? "confirmed" : "pending");
     }
+    // The running balance ends at the card's balance on chain.
+    expect(running).to.equal(books.balance);
     // A card's first record is its sale (day.ts): a top-up with that memo.
     expect(await text("#records tbody tr:first-child [data-field=kind]")).to.equal("top-up");
     expect(await text("#records tbody tr:first-child [data-field=memo]")).to.equal("prepaid card sold");
@@ -302,6 +323,9 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     await screenshot("record");
     expect(await text("[data-field=commitment] code")).to.equal(uploaded[0].commitment.toLowerCase());
     expect(await text("[data-field=verification] .badge")).to.equal("verified");
+    // No explorer configured: the hash is shown, not linked away.
+    expect(await page.locator("[data-field=tx] a.explorer").count()).to.equal(0);
+    expect(await text("[data-field=tx] code")).to.equal(uploaded[0].txHash.toLowerCase());
   });
 
   it("lists exactly the index's alerts, and filters them by rule and by merchant", async function () {
@@ -322,6 +346,134 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     const merchantId = all[0].merchantId!;
     await page.goto(`${dashboard.url}/alerts?merchant=${merchantId}`);
     expect(await alertIdsOnAllPages()).to.deep.equal(q.alerts({ merchantId, limit: 100_000 }).map((a) => a.id));
+  });
+
+  it("links an alert to the card it names, whose page lists the alerts about it", async function () {
+    const alert = q.alerts({ rule: "card-limit", limit: 1 })[0];
+    expect(alert.account, "a card-limit alert names its card").to.be.a("string");
+    await page.goto(`${dashboard.url}/alerts?rule=card-limit`);
+    const row = page.locator(`table.alerts tr[data-alert="${alert.id}"]`);
+    const target = `${dashboard.url}/merchants/${alert.merchantId}/accounts/${alert.account}`;
+    await Promise.all([page.waitForURL(target), row.locator(`a[href="/merchants/${alert.merchantId}/accounts/${alert.account}"]`).click()]);
+    const about = q.alerts({ merchantId: alert.merchantId!, limit: 100_000 }).filter((a) => a.account === alert.account);
+    expect((await rowIds("table.alerts tbody tr", "data-alert")).map(Number)).to.deep.equal(about.map((a) => a.id));
+  });
+
+  it("charts the index over time on the overview: each merchant's liability, money in and out, alerts by rule", async function () {
+    await page.goto(dashboard.url);
+    for (const id of ["liability-by-merchant", "flows", "alerts-by-rule"]) {
+      expect(await page.locator(`#${id} svg`).count(), id).to.equal(1);
+      expect(await page.locator(`#${id} .chart-image`).getAttribute("aria-label"), id).to.match(/\S{10}/);
+    }
+    // The figures behind each chart: the last bucket's liabilities are the merchants' books now,
+    // the buckets' flows add up to the totals, and the alerts per rule to the index's alerts.
+    const ledger = await contract();
+    const buckets = await page.locator("#liability-by-merchant tbody tr").count();
+    expect(buckets).to.be.greaterThan(0);
+    for (const m of MERCHANTS) {
+      const last = await text(`#liability-by-merchant tbody tr:last-child td[data-merchant="${m.id}"]`);
+      expect(fen(last), `merchant ${m.id}`).to.equal((await ledger.merchantBooks(m.id)).liability);
+    }
+    const column = async (field: string) =>
+      (await page.locator(`#flows tbody td[data-field=${field}]`).allTextContents()).reduce((sum, t) => sum + fen(t), 0n);
+    const totals = q.totals();
+    expect([await column("topped-up"), await column("consumed"), await column("refunded")]).to.deep.equal(
+      [totals.toppedUp, totals.consumed, totals.refunded].map(BigInt),
+    );
+    const byRule = await page.locator("#alerts-by-rule tbody tr").evaluateAll((rows) =>
+      rows.map((r) => ["high", "medium", "low"].reduce((n, s) => n + Number(r.querySelector(`[data-field=${s}]`)!.textContent), 0)),
+    );
+    expect(byRule.reduce((a, b) => a + b, 0)).to.equal(q.alerts({ limit: 100_000 }).length);
+    // The supervision state: records confirmed by the quorum, and pending ones.
+    expect(await text("[data-field=supervision]")).to.match(totals.pending === 0 ? /All \d+ records are confirmed/ : /are pending/);
+    await page.locator("#liability-by-merchant").scrollIntoViewIfNeeded();
+    await screenshot("overview-charts");
+    await page.locator("#alerts-by-rule").scrollIntoViewIfNeeded();
+    await page.locator("#alerts-by-rule").screenshot({ path: join(artifactDir("dashboard"), "overview-alerts-chart.png") });
+    for (const id of ["liability-by-merchant", "flows"]) await page.locator(`#${id}`).screenshot({ path: join(artifactDir("dashboard"), `overview-${id}-chart.png`) });
+    await page.goto(`${dashboard.url}/merchants/${MERCHANTS[0].id}`);
+    await page.locator("#liability-chart").screenshot({ path: join(artifactDir("dashboard"), "merchant-liability-chart.png") });
+    // A card that was topped up, consumed and refunded: its signed history and running balance.
+    const card = MERCHANTS.flatMap((m) => q.accounts(m.id, { limit: 1_000 })).find((a) => a.consumed > 0 && a.refunded > 0 && a.recordCount >= 4)!;
+    expect(card, "a card with consumption and a refund").to.not.equal(undefined);
+    await page.goto(`${dashboard.url}/merchants/${card.merchantId}/accounts/${card.account}`);
+    expect(await text("#records tbody tr:last-child [data-field=balance-after]")).to.equal(yuan(card.balance));
+    await screenshot("account-consumed-refunded");
+  });
+
+  it("finds a card by its id or a prefix, a record by its index, a transaction by its hash, and says when nothing or several match", async function () {
+    const search = async (query: string) => {
+      await page.goto(dashboard.url);
+      await page.fill("header input[name=q]", query);
+      const [response] = await Promise.all([page.waitForNavigation(), page.press("header input[name=q]", "Enter")]);
+      return response!;
+    };
+    const [first] = MERCHANTS;
+    const [account] = q.accounts(first.id);
+    // The card's first 10 hex digits, as reports print ids ("0x17312af8…"): its page.
+    await search(`${account.account.slice(0, 10)}…`);
+    expect(new URL(page.url()).pathname).to.equal(`/merchants/${first.id}/accounts/${account.account}`);
+    await search(account.account.toUpperCase().replace("0X", "0x"));
+    expect(new URL(page.url()).pathname).to.equal(`/merchants/${first.id}/accounts/${account.account}`);
+    // A record index that is no merchant id: the record.
+    const recordIndex = q.info().recordCount;
+    await search(String(recordIndex));
+    expect(new URL(page.url()).pathname).to.equal(`/records/${recordIndex}`);
+    // A transaction: every record it booked.
+    const [r] = q.records({ merchantId: first.id, account: account.account, limit: 1 });
+    await search(r.txHash);
+    expect(new URL(page.url()).pathname).to.equal(`/transactions/${r.txHash}`);
+    const inTx = q.records({ txHash: r.txHash, limit: 1_000 }).map((x) => String(x.recordIndex));
+    expect(inTx).to.include(String(r.recordIndex));
+    expect(await rowIds("#records tbody tr", "data-record")).to.deep.equal(inTx);
+    await screenshot("transaction");
+    // A number that is both a record index and a merchant id: both, to pick from.
+    const both = await search(String(first.id));
+    expect(both.status()).to.equal(200);
+    expect((await page.locator("#matches li").evaluateAll((li) => li.map((l) => l.getAttribute("data-kind")))).sort()).to.deep.equal(["merchant", "record"]);
+    await screenshot("search-several");
+    // Nothing matches: 404 and the query named; nonsense: 400 with what may be searched.
+    const none = await search("0xffffffffffffffffff");
+    expect(none.status()).to.equal(404);
+    expect(await text("[data-field=message]")).to.match(/nothing in the index matches/i);
+    expect(await text("main li")).to.equal("query: 0xffffffffffffffffff");
+    await screenshot("search-nothing");
+    const bad = await search("gym");
+    expect(bad.status()).to.equal(400);
+    expect(await text("[data-field=message]")).to.match(/card id.*record index.*transaction hash/);
+    const json = JSON.parse((await raw(`${dashboard.url}/api/search?q=${first.id}`)).body) as { matches: { kind: string }[] };
+    expect(json.matches.map((m) => m.kind).sort()).to.deep.equal(["merchant", "record"]);
+    expect((await raw(`${dashboard.url}/search?q=${recordIndex}`)).headers.location).to.equal(`/records/${recordIndex}`);
+  });
+
+  it("links transactions to the configured block explorer, and refuses an explorer that is not a URL template", async function () {
+    const explorer = await serveDashboard({ db: dbPath, port: 0, explorer: "https://explorer.example/tx/{tx}?chain=local" });
+    try {
+      const [r] = q.records({ limit: 1 });
+      await page.goto(`${explorer.url}/records/${r.recordIndex}`);
+      expect(await page.locator("[data-field=tx] a.explorer").getAttribute("href")).to.equal(`https://explorer.example/tx/${r.txHash}?chain=local`);
+      await page.goto(`${explorer.url}/transactions/${r.txHash}`);
+      expect(await page.locator("[data-field=tx] a.explorer").getAttribute("href")).to.equal(`https://explorer.example/tx/${r.txHash}?chain=local`);
+      // The merchant page's custody and recorder histories link each event's transaction.
+      await page.goto(`${explorer.url}/merchants/${MERCHANTS[0].id}`);
+      for (const table of ["#custody-history", "#recorder-history"]) {
+        const rows = await page.locator(`${table} tbody tr`).count();
+        expect(rows, table).to.be.greaterThan(0);
+        const hrefs = await page.locator(`${table} tbody tr a.explorer`).evaluateAll((links) => links.map((l) => l.getAttribute("href")));
+        expect(hrefs, table).to.have.length(rows);
+        for (const href of hrefs) expect(href).to.match(/^https:\/\/explorer\.example\/tx\/0x[0-9a-f]{64}\?chain=local$/);
+      }
+    } finally {
+      await explorer.close();
+    }
+    for (const template of ["https://explorer.example/tx/", "javascript:alert(1)//{tx}", "not a url {tx}"]) {
+      let code: string | undefined;
+      await serveDashboard({ db: dbPath, port: 0, explorer: template }).then(
+        (d) => d.close(),
+        (e: { code?: string }) => (code = e.code),
+      );
+      expect(code, template).to.equal("INVALID_ARGUMENT");
+    }
   });
 
   it("answers an unknown merchant with a 404 page, a malformed id with 400, and never with a stack trace", async function () {
@@ -367,12 +519,25 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     const json = async (path: string) => JSON.parse((await raw(`${dashboard.url}/api${path}`)).body) as unknown;
     const [{ id: merchantId }] = MERCHANTS;
     const [account] = q.accounts(merchantId);
-    expect(await json("/overview")).to.deep.equal(q.overview(TOP_ALERTS));
+    expect(await json("/overview")).to.deep.equal({ ...q.overview(TOP_ALERTS), history: history(index, q.info().settledTime), alertCounts: alertCounts(index) });
     expect(await json(`/merchants/${merchantId}/series`)).to.deep.include({ points: q.liabilitySeries(merchantId, CHART_POINTS) });
     expect(await json(`/merchants/${merchantId}`)).to.deep.include({ merchant: q.merchant(merchantId) });
     expect(await json(`/merchants/${merchantId}/accounts/${account.account}`)).to.deep.include({
       account,
-      records: { page: 1, pages: 1, pageSize: PAGE_SIZE, hasNext: false, items: q.records({ merchantId, account: account.account }) },
+      records: {
+        page: 1,
+        pages: 1,
+        pageSize: PAGE_SIZE,
+        hasNext: false,
+        items: q.records({ merchantId, account: account.account }).reduce<{ balance: number; rows: object[] }>(
+          (acc, r) => {
+            acc.balance += r.kind === RecordKind.TopUp ? r.amount : -r.amount;
+            acc.rows.push({ ...r, balanceAfter: acc.balance });
+            return acc;
+          },
+          { balance: 0, rows: [] },
+        ).rows,
+      },
     });
     expect(await json("/alerts")).to.deep.include({
       filter: { rule: null, merchantId: null },
@@ -404,13 +569,13 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     }
     await page.goto(`${dashboard.url}/merchants/${first.id}`);
     const before = fen(await text("[data-field=liability] .value"));
-    const points = await page.locator("svg.chart circle.point").count();
+    const points = await page.locator("#liability-chart tr[data-point]").count();
 
     await sync(connection, day, dbPath);
     await page.reload();
     expect(fen(await text("[data-field=liability] .value"))).to.equal(before + amount);
     expect(fen(await text("[data-field=liability] .value"))).to.equal((await (await contract()).merchantBooks(first.id)).liability);
-    expect(await page.locator("svg.chart circle.point").count()).to.equal(points + 1);
+    expect(await page.locator("#liability-chart tr[data-point]").count()).to.equal(points + 1);
   });
 
   it("shows who may write for each merchant as the registry's roles and offers stand, with the history of its events", async function () {

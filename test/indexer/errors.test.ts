@@ -186,8 +186,8 @@ describe("indexer: bad input", function () {
     expect(q.alerts({ rule: "verification-failed" }).map((a) => a.recordIndex)).to.include(13);
     // The books come from the on-chain amounts, which the corruption did not touch.
     const c = await f.ledger.merchantBooks(7);
-    expect([q.merchant(7).consumed, q.merchant(7).badRecords]).to.deep.equal([Number(c.consumed), 1]);
-    expect([q.account(7, bad.account).badRecords, q.account(7, card(0)).badRecords]).to.deep.equal([1, 0]);
+    expect([q.merchant(7).consumed, q.merchant(7).failedRecords]).to.deep.equal([Number(c.consumed), 1]);
+    expect([q.account(7, bad.account).failedRecords, q.account(7, card(0)).failedRecords]).to.deep.equal([1, 0]);
     expect(result.newRecords).to.equal(20);
   });
 

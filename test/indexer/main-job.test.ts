@@ -85,7 +85,7 @@ describe("indexer: the main job's traffic", function () {
         expect(
           [m.accountCount, m.recordCount, m.toppedUp, m.consumed, m.refunded, m.liability, m.nextSequence].map(BigInt),
         ).to.deep.equal([c.accountCount, c.recordCount, c.toppedUp, c.consumed, c.refunded, c.liability, c.nextSequence]);
-        expect(m.badRecords).to.equal(0);
+        expect(m.failedRecords).to.equal(0);
         // The liability series (a point per batch and per settlement) ends at the merchant's liability.
         const series = q.liabilitySeries(m.merchantId);
         expect(series.length).to.equal(m.batches + settled.filter((l) => Number(l.args.merchantId) === m.merchantId).length);

@@ -44,7 +44,7 @@ function* paged<Row>(fetch: (offset: number) => Row[]): Iterable<Row> {
 const records: Sheet<RecordRow> = {
   // `kind` is the booked kind (a settlement is a refund); `settlement` says why custody booked it
   // (claim, cooling-off) and `holder` whom it paid, empty for a record of a batch.
-  columns: ["record_index", "merchant_id", "account", "kind", "amount_yuan", "block_number", "block_time", "tx_hash", "log_index", "commitment", "verification", "problems", "confirmed", "time", "order_ref", "memo", "settlement", "holder"],
+  columns: ["record_index", "merchant_id", "account", "kind", "amount_yuan", "block_number", "block_time", "tx_hash", "log_index", "commitment", "verification", "problems", "confirmed", "merchant_time", "order_ref", "memo", "settlement", "holder"],
   cells: (r) => [r.recordIndex, r.merchantId, r.account, KIND_NAMES[r.kind] ?? r.kindName, yuanDecimal(r.amount), r.blockNumber, isoTime(r.blockTime), r.txHash, r.logIndex, r.commitment, r.verification, r.problems.join(";"), r.confirmed, iso(r.details?.time ?? null), r.details?.orderRef ?? null, r.details?.memo ?? null, r.settlement?.reason ?? null, r.settlement?.holder ?? null],
   *rows(q, merchant) {
     // Keyset paging by record index: an OFFSET deep into millions of records rescans them all.
@@ -58,8 +58,8 @@ const records: Sheet<RecordRow> = {
 };
 
 const accounts: Sheet<AccountRow> = {
-  columns: ["merchant_id", "account", "balance_yuan", "initial_amount_yuan", "topped_up_yuan", "consumed_yuan", "refunded_yuan", "records", "failed_records", "opened_time", "last_time"],
-  cells: (a) => [a.merchantId, a.account, yuanDecimal(a.balance), yuanDecimal(a.initialAmount), yuanDecimal(a.toppedUp), yuanDecimal(a.consumed), yuanDecimal(a.refunded), a.recordCount, a.badRecords, isoTime(a.openedTime), isoTime(a.lastTime)],
+  columns: ["merchant_id", "account", "balance_yuan", "initial_amount_yuan", "topped_up_yuan", "consumed_yuan", "refunded_yuan", "record_count", "failed_records", "opened_time", "last_record_time"],
+  cells: (a) => [a.merchantId, a.account, yuanDecimal(a.balance), yuanDecimal(a.initialAmount), yuanDecimal(a.toppedUp), yuanDecimal(a.consumed), yuanDecimal(a.refunded), a.recordCount, a.failedRecords, isoTime(a.openedTime), isoTime(a.lastRecordTime)],
   *rows(q, merchant) {
     const ids = merchant === undefined ? q.merchants().map((m) => m.merchantId) : [merchant];
     for (const id of ids) yield* paged((offset) => q.accounts(id, { limit: PAGE, offset }));
@@ -67,8 +67,8 @@ const accounts: Sheet<AccountRow> = {
 };
 
 const merchants: Sheet<MerchantRow> = {
-  columns: ["merchant_id", "status", "recorder", "suspended_reason", "accounts", "records", "batches", "topped_up_yuan", "consumed_yuan", "refunded_yuan", "liability_yuan", "failed_records", "alerts", "first_record_time", "last_record_time", "last_service_time"],
-  cells: (m) => [m.merchantId, m.status, m.recorder, m.suspendedReason, m.accountCount, m.recordCount, m.batches, yuanDecimal(m.toppedUp), yuanDecimal(m.consumed), yuanDecimal(m.refunded), yuanDecimal(m.liability), m.badRecords, m.alerts, iso(m.firstTime), iso(m.lastTime), iso(m.lastServiceTime)],
+  columns: ["merchant_id", "status", "recorder", "suspended_reason", "account_count", "record_count", "batches", "topped_up_yuan", "consumed_yuan", "refunded_yuan", "liability_yuan", "failed_records", "alerts", "first_record_time", "last_record_time", "last_service_time"],
+  cells: (m) => [m.merchantId, m.status, m.recorder, m.suspendedReason, m.accountCount, m.recordCount, m.batches, yuanDecimal(m.toppedUp), yuanDecimal(m.consumed), yuanDecimal(m.refunded), yuanDecimal(m.liability), m.failedRecords, m.alerts, iso(m.firstRecordTime), iso(m.lastRecordTime), iso(m.lastServiceTime)],
   rows: (q, merchant) => q.merchants().filter((m) => merchant === undefined || m.merchantId === merchant),
 };
 

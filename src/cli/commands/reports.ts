@@ -78,15 +78,15 @@ const MERCHANT_COLUMNS = [
   { header: "consumed", numeric: true },
   { header: "refunded", numeric: true },
   { header: "liability", numeric: true },
-  { header: "failed", numeric: true },
+  { header: "failed records", numeric: true },
   { header: "alerts", numeric: true },
 ];
 
 /** The custody columns of `prepaid merchants`, when a custody contract is attached. */
-const CUSTODY_COLUMNS = [{ header: "held", numeric: true }, { header: "required", numeric: true }, { header: "coverage", numeric: true }];
+const CUSTODY_COLUMNS = [{ header: "custody held", numeric: true }, { header: "required", numeric: true }, { header: "coverage", numeric: true }];
 
 function merchantCells(m: MerchantRow): Cell[] {
-  return [m.merchantId, m.name ?? "", m.status, m.accountCount, m.recordCount, yuan(m.toppedUp), yuan(m.consumed), yuan(m.refunded), yuan(m.liability), m.badRecords, m.alerts];
+  return [m.merchantId, m.name ?? "", m.status, m.accountCount, m.recordCount, yuan(m.toppedUp), yuan(m.consumed), yuan(m.refunded), yuan(m.liability), m.failedRecords, m.alerts];
 }
 
 /** held, required, coverage (held ÷ required), the last marked "BELOW" when held < required. */
@@ -142,9 +142,9 @@ const ACCOUNT_COLUMNS = [
   { header: "topped up", numeric: true },
   { header: "consumed", numeric: true },
   { header: "refunded", numeric: true },
-  { header: "last activity" },
+  { header: "last record" },
 ];
-const accountCells = (a: AccountRow): Cell[] => [a.account, yuan(a.balance), a.recordCount, yuan(a.toppedUp), yuan(a.consumed), yuan(a.refunded), localTime(a.lastTime)];
+const accountCells = (a: AccountRow): Cell[] => [a.account, yuan(a.balance), a.recordCount, yuan(a.toppedUp), yuan(a.consumed), yuan(a.refunded), localTime(a.lastRecordTime)];
 
 function merchantFigures(m: MerchantRow): string {
   return keyValues([
@@ -159,14 +159,14 @@ function merchantFigures(m: MerchantRow): string {
     ["Status", m.status + (m.suspendedReason === null ? "" : ` (${m.suspendedReason})`)],
     ["First key", m.recorder],
     ["Accounts", m.accountCount],
-    ["Records", `${m.recordCount} in ${m.batches} batches (${m.badRecords} failed verification)`],
+    ["Records", `${m.recordCount} in ${m.batches} batches (${m.failedRecords} failed records)`],
     ["Topped up", yuan(m.toppedUp)],
     ["Consumed", yuan(m.consumed)],
     ["Refunded", yuan(m.refunded)],
     ["Liability", yuan(m.liability)],
-    ["First record", time(m.firstTime)],
-    ["Last record", time(m.lastTime)],
-    ["Last service", time(m.lastServiceTime)],
+    ["First record", time(m.firstRecordTime)],
+    ["Last record", time(m.lastRecordTime)],
+    ["Last service", m.lastServiceTime === null ? null : `${localTime(m.lastServiceTime)} (last consumption or refund)`],
   ]);
 }
 
@@ -225,7 +225,7 @@ function custodyText(c: CustodyView): string {
     `\nCustody (contract ${c.custody}, from its events):\n`,
     keyValues([
       ["Held", yuan(c.held)],
-      ["Ratio", c.ratioBps === 0 ? "0 % (no ratio set)" : percent(c.ratioBps)],
+      ["Coverage ratio", c.ratioBps === 0 ? "0 % (no ratio set)" : percent(c.ratioBps)],
       ["Required", `${yuan(c.required)} (ceil(ratio × liability ${yuan(c.liability)} / 10,000))`],
       [
         "Coverage",
@@ -287,46 +287,49 @@ async function merchant(ctx: Context): Promise<number> {
 // ---------------------------------------------------------------- account <id>
 
 const HISTORY_COLUMNS = [
-  { header: "#", numeric: true },
-  { header: "time" },
+  { header: "record", numeric: true },
+  { header: "block time" },
   { header: "kind" },
   { header: "amount", numeric: true },
+  { header: "balance after", numeric: true },
   { header: "order ref" },
   { header: "memo" },
   { header: "verification" },
-  { header: "confirmed" },
+  { header: "confirmation" },
 ];
 
 /** Top-ups add to the card, consumption and refunds take from it. */
-const signedAmount = (r: RecordRow) => (r.kind === 1 ? "+" : "-") + yuan(r.amount);
-const confirmedText = (c: boolean | null) => (c === null ? null : c ? "yes" : "pending");
+const signed = (r: RecordRow) => (r.kind === 1 ? r.amount : -r.amount);
+const confirmationText = (c: boolean | null) => (c === null ? null : c ? "confirmed" : "pending");
 
-function historyCells(r: RecordRow): Cell[] {
+function historyCells(r: RecordRow & { balanceAfter: number }): Cell[] {
   const problems = r.problems.length === 0 ? "" : ` (${r.problems.join(", ")})`;
   return [
     r.recordIndex,
-    localTime(r.details?.time ?? r.blockTime),
+    localTime(r.blockTime),
     r.kindName,
-    signedAmount(r),
+    (signed(r) >= 0 ? "+" : "") + yuan(signed(r)),
+    yuan(r.balanceAfter),
     r.details?.orderRef ?? null,
     // A settlement has no details: say who custody paid.
     r.settlement !== null ? `custody paid holder ${r.settlement.holder}` : (r.details?.memo ?? null),
     r.verification + problems,
-    confirmedText(r.confirmed),
+    confirmationText(r.confirmed),
   ];
 }
 
-/** Every record of one account, oldest first. */
-function history(q: IndexQueries, a: AccountRow): RecordRow[] {
-  const out: RecordRow[] = [];
+/** Every record of one account, oldest first, each with the card's balance once it is booked. */
+function history(q: IndexQueries, a: AccountRow): (RecordRow & { balanceAfter: number })[] {
+  const out: (RecordRow & { balanceAfter: number })[] = [];
+  let balance = 0;
   for (let offset = 0; ; offset += HISTORY_PAGE) {
     const page = q.records({ merchantId: a.merchantId, account: a.account, limit: HISTORY_PAGE, offset });
-    out.push(...page);
+    out.push(...page.map((r) => ({ ...r, balanceAfter: (balance += signed(r)) })));
     if (page.length < HISTORY_PAGE) return out;
   }
 }
 
-function accountText(a: AccountRow, records: RecordRow[]): string {
+function accountText(a: AccountRow, records: (RecordRow & { balanceAfter: number })[]): string {
   return [
     `Account ${a.account} at merchant ${a.merchantId}\n`,
     keyValues([
@@ -336,9 +339,9 @@ function accountText(a: AccountRow, records: RecordRow[]): string {
       ["Consumed", yuan(a.consumed)],
       ["Refunded", yuan(a.refunded)],
       ["Opened", localTime(a.openedTime)],
-      ["Last activity", localTime(a.lastTime)],
+      ["Last record", localTime(a.lastRecordTime)],
     ]),
-    `\nHistory (${records.length} records${a.badRecords > 0 ? `, ${a.badRecords} failed verification` : ""}):\n`,
+    `\nHistory (${records.length} records${a.failedRecords > 0 ? `, ${a.failedRecords} failed records` : ""}; + adds to the card, - takes from it):\n`,
     table(HISTORY_COLUMNS, records.map(historyCells)),
   ].join("");
 }
@@ -394,7 +397,7 @@ export const merchantsCommand: Command = {
   positionals: [],
   summary: "every merchant's books: accounts, records, top-ups, consumption, refunds, liability, custody",
   description:
-    "One line per merchant, with a total. The liability is what the merchant owes its card holders:\ntopped up minus consumed minus refunded. \"failed\" counts records that failed verification.\nWith a custody contract attached to the ledger: what custody holds for the merchant, what it must\nhold (ceil(ratio × liability / 10,000)) and the coverage (held ÷ required); else a note says none is.",
+    "One line per merchant, with a total. The liability is what the merchant owes its card holders:\ntopped up minus consumed minus refunded. \"failed records\" counts records that failed verification.\nWith a custody contract attached to the ledger: what custody holds for the merchant, what it must\nhold (ceil(ratio × liability / 10,000)) and the coverage (held ÷ required); else a note says none is.",
   options: {},
   examples: ["prepaid merchants", "prepaid merchants --json | jq '.merchants[] | {merchantId, liability}'"],
   run: merchants,
@@ -418,7 +421,7 @@ export const accountCommand: Command = {
   positionals: ["id"],
   summary: "a card account under each merchant that has it, with its decrypted history",
   description:
-    "The account's books and every record of it, oldest first: time, kind, amount, order reference and\nmemo (decrypted at sync), verification, and whether the supervisors' quorum has confirmed it.\nAn account id is 32 bytes of hex, or a unique prefix of it (at least 8 hex digits, as reports\nprint ids: 0x17312af8…); the same id may exist under several merchants. Exits 6 if none has it.",
+    "The account's books and every record of it, oldest first: block time, kind, signed amount (+ adds to\nthe card, - takes from it), the balance after it, order reference and memo (decrypted at sync),\nverification, and confirmation (confirmed by the supervisors' quorum, or pending).\nAn account id is 32 bytes of hex, or a unique prefix of it (at least 8 hex digits, as reports\nprint ids: 0x17312af8…); the same id may exist under several merchants. Exits 6 if none has it.",
   options: { merchant: { type: "string", value: "ID", help: "only the account under this merchant" } },
   examples: ["prepaid account 0x17312af8…", "prepaid account 0x17312af8 --merchant 101 --json"],
   run: account,

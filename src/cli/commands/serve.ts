@@ -21,6 +21,7 @@ async function start(ctx: Context, port: number, host: string): Promise<Dashboar
     const timeoutMs = (intOption(ctx.args, "rpc-timeout", 1) ?? ctx.config.rpcTimeout ?? 30) * 1000;
     const auth = authFile(ctx);
     const hostnames = (stringOption(ctx.args, "public-host") ?? "").split(",").map((h) => h.trim()).filter((h) => h !== "");
+    const explorer = stringOption(ctx.args, "explorer") ?? ctx.config.explorer;
     return await serveDashboard({
       db: ctx.db,
       port,
@@ -28,6 +29,7 @@ async function start(ctx: Context, port: number, host: string): Promise<Dashboar
       hostnames,
       auth: { file: auth.path, mustExist: auth.named, trustProxy: ctx.args.values["trust-proxy"] === true },
       onError,
+      explorer,
       rpc: rpc === undefined ? undefined : httpJsonRpc(rpc, { timeoutMs }),
     });
   } catch (e) {
@@ -68,7 +70,7 @@ export const serveCommand: Command = {
   positionals: [],
   summary: "the web dashboard (overview, merchants, accounts, alerts, receipts); sign-in for a team",
   description:
-    "Serves the dashboard over the index on 127.0.0.1 (or --host), prints its URL, and runs until Ctrl-C\nor SIGTERM. Pages and a JSON API under /api/; it reads what a running `sync --follow` commits.\n/receipt checks a card holder's receipt against the chain: it needs --rpc (or \"rpc\" in the config file).\n\nSign-in: once the auth file holds an account (`prepaid users add`), every page requires it, and\nevery page viewed is written to the audit log (`prepaid audit`). Beyond loopback (--host) the\ndashboard refuses to start without an account. Behind a TLS reverse proxy, give --trust-proxy\n(cookies become Secure) and --public-host with the name it serves. docs/TEAM.md.",
+    "Serves the dashboard over the index on 127.0.0.1 (or --host), prints its URL, and runs until Ctrl-C\nor SIGTERM. Pages and a JSON API under /api/; it reads what a running `sync --follow` commits.\n/receipt checks a card holder's receipt against the chain: it needs --rpc (or \"rpc\" in the config file).\nWith --explorer (or \"explorer\"), transaction hashes link to that block explorer; none by default.\n\nSign-in: once the auth file holds an account (`prepaid users add`), every page requires it, and\nevery page viewed is written to the audit log (`prepaid audit`). Beyond loopback (--host) the\ndashboard refuses to start without an account. Behind a TLS reverse proxy, give --trust-proxy\n(cookies become Secure) and --public-host with the name it serves. docs/TEAM.md.",
   options: {
     port: { type: "string", value: "N", help: "TCP port (default: a free port, printed)" },
     host: { type: "string", value: "ADDR", help: "the address to listen on (default 127.0.0.1); beyond loopback only with accounts" },
@@ -76,11 +78,15 @@ export const serveCommand: Command = {
     "trust-proxy": { type: "boolean", help: "behind a reverse proxy: client address and https from X-Forwarded-For/-Proto" },
     auth: AUTH_OPTION,
     rpc: { type: "string", value: "URL", help: 'a node of the index\'s chain, for the receipt page (or "rpc" in the config file)' },
+    explorer: { type: "string", value: "URL", help: 'a block explorer\'s transaction page, {tx} for the hash (or "explorer" in the config file)' },
     "rpc-timeout": { type: "string", value: "SECONDS", help: "seconds one JSON-RPC call of the receipt page may take (default 30)" },
   },
   examples: [
     "prepaid serve --port 8080",
     "prepaid serve --port 8080 --trust-proxy --public-host dashboard.example.org   # behind nginx (docs/TEAM.md)",
-    "prepaid serve --rpc http://127.0.0.1:8545   # with the receipt page", "prepaid sync --follow --quiet & prepaid serve"],
+    "prepaid serve --rpc http://127.0.0.1:8545   # with the receipt page",
+    "prepaid sync --follow --quiet & prepaid serve",
+    "prepaid serve --explorer 'https://etherscan.io/tx/{tx}'",
+  ],
   run,
 };
