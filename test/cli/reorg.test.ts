@@ -161,12 +161,13 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
         expect(text()).to.match(pattern);
       };
       await waitFor(/Following new blocks every 1 s/, child.out);
-      // The node fails: 502s (more than the indexer's own two quick retries), then a hanging answer.
+      // The node fails: 502s, which the client calls again after doubling waits (saying so), until
+      // the indexer's per-call timeout (--rpc-timeout 1) gives up on the call; then a hanging answer.
       proxy.failNext("http502", { method: "eth_blockNumber", count: 3 });
       proxy.failNext("hang", { method: "eth_blockNumber", count: 1 });
       await waitFor(/waiting for the node \(TIMEOUT/, child.err);
       await waitFor(/the node answers again/, child.err);
-      expect(child.err()).to.match(/waiting for the node \(RPC_ERROR/);
+      expect(child.err()).to.match(/the node did not answer eth_blockNumber \(.*\); trying again in \d+ ms/);
       // Records land in the unsettled blocks, then a reorg replaces their block.
       const [, , recorder] = await chain.connection.ethers.getSigners();
       const uploader = await Uploader.open(
