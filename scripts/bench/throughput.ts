@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { BrowserProvider, toQuantity, type Provider } from "ethers";
+import { BrowserProvider, toQuantity, type Provider, type Signer } from "ethers";
 import { network } from "hardhat";
 
 import { RecordKind, type RecordDetails } from "../../src/crypto/index.js";
@@ -18,6 +18,8 @@ import { bytesToHex } from "../../src/crypto/hash.js";
 import { encodeRecordBatchCall } from "../../src/ledger/codec.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
+import { devWallet } from "../lib/supervision-network.js";
+import { formatSigning, timeSigning, type SigningFigures } from "./signing.js";
 import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, benchUploader, consumptions, details } from "./workload.js";
 
 /** One upload configuration, timed over `records` records. */
@@ -56,10 +58,12 @@ export interface LimitCase {
   recordsPerSecond: number;
 }
 
-/** One round of the in-flight comparison: both designs and the limit, from one state. */
+/** One round of the in-flight comparison: both designs, the local key, and the limit, from one state. */
 export interface InFlightRound {
   one: UploadCase;
   two: UploadCase;
+  /** 2 in flight, the recorder's key held by the uploader (an ethers Wallet signing locally). */
+  twoLocal: UploadCase;
   limit: LimitCase;
 }
 
@@ -71,12 +75,14 @@ export interface ThroughputFigures {
   upload: { default: UploadCase; throughput: UploadCase };
   /** Throughput configuration with 1 (the old design) and 2 batches in flight, and the node's limit; per round. */
   inFlight: InFlightRound[];
+  /** Per-batch signing with the local key, ethers' way and the uploader's, over the 2-in-flight run's batches. */
+  signing: SigningFigures;
   /** One transaction per record, each record ECIES-encrypted on its own. */
   naive: UploadCase;
   /** Over the ledger the throughput configuration wrote. */
   verify: { none: VerifyCase; all: VerifyCase };
   targets: { upload: number; verify: number; uploadOfLimit: number };
-  met: { uploadDefault: boolean; uploadThroughput: boolean; verify: boolean; uploadOfLimit: boolean };
+  met: { uploadDefault: boolean; uploadThroughput: boolean; verify: boolean; uploadOfLimit: boolean; uploadOfLimitLocal: boolean };
 }
 
 const NAIVE_RECORDS = 300;
@@ -193,9 +199,11 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
 
     // One batch in flight (the old design), two (the new default), and the node's limit for the
     // same batches: each from the same state, the recorder's key held by the node
-    // (eth_sendTransaction through a JsonRpcSigner; ethers' Wallet.signTransaction alone takes
-    // 200-600 ms for a 1,000-record batch here, see docs/BENCHMARKS.md).
+    // (eth_sendTransaction through a JsonRpcSigner); then two in flight again with the same key
+    // held by the uploader (an ethers Wallet: signed locally by src/upload/signing.ts).
     const wallet = await new BrowserProvider(connection.provider).getSigner(recorder.address);
+    const local = devWallet(2).connect(ethers.provider); // the in-process network's third dev account
+    if (local.address !== wallet.address) throw new Error(`the local key's address ${local.address} is not the recorder's ${wallet.address}`);
     const fastConfig = { batchSize: 1_000, preflight: false } as const;
     const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     await (await ledger.connect(regulator).registerMerchant(MERCHANT, wallet.address)).wait();
@@ -212,10 +220,13 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       await send("evm_revert", [base]);
       base = await send("evm_snapshot", []);
     };
+    let lastBatches: JournalBatchLike[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const upload = async (inFlight: number) => {
-        const uploader = await benchUploader(address, wallet, join(journals, `in-flight-${inFlight}-${round}.jsonl`), { ...fastConfig, inFlight });
-        const measured = await timeUpload(`throughput config, ${inFlight} in flight`, ledger, uploader, timed);
+      const upload = async (inFlight: number, signer: Signer = wallet) => {
+        const key = signer === wallet ? "" : ", local key";
+        const journal = join(journals, `in-flight-${inFlight}-${round}${key === "" ? "" : "-local"}.jsonl`);
+        const uploader = await benchUploader(address, signer, journal, { ...fastConfig, inFlight });
+        const measured = await timeUpload(`${key === "" ? "throughput config" : "throughput"}, ${inFlight} in flight${key}`, ledger, uploader, timed);
         const batches = [...uploader.journal.entries.values()].map((e) => e.batch);
         uploader.close();
         return { measured, batches };
@@ -225,20 +236,26 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       await reset();
       const two = await upload(2);
       await reset();
+      const twoLocal = (await upload(2, local)).measured;
+      await reset();
       const limit = await timeLimit(ledger, ethers.provider, wallet.address, two.batches);
-      rounds.push({ one, two: two.measured, limit });
+      rounds.push({ one, two: two.measured, twoLocal, limit });
+      lastBatches = two.batches;
     }
+    const chainId = (await ethers.provider.getNetwork()).chainId;
+    const signing = await timeSigning(local, chainId, address, lastBatches.map((b) => encodeRecordBatchCall(MERCHANT, BigInt(b.sequence), hexBytes(b.envelope), hexBytes(b.packed))));
     const fast = { ledger };
     const none = await timeVerify(fast.ledger, ethers.provider, "none");
     const all = await timeVerify(fast.ledger, ethers.provider, "all");
 
     const targets = { upload: 20_000, verify: 50_000, uploadOfLimit: 0.9 };
-    const ratio = medianRatio(rounds);
+    const ratio = medianRatio(rounds, "two");
     const throughput = rounds[0]!.two;
     return {
       cores: availableParallelism(),
       upload: { default: byDefault.measured, throughput },
       inFlight: rounds,
+      signing,
       naive: naive.measured,
       verify: { none, all },
       targets,
@@ -247,6 +264,7 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
         uploadThroughput: throughput.recordsPerSecond >= targets.upload,
         verify: none.recordsPerSecond >= targets.verify,
         uploadOfLimit: ratio >= targets.uploadOfLimit,
+        uploadOfLimitLocal: medianRatio(rounds, "twoLocal") >= targets.uploadOfLimit,
       },
     };
   } finally {
@@ -254,9 +272,9 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
   }
 }
 
-/** The median over rounds of (2 in flight) ÷ limit. */
-function medianRatio(rounds: InFlightRound[]): number {
-  const ratios = rounds.map((r) => r.two.recordsPerSecond / r.limit.recordsPerSecond).sort((a, b) => a - b);
+/** The median over rounds of (2 in flight, node's key or local key) ÷ limit. */
+function medianRatio(rounds: InFlightRound[], which: "two" | "twoLocal"): number {
+  const ratios = rounds.map((r) => r[which].recordsPerSecond / r.limit.recordsPerSecond).sort((a, b) => a - b);
   return ratios[ratios.length >> 1]!;
 }
 
@@ -340,12 +358,14 @@ export function formatThroughput(f: ThroughputFigures): string {
     up(f.naive),
     `batching: ${int(f.upload.throughput.recordsPerSecond / f.naive.recordsPerSecond)}x the naive path's records/s`,
     "",
-    "upload at the node's limit: the same consumptions from the same state (evm_snapshot), the recorder's key held by the node;",
+    "upload at the node's limit: the same consumptions from the same state (evm_snapshot), the recorder's key held by the node,",
+    "then by the uploader (local key: an ethers Wallet, signed by src/upload/signing.ts);",
     "limit = the 2-in-flight run's own batch calls, sent back to back without waiting (eth_sendTransaction), until all are mined",
     ...f.inFlight.flatMap((r, i) => [
       ...(f.inFlight.length > 1 ? [`round ${i + 1}`] : []),
       up(r.one),
       up(r.two, i === 0 ? f.met.uploadThroughput : undefined),
+      up(r.twoLocal),
       [
         "node limit (same batches, back to back)".padEnd(34),
         "".padStart(5 + 2 + 9 + 2 + 6),
@@ -355,11 +375,15 @@ export function formatThroughput(f: ThroughputFigures): string {
         int(r.limit.recordsPerSecond).padStart(9),
       ].join("  "),
       `upload / limit: 1 in flight ${(r.one.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}, ` +
-        `2 in flight ${(r.two.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}; ` +
+        `2 in flight ${(r.two.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}, ` +
+        `2 in flight with the local key ${(r.twoLocal.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}; ` +
         `2 in flight / 1 in flight ${(r.two.recordsPerSecond / r.one.recordsPerSecond).toFixed(2)}`,
     ]),
     `target: 2 in flight >= ${f.targets.uploadOfLimit} of the limit${f.inFlight.length > 1 ? " (median over rounds)" : ""}: ` +
-      `${medianRatio(f.inFlight).toFixed(2)} ${verdict(f.met.uploadOfLimit)}`,
+      `node's key ${medianRatio(f.inFlight, "two").toFixed(2)} ${verdict(f.met.uploadOfLimit)}, ` +
+      `local key ${medianRatio(f.inFlight, "twoLocal").toFixed(2)} ${verdict(f.met.uploadOfLimitLocal)}`,
+    "",
+    ...formatSigning(f.signing),
     "",
     `verify: eth_getLogs, decrypt, commitments, hash chain, books rebuilt; report ok and every record verified`,
     `over the throughput config's ledger: ${int(v.records)} records, ${int(v.batches)} batches, ` +

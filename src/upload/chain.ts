@@ -10,6 +10,8 @@ import { BaseWallet, Interface, JsonRpcSigner, hexlify, toQuantity, type Provide
 import { PrepaidLedgerError } from "../errors.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { toLedgerError } from "../ledger/revert.js";
+import { hexToBytes } from "../crypto/hash.js";
+import { signBatchTransaction } from "./signing.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const BATCH_RECORDED = ledgerInterface.getEvent("BatchRecorded")!.topicHash;
@@ -168,15 +170,31 @@ export class UploaderChain {
 
   /**
    * Makes the batch transaction with `nonce`, ready for {@link dispatch}, so that sending it is
-   * one request: a local key (an ethers Wallet) signs it here (fees asked now); a key the node
+   * one request: a local key (an ethers Wallet) signs it here (fees asked now; src/upload/signing.ts,
+   * not ethers' signTransaction, which takes longer than the node's execution of a batch); a key the node
    * holds (a JsonRpcSigner) gets `eth_sendTransaction`; any other signer sends it itself later.
    */
   async prepare(data: string, gasLimit: bigint, nonce: number, context: Record<string, unknown>): Promise<PreparedSend> {
     const signer = this.signer;
     if (signer instanceof BaseWallet) {
-      const tx = await this.call("populateTransaction", () => signer.populateTransaction({ to: this.ledger, data, gasLimit, nonce }), context);
-      const raw = await signer.signTransaction(tx);
-      return { method: "eth_sendRawTransaction", params: [raw] };
+      // Fees and chain id asked without the calldata: ethers would copy 150 kB through hex for nothing.
+      const tx = await this.call("populateTransaction", () => signer.populateTransaction({ to: this.ledger, gasLimit, nonce }), context);
+      const { chainId, maxFeePerGas, maxPriorityFeePerGas, to } = tx;
+      if (tx.type === 2 && chainId != null && maxFeePerGas != null && maxPriorityFeePerGas != null && typeof to === "string") {
+        const bytes = typeof data === "string" ? hexToBytes(data) : (data as Uint8Array);
+        const raw = signBatchTransaction(signer.signingKey, {
+          chainId: BigInt(chainId),
+          nonce,
+          maxFeePerGas: BigInt(maxFeePerGas),
+          maxPriorityFeePerGas: BigInt(maxPriorityFeePerGas),
+          gasLimit,
+          to,
+          data: bytes,
+        });
+        return { method: "eth_sendRawTransaction", params: [raw] };
+      }
+      // A node without EIP-1559 fees: ethers signs the legacy transaction (slowly, but correctly).
+      return { method: "eth_sendRawTransaction", params: [await signer.signTransaction({ ...tx, data })] };
     }
     if (signer instanceof JsonRpcSigner) {
       const from = await this.call("getAddress", () => signer.getAddress());
