@@ -261,9 +261,14 @@ export class Uploader {
         retryable: e.retryable,
       });
     }
+    // Each batch's records built once, not once per record: a 1,000-record batch would otherwise
+    // build a million objects (once the largest cost of an upload, more than the node's).
+    const batches = new Map<JournalEntry, LandedRecord[]>();
     return keys.map((key, i) => {
       const place = this.journal.find(key)!;
-      const landed = this.recordsOf(place.entry)[place.position];
+      let records = batches.get(place.entry);
+      if (records === undefined) batches.set(place.entry, (records = this.recordsOf(place.entry)));
+      const landed = records[place.position]!;
       this.receiptIds ??= { chainId: BigInt(this.journal.header.chainId), ledger: getAddress(this.config.ledger) };
       return { ...landed, receipt: landedReceipt(this.receiptIds, landed, details[i]) };
     });
