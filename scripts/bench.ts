@@ -6,13 +6,15 @@
  *   gas      — gas per record (1 and 100 per transaction) against the EIP-7623 floor for the same bytes
  *   custody  — gas of deposit, withdrawal, cooling-off, claims and sweep; the payout of a closed
  *              merchant to 10,000 card holders (BENCH_HOLDERS), transactions and gas in all
- *   upload   — records/s through the Uploader end to end, and the naive per-record baseline
+ *   upload   — records/s through the Uploader end to end, and the naive per-record baseline; upload ÷
+ *              the node's limit with the key held by the node and by the uploader; per-batch signing time
  *   verify   — records/s the RegulatorReader verifies
  *   nodes    — upload and verify records/s over HTTP against anvil and a `hardhat node`
  *   supervision — gas to mark and finalize a checkpoint (t = 3, 5, 7), gas per record confirmed,
  *              and seconds from upload to confirmation with 4 supervisor processes
- *   indexer  — records/s and peak memory syncing 1,000,000 records from anvil into SQLite, and
- *              the dashboard's response times over that index
+ *   indexer  — records/s and peak memory syncing 1,000,000 records from anvil into SQLite, the
+ *              floor any reader pays and verify's rate over the same ledger (verify ÷ floor,
+ *              sync ÷ verify), and the dashboard's response times over that index
  *   load     — 50 merchants uploading at once with 4 supervisors and `prepaid sync --follow`,
  *              through the fault-injecting proxy with and without faults: records/s, faults by
  *              kind, follower lag, confirmation p50/p99; every record on chain once, index = contract

@@ -18,7 +18,10 @@
  *   BENCH_INDEXER_CARDS=<n>            cards in the ledger (default one per 10 records); e.g.
  *                                      3,000,000 records over 1,000,000 cards for a city's size
  *   BENCH_INDEXER_MAX_BLOCK_RANGE=<n>  sync with `--max-block-range n` only
- *   BENCH_INDEXER_CPU_PROF=<dir>       write the sync process's CPU profile there (node --cpu-prof)
+ *   BENCH_INDEXER_CPU_PROF=<dir>       write the sync's, the floor's and verify's CPU profiles there (node --cpu-prof)
+ *
+ * After the sync, the floor any reader pays and the RegulatorReader's verify read the same ledger,
+ * each in a process of its own (scripts/bench/readers.ts): verify ÷ floor and sync ÷ verify.
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
@@ -38,6 +41,7 @@ import { sealBatch } from "../../src/upload/sealing.js";
 import { GAS_BOUND, MAX_TX_GAS, gasBound } from "../../src/upload/uploader.js";
 import { startAnvil, startTs, type Running } from "../../test/helpers/processes.js";
 import type { WorkerResult } from "./indexer-worker.js";
+import { formatReaders, timeReaders, type ReadersFigures } from "./readers.js";
 import { MEMOS, REGULATOR_KEY, START_TIME, prng } from "./workload.js";
 
 export const DEFAULT_RECORDS = 1_000_000;
@@ -116,6 +120,8 @@ export interface IndexerFigures {
     /** Why the sync with the default configuration failed, if it did (maxBlockRange is then the fallback). */
     defaultFailure: string | undefined;
   };
+  /** The floor any reader pays and verify's rate over the same ledger, with the ratios to the sync. */
+  readers: ReadersFigures;
   dashboard: RouteTiming[];
   targets: { recordsPerSecond: number; maxRssMb: number; overviewMs: number };
   met: { recordsPerSecond: boolean; maxRssMb: boolean; overview: boolean };
@@ -371,21 +377,22 @@ class WorkerFailed extends Error {
   }
 }
 
-/** Runs the worker; resolves with what it printed. Killed after `timeoutMs`. */
-async function runWorker(
-  url: string,
-  ledger: string,
-  db: string,
-  range: number | undefined,
-  timeoutMs: number,
-): Promise<WorkerResult> {
+/** Runs the sync worker; resolves with what it printed. Killed after `timeoutMs`. */
+function runWorker(url: string, ledger: string, db: string, range: number | undefined, timeoutMs: number): Promise<WorkerResult> {
+  return runScript<WorkerResult>("scripts/bench/indexer-worker.ts", [url, ledger, db, ...(range === undefined ? [] : [String(range)])], timeoutMs);
+}
+
+/**
+ * Runs a bench worker script; resolves with the JSON of its last line. Killed after `timeoutMs`.
+ * With `BENCH_INDEXER_CPU_PROF=<dir>`, the worker writes its CPU profile there.
+ */
+export async function runScript<T>(file: string, args: string[], timeoutMs: number): Promise<T> {
   const profile = process.env.BENCH_INDEXER_CPU_PROF;
   const env =
     profile === undefined
       ? {}
       : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${profile}`.trim() };
-  const args = [url, ledger, db, ...(range === undefined ? [] : [String(range)])];
-  const worker: Running = startTs("scripts/bench/indexer-worker.ts", args, env);
+  const worker: Running = startTs(file, args, env);
   const exited = new Promise<number | null>((resolve) => worker.process.once("exit", (code) => resolve(code)));
   const timer = setTimeout(() => worker.process.kill("SIGKILL"), timeoutMs);
   try {
@@ -396,7 +403,7 @@ async function runWorker(
       const cause = lines.filter((l) => l.startsWith("caused by: ")).at(-1);
       throw new WorkerFailed(`exit ${code}: ${lines[0] ?? ""}${cause === undefined ? "" : `, ${cause}`}`, worker.output());
     }
-    return JSON.parse(last) as WorkerResult;
+    return JSON.parse(last) as T;
   } finally {
     clearTimeout(timer);
     await worker.stop();
@@ -496,6 +503,7 @@ export async function benchIndexer(options: IndexerBenchOptions = {}): Promise<I
     if (sync.records !== records || sync.verified !== records || sync.discrepancies !== 0 || sync.matchesContract !== true) {
       throw new Error(`the sync is not clean: ${JSON.stringify(sync)}`);
     }
+    const readers = await timeReaders(runScript, anvil.url, ledger, range, sync, timeout);
     await anvil.stop(); // the dashboard reads only the index; give its core back
     const dashboard = await timeDashboard(db, records);
 
@@ -519,6 +527,7 @@ export async function benchIndexer(options: IndexerBenchOptions = {}): Promise<I
         seconds,
       },
       sync: { ...sync, indexBytes: statSync(db).size, maxBlockRange: range, defaultFailure },
+      readers,
       dashboard,
       targets,
       met: {
@@ -572,6 +581,7 @@ export function formatIndexer(f: IndexerFigures): string {
     `  ${int(s.pages)} pages (largest ${int(s.largestPage)} records) committed in ${s.pagesSeconds.toFixed(1)} s, ` +
       `then ${(s.seconds - s.pagesSeconds).toFixed(1)} s comparing with the contract and evaluating risk rules; ` +
       `index file ${int(s.indexBytes / 2 ** 20)} MB`,
+    ...formatReaders(f.readers, s),
     `dashboard over the ${int(w.records)}-record index: ${WARMUPS} warm-ups, then ${REQUESTS} sequential requests per route (ms)`,
     `${"route".padEnd(28)}    first   median      p95      max      bytes`,
     ...f.dashboard.map(route),

@@ -8,14 +8,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
-import type { Provider } from "ethers";
+import { BrowserProvider, toQuantity, type Provider, type Signer } from "ethers";
 import { network } from "hardhat";
 
 import { RecordKind, type RecordDetails } from "../../src/crypto/index.js";
 import type { JsonRpcLike } from "../../src/regulator/logs.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
+import { bytesToHex } from "../../src/crypto/hash.js";
+import { encodeRecordBatchCall } from "../../src/ledger/codec.js";
 import { Uploader, type UploaderConfigInput } from "../../src/upload/uploader.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
+import { devWallet } from "../lib/supervision-network.js";
+import { formatSigning, timeSigning, type SigningFigures } from "./signing.js";
 import { CARDS, MERCHANT, OPENING, RECORDS, REGULATOR_KEY, benchUploader, consumptions, details } from "./workload.js";
 
 /** One upload configuration, timed over `records` records. */
@@ -42,21 +46,50 @@ export interface VerifyCase {
   recordsPerSecond: number;
 }
 
+/**
+ * The node's own limit for the batches the 2-in-flight upload sent: the same batch calls, signed
+ * beforehand with consecutive nonces and sent back to back without waiting, from the state the
+ * uploads started from (evm_snapshot / evm_revert), until every one is mined.
+ */
+export interface LimitCase {
+  records: number;
+  transactions: number;
+  seconds: number;
+  recordsPerSecond: number;
+}
+
+/** One round of the in-flight comparison: both designs, the local key, and the limit, from one state. */
+export interface InFlightRound {
+  one: UploadCase;
+  two: UploadCase;
+  /** 2 in flight, the recorder's key held by the uploader (an ethers Wallet signing locally). */
+  twoLocal: UploadCase;
+  limit: LimitCase;
+}
+
 /** What {@link benchThroughput} measured, with the targets computed from it. */
 export interface ThroughputFigures {
   /** `os.availableParallelism()`: the node (EDR) and the uploader share these. */
   cores: number;
   /** Default configuration (batchSize 400, preflight) and throughput configuration (1,000, none). */
   upload: { default: UploadCase; throughput: UploadCase };
+  /** Throughput configuration with 1 (the old design) and 2 batches in flight, and the node's limit; per round. */
+  inFlight: InFlightRound[];
+  /** Per-batch signing with the local key, ethers' way and the uploader's, over the 2-in-flight run's batches. */
+  signing: SigningFigures;
   /** One transaction per record, each record ECIES-encrypted on its own. */
   naive: UploadCase;
   /** Over the ledger the throughput configuration wrote. */
   verify: { none: VerifyCase; all: VerifyCase };
-  targets: { upload: number; verify: number };
-  met: { uploadDefault: boolean; uploadThroughput: boolean; verify: boolean };
+  targets: { upload: number; verify: number; uploadOfLimit: number };
+  met: { uploadDefault: boolean; uploadThroughput: boolean; verify: boolean; uploadOfLimit: boolean; uploadOfLimitLocal: boolean };
 }
 
 const NAIVE_RECORDS = 300;
+/** Rounds of the in-flight comparison (BENCH_UPLOAD_ROUNDS); the median ratio is judged. */
+const ROUNDS = Number(process.env.BENCH_UPLOAD_ROUNDS ?? 1);
+/** Consumptions timed per case (BENCH_UPLOAD_RECORDS; default {@link RECORDS}). */
+const UPLOAD_RECORDS = Number(process.env.BENCH_UPLOAD_RECORDS ?? RECORDS);
 /** Reads of the whole ledger per verify figure; the median is reported. */
 export const VERIFY_RUNS = 3;
 
@@ -132,7 +165,8 @@ export async function timeVerify(
 
 /** Runs the bench on a fresh in-process network; throws if any upload or read is wrong. */
 export async function benchThroughput(): Promise<ThroughputFigures> {
-  const { ethers } = await network.create();
+  const connection = await network.create();
+  const { ethers } = connection;
   const [admin, regulator, recorder] = await ethers.getSigners();
   const journals = mkdtempSync(join(tmpdir(), "prepaid-ledger-bench-"));
   try {
@@ -154,8 +188,7 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       return { measured, ledger, address };
     };
 
-    const byDefault = await uploadCase("default config", {}, RECORDS, CARDS);
-    const fast = await uploadCase("throughput config", { batchSize: 1_000, preflight: false }, RECORDS, CARDS);
+    const byDefault = await uploadCase("default config", {}, UPLOAD_RECORDS, CARDS);
     // The naive path books on fewer cards: it is about per-record cost, not account count.
     const naive = await uploadCase(
       "naive: 1 tx + 1 ECIES per record",
@@ -164,26 +197,133 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       10,
     );
 
+    // One batch in flight (the old design), two (the new default), and the node's limit for the
+    // same batches: each from the same state, the recorder's key held by the node
+    // (eth_sendTransaction through a JsonRpcSigner); then two in flight again with the same key
+    // held by the uploader (an ethers Wallet: signed locally by src/upload/signing.ts).
+    const wallet = await new BrowserProvider(connection.provider).getSigner(recorder.address);
+    const local = devWallet(2).connect(ethers.provider); // the in-process network's third dev account
+    if (local.address !== wallet.address) throw new Error(`the local key's address ${local.address} is not the recorder's ${wallet.address}`);
+    const fastConfig = { batchSize: 1_000, preflight: false } as const;
+    const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
+    await (await ledger.connect(regulator).registerMerchant(MERCHANT, wallet.address)).wait();
+    const address = await ledger.getAddress();
+    const opener = await benchUploader(address, wallet, join(journals, "opening.jsonl"), fastConfig);
+    await opener.upload(Array.from({ length: CARDS }, (_, c) => details(RecordKind.TopUp, c, OPENING, c)));
+    opener.close();
+    const timed = consumptions(UPLOAD_RECORDS, CARDS, 20261126);
+    const send = (method: string, params: unknown[]) => ethers.provider.send(method, params);
+    const rounds: InFlightRound[] = [];
+    // Snapshots are used up by a revert: take a new one at once, so the base stays reachable.
+    let base = await send("evm_snapshot", []);
+    const reset = async () => {
+      await send("evm_revert", [base]);
+      base = await send("evm_snapshot", []);
+    };
+    let lastBatches: JournalBatchLike[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const upload = async (inFlight: number, signer: Signer = wallet) => {
+        const key = signer === wallet ? "" : ", local key";
+        const journal = join(journals, `in-flight-${inFlight}-${round}${key === "" ? "" : "-local"}.jsonl`);
+        const uploader = await benchUploader(address, signer, journal, { ...fastConfig, inFlight });
+        const measured = await timeUpload(`${key === "" ? "throughput config" : "throughput"}, ${inFlight} in flight${key}`, ledger, uploader, timed);
+        const batches = [...uploader.journal.entries.values()].map((e) => e.batch);
+        uploader.close();
+        return { measured, batches };
+      };
+      if (round > 0) await reset(); // every round starts from the cards just opened
+      const one = (await upload(1)).measured;
+      await reset();
+      const two = await upload(2);
+      await reset();
+      const twoLocal = (await upload(2, local)).measured;
+      await reset();
+      const limit = await timeLimit(ledger, ethers.provider, wallet.address, two.batches);
+      rounds.push({ one, two: two.measured, twoLocal, limit });
+      lastBatches = two.batches;
+    }
+    const chainId = (await ethers.provider.getNetwork()).chainId;
+    const signing = await timeSigning(local, chainId, address, lastBatches.map((b) => encodeRecordBatchCall(MERCHANT, BigInt(b.sequence), hexBytes(b.envelope), hexBytes(b.packed))));
+    const fast = { ledger };
     const none = await timeVerify(fast.ledger, ethers.provider, "none");
     const all = await timeVerify(fast.ledger, ethers.provider, "all");
 
-    const targets = { upload: 20_000, verify: 50_000 };
+    const targets = { upload: 20_000, verify: 50_000, uploadOfLimit: 0.9 };
+    const ratio = medianRatio(rounds, "two");
+    const throughput = rounds[0]!.two;
     return {
       cores: availableParallelism(),
-      upload: { default: byDefault.measured, throughput: fast.measured },
+      upload: { default: byDefault.measured, throughput },
+      inFlight: rounds,
+      signing,
       naive: naive.measured,
       verify: { none, all },
       targets,
       met: {
         uploadDefault: byDefault.measured.recordsPerSecond >= targets.upload,
-        uploadThroughput: fast.measured.recordsPerSecond >= targets.upload,
+        uploadThroughput: throughput.recordsPerSecond >= targets.upload,
         verify: none.recordsPerSecond >= targets.verify,
+        uploadOfLimit: ratio >= targets.uploadOfLimit,
+        uploadOfLimitLocal: medianRatio(rounds, "twoLocal") >= targets.uploadOfLimit,
       },
     };
   } finally {
     rmSync(journals, { recursive: true, force: true });
   }
 }
+
+/** The median over rounds of (2 in flight, node's key or local key) ÷ limit. */
+function medianRatio(rounds: InFlightRound[], which: "two" | "twoLocal"): number {
+  const ratios = rounds.map((r) => r[which].recordsPerSecond / r.limit.recordsPerSecond).sort((a, b) => a - b);
+  return ratios[ratios.length >> 1]!;
+}
+
+/**
+ * The node's limit for `batches`: each batch's call from `from` (a key the node holds, as for
+ * the uploads), with consecutive nonces and the uploader's gas limit, all sent back to back
+ * without waiting, timed from the first send to the last answer (an automining node answers once
+ * it has mined). Throws unless every transaction succeeded and the chain holds every record.
+ */
+export async function timeLimit(
+  ledger: PrepaidLedger,
+  provider: Provider & JsonRpcLike,
+  from: string,
+  batches: readonly JournalBatchLike[],
+): Promise<LimitCase> {
+  let nonce = await provider.getTransactionCount(from, "pending");
+  const to = await ledger.getAddress();
+  const ordered = [...batches].sort((a, b) => Number(BigInt(a.sequence) - BigInt(b.sequence)));
+  const calls = ordered.map((b) => ({
+    from,
+    to,
+    data: bytesToHex(encodeRecordBatchCall(MERCHANT, BigInt(b.sequence), hexBytes(b.envelope), hexBytes(b.packed))),
+    gas: toQuantity(BigInt(b.gasLimit!)),
+    nonce: toQuantity(nonce++),
+  }));
+  const [before] = await ledger.chainHead();
+  const started = performance.now();
+  const hashes = await Promise.all(calls.map((call) => provider.send("eth_sendTransaction", [call]) as Promise<string>));
+  const seconds = (performance.now() - started) / 1000;
+  const records = ordered.reduce((n, b) => n + b.count, 0);
+  const [after] = await ledger.chainHead();
+  for (const hash of hashes) {
+    const receipt = await provider.getTransactionReceipt(hash);
+    if (receipt?.status !== 1) throw new Error(`limit: the replayed batch ${hash} did not succeed`);
+  }
+  if (after - before !== BigInt(records)) throw new Error(`limit: ${records} records replayed, chain ${before} -> ${after}`);
+  return { records, transactions: calls.length, seconds, recordsPerSecond: records / seconds };
+}
+
+/** What {@link timeLimit} needs of a journal's batch line. */
+interface JournalBatchLike {
+  sequence: string;
+  envelope: string;
+  packed: string;
+  count: number;
+  gasLimit?: string;
+}
+
+const hexBytes = (hex: string): Uint8Array => Buffer.from(hex.slice(2), "hex");
 
 const int = (x: number): string => Math.round(x).toLocaleString("en-US");
 const verdict = (ok: boolean): string => (ok ? "met" : "NOT met");
@@ -215,9 +355,36 @@ export function formatThroughput(f: ThroughputFigures): string {
     "upload end to end: seal, pack, journal (fsync), send, mined; chain checked to advance by every record",
     `${"case".padEnd(34)}  batch  preflight    mode  records    txs  seconds  records/s`,
     up(f.upload.default, f.met.uploadDefault),
-    up(f.upload.throughput, f.met.uploadThroughput),
     up(f.naive),
     `batching: ${int(f.upload.throughput.recordsPerSecond / f.naive.recordsPerSecond)}x the naive path's records/s`,
+    "",
+    "upload at the node's limit: the same consumptions from the same state (evm_snapshot), the recorder's key held by the node,",
+    "then by the uploader (local key: an ethers Wallet, signed by src/upload/signing.ts);",
+    "limit = the 2-in-flight run's own batch calls, sent back to back without waiting (eth_sendTransaction), until all are mined",
+    ...f.inFlight.flatMap((r, i) => [
+      ...(f.inFlight.length > 1 ? [`round ${i + 1}`] : []),
+      up(r.one),
+      up(r.two, i === 0 ? f.met.uploadThroughput : undefined),
+      up(r.twoLocal),
+      [
+        "node limit (same batches, back to back)".padEnd(34),
+        "".padStart(5 + 2 + 9 + 2 + 6),
+        int(r.limit.records).padStart(7),
+        int(r.limit.transactions).padStart(5),
+        r.limit.seconds.toFixed(2).padStart(7),
+        int(r.limit.recordsPerSecond).padStart(9),
+      ].join("  "),
+      `upload / limit: 1 in flight ${(r.one.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}, ` +
+        `2 in flight ${(r.two.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}, ` +
+        `2 in flight with the local key ${(r.twoLocal.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}; ` +
+        `2 in flight / 1 in flight ${(r.two.recordsPerSecond / r.one.recordsPerSecond).toFixed(2)}`,
+    ]),
+    `target: 2 in flight >= ${f.targets.uploadOfLimit} of the limit${f.inFlight.length > 1 ? " (median over rounds)" : ""}: ` +
+      `node's key ${medianRatio(f.inFlight, "two").toFixed(2)} ${verdict(f.met.uploadOfLimit)}, ` +
+      `local key ${medianRatio(f.inFlight, "twoLocal").toFixed(2)} ${verdict(f.met.uploadOfLimitLocal)}`,
+    "",
+    ...formatSigning(f.signing),
+    "",
     `verify: eth_getLogs, decrypt, commitments, hash chain, books rebuilt; report ok and every record verified`,
     `over the throughput config's ledger: ${int(v.records)} records, ${int(v.batches)} batches, ` +
       `${int(v.accounts)} accounts; median of ${VERIFY_RUNS} reads`,

@@ -9,7 +9,7 @@ import { getAddress } from "ethers";
 import { PrepaidLedgerError } from "../errors.js";
 import { bytesToHex, writeHex } from "./bytes.js";
 import { DETAILS_VERSION } from "./details.js";
-import { addressOf, publicKeyOf } from "./keys.js";
+import { addressOf, addressOfPrivateKey } from "./keys.js";
 
 /** What a recipient of a batch key is to the ledger (FORMAT.md 4: role byte 1, 2, 3). */
 export type RecipientRole = "regulator" | "merchant" | "other";
@@ -259,7 +259,7 @@ export async function unwrapDataKey(
   envelope: Uint8Array,
   decrypt: (privateKey: string, cipher: Uint8Array) => Promise<Uint8Array>,
 ): Promise<Uint8Array> {
-  const address = addressOf(publicKeyOf(privateKey));
+  const address = addressOfPrivateKey(privateKey);
   const entry = entryFor(address, envelope);
   let dataKey: Uint8Array;
   try {

@@ -3,7 +3,7 @@
  * log, so this skips ethers' generic ABI decoding for `Recorded` (whose data is packed anyway,
  * docs/FORMAT.md 6) and uses it only for the once-per-batch `BatchRecorded`.
  */
-import { Interface } from "ethers";
+import { Interface, getAddress } from "ethers";
 
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { decodeRecordedData } from "../ledger/codec.js";
@@ -86,8 +86,53 @@ export function decodeRecorded(log: RpcLog): RecordedLog {
   };
 }
 
+const WORD = 64; // hex digits of an ABI word
+const ZEROS = /^0*$/;
+/** Hex of an ABI word whose value fits `bits` (the rest of the word zero), else undefined. */
+const fits = (word: string, bits: number): string | undefined =>
+  ZEROS.test(word.slice(0, WORD - bits / 4)) ? word.slice(WORD - bits / 4) : undefined;
+
+/**
+ * `BatchRecorded` decoded by hand: its data is `abi.encode(uint64 firstRecordIndex, uint16 count,
+ * bytes32 chainHead, bytes envelope)` with the envelope at offset 0x80, as the contract emits it.
+ * Undefined for anything else (a short, padded-differently or tampered log): ethers decodes
+ * those, so what it accepts and refuses stays the rule. ethers' generic decoder took about 2 ms a
+ * batch, 5 % of a regulator's read.
+ */
+function decodeBatchRecordedFast(log: RpcLog): BatchRecordedLog | undefined {
+  const { topics, data } = log;
+  if (topics.length !== 4 || data.length < 2 + 5 * WORD || !data.startsWith("0x")) return undefined;
+  const word = (i: number) => data.slice(2 + WORD * i, 2 + WORD * (i + 1));
+  const merchantId = fits(topics[1]!.slice(2), 32);
+  const sequence = fits(topics[2]!.slice(2), 64);
+  const recorder = fits(topics[3]!.slice(2), 160);
+  const first = fits(word(0), 64);
+  const count = fits(word(1), 16);
+  const offset = fits(word(3), 16);
+  const length = fits(word(4), 16);
+  if ([topics[1], topics[2], topics[3]].some((t) => t!.length !== 2 + WORD)) return undefined;
+  if (merchantId === undefined || sequence === undefined || recorder === undefined || first === undefined) return undefined;
+  if (count === undefined || offset !== "0080" || length === undefined) return undefined;
+  const bytesLength = Number.parseInt(length, 16);
+  const padded = Math.ceil(bytesLength / 32) * WORD;
+  if (data.length !== 2 + 5 * WORD + padded || !ZEROS.test(data.slice(2 + 5 * WORD + 2 * bytesLength))) return undefined;
+  if (!/^0x[0-9a-fA-F]*$/.test(data) || !/^0x[0-9a-fA-F]{64}$/.test(topics[3]!)) return undefined;
+  return {
+    ...position(log),
+    merchantId: Number.parseInt(merchantId, 16),
+    sequence: BigInt("0x" + sequence),
+    recorder: getAddress("0x" + recorder),
+    firstRecordIndex: BigInt("0x" + first),
+    count: Number.parseInt(count, 16),
+    chainHead: bytes("0x" + word(2)),
+    envelope: bytes("0x" + data.slice(2 + 5 * WORD, 2 + 5 * WORD + 2 * bytesLength)),
+  };
+}
+
 /** Decodes a `BatchRecorded` log. */
 export function decodeBatchRecorded(log: RpcLog): BatchRecordedLog {
+  const fast = decodeBatchRecordedFast(log);
+  if (fast !== undefined) return fast;
   const parsed = ledgerInterface.parseLog({ topics: log.topics, data: log.data })!;
   return {
     ...position(log),

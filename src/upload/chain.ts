@@ -5,11 +5,13 @@
  * methods cache an identical request's answer (a failure too) for 250 ms and build an object per
  * log, neither wanted here.
  */
-import { Interface, type Provider, type Signer } from "ethers";
+import { BaseWallet, Interface, JsonRpcSigner, hexlify, toQuantity, type Provider, type Signer } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import { toLedgerError } from "../ledger/revert.js";
+import { bytesToHex, hexToBytes } from "../crypto/hash.js";
+import { signBatchTransaction } from "./signing.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const BATCH_RECORDED = ledgerInterface.getEvent("BatchRecorded")!.topicHash;
@@ -22,6 +24,15 @@ export interface Receipt {
   status: number;
   logs: readonly { topics: readonly string[]; data: string }[];
 }
+
+/**
+ * A batch transaction ready to go out with a nonce the uploader chose (see
+ * {@link UploaderChain.prepare}): signed here, handed to the node's key, or left to the signer.
+ */
+export type PreparedSend =
+  | { method: "eth_sendRawTransaction"; params: [string] }
+  | { method: "eth_sendTransaction"; params: [Record<string, string>] }
+  | { method: "sendTransaction"; send: () => Promise<string> };
 
 type RawProvider = Provider & { send?: (method: string, params: unknown[]) => Promise<unknown> };
 
@@ -149,6 +160,70 @@ export class UploaderChain {
   /** eth_estimateGas of the batch call, from the recorder. */
   estimate(data: string, context: Record<string, unknown>): Promise<bigint> {
     return this.call("eth_estimateGas", () => this.signer.estimateGas({ to: this.ledger, data }), context);
+  }
+
+  /** The recorder's transaction count: mined (`latest`) or including what the node holds (`pending`). */
+  async nonce(tag: "latest" | "pending"): Promise<number> {
+    const from = await this.call("getAddress", () => this.signer.getAddress());
+    return Number(await this.raw("eth_getTransactionCount", [from, tag], () => this.provider.getTransactionCount(from, tag)));
+  }
+
+  /**
+   * Makes the batch transaction with `nonce`, ready for {@link dispatch}, so that sending it is
+   * one request: a local key (an ethers Wallet) signs it here (fees asked now; src/upload/signing.ts,
+   * not ethers' signTransaction, which takes longer than the node's execution of a batch); a key the node
+   * holds (a JsonRpcSigner) gets `eth_sendTransaction`; any other signer sends it itself later.
+   */
+  async prepare(data: string, gasLimit: bigint, nonce: number, context: Record<string, unknown>): Promise<PreparedSend> {
+    const signer = this.signer;
+    if (signer instanceof BaseWallet) {
+      // Fees and chain id asked without the calldata: ethers would copy 150 kB through hex for nothing.
+      const tx = await this.call("populateTransaction", () => signer.populateTransaction({ to: this.ledger, gasLimit, nonce }), context);
+      const { chainId, maxFeePerGas, maxPriorityFeePerGas, to } = tx;
+      if (tx.type === 2 && chainId != null && maxFeePerGas != null && maxPriorityFeePerGas != null && typeof to === "string") {
+        const bytes = typeof data === "string" ? hexToBytes(data) : (data as Uint8Array);
+        const raw = signBatchTransaction(signer.signingKey, {
+          chainId: BigInt(chainId),
+          nonce,
+          maxFeePerGas: BigInt(maxFeePerGas),
+          maxPriorityFeePerGas: BigInt(maxPriorityFeePerGas),
+          gasLimit,
+          to,
+          data: bytes,
+        });
+        return { method: "eth_sendRawTransaction", params: [raw] };
+      }
+      // A node without EIP-1559 fees: ethers signs the legacy transaction (slowly, but correctly).
+      return { method: "eth_sendRawTransaction", params: [await signer.signTransaction({ ...tx, data })] };
+    }
+    if (signer instanceof JsonRpcSigner) {
+      const from = await this.call("getAddress", () => signer.getAddress());
+      // Buffer's hex, not ethers' hexlify: 150 kB of calldata through a JavaScript loop costs milliseconds.
+      const hex = typeof data === "string" ? hexlify(data) : bytesToHex(data as Uint8Array);
+      const params = { from, to: this.ledger, data: hex, gas: toQuantity(gasLimit), nonce: toQuantity(nonce) };
+      return { method: "eth_sendTransaction", params: [params] };
+    }
+    return {
+      method: "sendTransaction",
+      send: async () => (await signer.sendTransaction({ to: this.ledger, data, gasLimit, nonce })).hash,
+    };
+  }
+
+  /**
+   * Sends a prepared batch transaction in one request; resolves with its hash once the node took
+   * it. Ambiguous on failure, as {@link send}.
+   */
+  async dispatch(prepared: PreparedSend, context: Record<string, unknown>): Promise<string> {
+    if (prepared.method === "sendTransaction") return this.call("sendTransaction", prepared.send, context);
+    const send = this.provider.send;
+    if (typeof send === "function") {
+      return String(await this.call(prepared.method, () => send.call(this.provider, prepared.method, prepared.params), context));
+    }
+    if (prepared.method === "eth_sendRawTransaction") {
+      const raw = prepared.params[0];
+      return this.call(prepared.method, async () => (await this.provider.broadcastTransaction(raw)).hash, context);
+    }
+    throw new PrepaidLedgerError("INVALID_CONFIG", "the signer's provider cannot send eth_sendTransaction", { details: context });
   }
 
   /**

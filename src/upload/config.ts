@@ -58,8 +58,29 @@ export const UploaderConfig = z.object({
    * refuse (an overdraw, a suspended merchant) fails here and is never written or sent.
    */
   preflight: z.boolean().default(true),
+  /**
+   * Batches sent and not yet landed at once (1 to 16). Default: 2 without preflight, 1 with it
+   * (a preflight simulates a batch on the state its predecessor leaves, so it waits for it).
+   * With 2, a batch goes to the node the moment the node has answered for the one before, while
+   * the uploader reads that one's receipt and journals it: the node never waits for the client.
+   * Consecutive nonces keep the batches in sequence order (docs/RELIABILITY.md).
+   */
+  inFlight: z.number().int().min(1).max(16).optional(),
+}).superRefine((c, ctx) => {
+  if (c.preflight && c.inFlight !== undefined && c.inFlight > 1) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["inFlight"],
+      message: `inFlight ${c.inFlight} needs preflight: false (a preflight simulates a batch on the state the batch before it leaves)`,
+    });
+  }
 });
 export type UploaderConfigInput = z.input<typeof UploaderConfig>;
+
+/** Batches in flight: the configured number, or 2 without preflight and 1 with it. */
+export function inFlightFor(config: { preflight: boolean; inFlight?: number }): number {
+  return config.inFlight ?? (config.preflight ? 1 : 2);
+}
 export type UploaderConfigValues = z.output<typeof UploaderConfig>;
 
 /** The finality depth for `chainId`: the configured one, or the chain's default. */

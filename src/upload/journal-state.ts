@@ -114,6 +114,15 @@ export abstract class JournalState {
   readonly entries = new Map<string, JournalEntry>();
   /** Identity key → (sequence, position) of every record in a batch not rejected. */
   private readonly keys = new Map<string, { sequence: string; position: number }>();
+  /**
+   * Sequence numbers this journal gave up (its batch there was rejected, or moved to another
+   * number) and has not used again: a batch above a gap made only of these may move down into
+   * it (see Settler.settle).
+   */
+  private readonly released = new Set<string>();
+  /** The order batch lines were written in: of two copies of one batch, the later one counts. */
+  private readonly written = new WeakMap<JournalEntry, number>();
+  private batchLines = 0;
 
   protected constructor(path: string, header: JournalHeader) {
     this.path = path;
@@ -163,7 +172,10 @@ export abstract class JournalState {
   /** Applies one line read back or just written. */
   protected apply(line: JournalLine): void {
     if (line.t === "batch") {
-      this.entries.set(line.sequence, { batch: line, sentTxHashes: [] });
+      const entry: JournalEntry = { batch: line, sentTxHashes: [] };
+      this.entries.set(line.sequence, entry);
+      this.written.set(entry, ++this.batchLines);
+      this.released.delete(line.sequence);
       line.keys?.forEach((key, position) => this.keys.set(key, { sequence: line.sequence, position }));
       return;
     }
@@ -183,9 +195,11 @@ export abstract class JournalState {
     } else if (line.t === "rejected") {
       entry.rejected = line;
       this.forgetKeys(line.sequence);
+      this.released.add(line.sequence);
     } else {
       this.forgetKeys(line.sequence);
       this.entries.delete(line.sequence);
+      this.released.add(line.sequence);
     }
   }
 
@@ -204,14 +218,24 @@ export abstract class JournalState {
     return entry === undefined || entry.rejected !== undefined ? undefined : { entry, position: place.position };
   }
 
-  /** A crash inside resequence() can leave one batch pending under two numbers: keep the later. */
+  /**
+   * A crash inside resequence() can leave one batch pending under two numbers: keep the copy
+   * written last (the number it was being moved to, up or down).
+   */
   protected dropDuplicates(): void {
     const seen = new Map<string, JournalEntry>();
-    for (const entry of this.pending().reverse()) {
+    const latestFirst = this.pending().sort((a, b) => this.written.get(b)! - this.written.get(a)!);
+    for (const entry of latestFirst) {
       const twin = seen.get(entry.batch.packed);
       if (twin === undefined) seen.set(entry.batch.packed, entry);
       else this.append({ t: "moved", sequence: entry.batch.sequence, to: twin.batch.sequence });
     }
+  }
+
+  /** Whether every number in [from, to) is one this journal gave up and has not used again. */
+  releasedRange(from: bigint, to: bigint): boolean {
+    for (let n = from; n < to; n++) if (!this.released.has(n.toString())) return false;
+    return from < to;
   }
 
   /** Appends one line: durably (see {@link write}), then to the state here. */
@@ -250,7 +274,10 @@ export abstract class JournalState {
     return last;
   }
 
-  /** Moves a pending batch to another sequence number (another uploader took its number). */
+  /**
+   * Moves a pending batch to another sequence number: up, when another uploader took its number;
+   * down, into numbers this journal released (a refused batch before it).
+   */
   resequence(entry: JournalEntry, sequence: bigint): JournalEntry {
     const batch: JournalBatch = { ...entry.batch, sequence: sequence.toString() };
     // New line first: a crash between the two leaves the batch under both numbers, and the

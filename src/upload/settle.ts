@@ -48,7 +48,7 @@ export interface SettleOptions {
 }
 
 /** The sequence number is used and the batch is not (yet) seen there: ask the chain again. */
-const TAKEN = Symbol("taken");
+export const TAKEN = Symbol("taken");
 
 export class Settler {
   /** The sequence number the next new batch gets, once known. */
@@ -146,6 +146,12 @@ export class Settler {
         // Batches below this one are missing: ours, removed by a reorg, come back pending here.
         await this.reconcile();
         const lower = this.journal.pending().filter((e) => BigInt(e.batch.sequence) < sequence);
+        if (lower.length === 0 && this.journal.releasedRange(next, sequence)) {
+          // The gap is numbers this journal gave up (a batch before this one was refused while
+          // this one was in flight): move down into it once nothing of ours can still land here.
+          entry = await this.moveDown(entry, deadline);
+          continue;
+        }
         if (lower.length === 0) {
           throw new PrepaidLedgerError("SEQUENCE_CONFLICT", "the journal is ahead of the chain: batches before this one are missing and this journal does not hold them", {
             details: {
@@ -233,6 +239,17 @@ export class Settler {
       if ((await this.chain.nextSequence()) > sequence) return TAKEN;
       throw e;
     }
+    return this.delivered(entry, hash, data, deadline);
+  }
+
+  /**
+   * What became of a batch transaction the node took (`hash`): its receipt once included, TAKEN
+   * when its number is used (by it or another); a refusal by the ledger journaled as rejected
+   * and thrown. Journals the hash first.
+   */
+  async delivered(entry: JournalEntry, hash: string, data: string, deadline: number): Promise<Receipt | typeof TAKEN> {
+    const sequence = BigInt(entry.batch.sequence);
+    const context = { sequence };
     // Ask for the receipt at once (on an automining node it is there) while "sent" is flushed.
     const asked = this.chain.receipt(hash);
     asked.catch(() => undefined);
@@ -315,8 +332,34 @@ export class Settler {
     return logged.length > 0 ? "other" : undefined;
   }
 
+  /**
+   * Moves a pending batch down to the chain's next number, into a gap of numbers this journal
+   * released (a refused batch before it). Safe only once none of its transactions can land at
+   * its old number: the recorder has nothing pending at the node (every transaction this key
+   * sent is mined, so any carrying the batch at its old number was mined and, with the chain
+   * still below that number, reverted; a transaction the node never counted shares a nonce with
+   * the next one signed, so at most one of them is mined), and the chain is still below it.
+   */
+  private async moveDown(entry: JournalEntry, deadline: number): Promise<JournalEntry> {
+    const sequence = BigInt(entry.batch.sequence);
+    for (;;) {
+      const [latest, pending] = [await this.chain.nonce("latest"), await this.chain.nonce("pending")];
+      if (latest >= pending) break;
+      if (Date.now() > deadline) {
+        throw new PrepaidLedgerError("TIMEOUT", "transactions of the recorder are still pending: the batch cannot move to a lower number yet", {
+          details: { merchantId: this.o.merchantId, sequence, latest, pending },
+        });
+      }
+      await sleep(this.o.pollingIntervalMs);
+    }
+    const next = await this.chain.nextSequence();
+    if (next >= sequence || !this.journal.releasedRange(next, sequence)) return entry; // the chain moved: settle() looks again
+    this.nextSequence = undefined;
+    return this.journal.resequence(entry, next);
+  }
+
   /** Journals where the batch landed: final at once at depth 0, else provisional. */
-  private land(entry: JournalEntry, receipt: Receipt): void {
+  land(entry: JournalEntry, receipt: Receipt): void {
     if (receipt.blockNumber > this.head) this.head = receipt.blockNumber;
     const sequenceTopic = "0x" + BigInt(entry.batch.sequence).toString(16).padStart(64, "0");
     const raw = receipt.logs.find((l) => l.topics[0] === BATCH_RECORDED && l.topics[2] === sequenceTopic);

@@ -30,15 +30,16 @@ import { PrepaidLedgerError, isError } from "../errors.js";
 import { encodeRecordBatchCall } from "../ledger/codec.js";
 import type { Receipt } from "../receipt/receipt.js";
 import { UploaderChain } from "./chain.js";
-import { UploaderConfig, confirmationsFor, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
+import { UploaderConfig, confirmationsFor, inFlightFor, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
 import { MAX_TX_GAS, gasBound } from "./gas.js";
 import { packedRecords, recordKey, sameDetails, type PackedEntryRecord } from "./identity.js";
 import { landedReceipt, type ReceiptIds } from "./receipts.js";
 import { Journal, type JournalEntry } from "./journal.js";
+import { sendPipelined } from "./pipeline.js";
 import { sealBatch, sealSingles, type SealedBatch } from "./sealing.js";
 import { Settler, calldata } from "./settle.js";
 
-export { UploaderConfig, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
+export { UploaderConfig, inFlightFor, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
 export { GAS_BOUND, MAX_TX_GAS, gasBound } from "./gas.js";
 
 /** What identifies one landed record on chain (what {@link Uploader.recover} returns). */
@@ -260,9 +261,14 @@ export class Uploader {
         retryable: e.retryable,
       });
     }
+    // Each batch's records built once, not once per record: a 1,000-record batch would otherwise
+    // build a million objects (once the largest cost of an upload, more than the node's).
+    const batches = new Map<JournalEntry, LandedRecord[]>();
     return keys.map((key, i) => {
       const place = this.journal.find(key)!;
-      const landed = this.recordsOf(place.entry)[place.position];
+      let records = batches.get(place.entry);
+      if (records === undefined) batches.set(place.entry, (records = this.recordsOf(place.entry)));
+      const landed = records[place.position]!;
       this.receiptIds ??= { chainId: BigInt(this.journal.header.chainId), ledger: getAddress(this.config.ledger) };
       return { ...landed, receipt: landedReceipt(this.receiptIds, landed, details[i]) };
     });
@@ -296,15 +302,34 @@ export class Uploader {
   }
 
   /**
-   * Seals and submits new records in batches of `batchSize`. Batch i+1 is sealed (JavaScript,
-   * this thread) while batch i's transaction executes (the node, another thread); only one batch
-   * is ever in flight, so sequence numbers stay in order. Sealing starts two turns of the event
-   * loop after submit(): by then batch i is journaled and on its way to the node.
+   * Seals and submits new records in batches of `batchSize`. With `inFlight` ≥ 2 (the default
+   * without preflight), src/upload/pipeline.ts sends them. Otherwise one batch is in flight at a
+   * time: batch i+1 is sealed (JavaScript, this thread) while batch i's transaction executes (the
+   * node, another thread); sealing starts two turns of the event loop after submit(): by then
+   * batch i is journaled and on its way to the node.
    */
   private async uploadFresh(records: Keyed, deadline: number): Promise<void> {
     const chunks: Keyed[] = [];
     for (let start = 0; start < records.length; start += this.config.batchSize) {
       chunks.push(records.slice(start, start + this.config.batchSize));
+    }
+    const window = inFlightFor(this.config);
+    if (window > 1 && chunks.length > 1) {
+      return sendPipelined(
+        {
+          merchantId: this.config.merchantId,
+          chain: this.chain,
+          settler: this.settler,
+          seal: (chunk) => this.seal(chunk),
+          journalBatch: (chunk, sealed, sequence, gasLimit) => this.journalBatch(chunk, sealed, sequence, gasLimit),
+          submitOne: (chunk, sealed) => this.submit(chunk, sealed, deadline),
+          appendSent: (entry, txHash) => this.journal.append({ t: "sent", sequence: entry.batch.sequence, txHash }),
+          size: (chunk) => chunk.length,
+        },
+        chunks,
+        window,
+        deadline,
+      );
     }
     let sealing = chunks.length > 0 ? this.seal(chunks[0]) : undefined;
     for (let i = 0; i < chunks.length; i++) {
@@ -363,6 +388,11 @@ export class Uploader {
         throw e;
       }
     }
+    await this.settler.settle(this.journalBatch(chunk, sealed, sequence, gasLimit), true, deadline);
+  }
+
+  /** Writes a sealed batch to the journal (fsync) under `sequence`, before anything sends it. */
+  private journalBatch(chunk: Keyed, sealed: SealedBatch, sequence: bigint, gasLimit: bigint): JournalEntry {
     this.journal.append({
       t: "batch",
       sequence: sequence.toString(),
@@ -374,7 +404,7 @@ export class Uploader {
       keys: chunk.map((r) => r.key),
       fromBlock: this.settler.fromBlock(),
     });
-    await this.settler.settle(this.journal.entries.get(sequence.toString())!, true, deadline);
+    return this.journal.entries.get(sequence.toString())!;
   }
 
   private parsedOf(entry: JournalEntry): PackedEntryRecord[] {

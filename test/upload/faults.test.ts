@@ -97,38 +97,51 @@ describe("Uploader on an imperfect network (hardhat node behind the fault proxy)
 
   const strip = (rs: UploadedRecord[]) => rs.map((r) => [r.recordIndex, r.commitment, r.txHash, r.salt]);
 
+  /**
+   * One batch at a time (the default, with preflight) and two in flight (no preflight): the fault
+   * hits the first batch of the call, or the second, sent while the first is in flight.
+   */
+  const variants = [
+    { label: "", overrides: {}, records: 3, nth: 1 },
+    { label: ", 2 in flight, first batch", overrides: { preflight: false, inFlight: 2 }, records: 5, nth: 1 },
+    { label: ", 2 in flight, middle batch", overrides: { preflight: false, inFlight: 2 }, records: 5, nth: 2 },
+  ];
+
   describe("a retry after a fault never books a record twice", function () {
-    for (const method of ["eth_sendRawTransaction", "eth_getTransactionReceipt"]) {
-      for (const kind of FAULT_KINDS) {
-        it(`${kind} on ${method}`, async function () {
-          const { m, config, signer, uploader } = await merchant();
-          const first = await uploader.upload(openings(m, 2, 100_000n));
-          const more = [0, 1, 0].map((c, i) => detail(m, 2, card(c), 1_000n + BigInt(i), 100 + i));
-          proxy.failNext(kind, { method });
-          const fault = await uploader.upload(more).then(
-            (records) => ({ records, error: undefined }),
-            (error: unknown) => ({ records: undefined, error }),
-          );
-          if (fault.error !== undefined) {
-            expect(isError(fault.error), String(fault.error)).to.equal(true);
-            expect((fault.error as { retryable: boolean }).retryable, String(fault.error)).to.equal(true);
-          }
-          // As the docs say: call again with the same records (here with the earlier ones too).
-          const again = await untilLanded(uploader, [...openings(m, 2, 100_000n), ...more]);
-          expect(strip(again.records.slice(0, 2))).to.deep.equal(strip(first));
-          if (fault.records !== undefined) expect(strip(again.records.slice(2))).to.deep.equal(strip(fault.records));
+    for (const v of variants) {
+      for (const method of ["eth_sendRawTransaction", "eth_getTransactionReceipt"]) {
+        for (const kind of FAULT_KINDS) {
+          it(`${kind} on ${method}${v.label}`, async function () {
+            const { m, config, signer, uploader } = await merchant(v.overrides);
+            const first = await uploader.upload(openings(m, 2, 100_000n));
+            const more = Array.from({ length: v.records }, (_, i) => detail(m, 2, card(i % 2), 1_000n + BigInt(i), 100 + i));
+            let seen = 0;
+            proxy.failNext(kind, { method, match: () => ++seen === v.nth });
+            const fault = await uploader.upload(more).then(
+              (records) => ({ records, error: undefined }),
+              (error: unknown) => ({ records: undefined, error }),
+            );
+            if (fault.error !== undefined) {
+              expect(isError(fault.error), String(fault.error)).to.equal(true);
+              expect((fault.error as { retryable: boolean }).retryable, String(fault.error)).to.equal(true);
+            }
+            // As the docs say: call again with the same records (here with the earlier ones too).
+            const again = await untilLanded(uploader, [...openings(m, 2, 100_000n), ...more]);
+            expect(strip(again.records.slice(0, 2))).to.deep.equal(strip(first));
+            if (fault.records !== undefined) expect(strip(again.records.slice(2))).to.deep.equal(strip(fault.records));
 
-          // And after a restart, with the same journal: still the first outcome.
-          uploader.close();
-          const restarted = await Uploader.open(config, signer);
-          expect(strip(await restarted.upload([...openings(m, 2, 100_000n), ...more]))).to.deep.equal(strip(again.records));
-          restarted.close();
+            // And after a restart, with the same journal: still the first outcome.
+            uploader.close();
+            const restarted = await Uploader.open(config, signer);
+            expect(strip(await restarted.upload([...openings(m, 2, 100_000n), ...more]))).to.deep.equal(strip(again.records));
+            restarted.close();
 
-          const chain = await onChain(m);
-          expect(chain).to.have.length(5);
-          expect(chain).to.deep.equal(again.records.map((r) => r.commitment));
-          expect(proxy.pendingForced()).to.equal(0);
-        });
+            const chain = await onChain(m);
+            expect(chain).to.have.length(2 + v.records);
+            expect(chain).to.deep.equal(again.records.map((r) => r.commitment));
+            expect(proxy.pendingForced()).to.equal(0);
+          });
+        }
       }
     }
   });

@@ -124,4 +124,21 @@ describe("upload/journal", function () {
     expect(again.pending().map((e) => e.batch.sequence)).to.deep.equal(["5"]);
     again.close();
   });
+
+  it("keeps the copy written last when a crash interrupted a move down into a released number", function () {
+    const path = join(tempDir(), "j.jsonl");
+    const j = Journal.open(path, owner);
+    j.append(batch(2, "0xbad"));
+    j.append(batch(3, "0xfeed")); // in flight when batch 2 was refused
+    j.append({ t: "rejected", sequence: "2", error: "LedgerInsufficientBalance" });
+    expect(j.releasedRange(2n, 3n)).to.equal(true);
+    j.append(batch(2, "0xfeed")); // resequence wrote the copy at 2, then the process died
+    j.close();
+    const again = Journal.open(path, owner);
+    expect(again.pending().map((e) => e.batch.sequence)).to.deep.equal(["2"]);
+    expect(again.entries.has("3")).to.equal(false);
+    // 3 is released now (its batch moved away), 2 is in use again.
+    expect([again.releasedRange(3n, 4n), again.releasedRange(2n, 3n), again.releasedRange(2n, 4n)]).to.deep.equal([true, false, false]);
+    again.close();
+  });
 });
