@@ -243,7 +243,7 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
     await (await asRegulator.setMerchantProfile(m.id, m.name, m.licence, m.category, m.district)).wait();
     log(`  registered merchant ${m.id} ${m.name} (${m.category}, ${m.district}, licence ${m.licence})`);
   }
-  log(`Card rules: at most ${yuan(CARD_CAP)} on a card, and ${COOLING_OFF_DAYS} days to return a new card…`);
+  log(`Card rules: at most ${yuan(CARD_CAP)} on a card, and ${COOLING_OFF_DAYS} days to take back what is unused of a top-up…`);
   for (const m of merchants) await (await asRegulator.setMerchantPolicy(m.id, CARD_CAP, COOLING_OFF_DAYS)).wait();
   log(`Custody: the regulator requires ${Number(COVERAGE_BPS) / 100} % of every merchant's liability in custody; each merchant deposits what its sales need.`);
   for (const m of merchants) await (await (custody.connect(regulator) as Contract).setCoverageRatio(m.id, COVERAGE_BPS)).wait();

@@ -118,6 +118,8 @@ export async function runExit(c: ExitContext, log: (line: string) => void): Prom
     const count = c.merchants.find((x) => x.id === m.merchantId)!.cards;
     for (let n = 0; n < count; n++) {
       const card = demoCard(m.merchantId, n);
+      // A card the merchant never managed to sell (its sales were refused) has no holder to pay.
+      if (((await c.ledger.accountBooks(m.merchantId, card.id)).recordCount as bigint) === 0n) continue;
       const owed = (await c.ledger.balanceOf(m.merchantId, card.id)) as bigint;
       const claims = n >= NOT_CLAIMING && owed > 0n;
       let paid = 0n;
@@ -151,9 +153,10 @@ export function formatExit(exit: ExitResult, shown = 5): string {
   const lines = ["Closed merchants: card holders' claims"];
   for (const m of exit.merchants) {
     const owed = m.holders.reduce((s, h) => s + h.owed, 0n);
+    const owing = m.holders.filter((h) => h.owed > 0n).length;
     lines.push(
-      `  ${m.name} (merchant ${m.merchantId}): owed ${yuan(owed)} to ${m.holders.length} holders; custody held ${yuan(m.pool)}; ` +
-        `rate ${(m.rate * 100).toFixed(2)} %`,
+      `  ${m.name} (merchant ${m.merchantId}): owed ${yuan(owed)} to ${owing} of its ${m.holders.length} card holders; ` +
+        `custody held ${yuan(m.pool)}; rate ${(m.rate * 100).toFixed(2)} %`,
     );
     lines.push(`    ${"card".padEnd(14)} ${"holder".padEnd(14)} ${"owed".padStart(12)} ${"paid".padStart(12)}`);
     for (const h of m.holders.slice(0, shown)) {
@@ -162,7 +165,7 @@ export function formatExit(exit: ExitResult, shown = 5): string {
         `    ${short(h.card).padEnd(14)} ${short(h.holder).padEnd(14)} ${yuan(h.owed).padStart(12)} ${(h.claimed ? yuan(h.paid) : h.owed === 0n ? "nothing owed" : "not claimed").padStart(12)}`,
       );
     }
-    if (m.holders.length > shown) lines.push(`    … and ${m.holders.length - shown} more holders (prepaid merchant ${m.merchantId} lists every claim)`);
+    if (m.holders.length > shown) lines.push(`    … and ${m.holders.length - shown} more card holders (prepaid merchant ${m.merchantId} lists every claim)`);
     const claimed = m.holders.filter((h) => h.claimed);
     const unclaimed = m.holders.filter((h) => !h.claimed && h.owed > 0n);
     lines.push(
