@@ -23,9 +23,8 @@
 import { existsSync } from "node:fs";
 
 import { Interface, getAddress } from "ethers";
-import { z } from "zod";
 
-import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
+import { parseConfig } from "../config.js";
 import { addressOf, publicKeyOf } from "../crypto/ecies.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
@@ -34,12 +33,13 @@ import { toLedgerError } from "../ledger/revert.js";
 import { fetchLogPages, type JsonRpcLike } from "../regulator/logs.js";
 import { timedRpc } from "../rpc.js";
 import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
-import { DEFAULT_ACCOUNT_CACHE } from "./account-cache.js";
+import { IndexerConfig, type IndexerConfigInput, type IndexerConfigValues, type ReorgRollback, type SyncOptions, type SyncResult } from "./config.js";
+import { compareWithContract } from "./contract-check.js";
 import { CUSTODY_LINK_TOPICS, CUSTODY_TOPICS, custodyAddressesSeen, decodeCustodyEvent, decodeCustodyLinkEvent, insertCustodyEvent } from "./custody.js";
 import { PROTECTION_TOPICS, decodeProtectionEvent, insertProtectionEvent } from "./protection.js";
 import { IndexQueries } from "./queries.js";
 import { ChainMoved, PageWriter, type Cursor } from "./page-writer.js";
-import { RiskConfig, evaluateRisk, storeAlerts } from "./risk.js";
+import { evaluateRisk, storeAlerts } from "./risk.js";
 import {
   type BlockHeader,
   type ReorgMark,
@@ -58,103 +58,12 @@ const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
 /** Chains where blocks are final as soon as they are mined: local development nodes. */
 const INSTANT_CHAINS = new Set([31337n, 1337n]);
 
-export const IndexerConfig = z
-  .object({
-    /** The PrepaidLedger address. */
-    ledger: addressSchema,
-    /** Its SupervisorQuorum: checkpoints are indexed and records shown as confirmed or pending. */
-    quorum: addressSchema.optional(),
-    /** The regulator's decryption key; without it records are indexed encrypted. Never stored. */
-    privateKey: privateKeySchema.optional(),
-    /** Path of the SQLite index (created if missing). */
-    db: z.string().min(1),
-    /** First block to read on a new index (the ledger's deployment block, or 0). */
-    fromBlock: z.number().int().min(0).default(0),
-    /**
-     * Blocks to wait before a block is settled. Default 0 on local development chains
-     * (31337, 1337) and 12 elsewhere; a QBFT chain is final at once and can use 0.
-     */
-    confirmations: z.number().int().min(0).max(100_000).optional(),
-    /** Blocks per eth_getLogs request, at most (halved when a node refuses). */
-    maxBlockRange: z.number().int().min(1).max(1_000_000).default(10_000),
-    /**
-     * Cards' books kept in memory between pages (the rest are read back from the index when a
-     * record needs them): memory stays flat however many cards the ledger has.
-     */
-    accountCache: z.number().int().min(1).max(100_000_000).default(DEFAULT_ACCOUNT_CACHE),
-    /** How long any one JSON-RPC call may take before it fails with TIMEOUT (retryable). */
-    rpcTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
-    /** Risk thresholds (src/indexer/risk.ts, docs/RISK.md). */
-    risk: RiskConfig.default(RiskConfig.parse({})),
-  })
-  .strict();
-export type IndexerConfigInput = z.input<typeof IndexerConfig>;
-export type IndexerConfigValues = z.output<typeof IndexerConfig>;
-
-export interface SyncProgress {
-  /** Blocks this sync covers. */
-  fromBlock: number;
-  targetBlock: number;
-  /** Every log up to here is stored. */
-  settledBlock: number;
-  /** Records in the index, and added by this sync so far. */
-  records: number;
-  newRecords: number;
-  recordsPerSecond: number;
-}
-
-export interface SyncOptions {
-  onProgress?: (p: SyncProgress) => void;
-  /** Stops after the page being written (the index stays consistent). */
-  signal?: AbortSignal;
-  /** Called when a reorg within the unsettled blocks was rolled back (the sync then goes on). */
-  onReorg?: (r: ReorgRollback) => void;
-}
-
-/** A reorg the indexer rolled back. */
-export interface ReorgRollback {
-  /** The newest block the index had that is still on the chain. */
-  fork: number;
-  /** The index was rolled back to this block (the fork, or the start of the page holding it, minus 1) and read again after it. */
-  rolledBackTo: number;
-  /** The index's cursor block before the rollback. */
-  from: number;
-}
-
-export interface SyncResult {
-  fromBlock: number;
-  targetBlock: number;
-  /** Every log up to here is stored. */
-  settledBlock: number;
-  /**
-   * Blocks up to here were at least `confirmations` deep when read; the rows of later blocks
-   * (up to settledBlock) are provisional: a reorg rolls them back.
-   */
-  confirmedBlock: number;
-  /** Reorgs rolled back during this sync. */
-  reorgs: ReorgRollback[];
-  records: number;
-  newRecords: number;
-  /** Discrepancies and alerts in the index after the sync. */
-  discrepancies: number;
-  alerts: number;
-  /** The merchants' books and the chain head at the settled block equal the contract's views. */
-  matchesContract: boolean | "unavailable";
-  seconds: number;
-  /** The sync stopped early because its signal was aborted. */
-  aborted: boolean;
-}
+export { IndexerConfig, type IndexerConfigInput, type IndexerConfigValues, type ReorgRollback, type SyncOptions, type SyncProgress, type SyncResult } from "./config.js";
 
 type Provider = JsonRpcLike;
 
 const hex = (n: number | bigint) => "0x" + n.toString(16);
 
-/**
- * What nodes say when they keep no state at a block (a pruned or non-archive node): the
- * comparison with the contract is then skipped. Anything else (a 502, a timeout, an unreachable
- * node) is a node failure, never "no state".
- */
-const NO_STATE = /missing trie node|state (is )?not available|historical state|state histor|pruned|required data unavailable|no state|not an archive/i;
 
 function rpcError(e: unknown, call: string): PrepaidLedgerError {
   if (e instanceof PrepaidLedgerError) return e;
@@ -594,56 +503,9 @@ export class Indexer {
     };
   }
 
-  /** Merchants' books and the chain head at `block`, against the contract's views. */
-  private async compareWithContract(block: number): Promise<boolean | "unavailable"> {
-    const view = async (fn: string, args: unknown[]) => {
-      const data = ledgerInterface.encodeFunctionData(fn, args);
-      const out = await this.call<string>("eth_call", [{ to: this.ledger, data }, hex(block)]);
-      return ledgerInterface.decodeFunctionResult(fn, out);
-    };
-    const q = this.queries();
-    const problems: { field: string; merchantId: number | null; index: unknown; contract: unknown }[] = [];
-    try {
-      const [count, head] = await view("chainHead", []);
-      const info = q.info();
-      if (BigInt(info.recordCount) !== count || info.chainHead !== String(head).toLowerCase()) {
-        problems.push({ field: "chainHead", merchantId: null, index: [info.recordCount, info.chainHead], contract: [count, head] });
-      }
-      for (const m of q.merchants()) {
-        const [c] = await view("merchantBooks", [m.merchantId]);
-        const pairs: [string, number, bigint][] = [
-          ["recordCount", m.recordCount, c.recordCount],
-          ["accountCount", m.accountCount, c.accountCount],
-          ["toppedUp", m.toppedUp, c.toppedUp],
-          ["consumed", m.consumed, c.consumed],
-          ["refunded", m.refunded, c.refunded],
-          ["nextSequence", m.nextSequence, c.nextSequence],
-        ];
-        for (const [field, mine, theirs] of pairs) {
-          if (BigInt(mine) !== theirs) problems.push({ field, merchantId: m.merchantId, index: mine, contract: theirs });
-        }
-      }
-    } catch (e) {
-      // A pruned node keeps no state at older blocks: the comparison is skipped, not failed. A
-      // node that failed (502, timeout, unreachable) is an error: the caller retries.
-      if (isError(e, "LEDGER_REVERTED")) return "unavailable";
-      if (isError(e, "RPC_ERROR") && NO_STATE.test(`${e.message} ${String((e.cause as Error | undefined)?.message ?? "")}`)) return "unavailable";
-      throw e;
-    }
-    await inTransaction(this.db, () => {
-      this.db.exec("DELETE FROM discrepancies WHERE kind = 'books-mismatch'");
-      const insert = this.db.prepare("INSERT INTO discrepancies (kind, message, merchant_id, block_number, details) VALUES (?, ?, ?, ?, ?)");
-      for (const p of problems) {
-        insert.run(
-          "books-mismatch",
-          `${p.merchantId === null ? "ledger" : `merchant ${p.merchantId}`}: ${p.field} in the index differs from the contract's`,
-          p.merchantId,
-          block,
-          JSON.stringify(p, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
-        );
-      }
-    });
-    return problems.length === 0;
+  /** Merchants' books and the chain head at `block`, against the contract's views (contract-check.ts). */
+  private compareWithContract(block: number): Promise<boolean | "unavailable"> {
+    return compareWithContract(this.db, this.queries(), (data) => this.call<string>("eth_call", [{ to: this.ledger, data }, hex(block)]), block);
   }
 
   private async evaluateRisk(block: number, time: number): Promise<void> {
