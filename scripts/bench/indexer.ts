@@ -325,9 +325,16 @@ async function generate(rpc: JsonRpcLike, ledger: string, streams: MerchantStrea
     }
   }
   await Promise.all(inFlight);
+  // A large ledger leaves a long queue behind the last send: wait while anvil keeps mining it,
+  // and give up only when a recorder's nonce stops moving for a minute.
   for (const s of streams) {
-    for (let tries = 0; Number(await rpc.send("eth_getTransactionCount", [s.recorder.address, "latest"])) < s.nonce; tries++) {
-      if (tries > 600) throw new Error(`merchant ${s.merchantId}: not every batch transaction was mined`);
+    let mined = -1;
+    let since = Date.now();
+    for (;;) {
+      const now = Number(await rpc.send("eth_getTransactionCount", [s.recorder.address, "latest"]));
+      if (now >= s.nonce) break;
+      if (now !== mined) [mined, since] = [now, Date.now()];
+      else if (Date.now() - since > 60_000) throw new Error(`merchant ${s.merchantId}: not every batch transaction was mined (${now} of ${s.nonce})`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
