@@ -286,11 +286,11 @@ export async function runDay(conn: DayConnection, log: (line: string) => void = 
   const uploaded: UploadedRecord[] = [];
   const refused: DayResult["refused"] = [];
   const stopped = new Set<number>(); // tills that were refused: they take no more money
-  /** One upload of a merchant, at the simulated time of its first record. */
+  /** One upload of a merchant, a minute after its last record: a till books what has happened. */
   const upload = async (m: Merchant, details: RecordDetails[], when: string, quiet = false) => {
     if (details.length === 0 || stopped.has(m.id)) return 0;
     await cover(m, details);
-    await clockAt(provider, details[0].time);
+    await clockAt(provider, Math.max(...details.map((d) => d.time)) + 60);
     try {
       const records = await uploaders.get(m.id)!.upload(details);
       uploaded.push(...records);

@@ -22,6 +22,7 @@ const STYLE = html`<style>
   h1 { font-size: 22px; margin: 16px 0 8px; } h2 { font-size: 17px; margin: 24px 0 8px; }
   table { border-collapse: collapse; background: #fff; width: 100%; }
   th, td { padding: 4px 8px; border-bottom: 1px solid #e3e6eb; text-align: left; vertical-align: top; white-space: nowrap; }
+  th { white-space: normal; } td:has(> [data-field=name]) { white-space: normal; min-width: 9em; }
   td[data-field=message], td[data-field=memo] { white-space: normal; }
   th { background: #eef1f5; font-weight: 600; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   .figures { display: flex; flex-wrap: wrap; gap: 8px; }
