@@ -325,17 +325,18 @@ async function generate(rpc: JsonRpcLike, ledger: string, streams: MerchantStrea
     }
   }
   await Promise.all(inFlight);
-  // A large ledger leaves a long queue behind the last send: wait while anvil keeps mining it,
-  // and give up only when a recorder's nonce stops moving for a minute.
+  // A large ledger leaves a long queue behind the last send (every recorder's): wait while anvil
+  // keeps mining it, and give up only when no block has come for a minute.
+  let height = -1;
+  let since = Date.now();
   for (const s of streams) {
-    let mined = -1;
-    let since = Date.now();
     for (;;) {
-      const now = Number(await rpc.send("eth_getTransactionCount", [s.recorder.address, "latest"]));
-      if (now >= s.nonce) break;
-      if (now !== mined) [mined, since] = [now, Date.now()];
-      else if (Date.now() - since > 60_000) throw new Error(`merchant ${s.merchantId}: not every batch transaction was mined (${now} of ${s.nonce})`);
-      await new Promise((r) => setTimeout(r, 100));
+      const used = Number(await rpc.send("eth_getTransactionCount", [s.recorder.address, "latest"]));
+      if (used >= s.nonce) break;
+      const block = Number(await rpc.send("eth_blockNumber", []));
+      if (block !== height) [height, since] = [block, Date.now()];
+      else if (Date.now() - since > 60_000) throw new Error(`merchant ${s.merchantId}: not every batch transaction was mined (${used} of ${s.nonce}; no new block for a minute)`);
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
   const call = async (fn: string, args: unknown[]) =>
