@@ -24,7 +24,7 @@ export interface Running {
   stop: () => Promise<void>;
 }
 
-function track(child: ChildProcess): Running {
+function track(child: ChildProcess, group = false): Running {
   alive.add(child);
   let out = "";
   child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
@@ -34,7 +34,12 @@ function track(child: ChildProcess): Running {
     process: child,
     output: () => out,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      if (child.exitCode === null && child.signalCode === null) {
+        // A group of its own (a shell that runs npm that runs node): stop all of it, or a
+        // grandchild outlives its parent and keeps this process's pipes to it open.
+        if (group && child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
+        else child.kill("SIGTERM");
+      }
       await exited;
       alive.delete(child);
     },
@@ -94,9 +99,10 @@ export function startTs(file: string, args: string[], env: NodeJS.ProcessEnv = {
 }
 
 /** Runs any command (for example plain `node` in another project's folder). */
-export function startCommand(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Running {
-  const child = spawn(command, args, { cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
-  return track(child);
+export function startCommand(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv } & StartOptions): Running {
+  const group = options.ownProcessGroup === true;
+  const child = spawn(command, args, { cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env }, detached: group });
+  return track(child, group);
 }
 
 /**

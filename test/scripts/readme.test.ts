@@ -71,7 +71,8 @@ describe("README: the workbench examples, as written", function () {
       const env = { PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
       for (const line of prepaid) {
         if (line.includes(" serve")) {
-          const serve = startCommand("bash", ["-c", `exec ${line}`], { cwd: dir, env });
+          // Its own process group: stopping it stops npm and the dashboard npm started.
+          const serve = startCommand("bash", ["-c", `exec ${line}`], { cwd: dir, env, ownProcessGroup: true });
           try {
             const deadline = Date.now() + 30_000;
             let url: string | undefined;
