@@ -52,6 +52,8 @@ const RECORDS_PER_CARD = 10;
 const BATCH_RECORDS = 1_000;
 /** Batch transactions in flight at once, over all recorders. */
 const IN_FLIGHT = 6;
+/** Batch transactions sent and not yet mined, at most. */
+const MAX_QUEUED = 300;
 /** Requests per dashboard route: warm-ups (not counted), then timed ones. */
 const WARMUPS = 3;
 const REQUESTS = 30;
@@ -301,6 +303,21 @@ async function generate(rpc: JsonRpcLike, ledger: string, streams: MerchantStrea
   const recipients = [{ publicKey: publicKeyOf(REGULATOR_KEY), role: "regulator" as const }];
   const inFlight = new Set<Promise<unknown>>();
   let transactions = 0;
+  // Keep at most MAX_QUEUED sent and not yet mined (counted by the recorders' nonces), so anvil's
+  // pool never holds thousands; give up if nothing is mined for a minute.
+  const mined = async () => {
+    const used = await Promise.all(streams.map((s) => rpc.send("eth_getTransactionCount", [s.recorder.address, "latest"])));
+    return used.reduce((n: number, u) => n + Number(u), 0);
+  };
+  const drain = async () => {
+    let last = -1;
+    let since = Date.now();
+    for (let done = await mined(); transactions - done > MAX_QUEUED; done = await mined()) {
+      if (done !== last) [last, since] = [done, Date.now()];
+      else if (Date.now() - since > 60_000) throw new Error(`anvil stopped mining: ${done} of ${transactions} batch transactions mined`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
   for (let active = streams; active.length > 0; active = active.filter((s) => !s.done)) {
     for (const s of active) {
       const details = s.nextBatch();
@@ -322,6 +339,7 @@ async function generate(rpc: JsonRpcLike, ledger: string, streams: MerchantStrea
       inFlight.add(sending);
       transactions++;
       if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      if (transactions % 50 === 0) await drain();
     }
   }
   await Promise.all(inFlight);
