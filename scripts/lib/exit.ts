@@ -119,8 +119,9 @@ export async function runExit(c: ExitContext, log: (line: string) => void): Prom
     for (let n = 0; n < count; n++) {
       const card = demoCard(m.merchantId, n);
       // A card the merchant never managed to sell (its sales were refused) has no holder to pay.
-      if (((await c.ledger.accountBooks(m.merchantId, card.id)).recordCount as bigint) === 0n) continue;
-      const owed = (await c.ledger.balanceOf(m.merchantId, card.id)) as bigint;
+      const books = await c.ledger.accountBooks(m.merchantId, card.id);
+      if ((books.recordCount as bigint) === 0n) continue;
+      const owed = books.balance as bigint;
       const claims = n >= NOT_CLAIMING && owed > 0n;
       let paid = 0n;
       if (claims) {
