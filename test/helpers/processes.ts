@@ -46,6 +46,19 @@ function track(child: ChildProcess, group = false): Running {
   };
 }
 
+/**
+ * Waits for `p` to exit; its exit code. Past `ms`, stops it and throws with its output.
+ */
+export async function finished(p: Running, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  while (p.process.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (p.process.exitCode === null) {
+    await p.stop();
+    throw new Error(`timed out: ${p.output()}`);
+  }
+  return p.process.exitCode;
+}
+
 /** How a process is started. */
 export interface StartOptions {
   /**

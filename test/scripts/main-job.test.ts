@@ -9,17 +9,8 @@ import { DEFAULT_DAYS, MERCHANTS, PRECURSOR, SUSPENDED, parseDays, runDay } from
 import { CLOSING_COVERED, CLOSING_SHORT } from "../../scripts/lib/exit.js";
 import { precursorPlan } from "../../scripts/lib/town.js";
 import { isError } from "../../src/errors.js";
-import { startCommand, startHardhatNode, startTs } from "../helpers/processes.js";
+import { finished, startCommand, startHardhatNode, startTs } from "../helpers/processes.js";
 
-async function finished(p: ReturnType<typeof startCommand>, ms: number) {
-  const deadline = Date.now() + ms;
-  while (p.process.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (p.process.exitCode === null) {
-    await p.stop();
-    throw new Error(`timed out: ${p.output()}`);
-  }
-  return p.process.exitCode;
-}
 
 const hardhatRun = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   startTs("node_modules/hardhat/dist/src/cli.js", ["run", "scripts/main-job.ts", ...args], env);

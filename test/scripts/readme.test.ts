@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 
 import { expect } from "chai";
 
-import { type Running, startCommand, startHardhatNode, startTs } from "../helpers/processes.js";
+import { finished, startCommand, startHardhatNode, startTs } from "../helpers/processes.js";
 
 /** The command lines of the marked blocks, comments cut off. */
 export function readmeExamples(readme: string): string[] {
@@ -30,15 +30,6 @@ export function readmeExamples(readme: string): string[] {
   return lines;
 }
 
-async function finished(p: Running, ms: number): Promise<number> {
-  const deadline = Date.now() + ms;
-  while (p.process.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (p.process.exitCode === null) {
-    await p.stop();
-    throw new Error(`timed out: ${p.output()}`);
-  }
-  return p.process.exitCode;
-}
 
 describe("README: the workbench examples, as written", function () {
   this.timeout(300_000);
