@@ -1,17 +1,22 @@
 /**
- * The regulator's index: one SQLite file (Node 22's built-in `node:sqlite`, no native addon)
- * holding what the indexer read from one ledger on one chain. The tables mirror the ledger's
+ * The regulator's index: what the indexer read from one ledger on one chain, in one SQLite file
+ * (Node 22's built-in `node:sqlite`, no native addon; the embedded default) or one PostgreSQL
+ * database (`postgresql://…`, for a team: src/indexer/store/postgres.ts). The tables mirror the ledger's
  * data; every row that comes from a log is keyed by (transaction, log index), so the same log
  * can never be stored twice. docs/ARCHITECTURE.md ("Regulator's workbench") explains the data path.
  *
  * Amounts are INTEGER minor units (fen). SQLite integers are 64-bit; they are read back as JS
  * numbers, exact up to 2^53 fen (90 trillion yuan), far above any merchant's books.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
-import type { DatabaseSync as DatabaseSyncType } from "node:sqlite";
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 
 import { PrepaidLedgerError } from "../errors.js";
+import { type Database, type Statement, getMeta, hasTable, inTransaction, isPostgresUrl, num, numOrNull, redactUrl, setMeta } from "./store/database.js";
+import { postgresDdl } from "./store/dialect.js";
+import { PostgresDatabase } from "./store/postgres.js";
+
+export { type Database, type Statement, getMeta, hasTable, inTransaction, num, numOrNull, setMeta };
 
 /**
  * Bumped when a table changes; an index of another version is refused, except the in-place
@@ -19,7 +24,6 @@ import { PrepaidLedgerError } from "../errors.js";
  */
 export const SCHEMA_VERSION = 6;
 
-export type Database = DatabaseSyncType;
 
 /**
  * Version 2: what the indexer needs to follow a chain that reorganizes (src/indexer/reorg.ts).
@@ -365,12 +369,96 @@ export interface OpenIndexOptions {
 }
 
 /**
- * Opens (or creates) the index at `path` and checks its schema version.
+ * Opens (or creates) the index at `location` — an SQLite file's path, or a PostgreSQL URL
+ * (`postgresql://user@host:port/database`) — and checks its schema version.
  *
- * @throws PrepaidLedgerError `INDEX_CORRUPT` if the file is not an index of this version;
- *   `INVALID_ARGUMENT` if the path is a directory, or if `mustExist` and there is no file
+ * @throws PrepaidLedgerError `INDEX_CORRUPT` if the file or database is not an index of this version;
+ *   `INVALID_ARGUMENT` if the path is a directory, or if `mustExist` and there is no index;
+ *   `INDEX_UNAVAILABLE` (retryable) if the PostgreSQL server cannot be reached
  */
-export function openIndex(path: string, options: OpenIndexOptions = {}): Database {
+export function openIndex(location: string, options: OpenIndexOptions = {}): Database {
+  return isPostgresUrl(location) ? openPostgresIndex(location, options) : openSqliteIndex(location, options);
+}
+
+/** Whether there is an index at `location` (an SQLite file, or the tables of one in a PostgreSQL schema). */
+export function indexExists(location: string): boolean {
+  if (!isPostgresUrl(location)) return existsSync(location);
+  const db = PostgresDatabase.connect(location, { readOnly: true });
+  try {
+    return hasTable(db, "index_schema");
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Removes the index at `location`: the SQLite file (and its WAL), or the index's tables in the
+ * PostgreSQL schema (nothing else there). For a first sync that failed before it stored anything useful.
+ */
+export function removeIndex(location: string): void {
+  if (!isPostgresUrl(location)) {
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(location + suffix, { force: true });
+    return;
+  }
+  const db = PostgresDatabase.connect(location);
+  try {
+    db.exec(`DROP TABLE IF EXISTS ${[...TABLES, "recent_blocks", "undo_log", "index_schema"].join(", ")}`);
+  } finally {
+    db.close();
+  }
+}
+
+/** The version of an index on PostgreSQL, in a table of its own (SQLite keeps it in `PRAGMA user_version`). */
+const POSTGRES_VERSION_DDL = "CREATE TABLE IF NOT EXISTS index_schema (version INTEGER NOT NULL)";
+
+/**
+ * Opens (or creates) the index in a PostgreSQL database, in the connection's current schema
+ * (`search_path`; choose another with `?options=-c%20search_path%3Dname`). Indexes on
+ * PostgreSQL start at this schema version: there is no older one to upgrade.
+ */
+function openPostgresIndex(url: string, options: OpenIndexOptions): Database {
+  const details = { db: redactUrl(url) };
+  const db = PostgresDatabase.connect(url, { readOnly: options.readOnly });
+  try {
+    const versioned = hasTable(db, "index_schema");
+    if (!versioned && hasTable(db, "meta")) {
+      throw new PrepaidLedgerError("INDEX_CORRUPT", "the database holds a table `meta` but is not a prepaid-ledger index", { details });
+    }
+    if (!versioned) {
+      if (options.mustExist || options.readOnly) {
+        throw new PrepaidLedgerError("INVALID_ARGUMENT", "no index in this database: run `prepaid sync` first", { details });
+      }
+      db.exec("BEGIN");
+      try {
+        // Two processes creating the same index at once: the second waits, then finds it made.
+        db.exec("SELECT pg_advisory_xact_lock(7243113)");
+        if (!hasTable(db, "index_schema")) {
+          db.exec(postgresDdl(DDL));
+          db.exec(postgresDdl(POSTGRES_VERSION_DDL));
+          db.exec(`INSERT INTO index_schema (version) VALUES (${SCHEMA_VERSION})`);
+        }
+        db.exec("COMMIT");
+      } catch (e) {
+        db.exec("ROLLBACK");
+        throw e;
+      }
+    }
+    const row = db.prepare("SELECT max(version) AS v FROM index_schema").get() as { v: number | null } | undefined;
+    const version = num(row?.v ?? 0);
+    if (version !== SCHEMA_VERSION) {
+      throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is not a prepaid-ledger index of this version", {
+        details: { ...details, schemaVersion: version, expected: SCHEMA_VERSION },
+      });
+    }
+  } catch (e) {
+    db.close();
+    if (e instanceof PrepaidLedgerError) throw e;
+    throw new PrepaidLedgerError("INDEX_CORRUPT", "the index database cannot be read", { details, cause: e });
+  }
+  return db;
+}
+
+function openSqliteIndex(path: string, options: OpenIndexOptions): Database {
   const exists = path !== ":memory:" && existsSync(path);
   if (exists && statSync(path).isDirectory()) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", "the index path is a directory, not a file: give a file name (for example prepaid-index.sqlite)", {
@@ -389,7 +477,7 @@ export function openIndex(path: string, options: OpenIndexOptions = {}): Databas
     }
   }
   const { DatabaseSync } = loadSqlite();
-  let db: Database;
+  let db: InstanceType<typeof DatabaseSync>;
   try {
     db = new DatabaseSync(path, { readOnly: options.readOnly ?? false });
   } catch (e) {
@@ -461,11 +549,6 @@ function upgrade(db: Database, version: number): void {
   }
 }
 
-/** Whether the index has this table (an index of an older version opened read-only may not). */
-export function hasTable(db: Database, name: string): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
-}
-
 /** The first 16 bytes of a file (an SQLite file starts with its magic string). */
 function readHead(path: string): string {
   const fd = openSync(path, "r");
@@ -475,36 +558,4 @@ function readHead(path: string): string {
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * Runs `fn` in one transaction: committed when it returns, rolled back when it throws (the error
- * goes on). `fn` may await, as the indexer does between the logs of a page; nothing else may
- * write to `db` meanwhile.
- */
-export async function inTransaction<T>(db: Database, fn: () => T | Promise<T>): Promise<T> {
-  db.exec("BEGIN");
-  try {
-    const result = await fn();
-    db.exec("COMMIT");
-    return result;
-  } catch (e) {
-    db.exec("ROLLBACK");
-    throw e;
-  }
-}
-
-/** A column of a row as a number (SQLite gives numbers, or bigints for large integers). */
-export const num = (v: unknown): number => Number(v);
-/** A nullable column as a number or null. */
-export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-
-/** Reads one meta value. */
-export function getMeta(db: Database, key: string): string | undefined {
-  const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
-  return row?.value;
-}
-
-export function setMeta(db: Database, key: string, value: string): void {
-  db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, value);
 }

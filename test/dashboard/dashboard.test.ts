@@ -25,6 +25,7 @@ import { openIndex, type Database } from "../../src/indexer/schema.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 type Connection = Awaited<ReturnType<typeof network.create>>;
 
@@ -164,7 +165,7 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     browser = await launchChromium();
     connection = await network.create();
     day = await runDay(connection);
-    dbPath = join(tempDir("dashboard"), "index.sqlite");
+    dbPath = indexDb(tempDir("dashboard"), "index.sqlite");
     // Twenty more small cards for the first merchant after the day, so the alerts (one per card
     // above the test's tiny cap) fill more than one page: the day's claims empty most cards of
     // the closed merchants.

@@ -15,6 +15,7 @@ import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
 import { openIndex, setMeta } from "../../src/indexer/schema.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const DAY = 86_400;
 const WEEKS = 8;
@@ -79,7 +80,7 @@ describe("dashboard: weeks of history in headless Chromium", function () {
   before(async function () {
     tz = process.env.TZ;
     process.env.TZ = "UTC";
-    dbPath = join(tempDir("dashboard-weeks"), "index.sqlite");
+    dbPath = indexDb(tempDir("dashboard-weeks"), "index.sqlite");
     ({ liability } = buildIndex(dbPath));
     browser = await launchChromium();
     dashboard = await serveDashboard({ db: dbPath });
