@@ -10,7 +10,9 @@ import {ISupervisorQuorum} from "./interfaces/ISupervisorQuorum.sol";
 /// independent supervisors signed it, and a supervisor caught signing two different checkpoints
 /// for the same record count is excluded from its set.
 /// @dev Signatures are EIP-712 (ISupervisorQuorum explains the domain and type), EIP-2098 compact
-/// in `finalizeRecords`, which takes the checkpoint packed (ISupervisorQuorum gives the layout).
+/// in a packed checkpoint (ISupervisorQuorum.finalizeRecords gives the layout), which nodes send as
+/// the calldata after `finalizePacked_11yn`'s selector and older nodes ABI-wrapped to
+/// `finalizeRecords`: both run `_finalize`.
 /// The ledger keeps only its current chain head, so a checkpoint's head is checked against that
 /// head when the checkpoint is at the ledger's current record count (one transaction per
 /// checkpoint), else against the head the ledger marked at its record count
@@ -18,8 +20,9 @@ import {ISupervisorQuorum} from "./interfaces/ISupervisorQuorum.sol";
 /// SupervisorSets): the last final count, next to the current set's threshold and commitment.
 /// The governor (default admin, two-step delayed handover) cannot confirm anything: it can only
 /// propose a supervisor set, effective after SET_CHANGE_DELAY unless the current set cancels it
-/// (SupervisorSets). Why `finalizeRecords` rather than `finalize`: its selector (0x07f6ee1f) is
-/// among the first the dispatcher compares, about 650 gas less per checkpoint than 0xa0345fca.
+/// (SupervisorSets). Why the names: `finalizePacked_11yn`'s selector (0x000047c6) has two zero
+/// bytes (8 gas of calldata instead of 32) and is the first the dispatcher compares;
+/// `finalizeRecords`'s (0x07f6ee1f) was chosen so, about 650 gas less than 0xa0345fca.
 contract SupervisorQuorum is SupervisorSets {
     /// @inheritdoc ISupervisorQuorum
     bytes32 public constant CHECKPOINT_TYPEHASH = keccak256(
@@ -52,25 +55,14 @@ contract SupervisorQuorum is SupervisorSets {
     ) SupervisorSets(governor, ledger, supervisors_, threshold_, adminDelay, setChangeDelay) {}
 
     /// @inheritdoc ISupervisorQuorum
+    function finalizePacked_11yn() external {
+        // The packed checkpoint is the whole calldata after the selector (a match proves 4 bytes).
+        _finalize(msg.data[4:]);
+    }
+
+    /// @inheritdoc ISupervisorQuorum
     function finalizeRecords(bytes calldata checkpoint) external {
-        (uint64 count, bytes32 head, uint64 set, uint256 n, uint256 bitmap, uint256 k) = _layout(checkpoint);
-        uint256 state = _state;
-        uint64 last = uint64(state);
-        if (count <= last) revert QuorumCheckpointNotNewer(count, last);
-        _checkHead(count, head);
-        (uint256 given, uint256 list) = _signingList(checkpoint, _domainSeparatorV4(), n, bitmap);
-        // The current set's own list (the commitment binds the set id): no storage read.
-        uint8 t = given == state >> _COMMITMENT_SHIFT
-            ? uint8(state >> _THRESHOLD_SHIFT)
-            : _signingThreshold(state, set, count, given, list, bitmap);
-        if (k < t) revert QuorumBelowThreshold(k, t);
-        // The same word, non-zero since the constructor: an update, not a fresh slot.
-        _state = (state & ~_COUNT_MASK) | count;
-        bytes32 stateDigest;
-        assembly ("memory-safe") {
-            stateDigest := calldataload(add(checkpoint.offset, 40))
-        }
-        emit CheckpointFinalized(count, head, stateDigest, set, bitmap);
+        _finalize(checkpoint);
     }
 
     /// @inheritdoc ISupervisorQuorum
@@ -118,115 +110,146 @@ contract SupervisorQuorum is SupervisorSets {
         return RecordStatus.Pending;
     }
 
-    /// @dev Reads a packed checkpoint's fixed part (ISupervisorQuorum.finalizeRecords gives the layout)
-    /// and checks that its length is exactly what its set size and bitmap call for; k is the
-    /// number of signatures (bits set in the bitmap).
-    function _layout(bytes calldata p)
-        private
-        pure
-        returns (uint64 count, bytes32 head, uint64 set, uint256 n, uint256 bitmap, uint256 k)
-    {
+    /// @dev Makes the packed checkpoint `p` final (ISupervisorQuorum.finalizeRecords gives the
+    /// layout and the checks), or reverts changing nothing. Parsing, the ledger's static call and
+    /// the signing list are assembly: beyond the fixed costs (ecrecovers, the ledger's and this
+    /// contract's words, calldata, the event) they were most of what a checkpoint paid. The
+    /// refusals stay in Solidity, with their values, in the order the interface lists them.
+    function _finalize(bytes calldata p) private {
+        uint256 state = _state;
+        uint256 n;
+        uint256 bitmap;
+        uint256 k;
+        uint64 count;
+        uint64 booked;
+        bytes32 head;
         bool malformed;
+        uint64 last = uint64(state);
+        address ledger = LEDGER;
+        bytes4 selector = IPrepaidLedger.chainHead.selector;
         assembly ("memory-safe") {
-            let len := p.length
-            if gt(len, 80) {
-                n := byte(0, calldataload(add(p.offset, 80)))
-            }
+            let o := p.offset
+            // Past the end of `p` this reads the caller's other bytes or zeros: a checkpoint that
+            // short fails the exact length check below whatever they are.
+            n := byte(0, calldataload(add(o, 80)))
             // The bitmap's (n + 7) / 8 <= 32 bytes, big-endian, in the top of the word read (a
             // shift by 256 when n = 0 leaves 0).
             let w := shr(3, add(n, 7))
-            bitmap := shr(sub(256, shl(3, w)), calldataload(add(p.offset, _FIXED)))
+            bitmap := shr(sub(256, shl(3, w)), calldataload(add(o, _FIXED)))
             for { let b := bitmap } b { b := and(b, sub(b, 1)) } { k := add(k, 1) }
             // No set is empty; bits beyond n name no member (and would make k > n); the length
             // is exact. n <= 255 and k <= 256: no overflow.
-            malformed := or(or(iszero(n), shr(n, bitmap)), iszero(eq(len, add(add(_FIXED, w), add(shl(6, k), mul(20, sub(n, k)))))))
-            count := shr(192, calldataload(p.offset))
-            head := calldataload(add(p.offset, 8))
-            set := shr(192, calldataload(add(p.offset, 72)))
+            malformed := or(or(iszero(n), shr(n, bitmap)), iszero(eq(p.length, add(add(_FIXED, w), add(shl(6, k), mul(20, sub(n, k)))))))
+            count := shr(192, calldataload(o))
+            // The ledger's record count and head (IPrepaidLedger.chainHead, two words): a static
+            // call written out, the ledger being this contract's own immutable. Made only for a
+            // well-formed, newer checkpoint, so a refusal costs no call.
+            if iszero(or(malformed, iszero(gt(count, last)))) {
+                mstore(0x00, selector)
+                if iszero(staticcall(gas(), ledger, 0x00, 0x04, 0x00, 0x40)) {
+                    returndatacopy(0, 0, returndatasize())
+                    revert(0, returndatasize())
+                }
+                booked := mload(0x00)
+                head := mload(0x20)
+            }
         }
         if (malformed) revert QuorumMalformedCheckpoint(p.length);
-    }
-
-    /// @dev The checkpoint's head against the ledger's own: its current head when the count is
-    /// its current count (no mark needed), else the head it marked at that count. A static call
-    /// written out: the ledger is this contract's own immutable, and both views return words.
-    function _checkHead(uint64 count, bytes32 claimed) private view {
-        address ledger = LEDGER;
-        bytes4 selector = IPrepaidLedger.chainHead.selector;
-        uint64 booked;
-        bytes32 head;
-        assembly ("memory-safe") {
-            mstore(0x00, selector)
-            if iszero(staticcall(gas(), ledger, 0x00, 0x04, 0x00, 0x40)) {
-                returndatacopy(0, 0, returndatasize())
-                revert(0, returndatasize())
-            }
-            booked := mload(0x00)
-            head := mload(0x20)
-        }
+        if (count <= last) revert QuorumCheckpointNotNewer(count, last);
         if (count > booked) revert QuorumBeyondLedger(count, booked);
-        if (count < booked) {
-            head = IPrepaidLedger(ledger).markedHead(count);
-            if (head == 0) revert QuorumUnmarkedCheckpoint(count);
+        // Behind the ledger's head: the head the ledger marked at that count (no mark, no check).
+        if (count < booked) head = _markedHead(count);
+        bytes32 claimed;
+        assembly ("memory-safe") {
+            claimed := calldataload(add(p.offset, 8))
         }
         if (claimed != head) revert QuorumHeadMismatch(count, claimed, head);
+        (uint256 given, uint256 list) = _signingList(p, n, bitmap, k);
+        uint64 set;
+        assembly ("memory-safe") {
+            set := shr(192, calldataload(add(p.offset, 72)))
+        }
+        // The current set's own list (the commitment binds the set id): no storage read.
+        uint8 t = given == state >> _COMMITMENT_SHIFT
+            ? uint8(state >> _THRESHOLD_SHIFT)
+            : _signingThreshold(state, set, count, given, list, bitmap);
+        if (k < t) revert QuorumBelowThreshold(k, t);
+        // The same word, non-zero since the constructor: an update, not a fresh slot.
+        _state = (state & ~_COUNT_MASK) | count;
+        bytes32 stateDigest;
+        assembly ("memory-safe") {
+            stateDigest := calldataload(add(p.offset, 40))
+        }
+        emit CheckpointFinalized(count, head, stateDigest, set, bitmap);
+    }
+
+    /// @dev The head the ledger marked at `count`, which must exist: the checkpoint is behind the
+    /// ledger's head, which the quorum can check only against a mark.
+    function _markedHead(uint64 count) private view returns (bytes32 head) {
+        head = IPrepaidLedger(LEDGER).markedHead(count);
+        if (head == 0) revert QuorumUnmarkedCheckpoint(count);
     }
 
     /// @dev Rebuilds the signing list the packed checkpoint `p` claims (setId | n | member i: the
     /// signer recovered from the next signature where bit i of `bitmap` is set, else the next
-    /// listed address) and returns its commitment. Every signature must be valid (low s, a
-    /// recoverable key) over the checkpoint's EIP-712 digest under `separator` (this domain's),
-    /// with `ledger` = LEDGER. Whether the list is the set's is for the caller: a match proves at
-    /// once that every signer is a member, at its own place (so distinct), and not an equivocator
-    /// (whose place holds zero, which no signature recovers to). In assembly because, beyond the
-    /// ecrecovers, it is most of a checkpoint's execution. `list` points at the list in memory
+    /// listed address; `k` signatures, the bits set in `bitmap`) and returns its commitment. Every signature must be valid (low s, a
+    /// recoverable key) over the checkpoint's EIP-712 digest under this domain, with `ledger` =
+    /// LEDGER. Whether the list is the set's is for the caller: a match proves at once that every
+    /// signer is a member, at its own place (so distinct), and not an equivocator (whose place
+    /// holds zero, which no signature recovers to). `list` points at the list in memory
     /// (allocated), for the caller to explain a mismatch.
-    function _signingList(bytes calldata p, bytes32 separator, uint256 n, uint256 bitmap)
+    function _signingList(bytes calldata p, uint256 n, uint256 bitmap, uint256 k)
         private
         view
         returns (uint256 commitment, uint256 list)
     {
         uint256 failedAt = type(uint256).max;
+        bytes32 separator = _domainSeparatorV4();
         bytes32 typehash = CHECKPOINT_TYPEHASH;
         address ledger = LEDGER;
         assembly ("memory-safe") {
+            let o := p.offset
             let scratch := mload(0x40)
             // structHash = keccak256(typehash | ledger | recordCount | chainHead | stateDigest | setId)
             mstore(scratch, typehash)
             mstore(add(scratch, 0x20), ledger)
-            mstore(add(scratch, 0x40), shr(192, calldataload(p.offset)))
-            calldatacopy(add(scratch, 0x60), add(p.offset, 8), 0x40)
-            mstore(add(scratch, 0xa0), shr(192, calldataload(add(p.offset, 72))))
+            mstore(add(scratch, 0x40), shr(192, calldataload(o)))
+            calldatacopy(add(scratch, 0x60), add(o, 8), 0x40)
+            mstore(add(scratch, 0xa0), shr(192, calldataload(add(o, 72))))
             let structHash := keccak256(scratch, 0xc0)
             // digest = keccak256(0x1901 | separator | structHash), as OpenZeppelin's toTypedDataHash
             mstore(scratch, hex"1901")
             mstore(add(scratch, 0x02), separator)
             mstore(add(scratch, 0x22), structHash)
             let digest := keccak256(scratch, 0x42)
+            // The ecrecover input's first word is the digest for every signature.
+            mstore(scratch, digest)
             list := add(scratch, 0x80)
             // 9 + 20n bytes, and the last member's 32-byte write: n <= 255 keeps this small.
             mstore(0x40, add(list, add(41, mul(20, n))))
             // setId (8 bytes) and n (1 byte), as they lie in the checkpoint.
-            calldatacopy(list, add(p.offset, 72), 9)
-            let sig := add(p.offset, add(_FIXED, shr(3, add(n, 7))))
-            let other := sig
-            for { let b := bitmap } b { b := and(b, sub(b, 1)) } { other := add(other, 0x40) }
-            let j := 0
+            calldatacopy(list, add(o, 72), 9)
+            let first := add(o, add(_FIXED, shr(3, add(n, 7))))
+            let sig := first
+            // The other members' addresses follow the k signatures.
+            let other := add(first, shl(6, k))
             let at := add(list, 9)
-            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
-                let member := 0
-                switch and(shr(i, bitmap), 1)
+            let end := add(at, mul(20, n))
+            for { let b := bitmap } lt(at, end) { at := add(at, 20) } {
+                switch and(b, 1)
                 case 0 {
-                    member := shr(96, calldataload(other))
+                    // 32 bytes written: the address, then bytes the next member overwrites (or,
+                    // after the last, bytes past the list that are allocated and not hashed).
+                    mstore(at, calldataload(other))
                     other := add(other, 20)
                 }
                 default {
                     let vs := calldataload(add(sig, 0x20))
                     let s := and(vs, _S_MASK)
+                    let member := 0
                     // Low s only (no malleable twin), as OpenZeppelin's ECDSA; ecrecover returns
                     // nothing for an invalid signature, so the zero left at 0x00 stands.
                     if iszero(gt(s, _HALF_ORDER)) {
-                        mstore(scratch, digest)
                         mstore(add(scratch, 0x20), add(shr(255, vs), 27))
                         mstore(add(scratch, 0x40), calldataload(sig))
                         mstore(add(scratch, 0x60), s)
@@ -235,15 +258,15 @@ contract SupervisorQuorum is SupervisorSets {
                         member := mload(0x00)
                     }
                     if iszero(member) {
-                        failedAt := j
+                        // The signature's index in the order given.
+                        failedAt := shr(6, sub(sig, first))
                         break
                     }
+                    // 32 bytes written, the next member's 20 overwrite the tail.
+                    mstore(at, shl(96, member))
                     sig := add(sig, 0x40)
-                    j := add(j, 1)
                 }
-                // 32 bytes written, the next member's 20 overwrite the tail.
-                mstore(at, shl(96, member))
-                at := add(at, 20)
+                b := shr(1, b)
             }
             commitment := shr(_COMMITMENT_SHIFT, keccak256(list, add(9, mul(20, n))))
         }

@@ -1,14 +1,16 @@
 /**
  * What supervision costs and how long confirmation takes.
  *
- *   gas      — finalizeRecords for one checkpoint at the ledger's current head (no mark: one
- *              transaction per checkpoint) with t = 3, 5, 7 of N = t + 1 supervisors (real EIP-712
- *              signatures from N dev keys), packed as a node packs it (packCheckpoint), first and
- *              steady state; markCheckpoint, which a checkpoint the ledger moved past still needs;
- *              on the in-process network
- *   per record — steady finalize at t = 3 / 1,000: a checkpoint every K = 1,000 records; beside it
- *              the earlier designs' figures (mark + finalize, 124.2; the first one-transaction
- *              design with ABI structs, 56.3), from earlier runs, labelled so
+ *   gas      — finalizing one checkpoint at the ledger's current head (no mark: one transaction
+ *              per checkpoint) with t = 3, 5, 7 of N = t + 1 supervisors (real EIP-712 signatures
+ *              from N dev keys), packed as a node packs it (packCheckpoint), first and steady
+ *              state, for each design in the same run (FinalizeDesign: the previous contract from
+ *              its pinned creation code, and this one through each entry); markCheckpoint, which a
+ *              checkpoint the ledger moved past still needs; on the in-process network
+ *   per record — steady finalize at t = 3 / 1,000: a checkpoint every K = 1,000 records, each
+ *              design with its ratio to the previous one; beside them the older designs' figures
+ *              (mark + finalize, 124.2; the first one-transaction design with ABI structs, 56.3),
+ *              from earlier runs, labelled so
  *   latency  — seconds from a record's upload to its confirmation (quorum.lastFinal >= its index,
  *              polled every 50 ms), with 4 supervisor processes on a `hardhat node`, T = 1 s
  *
@@ -20,11 +22,15 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { JsonRpcProvider, id, type ContractTransactionResponse } from "ethers";
+import { readFileSync } from "node:fs";
+
+import { Contract, ContractFactory, JsonRpcProvider, concat, id, type InterfaceAbi, type TransactionRequest, type TransactionResponse } from "ethers";
 import { network } from "hardhat";
 
 import { publicKeyOf, RecordKind } from "../../src/crypto/index.js";
-import { checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson } from "../../src/supervisor/node.js";
+import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
+import { FINALIZE_PACKED_SELECTOR } from "../../src/supervisor/checkpoint.js";
+import { checkpointDomain, checkpointHash, finalizeTransaction, packCheckpoint, type CheckpointJson } from "../../src/supervisor/node.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { startHardhatNode } from "../../test/helpers/processes.js";
 import {
@@ -41,8 +47,25 @@ import {
 } from "../lib/supervision-network.js";
 import { MERCHANT, OPENING, REGULATOR_KEY, consumptions, details } from "./workload.js";
 
-/** Gas of one threshold t (N = t + 1 supervisors, t signatures given). */
+/**
+ * How a checkpoint is submitted: the previous contract (main at 5d24e6a, deployed from
+ * scripts/bench/fixtures/SupervisorQuorum.previous.json) through its finalizeRecords(bytes); this
+ * contract through the same ABI call (kept for nodes of the earlier design); through
+ * finalizePacked_11yn() (the packed bytes after the selector); and that with the ledger's two words
+ * in an EIP-2930 access list — what supervisor nodes send (finalizeTransaction).
+ */
+export type FinalizeDesign = "previous" | "abi" | "packed" | "packed+access list";
+const DESIGNS: readonly FinalizeDesign[] = ["previous", "abi", "packed", "packed+access list"];
+const DESIGN_LABELS: Record<FinalizeDesign, string> = {
+  previous: "previous: finalizeRecords(bytes), main at 5d24e6a",
+  abi: "new contract, finalizeRecords(bytes)",
+  packed: "new contract, finalizePacked_11yn()",
+  "packed+access list": "new, packed + access list (nodes)",
+};
+
+/** Gas of one threshold t (N = t + 1 supervisors, t signatures given) and one design. */
 export interface FinalizeCase {
+  design: FinalizeDesign;
   threshold: number;
   supervisors: number;
   /** The quorum's first finalize (its state word is non-zero from the constructor on). */
@@ -75,8 +98,10 @@ export interface SupervisionFigures {
   /** markCheckpoint's gas, median over every mark of the gas runs (each a fresh mark slot). */
   mark: number;
   marks: number;
-  /** Steady finalize at t = 3 / K, and the smallest K at which it meets the target. */
+  /** Steady finalize at t = 3 / K as nodes send it, and the smallest K at which it meets the target. */
   perRecord: { checkpointEvery: number; gas: number; everyForTarget: number };
+  /** Steady finalize at t = 3 / K for every design, from this run, and its ratio to the previous design's. */
+  designs: { design: FinalizeDesign; gas: number; ratio: number }[];
   /** (mark + steady finalize at t = 3) / K: a checkpoint the ledger moved past before it was final. */
   perRecordMarked: number;
   latency: LatencyFigures;
@@ -85,6 +110,12 @@ export interface SupervisionFigures {
 }
 
 const THRESHOLDS = [3, 5, 7] as const;
+/** The previous SupervisorQuorum's ABI and creation code (see the fixture's `comment`). */
+const PREVIOUS = JSON.parse(readFileSync(new URL("./fixtures/SupervisorQuorum.previous.json", import.meta.url), "utf8")) as {
+  commit: string;
+  abi: InterfaceAbi;
+  bytecode: string;
+};
 /** The three-slot, two-transaction design's gas per record (docs/BENCHMARKS.md, an earlier run). */
 const PREDECESSOR_PER_RECORD = 124.2;
 /** The first one-transaction design (ABI structs and a member list in calldata), an earlier run. */
@@ -103,7 +134,7 @@ const median = (xs: number[]): number => {
 };
 
 /** Sends `tx`, checks it succeeded, returns its gas. */
-async function gasOf(label: string, sent: Promise<ContractTransactionResponse>): Promise<number> {
+async function gasOf(label: string, sent: Promise<TransactionResponse>): Promise<number> {
   const receipt = await (await sent).wait();
   if (receipt === null || receipt.status !== 1) throw new Error(`${label}: transaction failed`);
   return Number(receipt.gasUsed);
@@ -127,21 +158,54 @@ async function benchGas(journals: string): Promise<{ finalize: FinalizeCase[]; m
     }
     const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     const ledgerAddress = await ledger.getAddress();
-    const quorum = await ethers.deployContract("SupervisorQuorum", [admin.address, ledgerAddress, members.map((m) => m.address), t, 0, 3_600]);
-    const quorumAddress = await quorum.getAddress();
+    const quorumArgs = [admin.address, ledgerAddress, members.map((m) => m.address), t, 0, 3_600] as const;
+    // One quorum per design over the same ledger: each checkpoint is finalized on all of them, in
+    // separate transactions (each starts cold), with the same records, head and signers.
+    const previousFactory = new ContractFactory(PREVIOUS.abi, PREVIOUS.bytecode, admin);
+    const quorums = new Map<FinalizeDesign, Contract>();
+    for (const design of DESIGNS) {
+      const deployed = design === "previous" ? await previousFactory.deploy(...quorumArgs) : await ethers.deployContract("SupervisorQuorum", [...quorumArgs]);
+      await deployed.waitForDeployment();
+      quorums.set(design, new Contract(await deployed.getAddress(), design === "previous" ? PREVIOUS.abi : SUPERVISOR_QUORUM_ABI, admin));
+    }
     await (await ledger.connect(regulator).registerMerchant(MERCHANT, recorder.address)).wait();
     const uploader = await Uploader.open(
       { ledger: ledgerAddress, merchantId: MERCHANT, regulatorPublicKey: publicKeyOf(REGULATOR_KEY), journalPath: join(journals, `gas-t${t}.jsonl`) },
       recorder,
     );
-    const domain = checkpointDomain(chainId, quorumAddress);
     const submitter = members[0];
 
-    /**
-     * Uploads records, signs the ledger's current head with t keys, finalizes it (no mark), then
-     * marks that count alone; returns [mark gas, finalize gas, calldata bytes].
-     */
-    const checkpoint = async (run: number): Promise<[number, number, number]> => {
+    /** Signs the ledger's current head for `design`'s quorum with t keys and finalizes it (no mark); returns [gas, calldata bytes]. */
+    const finalizeOn = async (design: FinalizeDesign, count: bigint, head: string): Promise<[number, number]> => {
+      const quorum = quorums.get(design)!;
+      const quorumAddress = await quorum.getAddress();
+      const c: CheckpointJson = {
+        ledger: ledgerAddress,
+        recordCount: count.toString(),
+        chainHead: head,
+        // The contract keeps the digest but never recomputes it: any 32 bytes cost the same.
+        stateDigest: id(`bench state at ${count}`),
+        setId: (await quorum.setId()).toString(),
+      };
+      const hash = checkpointHash(checkpointDomain(chainId, quorumAddress), c);
+      if ((await quorum.checkpointDigest(c)) !== hash) throw new Error("the node's EIP-712 hash differs from the contract's");
+      // What a node gathers (SupervisorNode.gather): the packed checkpoint with t signatures.
+      const signatures = new Map(keys.slice(0, t).map((k) => [k.address.toLowerCase(), k.signingKey.sign(hash).serialized]));
+      const packed = packCheckpoint(c, [...(await quorum.signingMembers(c.setId))], signatures, t);
+      const request: TransactionRequest =
+        design === "previous" || design === "abi"
+          ? { to: quorumAddress, data: quorum.interface.encodeFunctionData("finalizeRecords", [packed]) }
+          : design === "packed"
+            ? { to: quorumAddress, data: concat([FINALIZE_PACKED_SELECTOR, packed]) }
+            : finalizeTransaction(quorumAddress, ledgerAddress, packed);
+      const gas = await gasOf(`t=${t} ${design}`, submitter.sendTransaction(request));
+      const final = await quorum.lastFinal();
+      if (final !== count) throw new Error(`t=${t} ${design}: lastFinal ${final}, expected ${count}`);
+      return [gas, (String(request.data).length - 2) / 2];
+    };
+
+    /** Uploads records, finalizes the ledger's head on every design's quorum, then marks that count alone. */
+    const checkpoint = async (run: number): Promise<{ mark: number; gas: Map<FinalizeDesign, [number, number]> }> => {
       await uploader.upload(
         run === 0
           ? Array.from({ length: RECORDS_PER_CHECKPOINT }, (_, c) => details(RecordKind.TopUp, c, OPENING, c))
@@ -153,47 +217,24 @@ async function benchGas(journals: string): Promise<{ finalize: FinalizeCase[]; m
             })),
       );
       const [count, head] = await ledger.chainHead();
-      const c: CheckpointJson = {
-        ledger: ledgerAddress,
-        recordCount: count.toString(),
-        chainHead: head,
-        // The contract keeps the digest but never recomputes it: any 32 bytes cost the same.
-        stateDigest: id(`bench state at ${count}`),
-        setId: (await quorum.setId()).toString(),
-      };
-      const hash = checkpointHash(domain, c);
-      if ((await quorum.checkpointDigest(c)) !== hash) throw new Error("the node's EIP-712 hash differs from the contract's");
-      // What a node sends (SupervisorNode.gather): the packed checkpoint with t signatures.
-      const signatures = new Map(keys.slice(0, t).map((k) => [k.address.toLowerCase(), k.signingKey.sign(hash).serialized]));
-      const members = [...(await quorum.signingMembers(c.setId))];
-      const packed = packCheckpoint(c, members, signatures, t);
-      const call = quorum.interface.encodeFunctionData("finalizeRecords", [packed]);
-      const gas = await gasOf(`t=${t} finalizeRecords`, quorum.connect(submitter).finalizeRecords(packed));
-      const final = await quorum.lastFinal();
-      if (final !== count) throw new Error(`t=${t}: lastFinal ${final}, expected ${count}`);
+      const gas = new Map<FinalizeDesign, [number, number]>();
+      for (const design of DESIGNS) gas.set(design, await finalizeOn(design, count, head));
       // The fallback's extra transaction, measured on its own: a fresh mark slot at this count
       // (finalized unmarked above, so the slot is still empty).
       const mark = await gasOf(`t=${t} markCheckpoint`, ledger.connect(submitter).markCheckpoint());
       if ((await ledger.markedHead(count)) !== head) throw new Error(`t=${t}: mark not kept`);
-      return [mark, gas, (call.length - 2) / 2];
+      return { mark, gas };
     };
 
     try {
-      const [firstMark, first, calldataBytes] = await checkpoint(0);
-      marks.push(firstMark);
-      const steady: number[] = [];
-      for (let run = 1; run <= STEADY_RUNS; run++) {
-        const [mark, gas] = await checkpoint(run);
-        marks.push(mark);
-        steady.push(gas);
+      const runs: { mark: number; gas: Map<FinalizeDesign, [number, number]> }[] = [];
+      for (let run = 0; run <= STEADY_RUNS; run++) runs.push(await checkpoint(run));
+      marks.push(...runs.map((r) => r.mark));
+      for (const design of DESIGNS) {
+        const steady = runs.slice(1).map((r) => r.gas.get(design)![0]);
+        const [first, calldataBytes] = runs[0].gas.get(design)!;
+        finalize.push({ design, threshold: t, supervisors: n, first, steady: steady.reduce((a, b) => a + b, 0) / steady.length, calldataBytes });
       }
-      finalize.push({
-        threshold: t,
-        supervisors: n,
-        first,
-        steady: steady.reduce((a, b) => a + b, 0) / steady.length,
-        calldataBytes,
-      });
     } finally {
       uploader.close();
     }
@@ -281,7 +322,8 @@ export async function benchSupervision(): Promise<SupervisionFigures> {
     const gas = await benchGas(journals);
     const latency = await benchLatency(journals);
     const mark = median(gas.marks);
-    const t3 = gas.finalize.find((f) => f.threshold === 3)!;
+    const at3 = (design: FinalizeDesign) => gas.finalize.find((f) => f.threshold === 3 && f.design === design)!;
+    const t3 = at3("packed+access list");
     const targets = { perRecordGas: 50, latencySeconds: 2 };
     const perRecord = {
       checkpointEvery: CHECKPOINT_EVERY,
@@ -294,6 +336,11 @@ export async function benchSupervision(): Promise<SupervisionFigures> {
       mark,
       marks: gas.marks.length,
       perRecord,
+      designs: DESIGNS.map((design) => ({
+        design,
+        gas: at3(design).steady / CHECKPOINT_EVERY,
+        ratio: at3(design).steady / at3("previous").steady,
+      })),
       perRecordMarked: (mark + t3.steady) / CHECKPOINT_EVERY,
       latency,
       targets,
@@ -317,18 +364,26 @@ export function formatSupervision(f: SupervisionFigures): string {
   return [
     "supervision: checkpoints confirmed by a quorum of supervisors",
     "gas on the in-process network; receipts status 1, lastFinal checked after every finalize; gas includes the 21,000 base",
-    `${"finalizeRecords, t of N signatures".padEnd(34)}  first (fresh storage)   steady  calldata bytes`,
+    `${"t of N".padEnd(12)}  ${"finalize design".padEnd(50)}  first (fresh storage)   steady  calldata bytes`,
     ...f.finalize.map((c) =>
-      [`t = ${c.threshold} of N = ${c.supervisors}`.padEnd(34), int(c.first).padStart(21), int(c.steady).padStart(8), int(c.calldataBytes).padStart(14)].join("  "),
+      [
+        `t = ${c.threshold} of N = ${c.supervisors}`.padEnd(12),
+        DESIGN_LABELS[c.design].padEnd(50),
+        int(c.first).padStart(21),
+        int(c.steady).padStart(8),
+        int(c.calldataBytes).padStart(14),
+      ].join("  "),
     ),
-    `${"markCheckpoint (a fresh mark slot)".padEnd(34)}  ${int(f.mark).padStart(21)}  (median of ${f.marks}; only for a checkpoint the ledger moved past)`,
-    `per record confirmed, a checkpoint every ${int(f.perRecord.checkpointEvery)} records, at the ledger's head: finalize t = 3 ` +
-      `${int(f.finalize.find((c) => c.threshold === 3)!.steady)} / ${int(f.perRecord.checkpointEvery)} = ` +
-      `${f.perRecord.gas.toFixed(1)} gas: target <= ${f.targets.perRecordGas} ${verdict(f.met.perRecordGas)} ` +
+    `${"markCheckpoint (a fresh mark slot)".padEnd(64)}  ${int(f.mark).padStart(21)}  (median of ${f.marks}; only for a checkpoint the ledger moved past)`,
+    `per record confirmed, a checkpoint every ${int(f.perRecord.checkpointEvery)} records, at the ledger's head, t = 3, this run:`,
+    ...f.designs.map(
+      (d) => `  ${DESIGN_LABELS[d.design].padEnd(50)}  ${d.gas.toFixed(1).padStart(5)} gas per record  (${d.ratio.toFixed(3)} of the previous design's)`,
+    ),
+    `  as nodes send it: ${f.perRecord.gas.toFixed(1)} gas: target <= ${f.targets.perRecordGas} ${verdict(f.met.perRecordGas)} ` +
       `(met from a checkpoint every ${int(f.perRecord.everyForTarget)} records)`,
     `  behind the ledger's head (mark + finalize): ${f.perRecordMarked.toFixed(1)} gas; ` +
-      `predecessor design (mark 49,532 + finalize 74,657, from an earlier run, not re-measured): ${PREDECESSOR_PER_RECORD.toFixed(1)} gas; ` +
-      `first one-transaction design (ABI structs, member list in calldata: 56,341, an earlier run): ${FIRST_ONE_TX_PER_RECORD.toFixed(1)} gas`,
+      `older designs, from earlier runs, not re-measured: mark + finalize with three slots ${PREDECESSOR_PER_RECORD.toFixed(1)} gas, ` +
+      `first one-transaction design (ABI structs, member list in calldata: 56,341) ${FIRST_ONE_TX_PER_RECORD.toFixed(1)} gas`,
     `confirmation latency: ${l.supervisors} supervisor processes (${l.threshold} must sign), checkpoint interval ${int(l.intervalMs)} ms, ` +
       `over a \`hardhat node\` (${l.clientVersion}); ${f.cores} cores shared`,
     `from upload resolved (batch of ${l.recordsPerSample} mined) to quorum.lastFinal >= its last record (polled every 50 ms), ` +

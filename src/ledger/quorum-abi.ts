@@ -75,6 +75,7 @@ export const SUPERVISOR_QUORUM_ABI = [
   "function eip712Domain() view returns (bytes1 fields, string name, string version, uint256 chainId, address verifyingContract, bytes32 salt, uint256[] extensions)",
   "function equivocationCount(address supervisor) view returns (uint256)",
   "function executeSupervisors(address[] supervisors_, uint8 threshold_)",
+  "function finalizePacked_11yn()",
   "function finalizeRecords(bytes checkpoint)",
   "function getRoleAdmin(bytes32 role) view returns (bytes32)",
   "function grantRole(bytes32 role, address account)",

@@ -2,7 +2,7 @@
  * The checkpoint supervisors sign (EIP-712 typed data, docs/ARCHITECTURE.md "Confirmation") and
  * what a node serves for one record count.
  */
-import { Signature, TypedDataEncoder, concat, toBeHex, type TypedDataDomain } from "ethers";
+import { Signature, TypedDataEncoder, concat, toBeHex, type TransactionRequest, type TypedDataDomain } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
 
@@ -53,7 +53,7 @@ export function sameCheckpoints(a: SignedCheckpoint, b: SignedCheckpoint): boole
 }
 
 /**
- * `finalizeRecords`'s packed checkpoint (ISupervisorQuorum.finalizeRecords, docs/FORMAT.md 8): recordCount u64
+ * The packed checkpoint `finalizePacked_11yn` and `finalizeRecords` take (ISupervisorQuorum.finalizeRecords, docs/FORMAT.md 8): recordCount u64
  * | chainHead | stateDigest | setId u64 | n u8 | bitmap of the places that signed | their EIP-2098
  * signatures in place order | the other members' addresses in place order. `members` is the
  * set's signing list (`signingMembers(setId)`); `bySigner` maps lowercase signer addresses to
@@ -86,4 +86,33 @@ export function packCheckpoint(c: CheckpointJson, members: readonly string[], by
     ...signatures,
     ...others,
   ]);
+}
+
+/**
+ * The selector of `finalizePacked_11yn()`: the packed checkpoint follows it directly, with no ABI
+ * offset, length or padding (ISupervisorQuorum.finalizePacked_11yn). Mined to start with two zero
+ * bytes, which are cheaper calldata and first in the contract's dispatcher.
+ */
+export const FINALIZE_PACKED_SELECTOR = "0x000047c6";
+
+/**
+ * The PrepaidLedger storage slots a finalize reads (`chainHead()`: the chain head, slot 8; the record
+ * count, slot 9). Listed in the transaction's EIP-2930 access list with the ledger's address, they
+ * cost 2,400 + 2 × 1,900 up front instead of 2,600 + 2 × 2,100 when first touched: 300 gas less. A
+ * wrong list would only cost gas, never change the outcome; test/supervisor/checkpoint-call.test.ts
+ * checks the slots against a deployed ledger.
+ */
+export const LEDGER_HEAD_SLOTS: readonly string[] = [toBeHex(8, 32), toBeHex(9, 32)];
+
+/**
+ * The transaction that makes a packed checkpoint final, as supervisor nodes send it:
+ * `finalizePacked_11yn()` with the packed checkpoint after the selector, and an access list naming
+ * the ledger's head and record count.
+ */
+export function finalizeTransaction(quorum: string, ledger: string, packed: string): TransactionRequest {
+  return {
+    to: quorum,
+    data: concat([FINALIZE_PACKED_SELECTOR, packed]),
+    accessList: [{ address: ledger, storageKeys: [...LEDGER_HEAD_SLOTS] }],
+  };
 }

@@ -37,7 +37,7 @@ import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
 import type { JsonRpcLike } from "../regulator/logs.js";
 import type { LedgerReplay, MarkSeen } from "../regulator/reader.js";
 import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
-import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson } from "./checkpoint.js";
+import { CHECKPOINT_TYPES, checkpointDomain, checkpointHash, finalizeTransaction, packCheckpoint, type CheckpointJson } from "./checkpoint.js";
 import { SupervisorConfig, resolveConfirmations, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
 import { stateDigest } from "./digest.js";
 import { LedgerFollower } from "./follower.js";
@@ -46,7 +46,7 @@ import { isRevert, toSupervisorError } from "./revert.js";
 import { SignedStore } from "./store.js";
 
 export { SupervisorConfig, type SupervisorConfigInput, type SupervisorConfigValues } from "./config.js";
-export { checkpointDomain, checkpointHash, packCheckpoint, type CheckpointJson, type SignedCheckpoint } from "./checkpoint.js";
+export { checkpointDomain, checkpointHash, finalizeTransaction, packCheckpoint, type CheckpointJson, type SignedCheckpoint } from "./checkpoint.js";
 
 export interface SupervisorStatus {
   index: number;
@@ -400,7 +400,10 @@ export class SupervisorNode {
       }
       try {
         const packed = packCheckpoint(c, members, signatures, Number(threshold));
-        const tx = await this.call(this.quorum.finalizeRecords(packed), "finalizeRecords()");
+        // finalizePacked_11yn: the packed bytes after the selector, the ledger's two words in
+        // the access list (src/supervisor/checkpoint.ts), about 1,100 gas less than finalizeRecords(bytes).
+        const request = finalizeTransaction(this.config.quorum, this.config.ledger, packed);
+        const tx = await this.call(this.signer.sendTransaction(request), "finalizePacked_11yn()");
         await tx.wait(1, this.config.receiptTimeoutMs);
         this.lastFinal = count;
       } catch (e) {

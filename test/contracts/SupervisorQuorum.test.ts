@@ -19,7 +19,7 @@ import { network } from "hardhat";
 
 import { packBatch, type PackedRecord } from "../../src/ledger/codec.js";
 import { CHECKPOINT_TYPES, SECP256K1_N, SET_CHANGE_TYPES } from "../helpers/quorum-types.js";
-import { finalizeWith, listCommitment, packCheckpoint, signerBits, toCompact, type CompactSignature } from "../helpers/quorum-types.js";
+import { finalizeWith, listCommitment, packCheckpoint, signerBits, toCompact, viaPacked, type CompactSignature, type FinalizingQuorum, type SupervisorQuorumLike } from "../helpers/quorum-types.js";
 import { Consume, Refund, TopUp, account, record } from "../helpers/records.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -249,328 +249,333 @@ describe("SupervisorQuorum", function () {
     });
   });
 
-  describe("finalizeRecords", function () {
-    it("makes a checkpoint final with 3 of 4 signatures, from anyone", async function () {
-      const f = await networkHelpers.loadFixture(deployQuorum);
-      const c = await checkpointAt(f, 4n);
-      const signers = [f.supervisors[0], f.supervisors[2], f.supervisors[3]];
-      const signatures = await signAll(f, signers, c);
-      await expect(finalizeWith(f.quorum.connect(f.stranger), c, signatures))
-        .to.emit(f.quorum, "CheckpointFinalized")
-        .withArgs(
-          4n,
-          c.chainHead,
-          c.stateDigest,
-          SET_1,
-          signerBits(f.supervisors, signers),
-        );
-      expect(await f.quorum.lastFinal()).to.equal(4n);
-      expect(c.chainHead).to.equal((await f.ledger.queryFilter(f.ledger.filters.BatchRecorded(M1)))[1].args.chainHead);
-    });
-
-    it("makes a checkpoint final with 4 of 4, in any order", async function () {
-      const f = await networkHelpers.loadFixture(deployQuorum);
-      const c = await checkpointAt(f, 2n);
-      const signers = [f.supervisors[3], f.supervisors[0], f.supervisors[2], f.supervisors[1]];
-      await expect(finalizeWith(f.quorum, c, await signAll(f, signers, c)))
-        .to.emit(f.quorum, "CheckpointFinalized")
-        .withArgs(
-          2n,
-          c.chainHead,
-          c.stateDigest,
-          SET_1,
-          signerBits(f.supervisors, signers),
-        );
-      expect(await f.quorum.lastFinal()).to.equal(2n);
-    });
-
-    it("moves forward only", async function () {
-      const f = await networkHelpers.loadFixture(deployQuorum);
-      const quorum3 = f.supervisors.slice(0, 3);
-      const at2 = await checkpointAt(f, 2n);
-      const at4 = await checkpointAt(f, 4n);
-      await expectRefused(f, async () => finalizeWith(f.quorum, await checkpointAt(f, 0n), []), "QuorumCheckpointNotNewer", [
-        0n,
-        0n,
-      ]);
-      await finalizeWith(f.quorum, at4, await signAll(f, quorum3, at4));
-      await expectRefused(
-        f,
-        async () => finalizeWith(f.quorum, at2, await signAll(f, quorum3, at2)),
-        "QuorumCheckpointNotNewer",
-        [2n, 4n],
-      );
-      await expectRefused(
-        f,
-        async () => finalizeWith(f.quorum, at4, await signAll(f, quorum3, at4)),
-        "QuorumCheckpointNotNewer",
-        [4n, 4n],
-      );
-
-      await f.ledger.markCheckpoint();
-      const at5 = await checkpointAt(f, 5n);
-      await expect(finalizeWith(f.quorum, at5, await signAll(f, quorum3, at5)))
-        .to.emit(f.quorum, "CheckpointFinalized")
-        .withArgs(
-          5n,
-          at5.chainHead,
-          at5.stateDigest,
-          SET_1,
-          signerBits(f.supervisors, quorum3),
-        );
-      expect(await f.quorum.lastFinal()).to.equal(5n);
-    });
-
-    describe("when the signatures fall short", function () {
-      it("refuses 2 of 4, and none", async function () {
+  // Every case runs through both entries: finalizeRecords(bytes) (ABI-wrapped, kept for nodes
+  // of the earlier design) and finalizePacked_11yn() (the same bytes after the selector).
+  for (const entry of ["finalizeRecords", "finalizePacked_11yn"] as const) {
+    const via = (quorum: SupervisorQuorumLike): FinalizingQuorum => (entry === "finalizeRecords" ? quorum : viaPacked(quorum));
+    describe(entry, function () {
+      it("makes a checkpoint final with 3 of 4 signatures, from anyone", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
         const c = await checkpointAt(f, 4n);
-        const two = await signAll(f, f.supervisors.slice(1, 3), c);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, two), "QuorumBelowThreshold", [2n, THRESHOLD]);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, []), "QuorumBelowThreshold", [0n, THRESHOLD]);
-      });
-
-      it("refuses a signature by a key outside the set", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const c = await checkpointAt(f, 4n);
-        const forger = Wallet.createRandom();
-        const honest = await signAll(f, f.supervisors.slice(0, 3), c);
-        const forged = await signAll(f, [forger], c);
-        await expectRefused(
-          f,
-          () => finalizeWith(f.quorum, c, [...honest.slice(0, 2), ...forged]),
-          "QuorumSignerNotSupervisor",
-          [forger.address, SET_1],
-        );
-        // The governor and a hardhat account that is no supervisor fare no better.
-        for (const key of [f.governor, f.outsider]) {
-          const [sig] = await signAll(f, [key], c);
-          await expectRefused(f, () => finalizeWith(f.quorum, c, [sig, ...honest]), "QuorumSignerNotSupervisor", [
-            key.address,
-            SET_1,
-          ]);
-        }
-      });
-
-      it("refuses a duplicated signer, in any position", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const c = await checkpointAt(f, 4n);
-        const [a, b, d] = await signAll(f, f.supervisors.slice(0, 3), c);
-        const s0 = f.supervisors[0].address;
-        await expectRefused(f, () => finalizeWith(f.quorum, c, [a, b, a]), "QuorumDuplicateSigner", [s0]);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, [a, a, b, d]), "QuorumDuplicateSigner", [s0]);
-        // The other encoding of a valid signature (its high-s twin, which ecrecover would also
-        // accept) is refused as malformed, so malleability cannot turn one key into two votes.
-        const sig = Signature.from(b);
-        const highS = SECP256K1_N - BigInt(sig.s);
-        const members = [...(await f.quorum.signingMembers(SET_1))];
-        const [ca, cb, cd] = toCompact([a, b, d]);
-        // A high s fits the 255 bits of vs only below 2^255; else vs cannot carry the twin at all.
-        if (highS < 1n << 255n) {
-          const twin = { r: sig.r, vs: toBeHex(((sig.v === 27 ? 1n : 0n) << 255n) | highS, 32) };
-          await expectRefused(f, () => f.quorum.finalizeRecords(inPlaces(c, members, [ca, cb, twin, cd])), "QuorumInvalidSignature", [2n]);
-        }
-      });
-
-      it("refuses malformed signatures by their index", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const c = await checkpointAt(f, 4n);
-        const [a, b, d] = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
-        const members = [...(await f.quorum.signingMembers(SET_1))];
-        const half = SECP256K1_N / 2n;
-        for (const [bad, index] of [
-          [{ r: d.r, vs: toBeHex(half + 1n, 32) }, 2n], // s above half the order
-          [{ r: d.r, vs: toBeHex((1n << 255n) - 1n, 32) }, 2n], // the largest s vs can carry
-          [{ r: ZeroHash, vs: d.vs }, 2n], // r = 0: ecrecover finds no key
-          [{ r: ZeroHash, vs: ZeroHash }, 0n], // all zero
-        ] as const) {
-          const sigs = index === 0n ? [bad, a, b, d] : [a, b, bad];
-          await expectRefused(f, () => f.quorum.finalizeRecords(inPlaces(c, members, sigs)), "QuorumInvalidSignature", [index]);
-        }
-      });
-    });
-
-    describe("when a signature was given for somewhere else", function () {
-      it("does not count a signature over another chain id", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const c = await checkpointAt(f, 4n);
-        const elsewhere = { ...f.domain, chainId: 1n };
-        const sigs = await signAll(f, f.supervisors.slice(0, 3), c, elsewhere);
-        const recovered = recoveredHere(f, c, sigs[0]);
-        expect(recovered).to.not.equal(f.supervisors[0].address);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [recovered, SET_1]);
-      });
-
-      it("does not count a signature given to another quorum contract, which does", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const other = await ethers.deployContract("SupervisorQuorum", [
-          f.governor.address,
-          await f.ledger.getAddress(),
-          f.supervisors.map((s) => s.address),
-          THRESHOLD,
-          ADMIN_DELAY,
-          SET_CHANGE_DELAY,
-        ]);
-        const c = await checkpointAt(f, 4n);
-        const sigs = await signAll(f, f.supervisors.slice(0, 3), c, {
-          ...f.domain,
-          verifyingContract: await other.getAddress(),
-        });
-        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [
-          recoveredHere(f, c, sigs[0]),
-          SET_1,
-        ]);
-        await expect(finalizeWith(other, c, sigs)).to.emit(other, "CheckpointFinalized");
-      });
-
-      it("does not count signatures over a checkpoint of another ledger (a packed checkpoint names none: it is LEDGER's)", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const otherLedger = await ethers.deployContract("PrepaidLedger", [f.governor.address, f.regulator.address, 0, 3_600]);
-        const c = await checkpointAt(f, 4n);
-        const theirs = { ...c, ledger: await otherLedger.getAddress() };
-        const sigs = await signAll(f, f.supervisors.slice(0, 3), theirs);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [
-          recoveredHere(f, c, sigs[0]),
-          SET_1,
-        ]);
-      });
-
-      it("binds a signature to its set id: another set's id does not count it", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const c1 = await checkpointAt(f, 4n);
-        const sigs1 = await signAll(f, f.supervisors.slice(0, 3), c1);
-        // The same people, re-installed: only the set id differs.
-        await replaceSet(
-          f,
-          f.supervisors.map((s) => s.address),
-          THRESHOLD,
-        );
-        const c2 = { ...c1, setId: 2n };
-        await expectRefused(f, () => finalizeWith(f.quorum, c2, sigs1), "QuorumSignerNotSupervisor", [
-          recoveredHere(f, c2, sigs1[0]),
-          2n,
-        ]);
-        await expectRefused(f, () => finalizeWith(f.quorum, { ...c1, setId: 3n }, sigs1), "QuorumWrongSet", [3n, 2n]);
-        await expect(finalizeWith(f.quorum, c2, await signAll(f, f.supervisors.slice(0, 3), c2)))
+        const signers = [f.supervisors[0], f.supervisors[2], f.supervisors[3]];
+        const signatures = await signAll(f, signers, c);
+        await expect(finalizeWith(via(f.quorum.connect(f.stranger)), c, signatures))
           .to.emit(f.quorum, "CheckpointFinalized")
           .withArgs(
             4n,
-            c2.chainHead,
-            c2.stateDigest,
-            2n,
-            signerBits(f.supervisors, f.supervisors.slice(0, 3)),
+            c.chainHead,
+            c.stateDigest,
+            SET_1,
+            signerBits(f.supervisors, signers),
           );
+        expect(await f.quorum.lastFinal()).to.equal(4n);
+        expect(c.chainHead).to.equal((await f.ledger.queryFilter(f.ledger.filters.BatchRecorded(M1)))[1].args.chainHead);
       });
 
-      it("does not count a member the new set dropped", async function () {
+      it("makes a checkpoint final with 4 of 4, in any order", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
-        const [s0, s1, s2, s3] = f.supervisors;
-        await replaceSet(f, [s1.address, s2.address, s3.address, f.outsider.address], THRESHOLD);
-        const c = await checkpointAt(f, 4n);
-        const sigs = await signAll(f, [s0, s1, s2], c);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumSignerNotSupervisor", [s0.address, 2n]);
-        await expect(finalizeWith(f.quorum, c, await signAll(f, [f.outsider, s1, s2], c))).to.emit(
-          f.quorum,
-          "CheckpointFinalized",
-        );
-      });
-    });
-
-    describe("when the checkpoint does not match the ledger", function () {
-      it("refuses a record count behind the ledger's that it never marked", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const head5 = (await f.ledger.chainHead())[1];
-        for (const count of [3n, 1n]) {
-          const c = await checkpointAt(f, count, { chainHead: head5 });
-          const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
-          await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumUnmarkedCheckpoint", [count]);
-        }
-      });
-
-      it("refuses a record count beyond the ledger's", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const head5 = (await f.ledger.chainHead())[1];
-        const c = await checkpointAt(f, 99n, { chainHead: head5 });
-        const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumBeyondLedger", [99n, 5n]);
-      });
-
-      it("finalizes the ledger's current head, unmarked, in one transaction, and refuses another head there", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const [count, head5] = await f.ledger.chainHead();
-        expect(await f.ledger.markedHead(count)).to.equal(ZeroHash);
-        const wrong = await checkpointAt(f, count, { chainHead: id("not the head") });
-        await expectRefused(f, async () => finalizeWith(f.quorum, wrong, await signAll(f, f.supervisors.slice(0, 3), wrong)), "QuorumHeadMismatch", [
-          count,
-          wrong.chainHead,
-          head5,
-        ]);
-        const c = await checkpointAt(f, count, { chainHead: head5 });
-        await expect(finalizeWith(f.quorum, c, await signAll(f, f.supervisors.slice(0, 3), c)))
+        const c = await checkpointAt(f, 2n);
+        const signers = [f.supervisors[3], f.supervisors[0], f.supervisors[2], f.supervisors[1]];
+        await expect(finalizeWith(via(f.quorum), c, await signAll(f, signers, c)))
           .to.emit(f.quorum, "CheckpointFinalized")
-          .withArgs(count, head5, c.stateDigest, SET_1, signerBits(f.supervisors, f.supervisors.slice(0, 3)));
-        expect(await f.quorum.lastFinal()).to.equal(count);
-        expect(await f.quorum.status(count)).to.equal(Confirmed);
-      });
-
-      it("refuses a signing list that is not the set's: signers out of place, a member left out, added or replaced", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const c = await checkpointAt(f, 4n);
-        const [a, b, d] = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
-        const members = [...(await f.quorum.signingMembers(SET_1))];
-        const expected = listCommitment(SET_1, members);
-        const [s0, s1, s2, s3] = members;
-        for (const [placed, others, list] of [
-          [[b, a, d], [s3], [s1, s0, s2, s3]], // two signers swapped
-          [[a, b, d], [], [s0, s1, s2]], // the last member left out
-          [[a, b, d], [s3, f.outsider.address], [s0, s1, s2, s3, f.outsider.address]], // one added
-          [[a, b, d], [f.outsider.address], [s0, s1, s2, f.outsider.address]], // one replaced
-        ] as const) {
-          const packed = packCheckpoint(
-            c,
-            [...placed.map(() => ZeroAddress), ...others],
-            placed.map((signature, place) => ({ place, signature })),
+          .withArgs(
+            2n,
+            c.chainHead,
+            c.stateDigest,
+            SET_1,
+            signerBits(f.supervisors, signers),
           );
-          await expectRefused(f, () => f.quorum.finalizeRecords(packed), "QuorumMembersMismatch", [SET_1, listCommitment(SET_1, list), expected]);
-        }
+        expect(await f.quorum.lastFinal()).to.equal(2n);
       });
 
-      it("refuses a packed checkpoint whose length does not fit its layout", async function () {
+      it("moves forward only", async function () {
         const f = await networkHelpers.loadFixture(deployQuorum);
-        const c = await checkpointAt(f, 4n);
-        const members = [...(await f.quorum.signingMembers(SET_1))];
-        const good = inPlaces(c, members, toCompact(await signAll(f, f.supervisors.slice(0, 3), c)));
-        const bytes = (good.length - 2) / 2;
-        const setSize = (n: number) => good.slice(0, 2 + 2 * 80) + toBeHex(n, 1).slice(2) + good.slice(2 + 2 * 81);
-        for (const [packed, length] of [
-          [good.slice(0, -2), bytes - 1], // a byte short
-          [good + "00", bytes + 1], // a byte over
-          ["0x", 0], // nothing
-          [good.slice(0, 2 + 2 * 80), 80], // no set size
-          [setSize(0), bytes], // a set of 0
-          [setSize(3), bytes], // a set of 3: its bitmap (places 0-2) fits, the 20 bytes after the signatures do not
-        ] as const) {
-          await expectRefused(f, () => f.quorum.finalizeRecords(packed), "QuorumMalformedCheckpoint", [BigInt(length)]);
-        }
-        // A bitmap bit beyond the set size.
-        const beyond = good.slice(0, 2 + 2 * 81) + "17" + good.slice(2 + 2 * 82);
-        await expectRefused(f, () => f.quorum.finalizeRecords(beyond), "QuorumMalformedCheckpoint", [BigInt(bytes)]);
-        await expect(f.quorum.finalizeRecords(good)).to.emit(f.quorum, "CheckpointFinalized");
-      });
-
-      it("refuses a head other than the one marked at the count", async function () {
-        const f = await networkHelpers.loadFixture(deployQuorum);
-        const wrong = await f.ledger.markedHead(2n);
-        const c = await checkpointAt(f, 4n, { chainHead: wrong });
-        const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
-        await expectRefused(f, () => finalizeWith(f.quorum, c, sigs), "QuorumHeadMismatch", [
-          4n,
-          wrong,
-          await f.ledger.markedHead(4n),
+        const quorum3 = f.supervisors.slice(0, 3);
+        const at2 = await checkpointAt(f, 2n);
+        const at4 = await checkpointAt(f, 4n);
+        await expectRefused(f, async () => finalizeWith(via(f.quorum), await checkpointAt(f, 0n), []), "QuorumCheckpointNotNewer", [
+          0n,
+          0n,
         ]);
+        await finalizeWith(via(f.quorum), at4, await signAll(f, quorum3, at4));
+        await expectRefused(
+          f,
+          async () => finalizeWith(via(f.quorum), at2, await signAll(f, quorum3, at2)),
+          "QuorumCheckpointNotNewer",
+          [2n, 4n],
+        );
+        await expectRefused(
+          f,
+          async () => finalizeWith(via(f.quorum), at4, await signAll(f, quorum3, at4)),
+          "QuorumCheckpointNotNewer",
+          [4n, 4n],
+        );
+
+        await f.ledger.markCheckpoint();
+        const at5 = await checkpointAt(f, 5n);
+        await expect(finalizeWith(via(f.quorum), at5, await signAll(f, quorum3, at5)))
+          .to.emit(f.quorum, "CheckpointFinalized")
+          .withArgs(
+            5n,
+            at5.chainHead,
+            at5.stateDigest,
+            SET_1,
+            signerBits(f.supervisors, quorum3),
+          );
+        expect(await f.quorum.lastFinal()).to.equal(5n);
+      });
+
+      describe("when the signatures fall short", function () {
+        it("refuses 2 of 4, and none", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c = await checkpointAt(f, 4n);
+          const two = await signAll(f, f.supervisors.slice(1, 3), c);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, two), "QuorumBelowThreshold", [2n, THRESHOLD]);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, []), "QuorumBelowThreshold", [0n, THRESHOLD]);
+        });
+
+        it("refuses a signature by a key outside the set", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c = await checkpointAt(f, 4n);
+          const forger = Wallet.createRandom();
+          const honest = await signAll(f, f.supervisors.slice(0, 3), c);
+          const forged = await signAll(f, [forger], c);
+          await expectRefused(
+            f,
+            () => finalizeWith(via(f.quorum), c, [...honest.slice(0, 2), ...forged]),
+            "QuorumSignerNotSupervisor",
+            [forger.address, SET_1],
+          );
+          // The governor and a hardhat account that is no supervisor fare no better.
+          for (const key of [f.governor, f.outsider]) {
+            const [sig] = await signAll(f, [key], c);
+            await expectRefused(f, () => finalizeWith(via(f.quorum), c, [sig, ...honest]), "QuorumSignerNotSupervisor", [
+              key.address,
+              SET_1,
+            ]);
+          }
+        });
+
+        it("refuses a duplicated signer, in any position", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c = await checkpointAt(f, 4n);
+          const [a, b, d] = await signAll(f, f.supervisors.slice(0, 3), c);
+          const s0 = f.supervisors[0].address;
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, [a, b, a]), "QuorumDuplicateSigner", [s0]);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, [a, a, b, d]), "QuorumDuplicateSigner", [s0]);
+          // The other encoding of a valid signature (its high-s twin, which ecrecover would also
+          // accept) is refused as malformed, so malleability cannot turn one key into two votes.
+          const sig = Signature.from(b);
+          const highS = SECP256K1_N - BigInt(sig.s);
+          const members = [...(await f.quorum.signingMembers(SET_1))];
+          const [ca, cb, cd] = toCompact([a, b, d]);
+          // A high s fits the 255 bits of vs only below 2^255; else vs cannot carry the twin at all.
+          if (highS < 1n << 255n) {
+            const twin = { r: sig.r, vs: toBeHex(((sig.v === 27 ? 1n : 0n) << 255n) | highS, 32) };
+            await expectRefused(f, () => via(f.quorum).finalizeRecords(inPlaces(c, members, [ca, cb, twin, cd])), "QuorumInvalidSignature", [2n]);
+          }
+        });
+
+        it("refuses malformed signatures by their index", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c = await checkpointAt(f, 4n);
+          const [a, b, d] = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
+          const members = [...(await f.quorum.signingMembers(SET_1))];
+          const half = SECP256K1_N / 2n;
+          for (const [bad, index] of [
+            [{ r: d.r, vs: toBeHex(half + 1n, 32) }, 2n], // s above half the order
+            [{ r: d.r, vs: toBeHex((1n << 255n) - 1n, 32) }, 2n], // the largest s vs can carry
+            [{ r: ZeroHash, vs: d.vs }, 2n], // r = 0: ecrecover finds no key
+            [{ r: ZeroHash, vs: ZeroHash }, 0n], // all zero
+          ] as const) {
+            const sigs = index === 0n ? [bad, a, b, d] : [a, b, bad];
+            await expectRefused(f, () => via(f.quorum).finalizeRecords(inPlaces(c, members, sigs)), "QuorumInvalidSignature", [index]);
+          }
+        });
+      });
+
+      describe("when a signature was given for somewhere else", function () {
+        it("does not count a signature over another chain id", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c = await checkpointAt(f, 4n);
+          const elsewhere = { ...f.domain, chainId: 1n };
+          const sigs = await signAll(f, f.supervisors.slice(0, 3), c, elsewhere);
+          const recovered = recoveredHere(f, c, sigs[0]);
+          expect(recovered).to.not.equal(f.supervisors[0].address);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, sigs), "QuorumSignerNotSupervisor", [recovered, SET_1]);
+        });
+
+        it("does not count a signature given to another quorum contract, which does", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const other = await ethers.deployContract("SupervisorQuorum", [
+            f.governor.address,
+            await f.ledger.getAddress(),
+            f.supervisors.map((s) => s.address),
+            THRESHOLD,
+            ADMIN_DELAY,
+            SET_CHANGE_DELAY,
+          ]);
+          const c = await checkpointAt(f, 4n);
+          const sigs = await signAll(f, f.supervisors.slice(0, 3), c, {
+            ...f.domain,
+            verifyingContract: await other.getAddress(),
+          });
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, sigs), "QuorumSignerNotSupervisor", [
+            recoveredHere(f, c, sigs[0]),
+            SET_1,
+          ]);
+          await expect(finalizeWith(via(other), c, sigs)).to.emit(other, "CheckpointFinalized");
+        });
+
+        it("does not count signatures over a checkpoint of another ledger (a packed checkpoint names none: it is LEDGER's)", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const otherLedger = await ethers.deployContract("PrepaidLedger", [f.governor.address, f.regulator.address, 0, 3_600]);
+          const c = await checkpointAt(f, 4n);
+          const theirs = { ...c, ledger: await otherLedger.getAddress() };
+          const sigs = await signAll(f, f.supervisors.slice(0, 3), theirs);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, sigs), "QuorumSignerNotSupervisor", [
+            recoveredHere(f, c, sigs[0]),
+            SET_1,
+          ]);
+        });
+
+        it("binds a signature to its set id: another set's id does not count it", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c1 = await checkpointAt(f, 4n);
+          const sigs1 = await signAll(f, f.supervisors.slice(0, 3), c1);
+          // The same people, re-installed: only the set id differs.
+          await replaceSet(
+            f,
+            f.supervisors.map((s) => s.address),
+            THRESHOLD,
+          );
+          const c2 = { ...c1, setId: 2n };
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c2, sigs1), "QuorumSignerNotSupervisor", [
+            recoveredHere(f, c2, sigs1[0]),
+            2n,
+          ]);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), { ...c1, setId: 3n }, sigs1), "QuorumWrongSet", [3n, 2n]);
+          await expect(finalizeWith(via(f.quorum), c2, await signAll(f, f.supervisors.slice(0, 3), c2)))
+            .to.emit(f.quorum, "CheckpointFinalized")
+            .withArgs(
+              4n,
+              c2.chainHead,
+              c2.stateDigest,
+              2n,
+              signerBits(f.supervisors, f.supervisors.slice(0, 3)),
+            );
+        });
+
+        it("does not count a member the new set dropped", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const [s0, s1, s2, s3] = f.supervisors;
+          await replaceSet(f, [s1.address, s2.address, s3.address, f.outsider.address], THRESHOLD);
+          const c = await checkpointAt(f, 4n);
+          const sigs = await signAll(f, [s0, s1, s2], c);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, sigs), "QuorumSignerNotSupervisor", [s0.address, 2n]);
+          await expect(finalizeWith(via(f.quorum), c, await signAll(f, [f.outsider, s1, s2], c))).to.emit(
+            f.quorum,
+            "CheckpointFinalized",
+          );
+        });
+      });
+
+      describe("when the checkpoint does not match the ledger", function () {
+        it("refuses a record count behind the ledger's that it never marked", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const head5 = (await f.ledger.chainHead())[1];
+          for (const count of [3n, 1n]) {
+            const c = await checkpointAt(f, count, { chainHead: head5 });
+            const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
+            await expectRefused(f, () => finalizeWith(via(f.quorum), c, sigs), "QuorumUnmarkedCheckpoint", [count]);
+          }
+        });
+
+        it("refuses a record count beyond the ledger's", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const head5 = (await f.ledger.chainHead())[1];
+          const c = await checkpointAt(f, 99n, { chainHead: head5 });
+          const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, sigs), "QuorumBeyondLedger", [99n, 5n]);
+        });
+
+        it("finalizes the ledger's current head, unmarked, in one transaction, and refuses another head there", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const [count, head5] = await f.ledger.chainHead();
+          expect(await f.ledger.markedHead(count)).to.equal(ZeroHash);
+          const wrong = await checkpointAt(f, count, { chainHead: id("not the head") });
+          await expectRefused(f, async () => finalizeWith(via(f.quorum), wrong, await signAll(f, f.supervisors.slice(0, 3), wrong)), "QuorumHeadMismatch", [
+            count,
+            wrong.chainHead,
+            head5,
+          ]);
+          const c = await checkpointAt(f, count, { chainHead: head5 });
+          await expect(finalizeWith(via(f.quorum), c, await signAll(f, f.supervisors.slice(0, 3), c)))
+            .to.emit(f.quorum, "CheckpointFinalized")
+            .withArgs(count, head5, c.stateDigest, SET_1, signerBits(f.supervisors, f.supervisors.slice(0, 3)));
+          expect(await f.quorum.lastFinal()).to.equal(count);
+          expect(await f.quorum.status(count)).to.equal(Confirmed);
+        });
+
+        it("refuses a signing list that is not the set's: signers out of place, a member left out, added or replaced", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c = await checkpointAt(f, 4n);
+          const [a, b, d] = toCompact(await signAll(f, f.supervisors.slice(0, 3), c));
+          const members = [...(await f.quorum.signingMembers(SET_1))];
+          const expected = listCommitment(SET_1, members);
+          const [s0, s1, s2, s3] = members;
+          for (const [placed, others, list] of [
+            [[b, a, d], [s3], [s1, s0, s2, s3]], // two signers swapped
+            [[a, b, d], [], [s0, s1, s2]], // the last member left out
+            [[a, b, d], [s3, f.outsider.address], [s0, s1, s2, s3, f.outsider.address]], // one added
+            [[a, b, d], [f.outsider.address], [s0, s1, s2, f.outsider.address]], // one replaced
+          ] as const) {
+            const packed = packCheckpoint(
+              c,
+              [...placed.map(() => ZeroAddress), ...others],
+              placed.map((signature, place) => ({ place, signature })),
+            );
+            await expectRefused(f, () => via(f.quorum).finalizeRecords(packed), "QuorumMembersMismatch", [SET_1, listCommitment(SET_1, list), expected]);
+          }
+        });
+
+        it("refuses a packed checkpoint whose length does not fit its layout", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const c = await checkpointAt(f, 4n);
+          const members = [...(await f.quorum.signingMembers(SET_1))];
+          const good = inPlaces(c, members, toCompact(await signAll(f, f.supervisors.slice(0, 3), c)));
+          const bytes = (good.length - 2) / 2;
+          const setSize = (n: number) => good.slice(0, 2 + 2 * 80) + toBeHex(n, 1).slice(2) + good.slice(2 + 2 * 81);
+          for (const [packed, length] of [
+            [good.slice(0, -2), bytes - 1], // a byte short
+            [good + "00", bytes + 1], // a byte over
+            ["0x", 0], // nothing
+            [good.slice(0, 2 + 2 * 80), 80], // no set size
+            [setSize(0), bytes], // a set of 0
+            [setSize(3), bytes], // a set of 3: its bitmap (places 0-2) fits, the 20 bytes after the signatures do not
+          ] as const) {
+            await expectRefused(f, () => via(f.quorum).finalizeRecords(packed), "QuorumMalformedCheckpoint", [BigInt(length)]);
+          }
+          // A bitmap bit beyond the set size.
+          const beyond = good.slice(0, 2 + 2 * 81) + "17" + good.slice(2 + 2 * 82);
+          await expectRefused(f, () => via(f.quorum).finalizeRecords(beyond), "QuorumMalformedCheckpoint", [BigInt(bytes)]);
+          await expect(via(f.quorum).finalizeRecords(good)).to.emit(f.quorum, "CheckpointFinalized");
+        });
+
+        it("refuses a head other than the one marked at the count", async function () {
+          const f = await networkHelpers.loadFixture(deployQuorum);
+          const wrong = await f.ledger.markedHead(2n);
+          const c = await checkpointAt(f, 4n, { chainHead: wrong });
+          const sigs = await signAll(f, f.supervisors.slice(0, 3), c);
+          await expectRefused(f, () => finalizeWith(via(f.quorum), c, sigs), "QuorumHeadMismatch", [
+            4n,
+            wrong,
+            await f.ledger.markedHead(4n),
+          ]);
+        });
       });
     });
-  });
+  }
 
   describe("reportEquivocation", function () {
     /** Supervisor `signer` signs two checkpoints at count 4 that differ as `change` says. */

@@ -1,4 +1,4 @@
-import { ZeroAddress, concat, keccak256, recoverAddress, toBeHex } from "ethers";
+import { ZeroAddress, concat, id, keccak256, recoverAddress, toBeHex, type ContractRunner, type Signer } from "ethers";
 
 /**
  * The EIP-712 types SupervisorQuorum verifies, written out as ISupervisorQuorum's NatSpec states
@@ -63,6 +63,31 @@ export interface FinalizingQuorum {
   checkpointDigest(checkpoint: any): Promise<string>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   finalizeRecords(packed: string): Promise<any>;
+}
+
+/** A deployed quorum as ethers gives it: the calls above, its address and its runner. */
+export interface SupervisorQuorumLike extends FinalizingQuorum {
+  getAddress(): Promise<string>;
+  readonly runner: ContractRunner | null;
+}
+
+/** `finalizePacked_11yn()`'s selector, from its signature (ISupervisorQuorum). */
+export const FINALIZE_PACKED_SELECTOR = id("finalizePacked_11yn()").slice(0, 10);
+
+/**
+ * The same quorum with `finalizeRecords(packed)` sent as `finalizePacked_11yn()`: the selector and
+ * the packed bytes, no ABI wrapping, from the quorum's runner.
+ */
+export function viaPacked(quorum: SupervisorQuorumLike): FinalizingQuorum {
+  return {
+    signingMembers: (setId) => quorum.signingMembers(setId),
+    checkpointDigest: (checkpoint) => quorum.checkpointDigest(checkpoint),
+    finalizeRecords: async (packed) => {
+      const runner = quorum.runner as Signer | null;
+      if (runner?.sendTransaction === undefined) throw new Error("viaPacked: the quorum has no signer");
+      return runner.sendTransaction({ to: await quorum.getAddress(), data: concat([FINALIZE_PACKED_SELECTOR, packed]) });
+    },
+  };
 }
 
 /** The checkpoint fields a packed checkpoint carries (the ledger is implied). */
