@@ -32,7 +32,7 @@ import { artifacts } from "hardhat";
 
 import { RecordKind, publicKeyOf, type RecordDetails } from "../../src/crypto/index.js";
 import { serveDashboard } from "../../src/dashboard/server.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { PREPAID_LEDGER_ABI } from "../../src/ledger/abi.js";
 import { encodeRecordBatchCall } from "../../src/ledger/codec.js";
 import type { JsonRpcLike } from "../../src/regulator/logs.js";

@@ -49,7 +49,8 @@ import {
   rollBack,
   setReorgMark,
 } from "./reorg.js";
-import { getMeta, inTransaction, indexExists, openIndex, setMeta, type Database } from "./schema.js";
+import { getMeta, inTransaction, setMeta, type Database } from "./schema.js";
+import { indexExists, openIndex } from "./open.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);

@@ -21,7 +21,7 @@ import { csvCell, csvLine, yuan, yuanDecimal } from "../../src/cli/format.js";
 import { main } from "../../src/cli/main.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
 import { merchantStatusName } from "../../src/regulator/books.js";
-import { indexExists, openIndex } from "../../src/indexer/schema.js";
+import { indexExists, openIndex } from "../../src/indexer/open.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";

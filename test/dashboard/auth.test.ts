@@ -11,7 +11,7 @@ import { PassThrough, Readable } from "node:stream";
 import { expect } from "chai";
 
 import { main } from "../../src/cli/main.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { isLoopback, openGate } from "../../src/dashboard/auth/policy.js";
 import { checkNewPassword, hashPassword, verifyPassword } from "../../src/dashboard/auth/password.js";
 import { AuthStore, type Role } from "../../src/dashboard/auth/store.js";

@@ -5,7 +5,7 @@ import { network } from "hardhat";
 
 import { IndexedAccounts } from "../../src/indexer/account-cache.js";
 import { Indexer } from "../../src/indexer/indexer.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { indexDb } from "../helpers/index-db.js";

@@ -21,7 +21,7 @@ import { expectRejects } from "../helpers/errors.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { expectedGenesis } from "../helpers/records.js";
 import { indexDb } from "../helpers/index-db.js";
-import { indexExists } from "../../src/indexer/schema.js";
+import { indexExists } from "../../src/indexer/open.js";
 
 const { ethers, networkHelpers } = await network.create();
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);

@@ -7,7 +7,7 @@ import { network } from "hardhat";
 
 import { Indexer, type IndexerConfigInput } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
-import { indexExists, openIndex } from "../../src/indexer/schema.js";
+import { indexExists, openIndex } from "../../src/indexer/open.js";
 import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { expectRejects } from "../helpers/errors.js";

@@ -1,7 +1,8 @@
 import { expect } from "chai";
 
 import { MAX_BUCKETS, alertCounts, balanceBefore, history } from "../../src/indexer/history.js";
-import { openIndex, type Database } from "../../src/indexer/schema.js";
+import { type Database } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { search } from "../../src/indexer/search.js";
 import { RISK_RULES } from "../../src/indexer/risk.js";
 import { scratchIndexDb } from "../helpers/index-db.js";

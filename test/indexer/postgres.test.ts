@@ -1,7 +1,8 @@
 import { expect } from "chai";
 
 import { PrepaidLedgerError } from "../../src/errors.js";
-import { SCHEMA_VERSION, indexExists, openIndex, removeIndex } from "../../src/indexer/schema.js";
+import { SCHEMA_VERSION } from "../../src/indexer/schema.js";
+import { indexExists, openIndex, removeIndex } from "../../src/indexer/open.js";
 import { getMeta, hasTable, redactUrl, setMeta } from "../../src/indexer/store/database.js";
 import { postgresDdl, toPostgres } from "../../src/indexer/store/dialect.js";
 import { PostgresDatabase } from "../../src/indexer/store/postgres.js";
@@ -144,6 +145,17 @@ describe("index on PostgreSQL: a server", function () {
     expect(() => db.exec("COMMIT")).to.throw(/duplicate key/);
     db.exec("ROLLBACK");
     expect([getMeta(db, "new"), getMeta(db, "k1")]).to.deep.equal([undefined, "v"]);
+    db.close();
+  });
+
+  it("a connection lost under a statement is a retryable INDEX_UNAVAILABLE; the next statement connects again", function () {
+    const db = openIndex(indexDb("", "reconnect"));
+    setMeta(db, "k", "v");
+    const pid = (db.prepare("SELECT pg_backend_pid() AS pid").get() as { pid: number }).pid;
+    const e = thrown(() => db.prepare("SELECT pg_terminate_backend(pg_backend_pid())").get()); // the server ends it mid-statement
+    expect([e.code, e.retryable]).to.deep.equal(["INDEX_UNAVAILABLE", true]);
+    expect(getMeta(db, "k")).to.equal("v");
+    expect((db.prepare("SELECT pg_backend_pid() AS pid").get() as { pid: number }).pid).not.to.equal(pid);
     db.close();
   });
 

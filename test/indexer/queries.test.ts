@@ -5,7 +5,7 @@
 import { expect } from "chai";
 
 import { IndexQueries } from "../../src/indexer/queries.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { expectRejects } from "../helpers/errors.js";
 import { scratchIndexDb } from "../helpers/index-db.js";
 

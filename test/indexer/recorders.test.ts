@@ -11,7 +11,8 @@ import { expect } from "chai";
 
 import { Indexer } from "../../src/indexer/indexer.js";
 import type { IndexQueries } from "../../src/indexer/queries.js";
-import { SCHEMA_VERSION, hasTable, openIndex } from "../../src/indexer/schema.js";
+import { SCHEMA_VERSION, hasTable } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { httpJsonRpc } from "../../src/rpc.js";
 import { tempDir } from "../helpers/ledger.js";
 import { blockNumber, mine, reorg, rpc, useReorgAnvil } from "../helpers/reorg.js";

@@ -6,7 +6,7 @@ import { network } from "hardhat";
 
 import { runDay } from "../../scripts/lib/day.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { tempDir } from "../helpers/ledger.js";
 import { startHardhatNode, startTs, type Running } from "../helpers/processes.js";
 import { indexDb } from "../helpers/index-db.js";

@@ -13,7 +13,7 @@ import { resolve } from "node:path";
 import { pinpointFromIndex } from "../../dashboard/receipt.js";
 import { PrepaidLedgerError, isError } from "../../errors.js";
 import { IndexQueries } from "../../indexer/queries.js";
-import { indexExists, openIndex } from "../../indexer/schema.js";
+import { indexExists, openIndex } from "../../indexer/open.js";
 import { parseReceipt, receiptToCompact, receiptToJson, validateReceipt, verifyReceipt, type Receipt, type ReceiptVerification } from "../../receipt/index.js";
 import { httpJsonRpc } from "../../rpc.js";
 import { choice, intOption, stringOption } from "../args.js";

@@ -10,7 +10,8 @@ import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { Indexer, type ReorgRollback, type SyncResult } from "../../indexer/indexer.js";
-import { getMeta, indexExists, openIndex, removeIndex } from "../../indexer/schema.js";
+import { getMeta } from "../../indexer/schema.js";
+import { indexExists, openIndex, removeIndex } from "../../indexer/open.js";
 import { isPostgresUrl, redactUrl } from "../../indexer/store/database.js";
 import { PrepaidLedgerError, isError } from "../../errors.js";
 import { intOption, stringOption } from "../args.js";

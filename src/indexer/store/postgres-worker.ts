@@ -11,6 +11,8 @@
  * counts of rows changed, or the first failure with its `index`), `{ op: "exec", sql }`
  * (statements without parameters), `{ op: "close" }`.
  * Answers: the result, or `{ error: { message, code, detail } }` (`code`: PostgreSQL's SQLSTATE).
+ * A lost connection fails the request under way (`INDEX_UNAVAILABLE`); the next request connects
+ * again, so a `prepaid sync --follow` waits out a server restart as it waits out a node's.
  *
  * 64-bit integers (`BIGINT`, `count(*)`) and `NUMERIC` (`sum()` of them) come back as JS
  * numbers, as SQLite's integers do: exact up to 2^53, far above any amount in fen or count here.
@@ -29,7 +31,19 @@ const types = {
 };
 
 let client = null;
-const names = new Map();
+let settings = null;
+/** Set when the connection was lost (server restarted, network cut): the next request reconnects. */
+let broken = false;
+let names = new Map();
+
+async function connect() {
+  client = new pg.Client({ connectionString: settings.url, types, application_name: "prepaid-ledger", connectionTimeoutMillis: settings.connectTimeoutMs });
+  client.on("error", () => (broken = true)); // a lost connection fails the request under way, which is reported
+  await client.connect();
+  if (settings.readOnly) await client.query("SET default_transaction_read_only = on");
+  broken = false;
+  names = new Map(); // statements prepared on the old connection are gone with it
+}
 
 /** Each statement is prepared on the server once, under a name of its own. */
 function nameOf(sql) {
@@ -42,14 +56,31 @@ function nameOf(sql) {
 }
 
 async function handle(m) {
+  if (broken && m.op !== "connect" && m.op !== "close") {
+    client.end().catch(() => {});
+    await connect();
+  }
+  try {
+    return await dispatch(m);
+  } catch (e) {
+    // The connection failed, not the statement (no SQLSTATE, a socket error such as ECONNRESET,
+    // or SQLSTATE class 08 / 57P): reconnect at the next request.
+    if (connectionLost(e)) broken = true;
+    throw e;
+  }
+}
+
+function connectionLost(e) {
+  const code = e && e.code;
+  return typeof code !== "string" || /^E[A-Z]/.test(code) || code.startsWith("08") || code.startsWith("57P");
+}
+
+async function dispatch(m) {
   switch (m.op) {
-    case "connect": {
-      client = new pg.Client({ connectionString: m.url, types, application_name: "prepaid-ledger", connectionTimeoutMillis: m.connectTimeoutMs });
-      client.on("error", () => {}); // a lost connection fails the next query, which is reported
-      await client.connect();
-      if (m.readOnly) await client.query("SET default_transaction_read_only = on");
+    case "connect":
+      settings = { url: m.url, readOnly: m.readOnly, connectTimeoutMs: m.connectTimeoutMs };
+      await connect();
       return {};
-    }
     case "query": {
       const r = await client.query({ name: nameOf(m.sql), text: m.sql, values: m.params });
       return m.run ? { changes: r.rowCount ?? 0 } : { rows: r.rows };

@@ -205,13 +205,13 @@ class PostgresStatement implements Statement {
 }
 
 /**
- * A failed statement. Connection failures (SQLSTATE class 08, 57P, or none: a socket error) are
+ * A failed statement. Connection failures (SQLSTATE class 08, 57P, a socket error such as ECONNRESET, or none) are
  * `INDEX_UNAVAILABLE`; the others are thrown as SQLite's are, an `Error` whose `code` is the
  * SQLSTATE (23505: a unique key taken), for the callers that tell them apart.
  */
 function postgresError(url: string, request: Record<string, unknown>, error: NonNullable<Answer["error"]>): Error {
   const code = error.code;
-  if (request.op === "connect" || code === undefined || code.startsWith("08") || code.startsWith("57P")) {
+  if (request.op === "connect" || code === undefined || /^E[A-Z]/.test(code) || code.startsWith("08") || code.startsWith("57P")) {
     return unavailable(url, new Error(error.message));
   }
   return Object.assign(new Error(`PostgreSQL: ${error.message}${error.detail ? ` (${error.detail})` : ""}`), { code, sql: request.sql });
