@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   SEQUENCE_CONFLICT: "the on-chain batch sequence does not match the local journal",
   NOT_FOUND: "the index holds no merchant, account or record with this id",
   INDEX_CORRUPT: "the index database cannot be read, or is not a prepaid-ledger index of this version",
+  INDEX_UNAVAILABLE: "the index database server (PostgreSQL) cannot be reached, refused the connection or the statement failed on its side",
   INDEX_MISMATCH: "the index database was built from another chain, ledger, quorum or regulator key",
   REORG_TOO_DEEP: "a block the index treated as settled was replaced: the index is marked until `prepaid sync --repair`",
   RECORD_CONFLICT: "a record with this identity (kind, account, order reference) was already given to the uploader with other details",

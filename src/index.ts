@@ -96,7 +96,8 @@ export type {
   RecordRow,
   Totals,
 } from "./indexer/queries.js";
-export { SCHEMA_VERSION, openIndex } from "./indexer/schema.js";
+export { SCHEMA_VERSION } from "./indexer/schema.js";
+export { openIndex } from "./indexer/open.js";
 export { RISK_RULES, RiskConfig } from "./indexer/risk.js";
 export type { Alert, RiskConfigInput, RiskRule } from "./indexer/risk.js";
 export { serveDashboard } from "./dashboard/server.js";

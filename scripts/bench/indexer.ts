@@ -32,7 +32,7 @@ import { artifacts } from "hardhat";
 
 import { RecordKind, publicKeyOf, type RecordDetails } from "../../src/crypto/index.js";
 import { serveDashboard } from "../../src/dashboard/server.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { PREPAID_LEDGER_ABI } from "../../src/ledger/abi.js";
 import { encodeRecordBatchCall } from "../../src/ledger/codec.js";
 import type { JsonRpcLike } from "../../src/regulator/logs.js";
@@ -40,6 +40,7 @@ import { httpJsonRpc } from "../../src/rpc.js";
 import { sealBatch } from "../../src/upload/sealing.js";
 import { GAS_BOUND, MAX_TX_GAS, gasBound } from "../../src/upload/uploader.js";
 import { startAnvil, startTs, type Running } from "../../test/helpers/processes.js";
+import { benchPostgres, formatBackends, type BackendsFigures } from "./backends.js";
 import type { WorkerResult } from "./indexer-worker.js";
 import { formatReaders, timeReaders, type ReadersFigures } from "./readers.js";
 import { MEMOS, REGULATOR_KEY, START_TIME, prng } from "./workload.js";
@@ -124,6 +125,8 @@ export interface IndexerFigures {
   };
   /** The floor any reader pays and verify's rate over the same ledger, with the ratios to the sync. */
   readers: ReadersFigures;
+  /** The same ledger synced into PostgreSQL, and its dashboard (scripts/bench/backends.ts). */
+  backends: BackendsFigures;
   dashboard: RouteTiming[];
   targets: { recordsPerSecond: number; maxRssMb: number; overviewMs: number };
   met: { recordsPerSecond: boolean; maxRssMb: boolean; overview: boolean };
@@ -530,7 +533,18 @@ export async function benchIndexer(options: IndexerBenchOptions = {}): Promise<I
       throw new Error(`the sync is not clean: ${JSON.stringify(sync)}`);
     }
     const readers = await timeReaders(runScript, anvil.url, ledger, range, sync, timeout);
-    await anvil.stop(); // the dashboard reads only the index; give its core back
+    // The dashboard reads only the index: the node is stopped before it is timed (its core given back).
+    const backends = await benchPostgres(
+      async (pg) => {
+        const r = await runWorker(anvil.url, ledger, pg, range, timeout);
+        if (r.records !== records || r.verified !== records || r.discrepancies !== 0 || r.matchesContract !== true) {
+          throw new Error(`the sync into PostgreSQL is not clean: ${JSON.stringify(r)}`);
+        }
+        return r;
+      },
+      (pg) => timeDashboard(pg, records),
+      () => anvil.stop(),
+    );
     const dashboard = await timeDashboard(db, records);
 
     const sum = (k: keyof MerchantStream["counts"]) => streams.reduce((n, s) => n + s.counts[k], 0);
@@ -554,6 +568,7 @@ export async function benchIndexer(options: IndexerBenchOptions = {}): Promise<I
       },
       sync: { ...sync, indexBytes: statSync(db).size, maxBlockRange: range, defaultFailure },
       readers,
+      backends,
       dashboard,
       targets,
       met: {
@@ -611,6 +626,7 @@ export function formatIndexer(f: IndexerFigures): string {
     `dashboard over the ${int(w.records)}-record index: ${WARMUPS} warm-ups, then ${REQUESTS} sequential requests per route (ms)`,
     `${"route".padEnd(28)}    first   median      p95      max      bytes`,
     ...f.dashboard.map(route),
+    ...formatBackends(f.backends, { sync: s, dashboard: f.dashboard }),
   ]
     .map((line) => line.trimEnd())
     .join("\n");

@@ -31,7 +31,7 @@ import { artifacts } from "hardhat";
 import { RecordKind, publicKeyOf, type RecordDetails } from "../../src/crypto/index.js";
 import { isError } from "../../src/errors.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { FAULT_KINDS, startFaultProxy, type FaultKind } from "../../test/helpers/fault-proxy.js";
 import { startAnvil } from "../../test/helpers/processes.js";

@@ -21,7 +21,11 @@ export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
 /** The options every command accepts. */
 export const COMMON_OPTIONS: OptionSpecs = {
-  db: { type: "string", value: "FILE", help: "the index file (default ./prepaid-index.sqlite, or \"db\" in the config file)" },
+  db: {
+    type: "string",
+    value: "FILE|URL",
+    help: "the index: an SQLite file (default ./prepaid-index.sqlite, or \"db\" in the config file) or a postgresql:// URL",
+  },
   config: { type: "string", value: "FILE", help: "read settings from FILE (default ./prepaid.config.json, if present)" },
   json: { type: "boolean", help: "machine output: one JSON document on stdout, errors as JSON on stderr" },
   quiet: { type: "boolean", short: "q", help: "no progress or notices on stderr" },

@@ -14,9 +14,18 @@ import { z } from "zod";
 import { addressSchema, parseConfig, privateKeySchema } from "../config.js";
 import { PrepaidLedgerError, isError } from "../errors.js";
 import { RiskConfig } from "../indexer/risk.js";
+import { isPostgresUrl } from "../indexer/store/database.js";
 
 /** The config file looked for in the working directory when `--config` is not given. */
 export const CONFIG_FILE = "prepaid.config.json";
+/**
+ * Where the index is: a PostgreSQL URL as it is, a file's path made absolute against `base` (the
+ * working folder for `--db`, the config file's folder for its `db`).
+ */
+export function indexLocation(base: string, location: string): string {
+  return isPostgresUrl(location) ? location : resolve(base, location);
+}
+
 /** The index file when neither `--db` nor the config file names one. */
 export const DEFAULT_DB = "prepaid-index.sqlite";
 /** The environment variable holding the regulator's private key (hex). */
@@ -79,7 +88,7 @@ export function loadConfigFile(path: string | undefined, cwd: string): CliConfig
     throw e;
   }
   const relative = (path: string | undefined) => (path === undefined ? undefined : resolve(dirname(file), path));
-  return { ...config, ...(config.db !== undefined && { db: relative(config.db) }), ...(config.auth !== undefined && { auth: relative(config.auth) }) };
+  return { ...config, ...(config.db !== undefined && { db: indexLocation(dirname(file), config.db) }), ...(config.auth !== undefined && { auth: relative(config.auth) }) };
 }
 
 function refuseKeyFields(input: unknown, file: string): void {

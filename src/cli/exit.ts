@@ -10,7 +10,7 @@ export const EXIT_CODES = {
   OK: { code: 0, meaning: "success" },
   INTERNAL: { code: 1, meaning: "unexpected internal error (a bug: please report it with PREPAID_DEBUG=1 output)" },
   USAGE: { code: 2, meaning: "usage error, invalid configuration or argument, a ledger of a hash-chain version this tool does not know, or a Node.js older than 22.13" },
-  RPC: { code: 3, meaning: "the JSON-RPC node is unreachable, failed or timed out (retry later)" },
+  RPC: { code: 3, meaning: "the JSON-RPC node (or the index's PostgreSQL server) is unreachable, failed or timed out (retry later)" },
   INDEX: { code: 4, meaning: "index problem: not an index, another chain/ledger, or a reorg deeper than the confirmations (the index is marked: run `prepaid sync --repair`)" },
   WRONG_KEY: { code: 5, meaning: "the regulator key does not open this ledger's records (or is not the index's key)" },
   NOT_FOUND: { code: 6, meaning: "no such merchant or account in the index (or, for `users`, no such dashboard account)" },
@@ -31,6 +31,8 @@ const BY_ERROR_CODE: Record<ErrorCode, ExitName> = {
   TIMEOUT: "RPC",
   INDEX_CORRUPT: "INDEX",
   INDEX_MISMATCH: "INDEX",
+  // The PostgreSQL server of the index is down or refuses: like an unreachable node, try again.
+  INDEX_UNAVAILABLE: "RPC",
   REORG_TOO_DEEP: "INDEX",
   WRONG_KEY: "WRONG_KEY",
   NOT_FOUND: "NOT_FOUND",

@@ -75,7 +75,8 @@ Config file: ./${CONFIG_FILE}, or --config FILE. Flags override it. Every field 
   { "rpc": "https://node.example", "ledger": "0x…", "quorum": "0x…",
     "db": "${DEFAULT_DB}", "confirmations": 12, "fromBlock": 0, "maxBlockRange": 10000,
     "risk": { "maxMerchantLiability": 50000000, "maxCardBalance": 500000 } }
-  A relative "db" is relative to the config file. Risk thresholds are in fen (docs/RISK.md).
+  A relative "db" is relative to the config file; a postgresql:// URL puts the index on PostgreSQL
+  (password from PGPASSWORD or ~/.pgpass). Risk thresholds are in fen (docs/RISK.md).
 
 Regulator key: never on the command line or in the config file (shell history, ps, shared
 files). Give it to \`sync\` as the environment variable ${KEY_ENV}, or with

@@ -3,7 +3,7 @@
  * creates an empty index by accident).
  */
 import { IndexQueries } from "../indexer/queries.js";
-import { openIndex } from "../indexer/schema.js";
+import { openIndex } from "../indexer/open.js";
 import { integer } from "./args.js";
 import type { Context } from "./command.js";
 

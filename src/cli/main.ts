@@ -17,7 +17,7 @@ import { accountCommand, alertsCommand, merchantCommand, merchantsCommand, statu
 import { serveCommand } from "./commands/serve.js";
 import { syncCommand } from "./commands/sync.js";
 import { usersCommand } from "./commands/users.js";
-import { DEFAULT_DB, loadConfigFile } from "./config.js";
+import { DEFAULT_DB, indexLocation, loadConfigFile } from "./config.js";
 import { exitCodeOf } from "./exit.js";
 import { toJson } from "./format.js";
 import { commandHelp, topHelp, usageLine } from "./help.js";
@@ -102,7 +102,7 @@ function context(io: CliIO, args: ParsedArgs, stops: StopSignals, secrets: Secre
     cwd,
     args,
     config,
-    db: resolve(cwd, stringOption(args, "db") ?? config.db ?? DEFAULT_DB),
+    db: indexLocation(cwd, stringOption(args, "db") ?? config.db ?? DEFAULT_DB),
     json,
     quiet,
     write: (text) => writeTo(io.stdout, text),

@@ -28,7 +28,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 
 import { PrepaidLedgerError } from "../errors.js";
 import { IndexQueries, type IndexInfo } from "../indexer/queries.js";
-import { openIndex, type Database } from "../indexer/schema.js";
+import { type Database } from "../indexer/schema.js";
+import { openIndex } from "../indexer/open.js";
 import { loadCharts } from "./chart.js";
 import {
   accountView,

@@ -10,9 +10,8 @@
  * and its writer, with this cache, is thrown away; the next one starts from the table.
  */
 import type { AccountState, AccountStore } from "../regulator/books.js";
-import type { StatementSync } from "node:sqlite";
 
-import type { Database } from "./schema.js";
+import type { Database, Statement } from "./schema.js";
 
 /** Accounts kept in memory between pages, by default: about 30 MB of books. */
 export const DEFAULT_ACCOUNT_CACHE = 100_000;
@@ -27,7 +26,7 @@ interface AccountRow {
 
 export class IndexedAccounts implements AccountStore {
   private readonly cache = new Map<string, AccountState>();
-  private readonly select: StatementSync;
+  private readonly select: Statement;
   /** Rows read on a miss (opened accounts are misses too: their row does not exist yet). */
   misses = 0;
 

@@ -65,7 +65,7 @@ export async function compareWithContract(
   }
   await inTransaction(db, () => {
     db.exec("DELETE FROM discrepancies WHERE kind = 'books-mismatch'");
-    const insert = db.prepare("INSERT INTO discrepancies (kind, message, merchant_id, block_number, details) VALUES (?, ?, ?, ?, ?)");
+    const insert = db.prepare("INSERT INTO discrepancies (id, kind, message, merchant_id, block_number, details) VALUES ((SELECT coalesce(max(id), 0) + 1 FROM discrepancies), ?, ?, ?, ?, ?)");
     for (const p of problems) {
       insert.run(
         "books-mismatch",

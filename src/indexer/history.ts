@@ -80,7 +80,7 @@ export function history(db: Database, now: number): History {
     .prepare(
       `SELECT merchant_id, q, sum(t) AS t, sum(c) AS c, sum(r) AS r FROM (
          SELECT merchant_id, block_time / ${QUARTER} AS q, topped_up AS t, consumed AS c, refunded AS r FROM batches
-         ${settlements})
+         ${settlements}) AS flows
        GROUP BY merchant_id, q ORDER BY q`,
     )
     .all() as Record<string, unknown>[];

@@ -20,7 +20,6 @@
  * indexer.close();
  * ```
  */
-import { existsSync } from "node:fs";
 
 import { Interface, getAddress } from "ethers";
 
@@ -50,7 +49,8 @@ import {
   rollBack,
   setReorgMark,
 } from "./reorg.js";
-import { getMeta, inTransaction, openIndex, setMeta, type Database } from "./schema.js";
+import { getMeta, inTransaction, setMeta, type Database } from "./schema.js";
+import { indexExists, openIndex } from "./open.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
 const quorumInterface = new Interface(SUPERVISOR_QUORUM_ABI);
@@ -177,7 +177,7 @@ export class Indexer {
       });
     // Refused before a new index file is made; an existing index is checked for its identity
     // first, which names the mismatch more precisely (another chain or ledger).
-    if (chainVersion === undefined && !existsSync(config.db)) throw unsupported();
+    if (chainVersion === undefined && !indexExists(config.db)) throw unsupported();
     if (config.quorum !== undefined) {
       const data = quorumInterface.encodeFunctionData("LEDGER");
       const result = await call<string>("eth_call", [{ to: config.quorum, data }, "latest"]);

@@ -454,7 +454,7 @@ export class PageWriter {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (merchant_id, account) DO UPDATE SET record_count = excluded.record_count,
          initial_amount = excluded.initial_amount, topped_up = excluded.topped_up, consumed = excluded.consumed,
-         refunded = excluded.refunded, balance = excluded.balance, bad_records = bad_records + excluded.bad_records,
+         refunded = excluded.refunded, balance = excluded.balance, bad_records = accounts.bad_records + excluded.bad_records,
          last_time = excluded.last_time`,
     );
     // opened_time is written when the account is first stored, and kept; bad_records adds the page's.
@@ -516,8 +516,10 @@ export class PageWriter {
     const found = this.replay.discrepancies.splice(0);
     if (found.length === 0) return;
     const insert = this.indexer.db.prepare(
-      `INSERT INTO discrepancies (kind, message, record_index, merchant_id, account, tx_hash, block_number, log_index, details)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      // The next id given here, not by the database: the same numbers on SQLite and PostgreSQL
+      // (whose identity sequence would not go back when a reorg deletes rows).
+      `INSERT INTO discrepancies (id, kind, message, record_index, merchant_id, account, tx_hash, block_number, log_index, details)
+       VALUES ((SELECT coalesce(max(id), 0) + 1 FROM discrepancies), ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
     for (const d of found) {
       insert.run(

@@ -65,7 +65,7 @@ export function profiles(db: Database, merchantId?: number): Map<number, Merchan
   const rows = db
     .prepare(
       `SELECT p.* FROM merchant_profiles p
-        WHERE ${merchantId === undefined ? "1" : "p.merchant_id = ?"}
+        WHERE ${merchantId === undefined ? "TRUE" : "p.merchant_id = ?"}
           AND NOT EXISTS (SELECT 1 FROM merchant_profiles q WHERE q.merchant_id = p.merchant_id
                           AND (q.block_number > p.block_number OR (q.block_number = p.block_number AND q.log_index > p.log_index)))`,
     )

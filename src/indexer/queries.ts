@@ -408,7 +408,7 @@ export class IndexQueries {
         `SELECT * FROM (
            SELECT block_number, log_index, block_time, liability_after, topped_up, consumed, refunded,
                   row_number() OVER (ORDER BY block_number, log_index) AS rn
-             FROM batches WHERE merchant_id = ?)
+             FROM batches WHERE merchant_id = ?) AS numbered
           WHERE (rn - 1) % ? = 0 OR rn = ? ORDER BY rn`,
       )
       .all(merchantId, step, n) as Record<string, unknown>[];

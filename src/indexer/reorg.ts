@@ -68,7 +68,7 @@ export function saveUndo(
   merchants: Iterable<number>,
   accounts: Iterable<{ merchantId: number; account: string }>,
 ): void {
-  const insert = db.prepare("INSERT INTO undo_log (page_from, page_to, tbl, row_key, before) VALUES (?, ?, ?, ?, ?)");
+  const insert = db.prepare("INSERT INTO undo_log (seq, page_from, page_to, tbl, row_key, before) VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM undo_log), ?, ?, ?, ?, ?)");
   const save = (tbl: string, key: unknown[]) => {
     const where = KEYS[tbl].map((k) => `${k} = ?`).join(" AND ");
     const row = db.prepare(`SELECT * FROM ${tbl} WHERE ${where}`).get(...(key as (string | number)[]));

@@ -357,8 +357,9 @@ export function evaluateRisk(db: Database, config: RiskConfigValues, now: number
 export function storeAlerts(db: Database, alerts: Alert[], asOfBlock: number, asOfTime: number): void {
   db.exec("DELETE FROM alerts");
   const insert = db.prepare(
-    `INSERT INTO alerts (rule, severity, merchant_id, account, record_index, message, value, threshold, as_of_block, as_of_time)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    // Numbered from 1 on each evaluation, on both backends (a PostgreSQL identity would go on counting).
+    `INSERT INTO alerts (id, rule, severity, merchant_id, account, record_index, message, value, threshold, as_of_block, as_of_time)
+     VALUES ((SELECT coalesce(max(id), 0) + 1 FROM alerts), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   for (const a of alerts) {
     insert.run(a.rule, a.severity, a.merchantId, a.account, a.recordIndex, a.message, a.value, a.threshold, asOfBlock, asOfTime);

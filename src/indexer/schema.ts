@@ -1,17 +1,17 @@
 /**
- * The regulator's index: one SQLite file (Node 22's built-in `node:sqlite`, no native addon)
- * holding what the indexer read from one ledger on one chain. The tables mirror the ledger's
+ * The regulator's index: what the indexer read from one ledger on one chain, in one SQLite file
+ * (Node 22's built-in `node:sqlite`, no native addon; the embedded default) or one PostgreSQL
+ * database (`postgresql://…`, for a team: src/indexer/store/postgres.ts). This file is its
+ * schema; src/indexer/open.ts opens (creates, upgrades) an index of either backend. The tables mirror the ledger's
  * data; every row that comes from a log is keyed by (transaction, log index), so the same log
  * can never be stored twice. docs/ARCHITECTURE.md ("Regulator's workbench") explains the data path.
  *
  * Amounts are INTEGER minor units (fen). SQLite integers are 64-bit; they are read back as JS
  * numbers, exact up to 2^53 fen (90 trillion yuan), far above any merchant's books.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
-import type { DatabaseSync as DatabaseSyncType } from "node:sqlite";
-import { createRequire } from "node:module";
+import { type Database, type Statement, getMeta, hasTable, inTransaction, num, numOrNull, setMeta } from "./store/database.js";
 
-import { PrepaidLedgerError } from "../errors.js";
+export { type Database, type Statement, getMeta, hasTable, inTransaction, num, numOrNull, setMeta };
 
 /**
  * Bumped when a table changes; an index of another version is refused, except the in-place
@@ -19,14 +19,13 @@ import { PrepaidLedgerError } from "../errors.js";
  */
 export const SCHEMA_VERSION = 6;
 
-export type Database = DatabaseSyncType;
 
 /**
  * Version 2: what the indexer needs to follow a chain that reorganizes (src/indexer/reorg.ts).
  * An index of version 1 is upgraded in place by adding these (empty) tables: it holds no
  * unsettled rows, so nothing it holds needs them.
  */
-const REORG_DDL = `
+export const REORG_DDL = `
 -- The blocks the index has read that are not settled yet (newer than the confirmations), and
 -- the newest settled one as the anchor: their hashes and parents, to find a fork point.
 CREATE TABLE IF NOT EXISTS recent_blocks (
@@ -55,7 +54,7 @@ CREATE TABLE IF NOT EXISTS undo_log (
  * `recorders_from_block`, the first block whose events it will hold: the views then say the
  * history is incomplete until `prepaid sync --repair` reads it again from the first block.
  */
-const RECORDER_DDL = `
+export const RECORDER_DDL = `
 CREATE TABLE IF NOT EXISTS recorder_events (
   tx_hash       TEXT NOT NULL,
   log_index     INTEGER NOT NULL,
@@ -80,7 +79,7 @@ CREATE INDEX IF NOT EXISTS recorder_events_by_merchant ON recorder_events (merch
  * read already at its next sync (meta `custody_read` names the custody contracts read from the
  * first block on), so nothing needs `--repair`.
  */
-const CUSTODY_DDL = `
+export const CUSTODY_DDL = `
 CREATE TABLE IF NOT EXISTS custody_events (
   tx_hash       TEXT NOT NULL,
   log_index     INTEGER NOT NULL,
@@ -112,7 +111,7 @@ CREATE INDEX IF NOT EXISTS custody_events_by_merchant ON custody_events (custody
  * (empty) table and those (NULL) columns: it was made by code that knew no settlement, of a
  * ledger deployed before them, which logs neither settlements nor card rules.
  */
-const PROTECTION_DDL = `
+export const PROTECTION_DDL = `
 CREATE TABLE IF NOT EXISTS protection_events (
   tx_hash          TEXT NOT NULL,
   log_index        INTEGER NOT NULL,
@@ -142,7 +141,7 @@ CREATE INDEX IF NOT EXISTS protection_events_by_merchant ON protection_events (m
  * profiles published before need \`prepaid sync --repair\` (a ledger deployed before the event
  * has none to miss).
  */
-const PROFILE_DDL = `
+export const PROFILE_DDL = `
 CREATE TABLE IF NOT EXISTS merchant_profiles (
   tx_hash       TEXT NOT NULL,
   log_index     INTEGER NOT NULL,
@@ -160,15 +159,15 @@ CREATE INDEX IF NOT EXISTS merchant_profiles_by_merchant ON merchant_profiles (m
 `;
 
 /** Settlements by merchant, in record order (the liability chart and the views read them; few rows). */
-const SETTLEMENT_INDEX = "CREATE INDEX IF NOT EXISTS records_settled ON records (merchant_id, record_index) WHERE settlement IS NOT NULL;";
+export const SETTLEMENT_INDEX = "CREATE INDEX IF NOT EXISTS records_settled ON records (merchant_id, record_index) WHERE settlement IS NOT NULL;";
 
 /** Version 5's columns of `records`: set for a settlement (`Settled`), NULL for a record of a batch. */
-const SETTLEMENT_COLUMNS = [
+export const SETTLEMENT_COLUMNS = [
   "settlement INTEGER", // 1 claim, 2 cooling-off (IPrepaidLedger.SettlementReason)
   "holder TEXT", // the card holder custody paid, 0x-hex lowercase
 ] as const;
 
-const DDL = `
+export const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -338,173 +337,3 @@ export const TABLES = [
   "discrepancies",
   "alerts",
 ] as const;
-
-const requireBuiltin = createRequire(import.meta.url);
-
-/** `node:sqlite` without its one-time ExperimentalWarning on stderr (it is stable enough for this use). */
-function loadSqlite(): typeof import("node:sqlite") {
-  const emit = process.emitWarning;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    const text = typeof warning === "string" ? warning : warning.message;
-    if (/SQLite/.test(text)) return;
-    (emit as (...a: unknown[]) => void).call(process, warning, ...rest);
-  }) as typeof process.emitWarning;
-  try {
-    return requireBuiltin("node:sqlite") as typeof import("node:sqlite");
-  } finally {
-    process.emitWarning = emit;
-  }
-}
-
-const SQLITE_MAGIC = "SQLite format 3\0";
-
-export interface OpenIndexOptions {
-  /** Open an existing index only (the report commands), never create one. */
-  mustExist?: boolean;
-  readOnly?: boolean;
-}
-
-/**
- * Opens (or creates) the index at `path` and checks its schema version.
- *
- * @throws PrepaidLedgerError `INDEX_CORRUPT` if the file is not an index of this version;
- *   `INVALID_ARGUMENT` if the path is a directory, or if `mustExist` and there is no file
- */
-export function openIndex(path: string, options: OpenIndexOptions = {}): Database {
-  const exists = path !== ":memory:" && existsSync(path);
-  if (exists && statSync(path).isDirectory()) {
-    throw new PrepaidLedgerError("INVALID_ARGUMENT", "the index path is a directory, not a file: give a file name (for example prepaid-index.sqlite)", {
-      details: { path },
-    });
-  }
-  if (options.mustExist && !exists) {
-    throw new PrepaidLedgerError("INVALID_ARGUMENT", "no index database at this path: run `prepaid sync` first", {
-      details: { path },
-    });
-  }
-  if (exists) {
-    const head = readHead(path);
-    if (head.length > 0 && head !== SQLITE_MAGIC) {
-      throw new PrepaidLedgerError("INDEX_CORRUPT", "the file is not an SQLite database", { details: { path } });
-    }
-  }
-  const { DatabaseSync } = loadSqlite();
-  let db: Database;
-  try {
-    db = new DatabaseSync(path, { readOnly: options.readOnly ?? false });
-  } catch (e) {
-    throw new PrepaidLedgerError("INDEX_CORRUPT", "the index database cannot be opened", { details: { path }, cause: e });
-  }
-  try {
-    if (!options.readOnly) {
-      // WAL: readers (the dashboard) never wait for the writer. A checkpoint every 16k pages
-      // (64 MB) rather than 1k: the indexer commits once a page of logs, and checkpointing is
-      // most of a commit's cost at a million records.
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 16384;");
-    }
-    db.exec("PRAGMA busy_timeout = 5000;");
-    const version = Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
-    const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
-    if (version === 0 && tables === 0) {
-      if (options.readOnly) {
-        throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is empty: run `prepaid sync` first", { details: { path } });
-      }
-      db.exec("BEGIN");
-      db.exec(DDL);
-      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-      db.exec("COMMIT");
-    } else if (version >= 1 && version < SCHEMA_VERSION && !options.readOnly) {
-      upgrade(db, version);
-    } else if (version !== SCHEMA_VERSION && !(version >= 1 && version < SCHEMA_VERSION && options.readOnly)) {
-      throw new PrepaidLedgerError("INDEX_CORRUPT", "the database is not a prepaid-ledger index of this version", {
-        details: { path, schemaVersion: version, expected: SCHEMA_VERSION },
-      });
-    }
-  } catch (e) {
-    db.close();
-    if (e instanceof PrepaidLedgerError) throw e;
-    throw new PrepaidLedgerError("INDEX_CORRUPT", "the index database cannot be read", { details: { path }, cause: e });
-  }
-  return db;
-}
-
-/**
- * Upgrades an index of version 1 to 5 in place, in one transaction (all or nothing): adds the
- * tables of the later versions, empty, and version 5's NULL columns of `records`. The profiles of
- * blocks already read are not in them: meta `profiles_from_block` says from which block on they are. The recorder events of blocks already read are not in
- * them: meta `recorders_from_block` says from which block on they are. The custody events are
- * read again by the next sync (no meta `custody_read` yet: src/indexer/indexer.ts).
- */
-function upgrade(db: Database, version: number): void {
-  db.exec("BEGIN");
-  try {
-    if (version === 1) db.exec(REORG_DDL);
-    if (version <= 2) {
-      db.exec(RECORDER_DDL);
-      const s = db.prepare("SELECT settled_block FROM sync_state WHERE id = 1").get() as { settled_block: number } | undefined;
-      if (s !== undefined) setMeta(db, "recorders_from_block", String(Number(s.settled_block) + 1));
-    }
-    if (version <= 3) db.exec(CUSTODY_DDL);
-    db.exec(PROTECTION_DDL);
-    db.exec(PROFILE_DDL);
-    const settled = db.prepare("SELECT settled_block FROM sync_state WHERE id = 1").get() as { settled_block: number } | undefined;
-    if (settled !== undefined) setMeta(db, "profiles_from_block", String(Number(settled.settled_block) + 1));
-    // Only the columns it lacks (a test may make an "old" index by resetting user_version alone).
-    const has = new Set((db.prepare("PRAGMA table_info(records)").all() as { name: string }[]).map((c) => c.name));
-    for (const column of SETTLEMENT_COLUMNS) if (!has.has(column.split(" ")[0])) db.exec(`ALTER TABLE records ADD COLUMN ${column}`);
-    db.exec(SETTLEMENT_INDEX);
-    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-    db.exec("COMMIT");
-  } catch (e) {
-    db.exec("ROLLBACK");
-    throw e;
-  }
-}
-
-/** Whether the index has this table (an index of an older version opened read-only may not). */
-export function hasTable(db: Database, name: string): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
-}
-
-/** The first 16 bytes of a file (an SQLite file starts with its magic string). */
-function readHead(path: string): string {
-  const fd = openSync(path, "r");
-  try {
-    const buf = Buffer.alloc(16);
-    return buf.subarray(0, readSync(fd, buf, 0, 16, 0)).toString("latin1");
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Runs `fn` in one transaction: committed when it returns, rolled back when it throws (the error
- * goes on). `fn` may await, as the indexer does between the logs of a page; nothing else may
- * write to `db` meanwhile.
- */
-export async function inTransaction<T>(db: Database, fn: () => T | Promise<T>): Promise<T> {
-  db.exec("BEGIN");
-  try {
-    const result = await fn();
-    db.exec("COMMIT");
-    return result;
-  } catch (e) {
-    db.exec("ROLLBACK");
-    throw e;
-  }
-}
-
-/** A column of a row as a number (SQLite gives numbers, or bigints for large integers). */
-export const num = (v: unknown): number => Number(v);
-/** A nullable column as a number or null. */
-export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-
-/** Reads one meta value. */
-export function getMeta(db: Database, key: string): string | undefined {
-  const row = db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
-  return row?.value;
-}
-
-export function setMeta(db: Database, key: string, value: string): void {
-  db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, value);
-}

@@ -21,11 +21,12 @@ import { csvCell, csvLine, yuan, yuanDecimal } from "../../src/cli/format.js";
 import { main } from "../../src/cli/main.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
 import { merchantStatusName } from "../../src/regulator/books.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { indexExists, openIndex } from "../../src/indexer/open.js";
 import { RegulatorReader } from "../../src/regulator/reader.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import type { PrepaidLedger } from "../../types/ethers-contracts/index.js";
 import { freePort, startHardhatNode } from "../helpers/processes.js";
+import { TEST_BACKEND, indexDb, sqliteOnly } from "../helpers/index-db.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = join(root, "bin", "prepaid.mjs");
@@ -132,9 +133,9 @@ describe("prepaid command line", function () {
     settled = await ledger.queryFilter(ledger.filters.Settled(), 0);
     records = day.uploaded.length + settled.length;
     dir = mkdtempSync(join(tmpdir(), "prepaid-cli-"));
-    db = join(dir, "index.sqlite");
+    db = indexDb(dir, "index.sqlite");
     // Thresholds below the day's largest cards, so card-limit alerts fire (the defaults fire none).
-    writeFileSync(join(dir, "cli.json"), JSON.stringify({ db: "index.sqlite", risk: { maxCardBalance: 300_000 } }));
+    writeFileSync(join(dir, "cli.json"), JSON.stringify({ db: TEST_BACKEND === "sqlite" ? "index.sqlite" : db, risk: { maxCardBalance: 300_000 } }));
     sync = await prepaid(["sync", "--config", "cli.json", "--rpc", node.url, "--ledger", day.ledgerAddress, "--quorum", day.quorumAddress]);
   });
 
@@ -454,11 +455,11 @@ describe("prepaid command line", function () {
 
     it("3 when the node is unreachable, and no index file is created", async function () {
       const port = await freePort(); // free, so nothing listens on it
-      const path = join(dir, "unreachable.sqlite");
+      const path = indexDb(dir, "unreachable.sqlite");
       const run = await prepaid(["sync", "--rpc", `http://127.0.0.1:${port}`, "--ledger", day.ledgerAddress, "--db", path]);
       expect(run.code, run.stderr).to.equal(3);
       expect(run.stderr).to.include("[RPC_ERROR]");
-      expect(existsSync(path)).to.equal(false);
+      expect(indexExists(path)).to.equal(false);
     });
 
     it("5 for another regulator key, never printing it, and the index is unchanged", async function () {
@@ -470,23 +471,24 @@ describe("prepaid command line", function () {
     });
 
     it("5 for another regulator key on a first sync, which leaves no half-made index behind", async function () {
-      const path = join(dir, "first-with-wrong-key.sqlite");
+      const path = indexDb(dir, "first-with-wrong-key.sqlite");
       const run = await prepaid(["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path], { PREPAID_REGULATOR_KEY: OTHER_KEY });
       expect(run.code, run.stderr).to.equal(5);
-      for (const suffix of ["", "-wal", "-shm"]) expect(existsSync(path + suffix), path + suffix).to.equal(false);
+      expect(indexExists(path)).to.equal(false);
+      if (TEST_BACKEND === "sqlite") for (const suffix of ["-wal", "-shm"]) expect(existsSync(path + suffix), path + suffix).to.equal(false);
       // The right key then builds the index from scratch.
       const again = await prepaid(["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path]);
       expect(again.code, again.stderr).to.equal(0);
-      expect(existsSync(path)).to.equal(true);
+      expect(indexExists(path)).to.equal(true);
     });
 
     it("2 for a sync without a key unless told --no-decrypt; an index built so goes on without one", async function () {
-      const path = join(dir, "no-key.sqlite");
+      const path = indexDb(dir, "no-key.sqlite");
       const base = ["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path];
       const refused = await prepaid(base, { PREPAID_REGULATOR_KEY: "" });
       expect(refused.code).to.equal(2);
       expect(refused.stderr).to.include("no regulator key").and.to.include("--no-decrypt");
-      expect(existsSync(path)).to.equal(false);
+      expect(indexExists(path)).to.equal(false);
       const both = await prepaid([...base, "--no-decrypt"]);
       expect([both.code, both.stderr.includes("give one or the other")]).to.deep.equal([2, true]);
       const chosen = await prepaid([...base, "--no-decrypt"], { PREPAID_REGULATOR_KEY: "" });
@@ -525,7 +527,8 @@ describe("prepaid command line", function () {
     });
 
     it("4 for a file that is not an SQLite index, for sync and for reports", async function () {
-      const path = join(dir, "notes.sqlite");
+      sqliteOnly(this); // a file; PostgreSQL: test/indexer/postgres.test.ts
+      const path = indexDb(dir, "notes.sqlite");
       writeFileSync(path, "not a database\n");
       expect((await prepaid(["status", "--db", path])).code).to.equal(4);
       expect((await prepaid(["sync", "--rpc", node.url, "--ledger", day.ledgerAddress, "--db", path])).code).to.equal(4);

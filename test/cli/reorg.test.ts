@@ -12,6 +12,7 @@ import { Uploader } from "../../src/upload/uploader.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { reorg, useReorgAnvil } from "../helpers/reorg.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = join(root, "bin", "prepaid.mjs");
@@ -62,7 +63,7 @@ describe("prepaid sync: reorgs and node faults (anvil, fault proxy)", function (
       block: 0,
     });
     const recordCount = async () => Number((await contract.chainHead())[0]);
-    return { contract, address, dir, db: join(dir, "index.sqlite"), register, recordCount };
+    return { contract, address, dir, db: indexDb(dir, "index.sqlite"), register, recordCount };
   }
 
   it("a reorg deeper than the confirmations: exit 4, the index marked and status saying so, until sync --repair heals it", async function () {

@@ -11,13 +11,14 @@ import { PassThrough, Readable } from "node:stream";
 import { expect } from "chai";
 
 import { main } from "../../src/cli/main.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { isLoopback, openGate } from "../../src/dashboard/auth/policy.js";
 import { checkNewPassword, hashPassword, verifyPassword } from "../../src/dashboard/auth/password.js";
 import { AuthStore, type Role } from "../../src/dashboard/auth/store.js";
 import { isError } from "../../src/errors.js";
 import { expectRejects } from "../helpers/errors.js";
 import { tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 /** Small scrypt parameters: the unit tests check behaviour, not cost. */
 const FAST = { log2N: 10, r: 8, p: 1 };
@@ -256,7 +257,7 @@ describe("dashboard auth: prepaid users and prepaid audit", function () {
   it("serve refuses to listen beyond loopback without an account (exit 2), before opening a port", async function () {
     const dir = tempDir("auth-cli");
     const auth = join(dir, "none.sqlite");
-    const index = join(dir, "missing-index.sqlite");
+    const index = indexDb(dir, "missing-index.sqlite");
     for (const args of [["--host", "0.0.0.0"], ["--host", "::"], ["--trust-proxy"], ["--public-host", "dashboard.example.org"]]) {
       const run = await prepaid(["serve", ...args, "--auth", auth, "--db", index]);
       expect(run.code, args.join(" ")).to.equal(2);
@@ -268,7 +269,7 @@ describe("dashboard auth: prepaid users and prepaid audit", function () {
   it("serve with an account requires sign-in on 127.0.0.1; behind a proxy its cookies are Secure and __Host-", async function () {
     const dir = tempDir("auth-cli");
     const auth = join(dir, "team.sqlite");
-    const index = join(dir, "index.sqlite");
+    const index = indexDb(dir, "index.sqlite");
     openIndex(index).close(); // an empty (never synced) index: the sign-in wall answers first
     expect((await prepaid(["users", "add", "zhang.min", "--auth", auth], "analyst password 1\n")).code).to.equal(0);
     const stop = new AbortController();

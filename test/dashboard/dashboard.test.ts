@@ -21,10 +21,12 @@ import { alertCounts, history } from "../../src/indexer/history.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
 import { merchantStatusName } from "../../src/regulator/books.js";
-import { openIndex, type Database } from "../../src/indexer/schema.js";
+import { type Database } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 type Connection = Awaited<ReturnType<typeof network.create>>;
 
@@ -164,7 +166,7 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     browser = await launchChromium();
     connection = await network.create();
     day = await runDay(connection);
-    dbPath = join(tempDir("dashboard"), "index.sqlite");
+    dbPath = indexDb(tempDir("dashboard"), "index.sqlite");
     // Twenty more small cards for the first merchant after the day, so the alerts (one per card
     // above the test's tiny cap) fill more than one page: the day's claims empty most cards of
     // the closed merchants.

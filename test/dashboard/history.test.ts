@@ -12,9 +12,11 @@ import type { Browser } from "playwright-core";
 import { MERCHANT_LINES } from "../../src/dashboard/chart.js";
 import { yuan } from "../../src/dashboard/format.js";
 import { serveDashboard, type Dashboard } from "../../src/dashboard/server.js";
-import { openIndex, setMeta } from "../../src/indexer/schema.js";
+import { setMeta } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const DAY = 86_400;
 const WEEKS = 8;
@@ -79,7 +81,7 @@ describe("dashboard: weeks of history in headless Chromium", function () {
   before(async function () {
     tz = process.env.TZ;
     process.env.TZ = "UTC";
-    dbPath = join(tempDir("dashboard-weeks"), "index.sqlite");
+    dbPath = indexDb(tempDir("dashboard-weeks"), "index.sqlite");
     ({ liability } = buildIndex(dbPath));
     browser = await launchChromium();
     dashboard = await serveDashboard({ db: dbPath });

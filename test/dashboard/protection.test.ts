@@ -19,6 +19,7 @@ import type { ProtectionView } from "../../src/indexer/protection-view.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { REGULATOR_KEY, tempDir } from "../helpers/ledger.js";
 import { FULL, OWING, PAID, PRO_RATA, closeUploaders, increaseTime, protectionScenario, type Scenario } from "../helpers/protection.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const { ethers } = await network.create();
 const DAY = 86_400;
@@ -49,7 +50,7 @@ describe("dashboard: the card holders' protection (Chromium)", function () {
     browser = await launchChromium();
     s = await protectionScenario(ethers);
     await increaseTime(ethers, 8 * DAY); // OWING's return on card D is now past its due date
-    db = join(tempDir("dashboard-protection"), "index.sqlite");
+    db = indexDb(tempDir("dashboard-protection"), "index.sqlite");
     const indexer = await Indexer.open({ ledger: await s.ledger.getAddress(), privateKey: REGULATOR_KEY, db, confirmations: 0 }, ethers.provider);
     try {
       expect((await indexer.sync()).matchesContract).to.equal(true);

@@ -24,6 +24,7 @@ import { makeReceipt, receiptToCompact, receiptToJson, type Receipt } from "../.
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { REGULATOR_KEY, tempDir } from "../helpers/ledger.js";
 import { deployWithQuorum, receiptRecords, serveRpc } from "../helpers/receipts.js";
+import { indexDb } from "../helpers/index-db.js";
 
 function get(url: string, host?: string): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -62,7 +63,7 @@ describe("dashboard: the receipt page in headless Chromium", function () {
     connection = await network.create();
     f = await deployWithQuorum(connection);
     receipts = (await f.uploader.upload(receiptRecords())).map((u) => u.receipt);
-    db = join(tempDir("receipt-dashboard"), "index.sqlite");
+    db = indexDb(tempDir("receipt-dashboard"), "index.sqlite");
     const indexer = await Indexer.open({ ledger: f.ledgerAddress, quorum: f.quorumAddress, privateKey: REGULATOR_KEY, db, confirmations: 0 }, connection.ethers.provider);
     await indexer.sync();
     indexer.close();

@@ -22,6 +22,7 @@ import { Indexer } from "../../src/indexer/indexer.js";
 import { artifactDir, launchChromium } from "../helpers/browser.js";
 import { REGULATOR_KEY, card, tempDir } from "../helpers/ledger.js";
 import { MERCHANT, deployWithQuorum, receiptRecords } from "../helpers/receipts.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const PASSWORDS = { "zhang.min": "analyst passphrase 1", "li.wei": "auditor passphrase 1", "wang.fang": "second analyst 1" } as const;
 type Name = keyof typeof PASSWORDS;
@@ -105,7 +106,7 @@ describe("dashboard: sign-in for a team in headless Chromium", function () {
     const f = await deployWithQuorum(connection);
     await f.uploader.upload(receiptRecords());
     const dir = tempDir("signin");
-    db = join(dir, "index.sqlite");
+    db = indexDb(dir, "index.sqlite");
     const indexer = await Indexer.open({ ledger: f.ledgerAddress, quorum: f.quorumAddress, privateKey: REGULATOR_KEY, db, confirmations: 0 }, connection.ethers.provider);
     await indexer.sync();
     indexer.close();

@@ -5,9 +5,10 @@ import { network } from "hardhat";
 
 import { IndexedAccounts } from "../../src/indexer/account-cache.js";
 import { Indexer } from "../../src/indexer/indexer.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -54,13 +55,15 @@ describe("indexer: account books kept in the index, with a bounded cache", funct
       indexer.close();
       return result;
     };
-    const small = await sync(join(dir, "small.sqlite"), 1);
-    const large = await sync(join(dir, "large.sqlite"));
+    const smallDb = indexDb(dir, "small.sqlite");
+    const largeDb = indexDb(dir, "large.sqlite");
+    const small = await sync(smallDb, 1);
+    const large = await sync(largeDb);
     expect([small.records, small.matchesContract]).to.deep.equal([CARDS + 30, true]);
     expect(large.matchesContract).to.equal(true);
-    const rows = accountRows(join(dir, "small.sqlite"));
+    const rows = accountRows(smallDb);
     expect(rows).to.have.length(CARDS);
-    expect(rows).to.deep.equal(accountRows(join(dir, "large.sqlite")));
+    expect(rows).to.deep.equal(accountRows(largeDb));
     for (const row of rows as { account: string; balance: number; record_count: number; consumed: number }[]) {
       const c = await f.ledger.accountBooks(M, row.account);
       expect([BigInt(row.balance), BigInt(row.record_count), BigInt(row.consumed)]).to.deep.equal([c.balance, c.recordCount, c.consumed]);
@@ -69,7 +72,7 @@ describe("indexer: account books kept in the index, with a bounded cache", funct
 
   it("goes on from the index after a restart: a new sync reads the books earlier syncs stored", async function () {
     const f = await networkHelpers.loadFixture(ledgerWithCards);
-    const db = join(tempDir("account-cache"), "i.sqlite");
+    const db = indexDb(tempDir("account-cache"), "i.sqlite");
     const open = () => Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db, maxBlockRange: 2, accountCache: 2 }, ethers.provider);
     const first = await open();
     expect((await first.sync()).matchesContract).to.equal(true);
@@ -93,7 +96,7 @@ describe("indexer: account books kept in the index, with a bounded cache", funct
 
 describe("IndexedAccounts", function () {
   function store(limit: number) {
-    const db = openIndex(join(tempDir("account-cache-unit"), "i.sqlite"));
+    const db = openIndex(indexDb(tempDir("account-cache-unit"), "i.sqlite"));
     db.prepare(
       `INSERT INTO accounts (merchant_id, account, record_count, initial_amount, topped_up, consumed, refunded, balance, opened_time, last_time)
        VALUES (7, '0xaa', 3, 500, 800, 100, 50, 650, 1, 2)`,

@@ -4,7 +4,6 @@
  * every BatchRecorded head re-linked by the version 1 rule (test/helpers/chain-versions.ts), and
  * answers `genesisHead()` and `chainHead()` with the version 1 heads. Records, envelopes and books are the contract's.
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 
 import { expect } from "chai";
@@ -21,6 +20,8 @@ import { relinked } from "../helpers/chain-versions.js";
 import { expectRejects } from "../helpers/errors.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { expectedGenesis } from "../helpers/records.js";
+import { indexDb } from "../helpers/index-db.js";
+import { indexExists } from "../../src/indexer/open.js";
 
 const { ethers, networkHelpers } = await network.create();
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
@@ -79,14 +80,14 @@ function olderLedgerNode(f: Fixture, rule: (batch: number) => 1 | 2) {
 
 /** The index's discrepancies: kind and transaction. */
 const discrepancies = (indexer: Indexer) =>
-  indexer.db.prepare("SELECT kind, tx_hash AS txHash FROM discrepancies ORDER BY id").all() as { kind: string; txHash: string }[];
+  indexer.db.prepare(`SELECT kind, tx_hash AS "txHash" FROM discrepancies ORDER BY id`).all() as { kind: string; txHash: string }[];
 
 describe("indexer: hash-chain versions", function () {
   this.timeout(60_000);
 
   it("indexes a version 2 ledger and records its version and genesis", async function () {
     const f = await networkHelpers.loadFixture(threeBatches);
-    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db: join(tempDir("index-v2"), "i.sqlite") }, ethers.provider);
+    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db: indexDb(tempDir("index-v2"), "i.sqlite") }, ethers.provider);
     const result = await indexer.sync();
     expect([result.records, result.discrepancies, result.matchesContract]).to.deep.equal([12, 0, true]);
     expect(getMeta(indexer.db, "chain_version")).to.equal("2");
@@ -98,7 +99,7 @@ describe("indexer: hash-chain versions", function () {
   it("indexes a version 1 ledger, and resumes it as version 1", async function () {
     const f = await networkHelpers.loadFixture(threeBatches);
     const node = olderLedgerNode(f, () => 1);
-    const db = join(tempDir("index-v1"), "i.sqlite");
+    const db = indexDb(tempDir("index-v1"), "i.sqlite");
     const first = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db }, node);
     const r1 = await first.sync();
     expect([r1.records, r1.discrepancies, r1.matchesContract]).to.deep.equal([12, 0, true]);
@@ -122,7 +123,7 @@ describe("indexer: hash-chain versions", function () {
     const f = await networkHelpers.loadFixture(threeBatches);
     // Batches 1-3 by version 1; the two uploaded after the restart by version 2.
     const node = olderLedgerNode(f, (batch) => (batch < 3 ? 1 : 2));
-    const db = join(tempDir("index-mixed"), "i.sqlite");
+    const db = indexDb(tempDir("index-mixed"), "i.sqlite");
     const first = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db }, node);
     expect((await first.sync()).discrepancies).to.equal(0);
     first.close();
@@ -148,9 +149,9 @@ describe("indexer: hash-chain versions", function () {
         return ethers.provider.send(method, params);
       },
     };
-    const db = join(tempDir("index-unknown"), "i.sqlite");
+    const db = indexDb(tempDir("index-unknown"), "i.sqlite");
     const error = await expectRejects(Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db }, node), "UNSUPPORTED_VERSION");
     expect(error.details).to.deep.include({ genesisHead: unknown, supported: [2, 1] });
-    expect(existsSync(db)).to.equal(false);
+    expect(indexExists(db)).to.equal(false);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { expect } from "chai";
@@ -7,12 +7,13 @@ import { network } from "hardhat";
 
 import { Indexer, type IndexerConfigInput } from "../../src/indexer/indexer.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { indexExists, openIndex } from "../../src/indexer/open.js";
 import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { expectRejects } from "../helpers/errors.js";
 import { MERCHANT_KEY, REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { freePort } from "../helpers/processes.js";
+import { indexDb, sqliteOnly } from "../helpers/index-db.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -32,7 +33,7 @@ async function ledgerWithRecords() {
   return { ledger, address };
 }
 
-const freshDb = () => join(tempDir("index-errors"), "index.sqlite");
+const freshDb = () => indexDb(tempDir("index-errors"), "index.sqlite");
 
 async function sync(config: Partial<IndexerConfigInput> & { db: string; ledger: string }, rpc: JsonRpcLike = ethers.provider) {
   const indexer = await Indexer.open({ privateKey: REGULATOR_KEY, ...config }, rpc);
@@ -88,7 +89,7 @@ describe("indexer: bad input", function () {
       "RPC_ERROR",
     );
     expect(e.retryable).to.equal(true);
-    expect(existsSync(db)).to.equal(false);
+    expect(indexExists(db)).to.equal(false);
     provider.destroy();
   });
 
@@ -138,6 +139,7 @@ describe("indexer: bad input", function () {
   });
 
   it("refuses a file that is not an index", async function () {
+    sqliteOnly(this); // a file; PostgreSQL: test/indexer/postgres.test.ts
     const f = await networkHelpers.loadFixture(ledgerWithRecords);
     const db = freshDb();
     writeFileSync(db, "merchant,balance\n1,100\n");

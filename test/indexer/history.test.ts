@@ -1,9 +1,11 @@
 import { expect } from "chai";
 
 import { MAX_BUCKETS, alertCounts, balanceBefore, history } from "../../src/indexer/history.js";
-import { openIndex, type Database } from "../../src/indexer/schema.js";
+import { type Database } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { search } from "../../src/indexer/search.js";
 import { RISK_RULES } from "../../src/indexer/risk.js";
+import { scratchIndexDb } from "../helpers/index-db.js";
 
 const DAY = 86_400;
 const hex = (n: number, bytes = 32) => "0x" + n.toString(16).padStart(bytes * 2, "0");
@@ -34,12 +36,12 @@ describe("index history: flows and liabilities per hour, day or week", function 
     db
       .prepare(
         `INSERT INTO records (record_index, tx_hash, log_index, block_number, block_time, merchant_id, account, kind, amount, commitment, ciphertext,
-                              verification, problems, settlement, holder) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, '', x'', 'verified', '', ?, NULL)`,
+                              verification, problems, settlement, holder) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, '', ?, 'verified', '', ?, NULL)`,
       )
-      .run(index, tx, index, 1_795_000_000 + index, merchantId, account, kind, amount, settlement);
+      .run(index, tx, index, 1_795_000_000 + index, merchantId, account, kind, amount, new Uint8Array(0), settlement);
 
   beforeEach(function () {
-    db = openIndex(":memory:");
+    db = openIndex(scratchIndexDb());
     batch = 0;
   });
   afterEach(() => db.close());
@@ -124,7 +126,7 @@ describe("index history: flows and liabilities per hour, day or week", function 
 describe("index search", function () {
   let db: Database;
   beforeEach(function () {
-    db = openIndex(":memory:");
+    db = openIndex(scratchIndexDb());
     const account = (merchantId: number, id: string) =>
       db
         .prepare(
@@ -139,8 +141,8 @@ describe("index search", function () {
     for (const [i, tx] of [[1, "0xbb"], [2, "0xbb"], [101, "0xcc"]] as const) {
       db.prepare(
         `INSERT INTO records (record_index, tx_hash, log_index, block_number, block_time, merchant_id, account, kind, amount, commitment, ciphertext, verification, problems)
-         VALUES (?, ?, ?, 1, 1, 101, '0x', 1, 1, '', x'', 'verified', '')`,
-      ).run(i, tx + "0".repeat(62), i);
+         VALUES (?, ?, ?, 1, 1, 101, '0x', 1, 1, '', ?, 'verified', '')`,
+      ).run(i, tx + "0".repeat(62), i, new Uint8Array(0));
     }
   });
   afterEach(() => db.close());

@@ -7,6 +7,7 @@ import { DEMO_REGULATOR_KEY, MERCHANTS, PRECURSOR, runDay } from "../../scripts/
 import { CLOSING_COVERED, CLOSING_SHORT } from "../../scripts/lib/exit.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 describe("indexer: the main job's traffic", function () {
   it("a profile published again replaces the one shown, and the profile rows roll back with their blocks", async function () {
@@ -17,7 +18,7 @@ describe("indexer: the main job's traffic", function () {
     const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
     await (await ledger.connect(regulator).registerMerchant(7, recorder.address)).wait();
     await (await ledger.connect(regulator).setMerchantProfile(7, "Old Name", "L-1", "beauty", "Putuo")).wait();
-    const db = join(tempDir("profiles"), "index.sqlite");
+    const db = indexDb(tempDir("profiles"), "index.sqlite");
     // Five confirmations: the renaming below is in a provisional block, which a reorg rolls back.
     const indexer = await Indexer.open({ ledger: await ledger.getAddress(), db, confirmations: 5 }, ethers.provider);
     try {
@@ -45,7 +46,7 @@ describe("indexer: the main job's traffic", function () {
     const connection = await network.create();
     const day = await runDay(connection);
     const { ethers } = connection;
-    const db = join(tempDir("index"), "index.sqlite");
+    const db = indexDb(tempDir("index"), "index.sqlite");
     const indexer = await Indexer.open(
       { ledger: day.ledgerAddress, quorum: day.quorumAddress, privateKey: DEMO_REGULATOR_KEY, db },
       ethers.provider,

@@ -15,9 +15,11 @@ import { network } from "hardhat";
 import { main } from "../../src/cli/main.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import type { IndexQueries } from "../../src/indexer/queries.js";
-import { SCHEMA_VERSION, openIndex } from "../../src/indexer/schema.js";
+import { SCHEMA_VERSION } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { REGULATOR_KEY, tempDir } from "../helpers/ledger.js";
 import { FULL, OWING, PAID, PRO_RATA, closeUploaders, deployProtected, increaseTime, protectionScenario, type Protected, type Scenario } from "../helpers/protection.js";
+import { indexDb, sqliteOnly } from "../helpers/index-db.js";
 
 const { ethers } = await network.create();
 const DAY = 86_400;
@@ -74,7 +76,7 @@ describe("indexer: settlements and the card holders' protection", function () {
     let indexer: Indexer;
     before(async function () {
       s = await protectionScenario(ethers);
-      db = join(tempDir("index-protection"), "i.sqlite");
+      db = indexDb(tempDir("index-protection"), "i.sqlite");
       indexer = await open(s, db);
       const result = await indexer.sync();
       expect(result.matchesContract).to.equal(true);
@@ -188,7 +190,7 @@ describe("indexer: settlements and the card holders' protection", function () {
     await d.deposit(PAID, 200_000n);
     await d.upload(PAID, [[1, card.account, 100_000n]]);
     for (let i = 0; i < 4; i++) await ethers.provider.send("evm_mine", []);
-    const db = join(tempDir("index-protection"), "i.sqlite");
+    const db = indexDb(tempDir("index-protection"), "i.sqlite");
     const indexer = await open(d, db, 3);
     try {
       await indexer.sync();
@@ -224,11 +226,12 @@ describe("indexer: settlements and the card holders' protection", function () {
   });
 
   it("upgrades an index of schema version 4 in place, then indexes settlements", async function () {
+    sqliteOnly(this); // an SQLite file of an older version: PostgreSQL indexes start at version 6
     const d = await deployProtected(ethers);
     const card = await d.card(PAID, d.holders.h2, "upgrade");
     await d.deposit(PAID, 100_000n);
     await d.upload(PAID, [[1, card.account, 50_000n]]);
-    const db = join(tempDir("index-protection"), "i.sqlite");
+    const db = indexDb(tempDir("index-protection"), "i.sqlite");
     const first = await open(d, db);
     await first.sync();
     first.close();

@@ -5,15 +5,16 @@
 import { expect } from "chai";
 
 import { IndexQueries } from "../../src/indexer/queries.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { expectRejects } from "../helpers/errors.js";
+import { scratchIndexDb } from "../helpers/index-db.js";
 
 const A = "0x17312af8" + "0".repeat(55) + "1";
 const B = "0x17312af8" + "0".repeat(55) + "2";
 const C = "0x9c1e57a0" + "f".repeat(56);
 
 describe("index queries: a card id or a unique prefix of it", function () {
-  const db = openIndex(":memory:");
+  const db = openIndex(scratchIndexDb());
   const insert = db.prepare(
     "INSERT INTO accounts (merchant_id, account, record_count, initial_amount, topped_up, consumed, refunded, balance, opened_time, last_time) VALUES (?, ?, 1, 0, 0, 0, 0, 0, 0, 0)",
   );

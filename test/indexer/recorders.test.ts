@@ -11,10 +11,12 @@ import { expect } from "chai";
 
 import { Indexer } from "../../src/indexer/indexer.js";
 import type { IndexQueries } from "../../src/indexer/queries.js";
-import { SCHEMA_VERSION, hasTable, openIndex } from "../../src/indexer/schema.js";
+import { SCHEMA_VERSION, hasTable } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { httpJsonRpc } from "../../src/rpc.js";
 import { tempDir } from "../helpers/ledger.js";
 import { blockNumber, mine, reorg, rpc, useReorgAnvil } from "../helpers/reorg.js";
+import { indexDb, sqliteOnly } from "../helpers/index-db.js";
 
 const DELAY = 3_600;
 const M = 5;
@@ -53,7 +55,7 @@ describe("indexer: who may write for each merchant (recorder events)", function 
     const [k1, k2, k3, k4, stranger, k6] = keys;
     const candidates = [k1, k2, k3, k4, stranger, k6].map((k) => k.address);
     const as = (s: typeof k1) => contract.connect(s);
-    const db = join(tempDir("index-recorders"), "i.sqlite");
+    const db = indexDb(tempDir("index-recorders"), "i.sqlite");
     const indexer = await open(address, db);
     try {
       await (await as(regulator).registerMerchant(M, k1.address)).wait();
@@ -116,7 +118,7 @@ describe("indexer: who may write for each merchant (recorder events)", function 
     const [k1, k2] = keys;
     await (await contract.connect(regulator).registerMerchant(M, k1.address)).wait();
     await mine(chain.url, 4); // the registration is settled
-    const db = join(tempDir("index-recorders"), "i.sqlite");
+    const db = indexDb(tempDir("index-recorders"), "i.sqlite");
     const indexer = await open(address, db, 3);
     try {
       await (await contract.connect(regulator).addRecorder(M, k2.address)).wait();
@@ -139,9 +141,10 @@ describe("indexer: who may write for each merchant (recorder events)", function 
   });
 
   it("an index of schema version 2 is upgraded in place and says which blocks' recorder events it lacks until --repair", async function () {
+    sqliteOnly(this); // an SQLite file of an older version: PostgreSQL indexes start at version 6
     const { contract, address, regulator, keys } = await deploy();
     await (await contract.connect(regulator).registerMerchant(M, keys[0].address)).wait();
-    const db = join(tempDir("index-recorders"), "i.sqlite");
+    const db = indexDb(tempDir("index-recorders"), "i.sqlite");
     const first = await open(address, db);
     const settled = (await first.sync()).settledBlock;
     first.close();

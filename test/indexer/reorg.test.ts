@@ -16,6 +16,7 @@ import { expectRejects } from "../helpers/errors.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
 import { blockNumber, mine, reorg, rpc, useReorgAnvil } from "../helpers/reorg.js";
+import { indexDb } from "../helpers/index-db.js";
 
 describe("indexer: reorgs and node faults (anvil)", function () {
   this.timeout(120_000);
@@ -82,7 +83,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
   it("between rounds: rolls the unsettled rows of a dead branch back to the fork point and reads the new branch", async function () {
     const f = await ledger();
     await f.consume(8); // two blocks of 4 consumptions
-    const db = join(tempDir("index-reorg"), "i.sqlite");
+    const db = indexDb(tempDir("index-reorg"), "i.sqlite");
     const latest = await blockNumber(chain.url);
     const a = await open({ ledger: f.address, db, confirmations: 3 });
     const r1 = await a.sync();
@@ -120,7 +121,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
 
   it("within a round: logs read from a branch that dies before the round ends are never written", async function () {
     const f = await ledger();
-    const db = join(tempDir("index-reorg"), "i.sqlite");
+    const db = indexDb(tempDir("index-reorg"), "i.sqlite");
     const first = await open({ ledger: f.address, db, confirmations: 0 });
     expect((await first.sync()).records).to.equal(8);
     first.close();
@@ -154,7 +155,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
   it("deeper than the confirmations: marks the index, keeps it readable, and repair() makes it equal the contract", async function () {
     const f = await ledger();
     await f.consume(8);
-    const db = join(tempDir("index-reorg"), "i.sqlite");
+    const db = indexDb(tempDir("index-reorg"), "i.sqlite");
     const a = await open({ ledger: f.address, db, confirmations: 0 });
     expect((await a.sync()).records).to.equal(16);
     await reorg(chain.url, 2, [await f.register(12)]);
@@ -181,7 +182,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
       proxy.failNext("http502", { method: "eth_blockNumber" });
       proxy.failNext("drop", { method: "eth_call" });
       proxy.failNext("truncate", { method: "eth_getLogs" });
-      const indexer = await open({ ledger: f.address, db: join(tempDir("index-reorg"), "i.sqlite") }, httpJsonRpc(proxy.url));
+      const indexer = await open({ ledger: f.address, db: indexDb(tempDir("index-reorg"), "i.sqlite") }, httpJsonRpc(proxy.url));
       const r = await indexer.sync();
       expect([r.records, r.matchesContract]).to.deep.equal([8, true]);
       expect(proxy.pendingForced()).to.equal(0);
@@ -198,7 +199,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
     const proxy = await startFaultProxy({ target: chain.url, hangMs: 20_000 });
     try {
       proxy.failNext("hang", { method: "eth_getLogs", count: 10 });
-      const indexer = await open({ ledger: f.address, db: join(tempDir("index-reorg"), "i.sqlite"), rpcTimeoutMs: 400 }, httpJsonRpc(proxy.url));
+      const indexer = await open({ ledger: f.address, db: indexDb(tempDir("index-reorg"), "i.sqlite"), rpcTimeoutMs: 400 }, httpJsonRpc(proxy.url));
       const started = Date.now();
       const e = await expectRejects(indexer.sync(), "TIMEOUT");
       expect(Date.now() - started).to.be.below(5_000);
@@ -214,7 +215,7 @@ describe("indexer: reorgs and node faults (anvil)", function () {
     const f = await ledger(0);
     const proxy = await startFaultProxy({ target: chain.url });
     try {
-      const indexer = await open({ ledger: f.address, db: join(tempDir("index-reorg"), "i.sqlite") }, httpJsonRpc(proxy.url));
+      const indexer = await open({ ledger: f.address, db: indexDb(tempDir("index-reorg"), "i.sqlite") }, httpJsonRpc(proxy.url));
       proxy.failNext("http502", { method: "eth_call", count: 50 });
       const e = await expectRejects(indexer.sync(), "RPC_ERROR");
       expect(e.retryable).to.equal(true);

@@ -6,9 +6,10 @@ import { network } from "hardhat";
 
 import { runDay } from "../../scripts/lib/day.js";
 import { IndexQueries } from "../../src/indexer/queries.js";
-import { openIndex } from "../../src/indexer/schema.js";
+import { openIndex } from "../../src/indexer/open.js";
 import { tempDir } from "../helpers/ledger.js";
 import { startHardhatNode, startTs, type Running } from "../helpers/processes.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const WORKER = "test/fixtures/indexer-worker.ts";
 
@@ -49,14 +50,14 @@ describe("indexer: killed mid-sync and restarted", function () {
 
   it("ends with a database identical to a clean sync (row counts and a hash of every table)", async function () {
     const dir = tempDir("index-resume");
-    const cleanDb = join(dir, "clean.sqlite");
+    const cleanDb = indexDb(dir, "clean.sqlite");
     const clean = startTs(WORKER, args(cleanDb));
     expect(await exited(clean), clean.output()).to.equal(0);
     const cleanDigest = /done ([0-9a-f]{64})/.exec(clean.output())![1];
     const totalPages = (clean.output().match(/^page /gm) ?? []).length;
     expect(totalPages).to.be.greaterThan(20);
 
-    const db = join(dir, "killed.sqlite");
+    const db = indexDb(dir, "killed.sqlite");
     // SIGKILL three times, early, midway and late, each while the worker holds after a commit or
     // is already writing the next page; then let a last run finish.
     const lastBlock = Number([...clean.output().matchAll(/^page (\d+) /gm)].at(-1)![1]);

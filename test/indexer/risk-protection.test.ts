@@ -16,6 +16,7 @@ import { RISK_RULES, parseRiskConfig, type RiskConfigInput } from "../../src/ind
 import { Uploader } from "../../src/upload/uploader.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, tempDir } from "../helpers/ledger.js";
 import { OWING, PAID, closeUploaders, increaseTime, protectionScenario } from "../helpers/protection.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const { ethers } = await network.create();
 const DAY = 86_400;
@@ -24,7 +25,7 @@ const NORMAL = 2;
 
 /** Indexes the ledger into a fresh database with `risk` thresholds; returns the alerts of `rule`. */
 async function alerts(ledger: string, rule: string, risk: RiskConfigInput = {}): Promise<AlertRow[]> {
-  const indexer = await Indexer.open({ ledger, privateKey: REGULATOR_KEY, db: join(tempDir("risk-protection"), "i.sqlite"), risk }, ethers.provider);
+  const indexer = await Indexer.open({ ledger, privateKey: REGULATOR_KEY, db: indexDb(tempDir("risk-protection"), "i.sqlite"), risk }, ethers.provider);
   try {
     await indexer.sync();
     return indexer.queries().alerts({ rule });

@@ -12,6 +12,7 @@ import { sealBatch } from "../../src/upload/sealing.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { expectRejects } from "../helpers/errors.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const { ethers, networkHelpers } = await network.create();
 const { time } = networkHelpers;
@@ -65,7 +66,7 @@ async function upload(f: Fixture, merchantId: number, details: RecordDetails[]):
 /** Indexes the ledger into a fresh database with `risk` thresholds; returns the alerts. */
 async function alerts(f: Fixture, risk: RiskConfigInput = {}): Promise<AlertRow[]> {
   const indexer = await Indexer.open(
-    { ledger: f.ledgerAddress, quorum: f.quorumAddress, privateKey: REGULATOR_KEY, db: join(tempDir("risk-index"), "i.sqlite"), risk },
+    { ledger: f.ledgerAddress, quorum: f.quorumAddress, privateKey: REGULATOR_KEY, db: indexDb(tempDir("risk-index"), "i.sqlite"), risk },
     ethers.provider,
   );
   try {

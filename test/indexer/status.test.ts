@@ -16,6 +16,7 @@ import { RegulatorReader } from "../../src/regulator/reader.js";
 import { formatReport } from "../../src/regulator/report.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -71,7 +72,7 @@ describe("merchant standings in the regulator's tools", function () {
 
   it("the index stores and names each standing, with the reason in its merchant events", async function () {
     const f = await networkHelpers.loadFixture(ledgerWithEveryStanding);
-    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db: join(tempDir("index-status"), "i.sqlite") }, ethers.provider);
+    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db: indexDb(tempDir("index-status"), "i.sqlite") }, ethers.provider);
     try {
       const r = await indexer.sync();
       expect(r.matchesContract).to.equal(true);
@@ -97,7 +98,7 @@ describe("merchant standings in the regulator's tools", function () {
 
   it("the dashboard shows each standing's badge, on the overview and the merchant's page", async function () {
     const f = await networkHelpers.loadFixture(ledgerWithEveryStanding);
-    const db = join(tempDir("index-status"), "i.sqlite");
+    const db = indexDb(tempDir("index-status"), "i.sqlite");
     const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db }, ethers.provider);
     try {
       await indexer.sync();

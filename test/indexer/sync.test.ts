@@ -7,6 +7,7 @@ import { Indexer } from "../../src/indexer/indexer.js";
 import type { JsonRpcLike } from "../../src/regulator/logs.js";
 import { Uploader } from "../../src/upload/uploader.js";
 import { REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
+import { indexDb } from "../helpers/index-db.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -31,7 +32,7 @@ describe("indexer: following a chain", function () {
 
   it("reads to the head, keeps the rows of blocks less than `confirmations` deep as provisional, and settles them later", async function () {
     const f = await networkHelpers.loadFixture(fiveBatches);
-    const db = join(tempDir("index-sync"), "i.sqlite");
+    const db = indexDb(tempDir("index-sync"), "i.sqlite");
     const latest = await ethers.provider.getBlockNumber();
     const open = () => Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db, confirmations: 2 }, ethers.provider);
     const first = await open();
@@ -68,7 +69,7 @@ describe("indexer: following a chain", function () {
         return ethers.provider.send(method, params);
       },
     };
-    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db: join(tempDir("index-sync"), "i.sqlite") }, picky);
+    const indexer = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db: indexDb(tempDir("index-sync"), "i.sqlite") }, picky);
     const settled: number[] = [];
     const result = await indexer.sync({ onProgress: (p) => settled.push(p.settledBlock) });
     expect(result.records).to.equal(20);
@@ -81,7 +82,7 @@ describe("indexer: following a chain", function () {
 
   it("stops after the page being written when asked, and resumes from there", async function () {
     const f = await networkHelpers.loadFixture(fiveBatches);
-    const db = join(tempDir("index-sync"), "i.sqlite");
+    const db = indexDb(tempDir("index-sync"), "i.sqlite");
     const stop = new AbortController();
     const a = await Indexer.open({ ledger: f.address, privateKey: REGULATOR_KEY, db, maxBlockRange: 1 }, ethers.provider);
     const partial = await a.sync({ onProgress: (p) => p.records >= 4 && stop.abort(), signal: stop.signal });

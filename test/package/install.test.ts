@@ -174,7 +174,7 @@ describe("the package as users install it (npm pack → empty project)", functio
 
   it("installs with its dependencies and without tsx", function () {
     const ls = JSON.parse(ok(sh("npm", ["ls", "--json", "--all"], app), "npm ls")) as { dependencies: Record<string, { dependencies?: Record<string, unknown> }> };
-    expect(Object.keys(ls.dependencies["prepaid-ledger"].dependencies ?? {}).sort()).to.deep.equal(["@noble/ciphers", "@noble/curves", "@noble/hashes", "echarts", "eth-crypto", "ethers", "hash-wasm", "qrcode", "zod"]);
+    expect(Object.keys(ls.dependencies["prepaid-ledger"].dependencies ?? {}).sort()).to.deep.equal(["@noble/ciphers", "@noble/curves", "@noble/hashes", "echarts", "eth-crypto", "ethers", "hash-wasm", "pg", "qrcode", "zod"]);
     expect(existsSync(join(app, "node_modules", "tsx")), "tsx installed: the package still needs a TypeScript loader").to.equal(false);
     // The dashboard draws its charts with ECharts, loaded when it starts (before it opens the index).
     writeFileSync(

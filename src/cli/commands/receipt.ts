@@ -13,7 +13,7 @@ import { resolve } from "node:path";
 import { pinpointFromIndex } from "../../dashboard/receipt.js";
 import { PrepaidLedgerError, isError } from "../../errors.js";
 import { IndexQueries } from "../../indexer/queries.js";
-import { openIndex } from "../../indexer/schema.js";
+import { indexExists, openIndex } from "../../indexer/open.js";
 import { parseReceipt, receiptToCompact, receiptToJson, validateReceipt, verifyReceipt, type Receipt, type ReceiptVerification } from "../../receipt/index.js";
 import { httpJsonRpc } from "../../rpc.js";
 import { choice, intOption, stringOption } from "../args.js";
@@ -143,7 +143,7 @@ async function verify(ctx: Context, receipt: Receipt): Promise<number> {
  * say which of time, order reference, memo and salt was altered).
  */
 function fromIndex(db: string, receipt: Receipt): PrepaidLedgerError | undefined {
-  if (!existsSync(db)) return undefined;
+  if (!indexExists(db)) return undefined;
   let handle: ReturnType<typeof openIndex> | undefined;
   try {
     handle = openIndex(db, { mustExist: true, readOnly: true });

@@ -8,6 +8,7 @@ import type { AccountRow, AlertRow, IndexQueries, MerchantRow, RecordRow } from 
 import { CUSTODY_EVENT_NAMES, coverageText, isOutflow, percent, type CustodyFigures, type CustodyView } from "../../indexer/custody.js";
 import { RECORDER_EVENT_NAMES, describeRecorderEvent, type RecorderView } from "../../indexer/recorders.js";
 import { RISK_RULES, type RiskRule } from "../../indexer/risk.js";
+import { redactUrl } from "../../indexer/store/database.js";
 import { choice, intOption, stringOption } from "../args.js";
 import type { Command, Context } from "../command.js";
 import { EXIT_CODES } from "../exit.js";
@@ -31,7 +32,7 @@ async function status(ctx: Context): Promise<number> {
     const discrepancies = q.count("discrepancies");
     const reorg = info.reorg;
     if (ctx.json) {
-      await ctx.writeJson({ index: ctx.db, info, totals, discrepancies, followsChain: reorg === null });
+      await ctx.writeJson({ index: redactUrl(ctx.db), info, totals, discrepancies, followsChain: reorg === null });
       return 0;
     }
     if (reorg !== null) {
@@ -46,7 +47,7 @@ async function status(ctx: Context): Promise<number> {
       info.quorum === null ? "no quorum followed" : `${info.finalRecordCount} confirmed by the quorum, ${totals.pending} pending`;
     await ctx.write(
       keyValues([
-        ["Index", ctx.db],
+        ["Index", redactUrl(ctx.db)],
         ["Chain", info.chainId],
         ["Ledger", info.ledger],
         ["Quorum", info.quorum ?? "none"],

@@ -8,6 +8,7 @@ import { once } from "node:events";
 
 import { serveDashboard, type Dashboard } from "../../dashboard/server.js";
 import { PrepaidLedgerError } from "../../errors.js";
+import { redactUrl } from "../../indexer/store/database.js";
 import { httpJsonRpc } from "../../rpc.js";
 import { isLoopback } from "../../dashboard/auth/policy.js";
 import { intOption, stringOption } from "../args.js";
@@ -54,8 +55,8 @@ async function run(ctx: Context): Promise<number> {
   }
   try {
     await (ctx.json
-      ? ctx.writeJson({ url: dashboard.url, port: dashboard.port, index: ctx.db, signIn: dashboard.signIn })
-      : ctx.write(`Dashboard at ${dashboard.url} (index ${ctx.db}${dashboard.signIn ? `; sign-in required, accounts in ${authFile(ctx).path}` : ""}); Ctrl-C to stop.\n`));
+      ? ctx.writeJson({ url: dashboard.url, port: dashboard.port, index: redactUrl(ctx.db), signIn: dashboard.signIn })
+      : ctx.write(`Dashboard at ${dashboard.url} (index ${redactUrl(ctx.db)}${dashboard.signIn ? `; sign-in required, accounts in ${authFile(ctx).path}` : ""}); Ctrl-C to stop.\n`));
     if (!stop.aborted) await once(stop, "abort");
   } finally {
     await dashboard.close();

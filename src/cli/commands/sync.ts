@@ -5,12 +5,14 @@
  * sync resumes where it stopped. A reorg within the unsettled blocks is rolled back and read
  * again; a deeper one marks the index (exit 4) until `--repair`.
  */
-import { existsSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { Indexer, type ReorgRollback, type SyncResult } from "../../indexer/indexer.js";
-import { getMeta, openIndex } from "../../indexer/schema.js";
+import { getMeta } from "../../indexer/schema.js";
+import { indexExists, openIndex, removeIndex } from "../../indexer/open.js";
+import { isPostgresUrl, redactUrl } from "../../indexer/store/database.js";
 import { PrepaidLedgerError, isError } from "../../errors.js";
 import { intOption, stringOption } from "../args.js";
 import type { Command, Context } from "../command.js";
@@ -30,7 +32,7 @@ const MAX_BACKOFF_SECONDS = 60;
  * was built without a key (`decrypted_for` empty; absent for a new index).
  */
 function indexedContracts(db: string): { ledger?: string; quorum?: string; encrypted?: boolean } {
-  if (!existsSync(db)) return {};
+  if (!indexExists(db)) return {};
   const handle = openIndex(db, { readOnly: true });
   try {
     const ledger = getMeta(handle, "ledger");
@@ -49,7 +51,7 @@ function settings(ctx: Context) {
   const flag = (name: string) => stringOption(ctx.args, name);
   const rpc = flag("rpc") ?? ctx.config.rpc;
   if (rpc === undefined) throw new PrepaidLedgerError("INVALID_ARGUMENT", 'missing --rpc URL (or "rpc" in the config file)');
-  if (!existsSync(dirname(ctx.db))) {
+  if (!isPostgresUrl(ctx.db) && !existsSync(dirname(ctx.db))) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", "the folder of the index file does not exist", { details: { db: ctx.db } });
   }
   const given = flag("ledger") ?? ctx.config.ledger;
@@ -127,7 +129,7 @@ function reorgLine(g: ReorgRollback): string {
 
 function resultDocument(ctx: Context, indexer: Indexer, r: SyncResult) {
   const { ledger, quorum, decryptedFor } = indexer;
-  return { index: ctx.db, chainId: indexer.chainId, ledger, quorum: quorum ?? null, decryptedFor, confirmations: indexer.confirmations, ...r };
+  return { index: redactUrl(ctx.db), chainId: indexer.chainId, ledger, quorum: quorum ?? null, decryptedFor, confirmations: indexer.confirmations, ...r };
 }
 
 async function syncOnce(ctx: Context, indexer: Indexer, signal?: AbortSignal): Promise<SyncResult> {
@@ -199,7 +201,7 @@ async function run(ctx: Context): Promise<number> {
   if (interval !== undefined && ctx.args.values.follow !== true) {
     throw new PrepaidLedgerError("INVALID_ARGUMENT", "--interval goes with --follow");
   }
-  const created = !existsSync(ctx.db);
+  const created = !indexExists(ctx.db);
   const indexer = await open(ctx);
   try {
     if (indexer.decryptedFor !== null) ctx.notice(`decrypting as regulator ${indexer.decryptedFor}`);
@@ -219,7 +221,7 @@ async function run(ctx: Context): Promise<number> {
     // failure keeps its pages, and the next sync resumes.
     if (created && (getMeta(indexer.db, "chain_id") === undefined || isError(e, "WRONG_KEY"))) {
       indexer.close();
-      for (const suffix of ["", "-wal", "-shm"]) rmSync(ctx.db + suffix, { force: true });
+      removeIndex(ctx.db);
     }
     throw e;
   } finally {
