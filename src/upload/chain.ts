@@ -5,7 +5,7 @@
  * methods cache an identical request's answer (a failure too) for 250 ms and build an object per
  * log, neither wanted here.
  */
-import { BaseWallet, Interface, JsonRpcSigner, hexlify, toQuantity, type Provider, type Signer } from "ethers";
+import { BaseWallet, Interface, JsonRpcSigner, hexlify, toQuantity, type Provider, type Signer, type TransactionLike } from "ethers";
 
 import { PrepaidLedgerError } from "../errors.js";
 import { PREPAID_LEDGER_ABI } from "../ledger/abi.js";
@@ -36,6 +36,23 @@ export type PreparedSend =
 
 type RawProvider = Provider & { send?: (method: string, params: unknown[]) => Promise<unknown> };
 
+/**
+ * How long a local key's fee quote (chain id, type and fees, asked of the node with
+ * `populateTransaction`) is used without asking again; after that it is still used while a fresh
+ * one is asked in the background, up to {@link FEE_QUOTE_MAX_AGE_MS}, after which the next batch
+ * waits for a fresh one. ethers quotes `maxFeePerGas` as twice the base fee plus the tip: a quote a
+ * few blocks old still covers a base fee rising 12.5 % a block.
+ */
+export const FEE_QUOTE_FRESH_MS = 1_000;
+/** The oldest fee quote a local key signs with; see {@link FEE_QUOTE_FRESH_MS}. */
+export const FEE_QUOTE_MAX_AGE_MS = 6_000;
+
+/** A fee quote: what `populateTransaction` gave, without the per-batch fields. */
+interface FeeQuote {
+  tx: TransactionLike<string>;
+  at: number;
+}
+
 const topic = (n: bigint | number) => "0x" + BigInt(n).toString(16).padStart(64, "0");
 const quantity = (n: number | bigint) => "0x" + n.toString(16);
 
@@ -57,6 +74,10 @@ export function withTimeout<T>(p: Promise<T>, ms: number, details: Record<string
 
 export class UploaderChain {
   readonly provider: RawProvider;
+  /** A local key's last fee quote (see {@link FEE_QUOTE_FRESH_MS}). */
+  private quote: FeeQuote | undefined;
+  /** The quote being asked for, one at a time. */
+  private quoting: Promise<FeeQuote> | undefined;
 
   constructor(
     private readonly signer: Signer,
@@ -157,6 +178,34 @@ export class UploaderChain {
     return logs.filter((l) => l.removed !== true).map((l) => l.transactionHash);
   }
 
+  /**
+   * Where the batch transaction `hash` landed, read from its one `BatchRecorded` log
+   * (eth_getLogs on the merchant's and the batch's topics, from `fromBlock`), as a receipt holding
+   * that log only; null when the log is not there (not mined yet, reverted, or on a node that
+   * lost it): the caller asks for the receipt then. A log is emitted only by a transaction that
+   * succeeded, so finding it is success; and the node serializes one log, not the thousand
+   * `Recorded` logs of the full receipt.
+   */
+  async landing(hash: string, sequence: bigint, fromBlock: number): Promise<Receipt | null> {
+    const filter = {
+      address: this.ledger,
+      topics: [BATCH_RECORDED, topic(this.merchantId), topic(sequence)],
+      fromBlock: quantity(fromBlock),
+      toBlock: "latest",
+    };
+    const logs = (await this.raw("eth_getLogs", [filter], () => this.provider.getLogs({ ...filter, fromBlock }), { sequence, txHash: hash })) as {
+      transactionHash: string;
+      blockNumber: string | number;
+      blockHash: string;
+      topics: string[];
+      data: string;
+      removed?: boolean;
+    }[];
+    const log = logs.find((l) => l.removed !== true && l.transactionHash.toLowerCase() === hash.toLowerCase());
+    if (log === undefined) return null;
+    return { hash: log.transactionHash, blockNumber: Number(log.blockNumber), blockHash: log.blockHash, status: 1, logs: [{ topics: log.topics, data: log.data }] };
+  }
+
   /** eth_estimateGas of the batch call, from the recorder. */
   estimate(data: string, context: Record<string, unknown>): Promise<bigint> {
     return this.call("eth_estimateGas", () => this.signer.estimateGas({ to: this.ledger, data }), context);
@@ -177,8 +226,7 @@ export class UploaderChain {
   async prepare(data: string, gasLimit: bigint, nonce: number, context: Record<string, unknown>): Promise<PreparedSend> {
     const signer = this.signer;
     if (signer instanceof BaseWallet) {
-      // Fees and chain id asked without the calldata: ethers would copy 150 kB through hex for nothing.
-      const tx = await this.call("populateTransaction", () => signer.populateTransaction({ to: this.ledger, gasLimit, nonce }), context);
+      const tx = await this.feeQuote(context);
       const { chainId, maxFeePerGas, maxPriorityFeePerGas, to } = tx;
       if (tx.type === 2 && chainId != null && maxFeePerGas != null && maxPriorityFeePerGas != null && typeof to === "string") {
         const bytes = typeof data === "string" ? hexToBytes(data) : (data as Uint8Array);
@@ -194,7 +242,7 @@ export class UploaderChain {
         return { method: "eth_sendRawTransaction", params: [raw] };
       }
       // A node without EIP-1559 fees: ethers signs the legacy transaction (slowly, but correctly).
-      return { method: "eth_sendRawTransaction", params: [await signer.signTransaction({ ...tx, data })] };
+      return { method: "eth_sendRawTransaction", params: [await signer.signTransaction({ ...tx, gasLimit, nonce, data })] };
     }
     if (signer instanceof JsonRpcSigner) {
       const from = await this.call("getAddress", () => signer.getAddress());
@@ -210,10 +258,61 @@ export class UploaderChain {
   }
 
   /**
+   * A local key's fee quote (chain id, transaction type, fees), asked with `populateTransaction`
+   * without the calldata (ethers would copy 150 kB through hex for nothing). A quote younger than
+   * {@link FEE_QUOTE_FRESH_MS} is used as it is; an older one is used while a fresh one is asked in
+   * the background (a failure there keeps the old one); none, or one older than
+   * {@link FEE_QUOTE_MAX_AGE_MS}, is waited for, and a failure then is the call's error. One
+   * question at a time: batches that need a quote together share it.
+   */
+  async feeQuote(context: Record<string, unknown> = {}): Promise<TransactionLike<string>> {
+    const age = this.quote === undefined ? Infinity : Date.now() - this.quote.at;
+    if (age > FEE_QUOTE_MAX_AGE_MS) return (await this.refreshQuote(context)).tx;
+    if (age > FEE_QUOTE_FRESH_MS) this.refreshQuote(context).catch(() => undefined);
+    return this.quote!.tx;
+  }
+
+  /** Forgets the fee quote (after a refused send: the fees may be what the node refused). */
+  forgetFeeQuote(): void {
+    this.quote = undefined;
+  }
+
+  /** Asks for a fee quote, or joins the question already asked. */
+  private refreshQuote(context: Record<string, unknown>): Promise<FeeQuote> {
+    const signer = this.signer;
+    this.quoting ??= this.call(
+      "populateTransaction",
+      // gasLimit and nonce given, so ethers asks for neither (both are the batch's own, set at signing).
+      () => signer.populateTransaction({ to: this.ledger, gasLimit: 0n, nonce: 0 }),
+      context,
+    )
+      .then((tx) => {
+        const { gasLimit: _g, nonce: _n, ...quote } = tx;
+        this.quote = { tx: quote, at: Date.now() };
+        return this.quote;
+      })
+      .finally(() => {
+        this.quoting = undefined;
+      });
+    return this.quoting;
+  }
+
+  /**
    * Sends a prepared batch transaction in one request; resolves with its hash once the node took
-   * it. Ambiguous on failure, as {@link send}.
+   * it. Ambiguous on failure, as {@link send}; a failed raw send also forgets the fee quote, so
+   * the next batch is signed with fees asked anew.
    */
   async dispatch(prepared: PreparedSend, context: Record<string, unknown>): Promise<string> {
+    if (prepared.method !== "eth_sendRawTransaction") return this.dispatchOnce(prepared, context);
+    try {
+      return await this.dispatchOnce(prepared, context);
+    } catch (e) {
+      this.forgetFeeQuote();
+      throw e;
+    }
+  }
+
+  private async dispatchOnce(prepared: PreparedSend, context: Record<string, unknown>): Promise<string> {
     if (prepared.method === "sendTransaction") return this.call("sendTransaction", prepared.send, context);
     const send = this.provider.send;
     if (typeof send === "function") {
