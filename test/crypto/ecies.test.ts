@@ -16,6 +16,7 @@ import {
   sealSingle,
 } from "../../src/crypto/index.js";
 import type { RecordDetails } from "../../src/crypto/index.js";
+import { eciesEncryptWith } from "../../src/crypto/ecies.js";
 import { PrepaidLedgerError, isError } from "../../src/errors.js";
 import type { ErrorCode } from "../../src/errors.js";
 
@@ -118,6 +119,29 @@ describe("crypto/ecies", function () {
 
       const theirs = EthCrypto.cipher.stringify(await EthCrypto.encryptWithPublicKey(alice.publicKey, text));
       expect(await eciesDecrypt(alice.privateKey, hexToBytes(theirs))).to.deep.equal(plain);
+    });
+
+    it("makes eth-crypto's bytes exactly for the same ephemeral key and iv (property, every key form)", async function () {
+      const key = fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((b) => b.some((x) => x !== 0) && b[0]! < 0xff);
+      await fc.assert(
+        fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), key, fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.constantFrom(0, 1, 2), async (plain, ephemeral, iv, form) => {
+          const pub = form === 0 ? alice.publicKey : form === 1 ? "0x04" + alice.publicKey : EthCrypto.publicKey.compress(alice.publicKey);
+          const theirs = EthCrypto.cipher.stringify(
+            await EthCrypto.encryptWithPublicKey(alice.publicKey, Buffer.from(plain).toString("base64"), {
+              ephemPrivateKey: Buffer.from(ephemeral),
+              iv: Buffer.from(iv),
+            } as never),
+          );
+          expect(bytesToHex(eciesEncryptWith(pub, plain, ephemeral, iv)).slice(2)).to.equal(theirs);
+        }),
+        { numRuns: 40 },
+      );
+    });
+
+    it("draws a fresh ephemeral key and iv every call", async function () {
+      const plain = new Uint8Array(32);
+      const [a, b] = [await eciesEncrypt(alice.publicKey, plain), await eciesEncrypt(alice.publicKey, plain)];
+      expect(bytesToHex(a.subarray(0, 49))).to.not.equal(bytesToHex(b.subarray(0, 49)));
     });
 
     it("wraps a 32-byte key in 129 bytes (FORMAT.md 4)", async function () {
