@@ -1,6 +1,7 @@
 /**
  * The uploader's local journal: an append-only file of JSON lines, flushed to disk (fsync) before
- * the uploader acts on what it says. A batch is written whole before its transaction is sent, so
+ * the uploader acts on what it says (lines that only record where a batch went are flushed with
+ * the next line that matters, see LAZY_LINES). A batch is written whole before its transaction is sent, so
  * a process killed at any instant restarts knowing every batch it may have sent, byte for byte.
  *
  * Lines: one `header` (which chain, ledger and merchant this journal belongs to), then per batch
@@ -35,9 +36,21 @@ export {
   type RecordPlace,
 } from "./journal-state.js";
 
-/** The journal in a file of JSON lines, each flushed to disk (fsync) before it counts. */
+/**
+ * Lines written without their own flush (fsync): each says where a batch went, which the uploader
+ * can ask the chain again (a batch's number finds its transaction, src/upload/settle.ts), so losing
+ * one costs a question, never a record. A process killed at any instant loses none of them (they
+ * are in the operating system's cache); a power cut may lose the ones after the last flushed line.
+ * Every line that changes what the uploader will send (`batch`, `moved`, `reorged`, `rejected`)
+ * is flushed before the uploader acts on it, and flushes every line before it.
+ */
+const LAZY_LINES: ReadonlySet<JournalLine["t"]> = new Set(["sent", "included", "done"]);
+
+/** The journal in a file of JSON lines; see {@link LAZY_LINES} for which are flushed at once. */
 export class Journal extends JournalState {
   private fd: number;
+  /** Lines written and not yet flushed. */
+  private unflushed = false;
 
   private constructor(path: string, header: JournalHeader, fd: number) {
     super(path, header);
@@ -91,13 +104,24 @@ export class Journal extends JournalState {
     return lines;
   }
 
-  /** Writes one line with one write(2), so that a crash leaves at most one torn line at the end, and flushes it. */
+  /**
+   * Writes one line with one write(2), so that a crash leaves at most one torn line at the end,
+   * and flushes it to disk unless it only says what the chain can tell again ({@link LAZY_LINES}).
+   */
   protected write(line: JournalLine): void {
     writeSync(this.fd, JSON.stringify(line) + "\n");
+    if (LAZY_LINES.has(line.t)) this.unflushed = true;
+    else this.flush();
+  }
+
+  /** Flushes every line written so far to disk (fsync). */
+  flush(): void {
     fsyncSync(this.fd);
+    this.unflushed = false;
   }
 
   close(): void {
+    if (this.unflushed) this.flush();
     closeSync(this.fd);
   }
 }
