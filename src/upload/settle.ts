@@ -250,8 +250,12 @@ export class Settler {
   async delivered(entry: JournalEntry, hash: string, data: string, deadline: number): Promise<Receipt | typeof TAKEN> {
     const sequence = BigInt(entry.batch.sequence);
     const context = { sequence };
-    // Ask for the receipt at once (on an automining node it is there) while "sent" is flushed.
-    const asked = this.chain.receipt(hash);
+    // Ask at once (on an automining node it is there) while "sent" is flushed: first its
+    // BatchRecorded log alone, then (not there, or the question failed) the whole receipt.
+    const asked = this.chain
+      .landing(hash, sequence, entry.batch.fromBlock ?? this.fromBlock())
+      .catch(() => null)
+      .then((landed) => landed ?? this.chain.receipt(hash));
     asked.catch(() => undefined);
     this.journal.append({ t: "sent", sequence: entry.batch.sequence, txHash: hash });
     const first = await asked.catch(() => null);

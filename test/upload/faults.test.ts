@@ -109,14 +109,22 @@ describe("Uploader on an imperfect network (hardhat node behind the fault proxy)
 
   describe("a retry after a fault never books a record twice", function () {
     for (const v of variants) {
-      for (const method of ["eth_sendRawTransaction", "eth_getTransactionReceipt"]) {
+      // Where a batch landed is read from its BatchRecorded log (eth_getLogs), and from the
+      // receipt when that fails or finds nothing: the receipt cases fail the log question first.
+      for (const method of ["eth_sendRawTransaction", "eth_getLogs", "eth_getTransactionReceipt"]) {
         for (const kind of FAULT_KINDS) {
           it(`${kind} on ${method}${v.label}`, async function () {
             const { m, config, signer, uploader } = await merchant(v.overrides);
             const first = await uploader.upload(openings(m, 2, 100_000n));
             const more = Array.from({ length: v.records }, (_, i) => detail(m, 2, card(i % 2), 1_000n + BigInt(i), 100 + i));
+            if (method === "eth_getTransactionReceipt") {
+              let logs = 0;
+              proxy.failNext("http502", { method: "eth_getLogs", match: () => ++logs === v.nth });
+            }
+            // The receipt asked is the nth batch's, the first receipt of the call.
+            const nth = method === "eth_getTransactionReceipt" ? 1 : v.nth;
             let seen = 0;
-            proxy.failNext(kind, { method, match: () => ++seen === v.nth });
+            proxy.failNext(kind, { method, match: () => ++seen === nth });
             const fault = await uploader.upload(more).then(
               (records) => ({ records, error: undefined }),
               (error: unknown) => ({ records: undefined, error }),

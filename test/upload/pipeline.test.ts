@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { expect } from "chai";
-import { BrowserProvider } from "ethers";
+import { BrowserProvider, type Eip1193Provider } from "ethers";
 import { network } from "hardhat";
 
 import { Uploader, inFlightFor, type UploaderConfigInput } from "../../src/upload/uploader.js";
@@ -18,10 +18,22 @@ const { ethers, networkHelpers } = connection;
 const M = 1;
 
 async function deployLedger() {
-  const [admin, regulator, recorder] = await ethers.getSigners();
+  const [admin, regulator, recorder, recorder2] = await ethers.getSigners();
   const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   await ledger.connect(regulator).registerMerchant(M, recorder.address);
-  return { ledger, address: await ledger.getAddress(), recorder };
+  await ledger.connect(regulator).addRecorder(M, recorder2.address);
+  await ledger.connect(recorder).acceptRecorder(M, recorder2.address);
+  return { ledger, address: await ledger.getAddress(), recorder, recorder2 };
+}
+
+/** The node's provider, with a hook before each request (its method and params). */
+function watched(before: (method: string, params: unknown[]) => Promise<void> | void): Eip1193Provider {
+  return {
+    request: async (args: { method: string; params?: unknown[] | object }) => {
+      await before(args.method, (args.params ?? []) as unknown[]);
+      return connection.provider.request(args as { method: string; params?: unknown[] });
+    },
+  };
 }
 type Fixture = Awaited<ReturnType<typeof deployLedger>>;
 
@@ -72,6 +84,71 @@ describe("Uploader with batches in flight", function () {
       uploader.close();
     });
   }
+
+  it("asks where a batch landed only once the next one is sent, from its one BatchRecorded log", async function () {
+    const f = await networkHelpers.loadFixture(deployLedger);
+    const order: string[] = [];
+    const signer = await new BrowserProvider(
+      watched((method, params) => {
+        if (method === "eth_sendTransaction") order.push("send");
+        if (method === "eth_getTransactionReceipt") order.push("receipt");
+        if (method === "eth_getLogs") {
+          const topics = (params[0] as { topics?: (string | null)[] }).topics ?? [];
+          if (topics.length === 3) order.push(`landing ${BigInt(topics[2]!)}`);
+        }
+      }),
+    ).getSigner(f.recorder.address);
+    const uploader = await Uploader.open(config(f, { inFlight: 3 }), signer);
+    const details = [...openings(M, 4), ...Array.from({ length: 6 }, (_, i) => detail(M, 2, card(i % 4), 100n + BigInt(i), 10 + i))];
+    const records = await uploader.upload(details);
+    expect(records.map((r) => r.recordIndex)).to.deep.equal(details.map((_, i) => BigInt(i + 1)));
+    // Five batches of two: each landing question comes after the next batch's send, and no receipt
+    // of a whole batch is asked.
+    const sends = (upTo: number) => order.slice(0, upTo).filter((o) => o === "send").length;
+    for (let k = 1; k <= 5; k++) {
+      const at = order.indexOf(`landing ${k}`);
+      expect(at, `landing ${k} in ${order.join(", ")}`).to.be.greaterThan(-1);
+      expect(sends(at), `sends before landing ${k}: ${order.join(", ")}`).to.equal(Math.min(k + 1, 5));
+    }
+    expect(order).to.not.include("receipt");
+    uploader.close();
+  });
+
+  it("when another recorder takes a number mid-run, settles what was sent, then sends the rest; books each record once", async function () {
+    const f = await networkHelpers.loadFixture(deployLedger);
+    const other = await Uploader.open(config(f, { batchSize: 1 }), f.recorder2);
+    await other.upload(openings(M, 4, 1_000n));
+    let sends = 0;
+    let intruded = false;
+    const signer = await new BrowserProvider(
+      watched(async (method) => {
+        // Just before this uploader's third batch leaves, the other recorder books a batch: the
+        // third batch's number (and every later one in flight) is now used.
+        if (method === "eth_sendTransaction" && ++sends === 3 && !intruded) {
+          intruded = true;
+          await other.upload([detail(M, 2, card(3), 7n, 999)]);
+        }
+      }),
+    ).getSigner(f.recorder.address);
+    const cfg = config(f, { inFlight: 2 });
+    const uploader = await Uploader.open(cfg, signer);
+    const details = Array.from({ length: 10 }, (_, i) => detail(M, 2, card(i % 3), 10n + BigInt(i), 100 + i));
+    const records = await uploader.upload(details);
+    expect(intruded).to.equal(true);
+    const chain = await onChain(f);
+    expect(chain).to.have.length(4 + 1 + 10);
+    // Every record once, where the uploader says it is (the batch whose number was taken moved
+    // to a later number, behind the batch journaled after it, as the Settler renumbers).
+    for (const r of records) expect(chain[Number(r.recordIndex) - 1], `record ${r.recordIndex}`).to.equal(r.commitment);
+    expect(new Set(records.map((r) => r.recordIndex)).size).to.equal(10);
+    expect(new Set(chain).size).to.equal(15);
+    expect(lines(cfg.journalPath).some((l) => l.t === "moved")).to.equal(true);
+    // A retry sends nothing.
+    expect((await uploader.upload(details)).map((r) => r.txHash)).to.deep.equal(records.map((r) => r.txHash));
+    expect((await f.ledger.chainHead())[0]).to.equal(15n);
+    uploader.close();
+    other.close();
+  });
 
   describe("when the ledger refuses a batch in the middle", function () {
     it("journals it rejected, moves each later batch down one number, lands it, and books nothing twice", async function () {
