@@ -38,7 +38,7 @@ function macOf(macKey: Uint8Array, iv: Uint8Array, ephemeral: Uint8Array, body: 
 }
 
 /**
- * Encrypts `plaintext` for `publicKey`, as Node's `eciesEncrypt` (eth-crypto) does.
+ * Encrypts `plaintext` for `publicKey`, as Node's `eciesEncrypt` does (eth-crypto's scheme).
  *
  * @param publicKey - recipient key: uncompressed (64 bytes, or 65 with `04`) or compressed (33
  *   bytes), hex with or without `0x`
