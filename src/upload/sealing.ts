@@ -54,7 +54,16 @@ const SLICE = 64;
  * uploader's transaction of the previous batch) is not held up by a whole batch of sealing.
  */
 export async function sealBatch(details: readonly RecordDetails[], recipients: Recipient[]): Promise<SealedBatch> {
-  const merchantId = checkBatch(details);
+  return sealCheckedBatch(details, recipients, checkBatch(details));
+}
+
+/**
+ * {@link sealBatch} for details already checked: 1 to 65,535 records of `merchantId`, each passed
+ * by `validateDetails` (the Uploader checks every record of a call before it seals any).
+ *
+ * @internal
+ */
+export async function sealCheckedBatch(details: readonly RecordDetails[], recipients: Recipient[], merchantId: number): Promise<SealedBatch> {
   const key = drawBatchKey(recipients);
   const salts = drawSalts(details.length);
   const records: PackedRecord[] = new Array(details.length);

@@ -36,7 +36,7 @@ import { packedRecords, recordKey, sameDetails, type PackedEntryRecord } from ".
 import { landedReceipt, type ReceiptIds } from "./receipts.js";
 import { Journal, type JournalEntry } from "./journal.js";
 import { sendPipelined } from "./pipeline.js";
-import { sealBatch, sealSingles, type SealedBatch } from "./sealing.js";
+import { sealCheckedBatch, sealSingles, type SealedBatch } from "./sealing.js";
 import { Settler, calldata } from "./settle.js";
 
 export { UploaderConfig, inFlightFor, type UploaderConfigInput, type UploaderConfigValues } from "./config.js";
@@ -347,7 +347,10 @@ export class Uploader {
 
   private seal(chunk: Keyed): Promise<SealedBatch> {
     const details = chunk.map((r) => r.details);
-    return this.config.mode === "batch" ? sealBatch(details, this.recipients) : sealSingles(details, this.config.regulatorPublicKey);
+    // Every record was checked by identify() (validateDetails, this merchant) before any is sealed.
+    return this.config.mode === "batch"
+      ? sealCheckedBatch(details, this.recipients, this.config.merchantId)
+      : sealSingles(details, this.config.regulatorPublicKey);
   }
 
   /**
