@@ -81,8 +81,10 @@ export interface ThroughputFigures {
   cores: number;
   /** Default configuration (batchSize 400, preflight) and throughput configuration (1,000, none). */
   upload: { default: UploadCase; throughput: UploadCase };
-  /** Throughput configuration with 1 (the old design) and 2 batches in flight, and the node's limit; per round. */
+  /** Throughput configuration with 1 (the old design) and {@link ThroughputFigures.window} batches in flight, and the node's limit; per round. */
   inFlight: InFlightRound[];
+  /** Batches in flight of the new design (BENCH_UPLOAD_IN_FLIGHT). */
+  window: number;
   /** Per-batch signing with the local key, ethers' way and the uploader's, over the 2-in-flight run's batches. */
   signing: SigningFigures;
   /** One transaction per record, each record ECIES-encrypted on its own. */
@@ -96,6 +98,8 @@ export interface ThroughputFigures {
 const NAIVE_RECORDS = 300;
 /** Rounds of the in-flight comparison (BENCH_UPLOAD_ROUNDS); the median ratio is judged. */
 const ROUNDS = Number(process.env.BENCH_UPLOAD_ROUNDS ?? 1);
+/** Batches in flight of the new design (BENCH_UPLOAD_IN_FLIGHT; default 2, the uploader's default). */
+const IN_FLIGHT = Number(process.env.BENCH_UPLOAD_IN_FLIGHT ?? 2);
 /** Consumptions timed per case (BENCH_UPLOAD_RECORDS; default {@link RECORDS}). */
 const UPLOAD_RECORDS = Number(process.env.BENCH_UPLOAD_RECORDS ?? RECORDS);
 /** Reads of the whole ledger per verify figure; the median is reported. */
@@ -242,9 +246,9 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       if (round > 0) await reset(); // every round starts from the cards just opened
       const one = (await upload(1)).measured;
       await reset();
-      const two = await upload(2);
+      const two = await upload(IN_FLIGHT);
       await reset();
-      const twoLocal = (await upload(2, local)).measured;
+      const twoLocal = (await upload(IN_FLIGHT, local)).measured;
       await reset();
       const limit = await timeLimit(ledger, ethers.provider, wallet.address, two.batches);
       await reset();
@@ -265,6 +269,7 @@ export async function benchThroughput(): Promise<ThroughputFigures> {
       cores: availableParallelism(),
       upload: { default: byDefault.measured, throughput },
       inFlight: rounds,
+      window: IN_FLIGHT,
       signing,
       naive: naive.measured,
       verify: { none, all },
@@ -411,12 +416,12 @@ export function formatThroughput(f: ThroughputFigures): string {
       limitLine("node limit (same batches, back to back)", r.limit),
       limitLine("node limit, signed (local key's)", r.limitSigned),
       `upload / limit: 1 in flight ${(r.one.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}, ` +
-        `2 in flight ${(r.two.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}, ` +
-        `2 in flight with the local key ${(r.twoLocal.recordsPerSecond / r.limitSigned.recordsPerSecond).toFixed(2)} ` +
+        `${f.window} in flight ${(r.two.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)}, ` +
+        `${f.window} in flight with the local key ${(r.twoLocal.recordsPerSecond / r.limitSigned.recordsPerSecond).toFixed(2)} ` +
         `(${(r.twoLocal.recordsPerSecond / r.limit.recordsPerSecond).toFixed(2)} of the node-key limit); ` +
-        `2 in flight / 1 in flight ${(r.two.recordsPerSecond / r.one.recordsPerSecond).toFixed(2)}`,
+        `${f.window} in flight / 1 in flight ${(r.two.recordsPerSecond / r.one.recordsPerSecond).toFixed(2)}`,
     ]),
-    `target: 2 in flight >= ${f.targets.uploadOfLimit} of the limit${f.inFlight.length > 1 ? " (median over rounds)" : ""}: ` +
+    `target: ${f.window} in flight >= ${f.targets.uploadOfLimit} of the limit${f.inFlight.length > 1 ? " (median over rounds)" : ""}: ` +
       `node's key ${medianRatio(f.inFlight, "two").toFixed(2)} ${verdict(f.met.uploadOfLimit)}, ` +
       `local key ${medianRatio(f.inFlight, "twoLocal").toFixed(2)} ${verdict(f.met.uploadOfLimitLocal)}`,
     "",
