@@ -253,7 +253,10 @@ export class Settler {
     // Ask at once (on an automining node it is there) while "sent" is flushed: first its
     // BatchRecorded log alone, then (not there, or the question failed) the whole receipt.
     const asked = this.chain
-      .landing(hash, sequence, entry.batch.fromBlock ?? this.fromBlock())
+      // From the highest block seen (the batch before it), not the journal's margin below it: a
+      // node scans every log of the range, a thousand a block here. A reorg that took the chain
+      // below it makes the question find nothing, and the receipt answers.
+      .landing(hash, sequence, Math.max(entry.batch.fromBlock ?? 0, this.head))
       .catch(() => null)
       .then((landed) => landed ?? this.chain.receipt(hash));
     asked.catch(() => undefined);
