@@ -36,6 +36,18 @@ contract SupervisorQuorum is SupervisorSets {
     /// @dev A packed checkpoint's fixed part: recordCount u64 | chainHead | stateDigest | setId
     /// u64 | n u8 (8 + 32 + 32 + 8 + 1 bytes); the bitmap follows.
     uint256 private constant _FIXED = 81;
+    /// @dev SWAR popcount masks (Hacker's Delight 5-1, widened to 256 bits).
+    uint256 private constant _M1 = 0x5555555555555555555555555555555555555555555555555555555555555555;
+    uint256 private constant _M2 = 0x3333333333333333333333333333333333333333333333333333333333333333;
+    uint256 private constant _M4 = 0x0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f;
+    uint256 private constant _BYTES = 0x0101010101010101010101010101010101010101010101010101010101010101;
+
+    /// @dev The EIP-712 domain separator at deployment, with the chain id and address it holds
+    /// for: the fast path uses it when both still hold (else the slow path asks OpenZeppelin's
+    /// `_domainSeparatorV4`, which rebuilds it), as OpenZeppelin's own cache does.
+    bytes32 private immutable _SEPARATOR;
+    uint256 private immutable _SEPARATOR_CHAIN_ID;
+    address private immutable _SEPARATOR_THIS;
 
     /// @param governor The default admin: proposes supervisor sets, effective after
     /// `setChangeDelay` unless the current set cancels; handed over in two steps after `adminDelay`.
@@ -52,17 +64,28 @@ contract SupervisorQuorum is SupervisorSets {
         uint8 threshold_,
         uint48 adminDelay,
         uint32 setChangeDelay
-    ) SupervisorSets(governor, ledger, supervisors_, threshold_, adminDelay, setChangeDelay) {}
+    ) SupervisorSets(governor, ledger, supervisors_, threshold_, adminDelay, setChangeDelay) {
+        _SEPARATOR = _domainSeparatorV4();
+        _SEPARATOR_CHAIN_ID = block.chainid;
+        _SEPARATOR_THIS = address(this);
+    }
 
     /// @inheritdoc ISupervisorQuorum
     function finalizePacked_11yn() external {
-        // The packed checkpoint is the whole calldata after the selector (a match proves 4 bytes).
-        _finalize(msg.data[4:]);
+        (uint256 given, uint256 list) = _finalizeFast();
+        // The packed checkpoint is the whole calldata after the selector (a match proves 4 bytes,
+        // so no bounds check is needed).
+        bytes calldata p;
+        assembly ("memory-safe") {
+            p.offset := 4
+            p.length := sub(calldatasize(), 4)
+        }
+        _finalize(p, given, list);
     }
 
     /// @inheritdoc ISupervisorQuorum
     function finalizeRecords(bytes calldata checkpoint) external {
-        _finalize(checkpoint);
+        _finalize(checkpoint, 0, 0);
     }
 
     /// @inheritdoc ISupervisorQuorum
@@ -115,7 +138,7 @@ contract SupervisorQuorum is SupervisorSets {
     /// the signing list are assembly: beyond the fixed costs (ecrecovers, the ledger's and this
     /// contract's words, calldata, the event) they were most of what a checkpoint paid. The
     /// refusals stay in Solidity, with their values, in the order the interface lists them.
-    function _finalize(bytes calldata p) private {
+    function _finalize(bytes calldata p, uint256 built, uint256 builtList) private {
         uint256 state = _state;
         uint256 n;
         uint256 bitmap;
@@ -164,7 +187,9 @@ contract SupervisorQuorum is SupervisorSets {
             claimed := calldataload(add(p.offset, 8))
         }
         if (claimed != head) revert QuorumHeadMismatch(count, claimed, head);
-        (uint256 given, uint256 list) = _signingList(p, n, bitmap, k);
+        // The fast path's list when it rebuilt one (every signature valid): only a set other than
+        // the current one brings it here, and its ecrecovers are not paid twice.
+        (uint256 given, uint256 list) = builtList != 0 ? (built, builtList) : _signingList(p, n, bitmap, k);
         uint64 set;
         assembly ("memory-safe") {
             set := shr(192, calldataload(add(p.offset, 72)))
@@ -181,6 +206,135 @@ contract SupervisorQuorum is SupervisorSets {
             stateDigest := calldataload(add(p.offset, 40))
         }
         emit CheckpointFinalized(count, head, stateDigest, set, bitmap);
+    }
+
+    /// @dev The common case of `finalizePacked_11yn` in one pass, the packed checkpoint at
+    /// calldata offset 4 (so every field is at a constant offset): well-formed, at the ledger's
+    /// current record count and head, every signature valid, the current set's list and at least
+    /// its threshold of signers. It then updates `_state`, emits CheckpointFinalized and stops the
+    /// call: nothing is left to do. In every other case it returns, having changed nothing, and
+    /// `_finalize` checks everything again in order and reverts with the refusal and its values
+    /// (or finalizes a checkpoint behind the ledger's head, or of a replaced set). So this path
+    /// refuses nothing itself, and finalizes only what every check of `_finalize` lets through.
+    /// When it rebuilt the signing list with every signature valid it returns the list's
+    /// commitment and memory (else `list` = 0): a replaced set's checkpoint does not pay its
+    /// ecrecovers twice.
+    function _finalizeFast() private returns (uint256 given, uint256 list) {
+        address ledger = LEDGER;
+        bytes32 typehash = CHECKPOINT_TYPEHASH;
+        bytes32 separator = _SEPARATOR;
+        uint256 separatorChainId = _SEPARATOR_CHAIN_ID;
+        address separatorThis = _SEPARATOR_THIS;
+        bytes32 topic = CheckpointFinalized.selector;
+        bytes4 chainHeadSelector = IPrepaidLedger.chainHead.selector;
+        assembly ("memory-safe") {
+            // Offsets in calldata: recordCount 4, chainHead 12, stateDigest 44, setId 76, n 84,
+            // the bitmap from 85 (_FIXED + 4).
+            let state := sload(_state.slot)
+            let n := byte(0, calldataload(84))
+            // The bitmap's (n + 7) / 8 bytes, big-endian (as in _finalize).
+            let w := shr(3, add(n, 7))
+            let bitmap := shr(sub(256, shl(3, w)), calldataload(85))
+            // k = popcount(bitmap), SWAR: per 2, 4 and 8 bits, then the 32 byte counts summed
+            // into the top byte. A bitmap with a bit at or beyond n <= 255 is refused below, so
+            // k <= 255 fits that byte whenever it counts.
+            let x := sub(bitmap, and(shr(1, bitmap), _M1))
+            x := add(and(x, _M2), and(shr(2, x), _M2))
+            x := and(add(x, shr(4, x)), _M4)
+            let k := shr(248, mul(x, _BYTES))
+            let count := shr(192, calldataload(4))
+            // Well-formed (n > 0, no bit at or beyond n, the exact length), newer than the last
+            // final, and the cached domain separator valid (same chain, same address).
+            if and(
+                and(
+                    and(iszero(iszero(n)), iszero(shr(n, bitmap))),
+                    eq(calldatasize(), add(add(85, w), add(shl(6, k), mul(20, sub(n, k)))))
+                ),
+                and(
+                    gt(count, and(state, 0xffffffffffffffff)),
+                    and(eq(chainid(), separatorChainId), eq(address(), separatorThis))
+                )
+            ) {
+                mstore(0x00, chainHeadSelector)
+                if iszero(staticcall(gas(), ledger, 0x00, 0x04, 0x00, 0x40)) {
+                    returndatacopy(0x00, 0x00, returndatasize())
+                    revert(0x00, returndatasize())
+                }
+                // At the ledger's current record count and head (no mark needed). Memory from 0x80
+                // on is free (nothing is allocated before this path): fixed addresses keep the
+                // walk's stack small. m = 0x80: hashing, then the ecrecover input; the list from
+                // 0x100; `state` kept at 0x20 (scratch) across the walk.
+                if and(
+                    and(eq(mload(0x00), count), eq(mload(0x20), calldataload(12))),
+                    eq(mload(0x40), 0x80)
+                ) {
+                    mstore(0x20, state)
+                    // structHash = keccak256(typehash | ledger | recordCount | chainHead | stateDigest | setId)
+                    mstore(0x80, typehash)
+                    mstore(0xa0, ledger)
+                    mstore(0xc0, count)
+                    calldatacopy(0xe0, 12, 0x40)
+                    mstore(0x120, shr(192, calldataload(76)))
+                    let structHash := keccak256(0x80, 0xc0)
+                    // digest = keccak256(0x1901 | separator | structHash): the ecrecover input's first word.
+                    mstore(0x80, hex"1901")
+                    mstore(0x82, separator)
+                    mstore(0xa2, structHash)
+                    mstore(0x80, keccak256(0x80, 0x42))
+                    // The list as _signingList rebuilds it: setId u64 | n u8 | n members, 20 bytes each.
+                    calldatacopy(0x100, 76, 9)
+                    let at := 0x109
+                    let sig := add(85, w)
+                    let other := add(sig, shl(6, k))
+                    let bad := 0
+                    // Place by place; the bit above place n - 1 is a sentinel that ends the walk.
+                    for { let b := or(bitmap, shl(n, 1)) } gt(b, 1) { b := shr(1, b) } {
+                        switch and(b, 1)
+                        case 0 {
+                            // 32 bytes written: the address, then bytes the next member overwrites.
+                            mstore(at, calldataload(other))
+                            other := add(other, 20)
+                        }
+                        default {
+                            let vs := calldataload(add(sig, 0x20))
+                            let s := and(vs, _S_MASK)
+                            mstore(0xa0, add(shr(255, vs), 27))
+                            mstore(0xc0, calldataload(sig))
+                            mstore(0xe0, s)
+                            // A high s, or no address recovered (the precompile returns no
+                            // data), is bad: _finalize then names the signature.
+                            pop(staticcall(gas(), 1, 0x80, 0x80, 0x00, 0x20))
+                            bad := or(bad, or(gt(s, _HALF_ORDER), iszero(returndatasize())))
+                            mstore(at, shl(96, mload(0x00)))
+                            sig := add(sig, 0x40)
+                        }
+                        at := add(at, 20)
+                    }
+                    given := shr(_COMMITMENT_SHIFT, keccak256(0x100, sub(at, 0x100)))
+                    switch bad
+                    case 0 {
+                        state := mload(0x20)
+                        if and(
+                            eq(given, shr(_COMMITMENT_SHIFT, state)),
+                            iszero(lt(k, and(shr(_THRESHOLD_SHIFT, state), 0xff)))
+                        ) {
+                            count := shr(192, calldataload(4))
+                            // The same word, non-zero since the constructor: an update.
+                            sstore(_state.slot, or(and(state, not(0xffffffffffffffff)), count))
+                            // CheckpointFinalized(recordCount, chainHead, stateDigest, setId, signers)
+                            calldatacopy(0x80, 12, 0x40)
+                            mstore(0xc0, shr(sub(256, shl(3, w)), calldataload(85)))
+                            log3(0x80, 0x60, topic, count, shr(192, calldataload(76)))
+                            stop()
+                        }
+                        // Kept for _finalize: a replaced set's list, or too few signers.
+                        list := 0x100
+                        mstore(0x40, add(at, 32))
+                    }
+                    default { }
+                }
+            }
+        }
     }
 
     /// @dev The head the ledger marked at `count`, which must exist: the checkpoint is behind the
