@@ -229,26 +229,25 @@ contract SupervisorQuorum is SupervisorSets {
         bytes4 chainHeadSelector = IPrepaidLedger.chainHead.selector;
         assembly ("memory-safe") {
             // Offsets in calldata: recordCount 4, chainHead 12, stateDigest 44, setId 76, n 84,
-            // the bitmap from 85 (_FIXED + 4).
+            // the bitmap from 85 (_FIXED + 4), its (n + 7) / 8 bytes big-endian (as in _finalize).
             let state := sload(_state.slot)
             let n := byte(0, calldataload(84))
-            // The bitmap's (n + 7) / 8 bytes, big-endian (as in _finalize).
-            let w := shr(3, add(n, 7))
-            let bitmap := shr(sub(256, shl(3, w)), calldataload(85))
-            // k = popcount(bitmap), SWAR: per 2, 4 and 8 bits, then the 32 byte counts summed
-            // into the top byte. A bitmap with a bit at or beyond n <= 255 is refused below, so
-            // k <= 255 fits that byte whenever it counts.
-            let x := sub(bitmap, and(shr(1, bitmap), _M1))
-            x := add(and(x, _M2), and(shr(2, x), _M2))
-            x := and(add(x, shr(4, x)), _M4)
-            let k := shr(248, mul(x, _BYTES))
+            let first := add(85, shr(3, add(n, 7)))
+            let bitmap := shr(sub(256, shl(3, sub(first, 85))), calldataload(85))
+            // k, the signatures given, from the length: what is left after the bitmap and n
+            // addresses is 44 bytes per signature (64 in place of 20). The walk below accepts
+            // only if the bitmap has exactly k bits set (its pointers end where they must), so
+            // the length is then exact, as _finalize requires.
+            let rest := sub(calldatasize(), add(first, mul(20, n)))
+            let k := div(rest, 44)
             let count := shr(192, calldataload(4))
-            // Well-formed (n > 0, no bit at or beyond n, the exact length), newer than the last
-            // final, and the cached domain separator valid (same chain, same address).
+            // n > 0, no bit at or beyond n, k <= n and a whole number of signatures (an underflow
+            // of `rest` gives k > n), newer than the last final, and the cached domain separator
+            // valid (same chain, same address).
             if and(
                 and(
                     and(iszero(iszero(n)), iszero(shr(n, bitmap))),
-                    eq(calldatasize(), add(add(85, w), add(shl(6, k), mul(20, sub(n, k)))))
+                    and(iszero(gt(k, n)), eq(mul(k, 44), rest))
                 ),
                 and(
                     gt(count, and(state, 0xffffffffffffffff)),
@@ -262,7 +261,7 @@ contract SupervisorQuorum is SupervisorSets {
                 }
                 // At the ledger's current record count and head (no mark needed). Memory from 0x80
                 // on is free (nothing is allocated before this path): fixed addresses keep the
-                // walk's stack small. m = 0x80: hashing, then the ecrecover input; the list from
+                // walk's stack small. 0x80: hashing, then the ecrecover input; the list from
                 // 0x100; `state` kept at 0x20 (scratch) across the walk.
                 if and(
                     and(eq(mload(0x00), count), eq(mload(0x20), calldataload(12))),
@@ -281,19 +280,23 @@ contract SupervisorQuorum is SupervisorSets {
                     mstore(0x82, separator)
                     mstore(0xa2, structHash)
                     mstore(0x80, keccak256(0x80, 0x42))
-                    // The list as _signingList rebuilds it: setId u64 | n u8 | n members, 20 bytes each.
-                    calldatacopy(0x100, 76, 9)
-                    let at := 0x109
-                    let sig := add(85, w)
-                    let other := add(sig, shl(6, k))
+                    // The list as _signingList rebuilds it (setId u64 | n u8 | n members of 20
+                    // bytes, from 0x100), written from the last place down: a recovered address
+                    // goes straight to its place, the precompile's 12 zero bytes landing on the
+                    // place before, written next (for place 0, on setId | n, written after).
+                    let at := add(0xf5, mul(20, n))
+                    let sig := add(first, shl(6, sub(k, 1)))
+                    let other := sub(calldatasize(), 20)
                     let bad := 0
-                    // Place by place; the bit above place n - 1 is a sentinel that ends the walk.
-                    for { let b := or(bitmap, shl(n, 1)) } gt(b, 1) { b := shr(1, b) } {
-                        switch and(b, 1)
+                    // Place n - 1 in the top bit; the walk ends when only the sentinel, set just
+                    // below place 0, has reached the top.
+                    for { let b := or(shl(sub(256, n), bitmap), shl(sub(255, n), 1)) } iszero(eq(b, shl(255, 1))) {
+                        b := shl(1, b)
+                    } {
+                        switch shr(255, b)
                         case 0 {
-                            // 32 bytes written: the address, then bytes the next member overwrites.
-                            mstore(at, calldataload(other))
-                            other := add(other, 20)
+                            calldatacopy(at, other, 20)
+                            other := sub(other, 20)
                         }
                         default {
                             let vs := calldataload(add(sig, 0x20))
@@ -303,14 +306,16 @@ contract SupervisorQuorum is SupervisorSets {
                             mstore(0xe0, s)
                             // A high s, or no address recovered (the precompile returns no
                             // data), is bad: _finalize then names the signature.
-                            pop(staticcall(gas(), 1, 0x80, 0x80, 0x00, 0x20))
+                            pop(staticcall(gas(), 1, 0x80, 0x80, sub(at, 12), 0x20))
                             bad := or(bad, or(gt(s, _HALF_ORDER), iszero(returndatasize())))
-                            mstore(at, shl(96, mload(0x00)))
-                            sig := add(sig, 0x40)
+                            sig := sub(sig, 0x40)
                         }
-                        at := add(at, 20)
+                        at := sub(at, 20)
                     }
-                    given := shr(_COMMITMENT_SHIFT, keccak256(0x100, sub(at, 0x100)))
+                    calldatacopy(0x100, 76, 9)
+                    // Exactly k places signed: the signatures were used up, first one last.
+                    bad := or(bad, iszero(eq(sig, sub(first, 0x40))))
+                    given := shr(_COMMITMENT_SHIFT, keccak256(0x100, add(9, mul(20, n))))
                     switch bad
                     case 0 {
                         state := mload(0x20)
@@ -323,13 +328,13 @@ contract SupervisorQuorum is SupervisorSets {
                             sstore(_state.slot, or(and(state, not(0xffffffffffffffff)), count))
                             // CheckpointFinalized(recordCount, chainHead, stateDigest, setId, signers)
                             calldatacopy(0x80, 12, 0x40)
-                            mstore(0xc0, shr(sub(256, shl(3, w)), calldataload(85)))
+                            mstore(0xc0, bitmap)
                             log3(0x80, 0x60, topic, count, shr(192, calldataload(76)))
                             stop()
                         }
                         // Kept for _finalize: a replaced set's list, or too few signers.
                         list := 0x100
-                        mstore(0x40, add(at, 32))
+                        mstore(0x40, add(0x100, add(41, mul(20, n))))
                     }
                     default { }
                 }

@@ -173,7 +173,7 @@ describe("SupervisorQuorum: finalizePacked_11yn's one-pass path", function () {
           seen.add(after === "ok" ? "ok" : (QUORUM.parseError(after)?.name ?? after));
         },
       ),
-      { numRuns: 200, seed: 20261203 },
+      { numRuns: 400, seed: 20261203 },
     );
     // The runs reached the one-pass path's success and the refusals around it.
     for (const name of ["ok", "QuorumMalformedCheckpoint", "QuorumHeadMismatch", "QuorumBelowThreshold", "QuorumBeyondLedger", "QuorumInvalidSignature", "QuorumSignerNotSupervisor"]) {
