@@ -12,7 +12,9 @@ import {ISupervisorQuorum} from "./interfaces/ISupervisorQuorum.sol";
 /// @dev Signatures are EIP-712 (ISupervisorQuorum explains the domain and type), EIP-2098 compact
 /// in a packed checkpoint (ISupervisorQuorum.finalizeRecords gives the layout), which nodes send as
 /// the calldata after `finalizePacked_11yn`'s selector and older nodes ABI-wrapped to
-/// `finalizeRecords`: both run `_finalize`.
+/// `finalizeRecords`: both run `_finalize`, the packed entry after `_finalizeFast`, a one-pass
+/// path for the common case that finalizes only what `_finalize` would and otherwise changes
+/// nothing.
 /// The ledger keeps only its current chain head, so a checkpoint's head is checked against that
 /// head when the checkpoint is at the ledger's current record count (one transaction per
 /// checkpoint), else against the head the ledger marked at its record count
