@@ -38,11 +38,6 @@ contract SupervisorQuorum is SupervisorSets {
     /// @dev A packed checkpoint's fixed part: recordCount u64 | chainHead | stateDigest | setId
     /// u64 | n u8 (8 + 32 + 32 + 8 + 1 bytes); the bitmap follows.
     uint256 private constant _FIXED = 81;
-    /// @dev SWAR popcount masks (Hacker's Delight 5-1, widened to 256 bits).
-    uint256 private constant _M1 = 0x5555555555555555555555555555555555555555555555555555555555555555;
-    uint256 private constant _M2 = 0x3333333333333333333333333333333333333333333333333333333333333333;
-    uint256 private constant _M4 = 0x0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f;
-    uint256 private constant _BYTES = 0x0101010101010101010101010101010101010101010101010101010101010101;
 
     /// @dev The EIP-712 domain separator at deployment, with the chain id and address it holds
     /// for: the fast path uses it when both still hold (else the slow path asks OpenZeppelin's
