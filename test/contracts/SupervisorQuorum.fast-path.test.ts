@@ -24,6 +24,7 @@ const PREVIOUS = JSON.parse(readFileSync(new URL("../../scripts/bench/fixtures/S
 };
 const QUORUM = new Interface(SUPERVISOR_QUORUM_ABI);
 const M = 1;
+
 /** A ledger with 3 records, a mark at 2, and the previous and current quorum of the same 4 keys (t = 3). */
 async function deployBoth() {
   const signers = await ethers.getSigners();
@@ -42,7 +43,7 @@ async function deployBoth() {
   await ledger.markCheckpoint();
   await upload([record(Consume, a, 20n)]);
   const { chainId } = await ethers.provider.getNetwork();
-  return { ledger, ledgerAddress, keys, submitter, chainId, upload, a, quorums: [previous, current].map((q) => q as unknown as Contract) };
+  return { ledger, ledgerAddress, keys, submitter, chainId, quorums: [previous, current].map((q) => q as unknown as Contract) };
 }
 type Fixture = Awaited<ReturnType<typeof deployBoth>>;
 
@@ -54,10 +55,10 @@ type Fixture = Awaited<ReturnType<typeof deployBoth>>;
  * domain and one set of signatures for both. Its cached domain separator, made for the other
  * address, is not used at A: OpenZeppelin's EIP712 rebuilds it for address(this).
  */
-async function deploySameAddress() {
+async function deploySameAddress(n: number, t: number) {
   const { ethers: e } = await network.create();
   const [admin, regulator, recorder, submitter] = await e.getSigners();
-  const keys = [0, 1, 2, 3].map((i) => new Wallet(id(`fast-path supervisor ${i}`)));
+  const keys = Array.from({ length: n }, (_, i) => new Wallet(id(`fast-path supervisor ${i}`)));
   const ledger = await e.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
   const ledgerAddress = await ledger.getAddress();
   await ledger.connect(regulator).registerMerchant(M, recorder.address);
@@ -67,7 +68,7 @@ async function deploySameAddress() {
   await upload([record(TopUp, a, 1_000n), record(Consume, a, 10n)]);
   await (await ledger.markCheckpoint()).wait();
   await upload([record(Consume, a, 20n)]);
-  const args = [admin.address, ledgerAddress, keys.map((k) => k.address), 3, 0, 3_600] as const;
+  const args = [admin.address, ledgerAddress, keys.map((k) => k.address), t, 0, 3_600] as const;
   const previous = await new ContractFactory(PREVIOUS.abi, PREVIOUS.bytecode, admin).deploy(...args);
   await previous.waitForDeployment();
   const current = await e.deployContract("SupervisorQuorum", [...args]);
@@ -98,7 +99,7 @@ type Mutation =
   | { kind: "truncate"; keep: number }
   | { kind: "append"; bytes: Uint8Array }
   | { kind: "byte"; at: number; value: number }
-  | { kind: "header"; at: 80 | 81; value: number };
+  | { kind: "header"; at: number; value: number };
 
 function mutate(packed: string, m: Mutation): string {
   const b = getBytes(packed);
@@ -127,59 +128,71 @@ const MUTATION: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant("truncate" as const), keep: fc.nat({ max: 300 }) }),
   fc.record({ kind: fc.constant("append" as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 70 }) }),
   fc.record({ kind: fc.constant("byte" as const), at: fc.nat({ max: 400 }), value: fc.nat({ max: 255 }) }),
-  fc.record({ kind: fc.constant("header" as const), at: fc.constantFrom(80 as const, 81 as const), value: fc.nat({ max: 255 }) }),
+  // n, and the bitmap's first bytes.
+  fc.record({ kind: fc.constant("header" as const), at: fc.constantFrom(80, 81, 82, 83), value: fc.nat({ max: 255 }) }),
 );
 
 describe("SupervisorQuorum: finalizePacked_11yn's one-pass path", function () {
-  it("accepts and refuses what the previous contract did, with the same errors and values (fuzzed)", async function () {
-    const f = await deploySameAddress();
-    const [count, head] = await f.ledger.chainHead();
-    const marked = await f.ledger.markedHead(2n);
-    const from = f.submitter.address;
-    const domain = { name: "PrepaidLedgerSupervision", version: "1", chainId: f.chainId, verifyingContract: f.quorum };
-    const members = f.keys.map((k) => k.address);
-    const seen = new Set<string>();
-    /** finalizePacked_11yn(packed) by eth_call with `code` at the quorum's address: "ok", or the revert data. */
-    const outcome = async (code: string, packed: string): Promise<string> => {
-      await f.e.provider.send("hardhat_setCode", [f.quorum, code]);
-      try {
-        await f.e.provider.call({ to: f.quorum, from, data: concat([FINALIZE_PACKED_SELECTOR, packed]) });
-        return "ok";
-      } catch (e) {
-        return (e as { data?: string }).data ?? "no data";
+  // 4 members (a 1-byte bitmap) and 17 (3 bytes, places beyond the first byte's).
+  for (const [n, t, runs] of [
+    [4, 3, 400],
+    [17, 9, 150],
+  ] as const) {
+    it(`accepts and refuses what the previous contract did, with the same errors and values (fuzzed, ${t} of ${n})`, async function () {
+      const f = await deploySameAddress(n, t);
+      const [count, head] = await f.ledger.chainHead();
+      const marked = await f.ledger.markedHead(2n);
+      const from = f.submitter.address;
+      const domain = { name: "PrepaidLedgerSupervision", version: "1", chainId: f.chainId, verifyingContract: f.quorum };
+      const members = f.keys.map((k) => k.address);
+      const all = members.map((_, i) => i);
+      const seen = new Set<string>();
+      /** finalizePacked_11yn(packed) by eth_call with `code` at the quorum's address: "ok", or the revert data. */
+      const outcome = async (code: string, packed: string): Promise<string> => {
+        await f.e.provider.send("hardhat_setCode", [f.quorum, code]);
+        try {
+          await f.e.provider.call({ to: f.quorum, from, data: concat([FINALIZE_PACKED_SELECTOR, packed]) });
+          return "ok";
+        } catch (e) {
+          return (e as { data?: string }).data ?? "no data";
+        }
+      };
+      await fc.assert(
+        fc.asyncProperty(
+          fc.record({
+            // At the head, behind it (marked at 2, unmarked at 1), beyond it, or at 0.
+            recordCount: fc.constantFrom(count, count, count, 2n, 1n, count + 1n, 0n),
+            wrongHead: fc.constantFrom(false, false, false, true),
+            setId: fc.constantFrom(1n, 1n, 1n, 0n, 2n),
+            // Mostly enough places, in several patterns; sometimes any subset.
+            places: fc.oneof(
+              fc.constantFrom<number[]>(all.slice(0, t), all.slice(n - t), all, all.filter((i) => i !== 1).slice(0, t)),
+              fc.subarray<number>(all, { minLength: 0 }),
+            ),
+            outsider: fc.constantFrom(false, false, false, true),
+            mutation: MUTATION,
+          }),
+          async ({ recordCount, wrongHead, setId, places, outsider, mutation }) => {
+            const chainHead = wrongHead ? id("not the head") : recordCount === 2n ? marked : head;
+            const c = { ledger: f.ledgerAddress, recordCount, chainHead, stateDigest: id(`books at ${recordCount}`), setId };
+            // An outsider signs in the first place given, if asked.
+            const signers = places.map((i, j) => (outsider && j === 0 ? new Wallet(id("outsider")) : f.keys[i]));
+            const sigs = toCompact(await Promise.all(signers.map((k) => k.signTypedData(domain, CHECKPOINT_TYPES, c))));
+            const packed = mutate(packCheckpoint(c, members, places.map((place, j) => ({ place, signature: sigs[j] }))), mutation);
+            const [before, after] = [await outcome(f.codes[0], packed), await outcome(f.codes[1], packed)];
+            const label = JSON.stringify({ recordCount, wrongHead, setId, places, outsider, mutation }, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+            expect(after, label).to.equal(before);
+            seen.add(after === "ok" ? "ok" : (QUORUM.parseError(after)?.name ?? after));
+          },
+        ),
+        { numRuns: runs, seed: 20261203 },
+      );
+      // The runs reached the one-pass path's success and the refusals around it.
+      for (const name of ["ok", "QuorumMalformedCheckpoint", "QuorumHeadMismatch", "QuorumBelowThreshold", "QuorumBeyondLedger", "QuorumInvalidSignature", "QuorumSignerNotSupervisor"]) {
+        expect([...seen]).to.include(name);
       }
-    };
-    await fc.assert(
-      fc.asyncProperty(
-        fc.record({
-          // At the head, behind it (marked at 2, unmarked at 1), beyond it, or at 0.
-          recordCount: fc.constantFrom(count, count, count, 2n, 1n, count + 1n, 0n),
-          wrongHead: fc.constantFrom(false, false, false, true),
-          setId: fc.constantFrom(1n, 1n, 1n, 0n, 2n),
-          places: fc.oneof(fc.constantFrom<number[]>([0, 1, 2], [1, 2, 3], [0, 1, 2, 3], [0, 2, 3]), fc.subarray<number>([0, 1, 2, 3], { minLength: 0 })),
-          outsider: fc.constantFrom(false, false, false, true),
-          mutation: MUTATION,
-        }),
-        async ({ recordCount, wrongHead, setId, places, outsider, mutation }) => {
-          const chainHead = wrongHead ? id("not the head") : recordCount === 2n ? marked : head;
-          const c = { ledger: f.ledgerAddress, recordCount, chainHead, stateDigest: id(`books at ${recordCount}`), setId };
-          // An outsider signs in the first place given, if asked.
-          const signers = places.map((i, j) => (outsider && j === 0 ? new Wallet(id("outsider")) : f.keys[i]));
-          const sigs = toCompact(await Promise.all(signers.map((k) => k.signTypedData(domain, CHECKPOINT_TYPES, c))));
-          const packed = mutate(packCheckpoint(c, members, places.map((place, j) => ({ place, signature: sigs[j] }))), mutation);
-          const [before, after] = [await outcome(f.codes[0], packed), await outcome(f.codes[1], packed)];
-          const label = JSON.stringify({ recordCount, wrongHead, setId, places, outsider, mutation }, (_, v) => (typeof v === "bigint" ? v.toString() : v));
-          expect(after, label).to.equal(before);
-          seen.add(after === "ok" ? "ok" : (QUORUM.parseError(after)?.name ?? after));
-        },
-      ),
-      { numRuns: 400, seed: 20261203 },
-    );
-    // The runs reached the one-pass path's success and the refusals around it.
-    for (const name of ["ok", "QuorumMalformedCheckpoint", "QuorumHeadMismatch", "QuorumBelowThreshold", "QuorumBeyondLedger", "QuorumInvalidSignature", "QuorumSignerNotSupervisor"]) {
-      expect([...seen]).to.include(name);
-    }
-  });
+    });
+  }
 
   it("finalizes at the ledger's head, behind it at a mark, and refuses a replay, as before", async function () {
     const f = await networkHelpers.loadFixture(deployBoth);
