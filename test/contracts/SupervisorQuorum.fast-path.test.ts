@@ -194,6 +194,47 @@ describe("SupervisorQuorum: finalizePacked_11yn's one-pass path", function () {
     });
   }
 
+  it("treats a set of 255 (a 32-byte bitmap) as the previous contract did, and finalizes it", async function () {
+    const f = await deploySameAddress(255, 200);
+    const [count, head] = await f.ledger.chainHead();
+    const domain = { name: "PrepaidLedgerSupervision", version: "1", chainId: f.chainId, verifyingContract: f.quorum };
+    const members = f.keys.map((k) => k.address);
+    const c = { ledger: f.ledgerAddress, recordCount: count, chainHead: head, stateDigest: id("books of 255"), setId: 1n };
+    const sigs = toCompact(await Promise.all(f.keys.map((k) => k.signTypedData(domain, CHECKPOINT_TYPES, c))));
+    const pack = (places: number[]) => packCheckpoint(c, members, places.map((place) => ({ place, signature: sigs[place] })));
+    const all = members.map((_, i) => i);
+    const outcome = async (code: string, packed: string): Promise<string> => {
+      await f.e.provider.send("hardhat_setCode", [f.quorum, code]);
+      try {
+        await f.e.provider.call({ to: f.quorum, from: f.submitter.address, data: concat([FINALIZE_PACKED_SELECTOR, packed]) });
+        return "ok";
+      } catch (e) {
+        return (e as { data?: string }).data ?? "no data";
+      }
+    };
+    const spread = all.filter((i) => i % 5 !== 2); // 204 places, spread over the whole bitmap
+    const beyond = getBytes(pack(all));
+    beyond[81] |= 0x80; // bit 255: beyond place 254
+    const cases = [pack(all), pack(all.slice(55)), pack(spread), pack(all.slice(0, 199)), hexlify(beyond)];
+    const results: string[] = [];
+    for (const packed of cases) {
+      const [before, after] = [await outcome(f.codes[0], packed), await outcome(f.codes[1], packed)];
+      expect(after).to.equal(before);
+      results.push(after === "ok" ? "ok" : QUORUM.parseError(after)!.name);
+    }
+    expect(results).to.deep.equal(["ok", "ok", "ok", "QuorumBelowThreshold", "QuorumMalformedCheckpoint"]);
+    const bits = spread.reduce((b, i) => b | (1n << BigInt(i)), 0n);
+    const quorum = new Contract(f.quorum, SUPERVISOR_QUORUM_ABI, f.submitter);
+    // The one-pass path took it: had it fallen through, the 204 ecrecovers would be paid twice.
+    const viaPacked = await f.e.provider.estimateGas({ ...finalizeTransaction(f.quorum, f.ledgerAddress, pack(spread)), from: f.submitter.address });
+    const viaAbi = await f.e.provider.estimateGas({ to: f.quorum, from: f.submitter.address, data: QUORUM.encodeFunctionData("finalizeRecords", [pack(spread)]) });
+    expect(viaPacked < viaAbi, `packed ${viaPacked}, ABI ${viaAbi}`).to.equal(true);
+    await expect(f.submitter.sendTransaction(finalizeTransaction(f.quorum, f.ledgerAddress, pack(spread))))
+      .to.emit(quorum, "CheckpointFinalized")
+      .withArgs(count, head, c.stateDigest, 1n, bits);
+    expect(await quorum.lastFinal()).to.equal(count);
+  });
+
   it("finalizes at the ledger's head, behind it at a mark, and refuses a replay, as before", async function () {
     const f = await networkHelpers.loadFixture(deployBoth);
     const [count, head] = await f.ledger.chainHead();
