@@ -12,7 +12,9 @@ import {ISupervisorQuorum} from "./interfaces/ISupervisorQuorum.sol";
 /// @dev Signatures are EIP-712 (ISupervisorQuorum explains the domain and type), EIP-2098 compact
 /// in a packed checkpoint (ISupervisorQuorum.finalizeRecords gives the layout), which nodes send as
 /// the calldata after `finalizePacked_11yn`'s selector and older nodes ABI-wrapped to
-/// `finalizeRecords`: both run `_finalize`.
+/// `finalizeRecords`: both run `_finalize`, the packed entry after `_finalizeFast`, a one-pass
+/// path for the common case that finalizes only what `_finalize` would and otherwise changes
+/// nothing.
 /// The ledger keeps only its current chain head, so a checkpoint's head is checked against that
 /// head when the checkpoint is at the ledger's current record count (one transaction per
 /// checkpoint), else against the head the ledger marked at its record count
@@ -37,6 +39,13 @@ contract SupervisorQuorum is SupervisorSets {
     /// u64 | n u8 (8 + 32 + 32 + 8 + 1 bytes); the bitmap follows.
     uint256 private constant _FIXED = 81;
 
+    /// @dev The EIP-712 domain separator at deployment, with the chain id and address it holds
+    /// for: the fast path uses it when both still hold (else the slow path asks OpenZeppelin's
+    /// `_domainSeparatorV4`, which rebuilds it), as OpenZeppelin's own cache does.
+    bytes32 private immutable _SEPARATOR;
+    uint256 private immutable _SEPARATOR_CHAIN_ID;
+    address private immutable _SEPARATOR_THIS;
+
     /// @param governor The default admin: proposes supervisor sets, effective after
     /// `setChangeDelay` unless the current set cancels; handed over in two steps after `adminDelay`.
     /// @param ledger The PrepaidLedger this quorum confirms.
@@ -52,17 +61,28 @@ contract SupervisorQuorum is SupervisorSets {
         uint8 threshold_,
         uint48 adminDelay,
         uint32 setChangeDelay
-    ) SupervisorSets(governor, ledger, supervisors_, threshold_, adminDelay, setChangeDelay) {}
+    ) SupervisorSets(governor, ledger, supervisors_, threshold_, adminDelay, setChangeDelay) {
+        _SEPARATOR = _domainSeparatorV4();
+        _SEPARATOR_CHAIN_ID = block.chainid;
+        _SEPARATOR_THIS = address(this);
+    }
 
     /// @inheritdoc ISupervisorQuorum
     function finalizePacked_11yn() external {
-        // The packed checkpoint is the whole calldata after the selector (a match proves 4 bytes).
-        _finalize(msg.data[4:]);
+        (uint256 given, uint256 list) = _finalizeFast();
+        // The packed checkpoint is the whole calldata after the selector (a match proves 4 bytes,
+        // so no bounds check is needed).
+        bytes calldata p;
+        assembly ("memory-safe") {
+            p.offset := 4
+            p.length := sub(calldatasize(), 4)
+        }
+        _finalize(p, given, list);
     }
 
     /// @inheritdoc ISupervisorQuorum
     function finalizeRecords(bytes calldata checkpoint) external {
-        _finalize(checkpoint);
+        _finalize(checkpoint, 0, 0);
     }
 
     /// @inheritdoc ISupervisorQuorum
@@ -115,7 +135,7 @@ contract SupervisorQuorum is SupervisorSets {
     /// the signing list are assembly: beyond the fixed costs (ecrecovers, the ledger's and this
     /// contract's words, calldata, the event) they were most of what a checkpoint paid. The
     /// refusals stay in Solidity, with their values, in the order the interface lists them.
-    function _finalize(bytes calldata p) private {
+    function _finalize(bytes calldata p, uint256 built, uint256 builtList) private {
         uint256 state = _state;
         uint256 n;
         uint256 bitmap;
@@ -164,7 +184,9 @@ contract SupervisorQuorum is SupervisorSets {
             claimed := calldataload(add(p.offset, 8))
         }
         if (claimed != head) revert QuorumHeadMismatch(count, claimed, head);
-        (uint256 given, uint256 list) = _signingList(p, n, bitmap, k);
+        // The fast path's list when it rebuilt one (every signature valid): only a set other than
+        // the current one brings it here, and its ecrecovers are not paid twice.
+        (uint256 given, uint256 list) = builtList != 0 ? (built, builtList) : _signingList(p, n, bitmap, k);
         uint64 set;
         assembly ("memory-safe") {
             set := shr(192, calldataload(add(p.offset, 72)))
@@ -181,6 +203,140 @@ contract SupervisorQuorum is SupervisorSets {
             stateDigest := calldataload(add(p.offset, 40))
         }
         emit CheckpointFinalized(count, head, stateDigest, set, bitmap);
+    }
+
+    /// @dev The common case of `finalizePacked_11yn` in one pass, the packed checkpoint at
+    /// calldata offset 4 (so every field is at a constant offset): well-formed, at the ledger's
+    /// current record count and head, every signature valid, the current set's list and at least
+    /// its threshold of signers. It then updates `_state`, emits CheckpointFinalized and stops the
+    /// call: nothing is left to do. In every other case it returns, having changed nothing, and
+    /// `_finalize` checks everything again in order and reverts with the refusal and its values
+    /// (or finalizes a checkpoint behind the ledger's head, or of a replaced set). So this path
+    /// refuses nothing itself, and finalizes only what every check of `_finalize` lets through.
+    /// When it rebuilt the signing list with every signature valid it returns the list's
+    /// commitment and memory (else `list` = 0): a replaced set's checkpoint does not pay its
+    /// ecrecovers twice.
+    function _finalizeFast() private returns (uint256 given, uint256 list) {
+        address ledger = LEDGER;
+        bytes32 typehash = CHECKPOINT_TYPEHASH;
+        bytes32 separator = _SEPARATOR;
+        uint256 separatorChainId = _SEPARATOR_CHAIN_ID;
+        address separatorThis = _SEPARATOR_THIS;
+        bytes32 topic = CheckpointFinalized.selector;
+        bytes4 chainHeadSelector = IPrepaidLedger.chainHead.selector;
+        assembly ("memory-safe") {
+            // Offsets in calldata: recordCount 4, chainHead 12, stateDigest 44, setId 76, n 84,
+            // the bitmap from 85 (_FIXED + 4), its (n + 7) / 8 bytes big-endian (as in _finalize).
+            let state := sload(_state.slot)
+            let n := byte(0, calldataload(84))
+            let first := add(85, shr(3, add(n, 7)))
+            let bitmap := shr(sub(256, shl(3, sub(first, 85))), calldataload(85))
+            // k, the signatures given, from the length: what is left after the bitmap and n
+            // addresses is 44 bytes per signature (64 in place of 20). The walk below accepts
+            // only if the bitmap has exactly k bits set (its pointers end where they must), so
+            // the length is then exact, as _finalize requires.
+            let rest := sub(calldatasize(), add(first, mul(20, n)))
+            let k := div(rest, 44)
+            let count := shr(192, calldataload(4))
+            // n > 0, no bit at or beyond n, k <= n and a whole number of signatures (an underflow
+            // of `rest` gives k > n), newer than the last final, and the cached domain separator
+            // valid (same chain, same address).
+            if and(
+                and(
+                    and(iszero(iszero(n)), iszero(shr(n, bitmap))),
+                    and(iszero(gt(k, n)), eq(mul(k, 44), rest))
+                ),
+                and(
+                    gt(count, and(state, 0xffffffffffffffff)),
+                    and(eq(chainid(), separatorChainId), eq(address(), separatorThis))
+                )
+            ) {
+                mstore(0x00, chainHeadSelector)
+                if iszero(staticcall(gas(), ledger, 0x00, 0x04, 0x00, 0x40)) {
+                    returndatacopy(0x00, 0x00, returndatasize())
+                    revert(0x00, returndatasize())
+                }
+                // At the ledger's current record count and head (no mark needed). Memory from 0x80
+                // on is free (nothing is allocated before this path): fixed addresses keep the
+                // walk's stack small. 0x80: hashing, then the ecrecover input; the list from
+                // 0x100; `state` kept at 0x20 (scratch) across the walk.
+                if and(
+                    and(eq(mload(0x00), count), eq(mload(0x20), calldataload(12))),
+                    eq(mload(0x40), 0x80)
+                ) {
+                    mstore(0x20, state)
+                    // structHash = keccak256(typehash | ledger | recordCount | chainHead | stateDigest | setId)
+                    mstore(0x80, typehash)
+                    mstore(0xa0, ledger)
+                    mstore(0xc0, count)
+                    calldatacopy(0xe0, 12, 0x40)
+                    mstore(0x120, shr(192, calldataload(76)))
+                    let structHash := keccak256(0x80, 0xc0)
+                    // digest = keccak256(0x1901 | separator | structHash): the ecrecover input's first word.
+                    mstore(0x80, hex"1901")
+                    mstore(0x82, separator)
+                    mstore(0xa2, structHash)
+                    mstore(0x80, keccak256(0x80, 0x42))
+                    // The list as _signingList rebuilds it (setId u64 | n u8 | n members of 20
+                    // bytes, from 0x100), written from the last place down: a recovered address
+                    // goes straight to its place, the precompile's 12 zero bytes landing on the
+                    // place before, written next (for place 0, on setId | n, written after).
+                    let at := add(0xf5, mul(20, n))
+                    let sig := add(first, shl(6, sub(k, 1)))
+                    let other := sub(calldatasize(), 20)
+                    let bad := 0
+                    // Place n - 1 in the top bit; the walk ends when only the sentinel, set just
+                    // below place 0, has reached the top.
+                    for { let b := or(shl(sub(256, n), bitmap), shl(sub(255, n), 1)) } iszero(eq(b, shl(255, 1))) {
+                        b := shl(1, b)
+                    } {
+                        switch shr(255, b)
+                        case 0 {
+                            calldatacopy(at, other, 20)
+                            other := sub(other, 20)
+                        }
+                        default {
+                            let vs := calldataload(add(sig, 0x20))
+                            let s := and(vs, _S_MASK)
+                            mstore(0xa0, add(shr(255, vs), 27))
+                            mstore(0xc0, calldataload(sig))
+                            mstore(0xe0, s)
+                            // A high s, or no address recovered (the precompile returns no
+                            // data), is bad: _finalize then names the signature.
+                            pop(staticcall(gas(), 1, 0x80, 0x80, sub(at, 12), 0x20))
+                            bad := or(bad, or(gt(s, _HALF_ORDER), iszero(returndatasize())))
+                            sig := sub(sig, 0x40)
+                        }
+                        at := sub(at, 20)
+                    }
+                    calldatacopy(0x100, 76, 9)
+                    // Exactly k places signed: the signatures were used up, first one last.
+                    bad := or(bad, iszero(eq(sig, sub(first, 0x40))))
+                    given := shr(_COMMITMENT_SHIFT, keccak256(0x100, add(9, mul(20, n))))
+                    switch bad
+                    case 0 {
+                        state := mload(0x20)
+                        if and(
+                            eq(given, shr(_COMMITMENT_SHIFT, state)),
+                            iszero(lt(k, and(shr(_THRESHOLD_SHIFT, state), 0xff)))
+                        ) {
+                            count := shr(192, calldataload(4))
+                            // The same word, non-zero since the constructor: an update.
+                            sstore(_state.slot, or(and(state, not(0xffffffffffffffff)), count))
+                            // CheckpointFinalized(recordCount, chainHead, stateDigest, setId, signers)
+                            calldatacopy(0x80, 12, 0x40)
+                            mstore(0xc0, bitmap)
+                            log3(0x80, 0x60, topic, count, shr(192, calldataload(76)))
+                            stop()
+                        }
+                        // Kept for _finalize: a replaced set's list, or too few signers.
+                        list := 0x100
+                        mstore(0x40, add(0x100, add(41, mul(20, n))))
+                    }
+                    default { }
+                }
+            }
+        }
     }
 
     /// @dev The head the ledger marked at `count`, which must exist: the checkpoint is behind the

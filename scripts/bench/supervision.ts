@@ -9,7 +9,8 @@
  *              checkpoint the ledger moved past still needs; on the in-process network
  *   per record — steady finalize at t = 3 / 1,000: a checkpoint every K = 1,000 records, each
  *              design with its ratio to the previous one; beside them the older designs' figures
- *              (mark + finalize, 124.2; the first one-transaction design with ABI structs, 56.3),
+ *              (mark + finalize, 124.2; the first one-transaction design with ABI structs, 56.3; packed
+ *              finalizeRecords(bytes) at 5d24e6a, 52.7),
  *              from earlier runs, labelled so
  *   latency  — seconds from a record's upload to its confirmation (quorum.lastFinal >= its index,
  *              polled every 50 ms), with 4 supervisor processes on a `hardhat node`, T = 1 s
@@ -48,16 +49,17 @@ import {
 import { MERCHANT, OPENING, REGULATOR_KEY, consumptions, details } from "./workload.js";
 
 /**
- * How a checkpoint is submitted: the previous contract (main at 5d24e6a, deployed from
- * scripts/bench/fixtures/SupervisorQuorum.previous.json) through its finalizeRecords(bytes); this
- * contract through the same ABI call (kept for nodes of the earlier design); through
- * finalizePacked_11yn() (the packed bytes after the selector); and that with the ledger's two words
- * in an EIP-2930 access list — what supervisor nodes send (finalizeTransaction).
+ * How a checkpoint is submitted: the previous contract (main at 0eed400, deployed from
+ * scripts/bench/fixtures/SupervisorQuorum.previous.json) as its nodes send it, finalizePacked_11yn()
+ * with the ledger's access list; this contract through finalizeRecords(bytes) (kept for nodes of
+ * the earlier design); through finalizePacked_11yn() (the packed bytes after the selector); and
+ * that with the ledger's two words in an EIP-2930 access list — what supervisor nodes send
+ * (finalizeTransaction).
  */
 export type FinalizeDesign = "previous" | "abi" | "packed" | "packed+access list";
 const DESIGNS: readonly FinalizeDesign[] = ["previous", "abi", "packed", "packed+access list"];
 const DESIGN_LABELS: Record<FinalizeDesign, string> = {
-  previous: "previous: finalizeRecords(bytes), main at 5d24e6a",
+  previous: "previous: main at 0eed400, packed + access list",
   abi: "new contract, finalizeRecords(bytes)",
   packed: "new contract, finalizePacked_11yn()",
   "packed+access list": "new, packed + access list (nodes)",
@@ -118,6 +120,8 @@ const PREVIOUS = JSON.parse(readFileSync(new URL("./fixtures/SupervisorQuorum.pr
 };
 /** The three-slot, two-transaction design's gas per record (docs/BENCHMARKS.md, an earlier run). */
 const PREDECESSOR_PER_RECORD = 124.2;
+/** Packed finalizeRecords(bytes) of main at 5d24e6a (docs/BENCHMARKS.md, an earlier run: 52,702). */
+const PACKED_ABI_PER_RECORD = 52.7;
 /** The first one-transaction design (ABI structs and a member list in calldata), an earlier run. */
 const FIRST_ONE_TX_PER_RECORD = 56.3;
 const STEADY_RUNS = 3;
@@ -193,7 +197,7 @@ async function benchGas(journals: string): Promise<{ finalize: FinalizeCase[]; m
       const signatures = new Map(keys.slice(0, t).map((k) => [k.address.toLowerCase(), k.signingKey.sign(hash).serialized]));
       const packed = packCheckpoint(c, [...(await quorum.signingMembers(c.setId))], signatures, t);
       const request: TransactionRequest =
-        design === "previous" || design === "abi"
+        design === "abi"
           ? { to: quorumAddress, data: quorum.interface.encodeFunctionData("finalizeRecords", [packed]) }
           : design === "packed"
             ? { to: quorumAddress, data: concat([FINALIZE_PACKED_SELECTOR, packed]) }
@@ -383,7 +387,8 @@ export function formatSupervision(f: SupervisionFigures): string {
       `(met from a checkpoint every ${int(f.perRecord.everyForTarget)} records)`,
     `  behind the ledger's head (mark + finalize): ${f.perRecordMarked.toFixed(1)} gas; ` +
       `older designs, from earlier runs, not re-measured: mark + finalize with three slots ${PREDECESSOR_PER_RECORD.toFixed(1)} gas, ` +
-      `first one-transaction design (ABI structs, member list in calldata: 56,341) ${FIRST_ONE_TX_PER_RECORD.toFixed(1)} gas`,
+      `first one-transaction design (ABI structs, member list in calldata: 56,341) ${FIRST_ONE_TX_PER_RECORD.toFixed(1)} gas, ` +
+      `packed finalizeRecords(bytes) at 5d24e6a ${PACKED_ABI_PER_RECORD.toFixed(1)} gas`,
     `confirmation latency: ${l.supervisors} supervisor processes (${l.threshold} must sign), checkpoint interval ${int(l.intervalMs)} ms, ` +
       `over a \`hardhat node\` (${l.clientVersion}); ${f.cores} cores shared`,
     `from upload resolved (batch of ${l.recordsPerSample} mined) to quorum.lastFinal >= its last record (polled every 50 ms), ` +
