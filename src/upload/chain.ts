@@ -47,6 +47,15 @@ export const FEE_QUOTE_FRESH_MS = 1_000;
 /** The oldest fee quote a local key signs with; see {@link FEE_QUOTE_FRESH_MS}. */
 export const FEE_QUOTE_MAX_AGE_MS = 6_000;
 
+/** A `BatchRecorded` log as eth_getLogs gives it. */
+interface BatchLog {
+  transactionHash: string;
+  blockNumber: string | number;
+  blockHash: string;
+  topics: string[];
+  data: string;
+}
+
 /** A fee quote: what `populateTransaction` gave, without the per-batch fields. */
 interface FeeQuote {
   tx: TransactionLike<string>;
@@ -163,19 +172,7 @@ export class UploaderChain {
 
   /** Hashes of the transactions whose BatchRecorded log is this merchant's batch `sequence`. */
   async batchTransactions(sequence: bigint, fromBlock: number): Promise<string[]> {
-    const filter = {
-      address: this.ledger,
-      topics: [BATCH_RECORDED, topic(this.merchantId), topic(sequence)],
-      fromBlock: quantity(fromBlock),
-      toBlock: "latest",
-    };
-    const logs = (await this.raw(
-      "eth_getLogs",
-      [filter],
-      () => this.provider.getLogs({ ...filter, fromBlock }),
-      { sequence },
-    )) as { transactionHash: string; removed?: boolean }[];
-    return logs.filter((l) => l.removed !== true).map((l) => l.transactionHash);
+    return (await this.batchLogs(sequence, fromBlock, { sequence })).map((l) => l.transactionHash);
   }
 
   /**
@@ -187,23 +184,24 @@ export class UploaderChain {
    * `Recorded` logs of the full receipt.
    */
   async landing(hash: string, sequence: bigint, fromBlock: number): Promise<Receipt | null> {
+    const logs = await this.batchLogs(sequence, fromBlock, { sequence, txHash: hash });
+    const log = logs.find((l) => l.transactionHash.toLowerCase() === hash.toLowerCase());
+    if (log === undefined) return null;
+    return { hash: log.transactionHash, blockNumber: Number(log.blockNumber), blockHash: log.blockHash, status: 1, logs: [{ topics: log.topics, data: log.data }] };
+  }
+
+  /** The `BatchRecorded` logs of this merchant's batch `sequence` from `fromBlock` on, removed ones left out. */
+  private async batchLogs(sequence: bigint, fromBlock: number, context: Record<string, unknown>): Promise<BatchLog[]> {
     const filter = {
       address: this.ledger,
       topics: [BATCH_RECORDED, topic(this.merchantId), topic(sequence)],
       fromBlock: quantity(fromBlock),
       toBlock: "latest",
     };
-    const logs = (await this.raw("eth_getLogs", [filter], () => this.provider.getLogs({ ...filter, fromBlock }), { sequence, txHash: hash })) as {
-      transactionHash: string;
-      blockNumber: string | number;
-      blockHash: string;
-      topics: string[];
-      data: string;
+    const logs = (await this.raw("eth_getLogs", [filter], () => this.provider.getLogs({ ...filter, fromBlock }), context)) as (BatchLog & {
       removed?: boolean;
-    }[];
-    const log = logs.find((l) => l.removed !== true && l.transactionHash.toLowerCase() === hash.toLowerCase());
-    if (log === undefined) return null;
-    return { hash: log.transactionHash, blockNumber: Number(log.blockNumber), blockHash: log.blockHash, status: 1, logs: [{ topics: log.topics, data: log.data }] };
+    })[];
+    return logs.filter((l) => l.removed !== true);
   }
 
   /** eth_estimateGas of the batch call, from the recorder. */

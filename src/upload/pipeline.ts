@@ -1,7 +1,7 @@
 /**
  * Batches in flight: the uploader's fast path (`inFlight` ≥ 2, no preflight). A batch goes to the
- * node the moment the node has answered for the one before it, while the uploader reads that
- * one's receipt and journals it, so the node never waits for the client (docs/RELIABILITY.md,
+ * node the moment the node has answered for the one before it, while the uploader reads where
+ * that one landed and journals it, so the node never waits for the client (docs/RELIABILITY.md,
  * "Batches in flight").
  *
  * What keeps it exactly once is what keeps one batch at a time exactly once: every batch is
@@ -49,7 +49,7 @@ interface Flight {
   /** Settles once this batch landed, or was skipped after a failure (never rejects). */
   landed: Promise<void>;
   done: boolean;
-  /** Resolves once the next batch was sent, or nothing more will be: then its receipt is asked. */
+  /** Resolves once the next batch was sent, or nothing more will be: then where it landed is asked. */
   followed: Promise<void>;
   follow: () => void;
 }
@@ -66,9 +66,10 @@ const afterTwoTurns = (): Promise<void> => new Promise((resolve) => setImmediate
  *
  * Two strands share the work. The sender seals, journals and signs the next batch while the node
  * runs the one before, and sends it the moment the node has answered for that one and fewer than
- * `window` batches are still to land. The lander reads each sent batch's receipt and journals
- * where it landed, in order, on its own, so that reading a receipt (which the node may answer only
- * after the batch it is running) never holds up the next send.
+ * `window` batches are still to land. The lander reads where each sent batch landed (its
+ * `BatchRecorded` log, else its receipt) and journals it, in order, on its own, so that the
+ * question (which the node may answer only after the batch it is running) never holds up the
+ * next send.
  *
  * On any failure, stops sending, waits for what was sent, settles every pending batch one at a
  * time, and throws the first failure (after a refusal, the batches behind it are renumbered and
@@ -101,8 +102,8 @@ export async function sendPipelined<Chunk>(host: PipelineHost<Chunk>, chunks: re
           taken = true;
           return;
         }
-        // The next batch goes first: a node answers requests in turn, and a receipt of 1,000 logs
-        // asked before it would delay it; asked after, it is answered while the client prepares.
+        // The next batch goes first: a node answers requests in turn, and the question asked
+        // before it would delay it; asked after, it is answered while the client prepares.
         await flight.followed;
         const receipt = await settler.delivered(flight.entry, hash, flight.data, deadline);
         if (receipt === TAKEN) {
@@ -117,7 +118,7 @@ export async function sendPipelined<Chunk>(host: PipelineHost<Chunk>, chunks: re
       }
     }));
   const stopped = (): boolean => failure !== undefined || taken;
-  /** Nothing more is sent for now: every receipt may be asked. */
+  /** Nothing more is sent for now: every landing may be asked. */
   const followAll = (): void => flights.forEach((f) => f.follow());
   /** Waits until fewer than `limit` sent batches are still to land, or something stopped the run. */
   const room = async (limit: number): Promise<void> => {
