@@ -96,12 +96,18 @@ export interface ThroughputFigures {
 }
 
 const NAIVE_RECORDS = 300;
-/** Rounds of the in-flight comparison (BENCH_UPLOAD_ROUNDS); the median ratio is judged. */
-const ROUNDS = Number(process.env.BENCH_UPLOAD_ROUNDS ?? 1);
-/** Batches in flight of the new design (BENCH_UPLOAD_IN_FLIGHT; default 2, the uploader's default). */
-const IN_FLIGHT = Number(process.env.BENCH_UPLOAD_IN_FLIGHT ?? 2);
-/** Consumptions timed per case (BENCH_UPLOAD_RECORDS; default {@link RECORDS}). */
-const UPLOAD_RECORDS = Number(process.env.BENCH_UPLOAD_RECORDS ?? RECORDS);
+/**
+ * A whole-number knob from the environment, `fallback` when unset or empty.
+ *
+ * @throws Error naming the variable when it is not a whole number from `min` to `max`
+ */
+function knob(name: string, fallback: number, min: number, max: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === "") return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be a whole number from ${min} to ${max}; got "${text}"`);
+  return n;
+}
 /** Reads of the whole ledger per verify figure; the median is reported. */
 export const VERIFY_RUNS = 3;
 
@@ -177,6 +183,13 @@ export async function timeVerify(
 
 /** Runs the bench on a fresh in-process network; throws if any upload or read is wrong. */
 export async function benchThroughput(): Promise<ThroughputFigures> {
+  // Checked before anything runs: a wrong knob is said at once, not after minutes of setup.
+  /** Rounds of the in-flight comparison; the median ratio is judged. */
+  const ROUNDS = knob("BENCH_UPLOAD_ROUNDS", 1, 1, 100);
+  /** Batches in flight of the new design (default 2, the uploader's default; its range, 1 to 16). */
+  const IN_FLIGHT = knob("BENCH_UPLOAD_IN_FLIGHT", 2, 1, 16);
+  /** Consumptions timed per case (default {@link RECORDS}). */
+  const UPLOAD_RECORDS = knob("BENCH_UPLOAD_RECORDS", RECORDS, 1_000, 10_000_000);
   const connection = await network.create();
   const { ethers } = connection;
   const [admin, regulator, recorder] = await ethers.getSigners();
@@ -388,8 +401,8 @@ export function formatThroughput(f: ThroughputFigures): string {
     ].join("  ");
   const limitLine = (label: string, l: LimitCase): string =>
     [
-      label.padEnd(34),
-      "".padStart(5 + 2 + 9 + 2 + 6),
+      // Over the label, batch, preflight and mode columns of the upload rows.
+      label.padEnd(34 + 2 + 5 + 2 + 9 + 2 + 6),
       int(l.records).padStart(7),
       int(l.transactions).padStart(5),
       l.seconds.toFixed(2).padStart(7),
@@ -406,7 +419,7 @@ export function formatThroughput(f: ThroughputFigures): string {
     "",
     "upload at the node's limit: the same consumptions from the same state (evm_snapshot), the recorder's key held by the node,",
     "then by the uploader (local key: an ethers Wallet, signed by src/upload/signing.ts);",
-    "limit = the 2-in-flight run's own batch calls, sent back to back without waiting, until all are mined:",
+    `limit = the ${f.window}-in-flight run's own batch calls, sent back to back without waiting, until all are mined:`,
     "eth_sendTransaction for the node's key; for the local key the same calls signed beforehand (untimed), eth_sendRawTransaction",
     ...f.inFlight.flatMap((r, i) => [
       ...(f.inFlight.length > 1 ? [`round ${i + 1}`] : []),
