@@ -138,6 +138,24 @@ describe("crypto/ecies", function () {
       );
     });
 
+    it("refuses a malformed recipient key with INVALID_ARGUMENT, and remembers nothing of it", async function () {
+      const notOnCurve = "02" + "00".repeat(31) + "05";
+      for (const key of ["zz", alice.privateKey, "02" + "11".repeat(31), notOnCurve, "05" + "11".repeat(32)]) {
+        let caught: unknown;
+        try {
+          await eciesEncrypt(key, new Uint8Array(32));
+        } catch (e) {
+          caught = e;
+        }
+        expect(isError(caught, "INVALID_ARGUMENT"), `${key}: ${String(caught)}`).to.equal(true);
+        // Asked again, the same key is refused again: a refusal is not cached as a point.
+        expect(() => eciesEncryptWith(key, new Uint8Array(32)), key).to.throw(PrepaidLedgerError);
+      }
+      // A good key afterwards still round-trips.
+      const plain = Uint8Array.from([1, 2, 3]);
+      expect(await eciesDecrypt(alice.privateKey, await eciesEncrypt(alice.publicKey, plain))).to.deep.equal(plain);
+    });
+
     it("draws a fresh ephemeral key and iv every call", async function () {
       const plain = new Uint8Array(32);
       const [a, b] = [await eciesEncrypt(alice.publicKey, plain), await eciesEncrypt(alice.publicKey, plain)];
