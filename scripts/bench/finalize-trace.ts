@@ -49,7 +49,7 @@ for (let run = 0; run < 3; run++) {
   const c: CheckpointJson = { ledger: ledgerAddress, recordCount: count.toString(), chainHead: head, stateDigest: id(`state at ${count}`), setId: "1" };
   const hash = checkpointHash(checkpointDomain(chainId, quorumAddress), c);
   const bySigner = new Map(keys.slice(0, t).map((k) => [k.address.toLowerCase(), k.signingKey.sign(hash).serialized]));
-  const packed = packCheckpoint(c, [...(await quorum.signingMembers(1n))], bySigner, t);
+  const packed = packCheckpoint(c, [...(await quorum.signingMembers(1n))], bySigner, { limit: t, sender: signers[FIRST_SUPERVISOR_ACCOUNT].address });
   const request = finalizeTransaction(quorumAddress, ledgerAddress, packed);
   if (process.env.TRACE_QUORUM_SLOT === "1") request.accessList = [...(request.accessList as { address: string; storageKeys: string[] }[]), { address: quorumAddress, storageKeys: [await stateSlot()] }];
   const receipt = await (await signers[FIRST_SUPERVISOR_ACCOUNT].sendTransaction(request)).wait();

@@ -52,27 +52,45 @@ export function sameCheckpoints(a: SignedCheckpoint, b: SignedCheckpoint): boole
   return key(a) === key(b);
 }
 
+/** How {@link packCheckpoint} picks the signatures it carries. */
+export interface PackOptions {
+  /** Places that count at most, in place order: the threshold is enough (default: every member). */
+  limit?: number;
+  /**
+   * The address that will send the transaction. When it is a member, its place is left unsigned
+   * (its address listed) and still counts toward `limit`: the contract counts the sender's own
+   * place as signed, its transaction being its signature, which saves an ecrecover and 44 bytes.
+   */
+  sender?: string;
+}
+
 /**
  * The packed checkpoint `finalizePacked_11yn` and `finalizeRecords` take (ISupervisorQuorum.finalizeRecords, docs/FORMAT.md 8): recordCount u64
  * | chainHead | stateDigest | setId u64 | n u8 | bitmap of the places that signed | their EIP-2098
  * signatures in place order | the other members' addresses in place order. `members` is the
  * set's signing list (`signingMembers(setId)`); `bySigner` maps lowercase signer addresses to
  * 65-byte signatures over the checkpoint; the first `limit` members (in place order) that signed
- * are used. The ledger is not carried: the contract signs for its own.
+ * are used, the sender's own place first when it is a member. The ledger is not carried: the
+ * contract signs for its own.
  */
-export function packCheckpoint(c: CheckpointJson, members: readonly string[], bySigner: ReadonlyMap<string, string>, limit = members.length): string {
+export function packCheckpoint(c: CheckpointJson, members: readonly string[], bySigner: ReadonlyMap<string, string>, options: PackOptions = {}): string {
   const n = members.length;
   if (n === 0 || n > 255) throw new PrepaidLedgerError("INVALID_ARGUMENT", `a signing list holds 1 to 255 members, not ${n}`);
+  const limit = options.limit ?? n;
+  const sender = options.sender?.toLowerCase();
+  const senderPlace = sender === undefined || BigInt(sender) === 0n ? -1 : members.findIndex((m) => m.toLowerCase() === sender);
   let bitmap = 0n;
+  let counted = senderPlace >= 0 ? 1 : 0;
   const signatures: string[] = [];
   const others: string[] = [];
   members.forEach((m, i) => {
-    const sig = signatures.length < limit ? bySigner.get(m.toLowerCase()) : undefined;
+    const sig = i !== senderPlace && counted < limit ? bySigner.get(m.toLowerCase()) : undefined;
     if (sig === undefined || BigInt(m) === 0n) {
       others.push(m);
       return;
     }
     bitmap |= 1n << BigInt(i);
+    counted += 1;
     const s = Signature.from(sig);
     signatures.push(concat([s.r, s.yParityAndS]));
   });

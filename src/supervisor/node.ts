@@ -399,7 +399,9 @@ export class SupervisorNode {
         return true;
       }
       try {
-        const packed = packCheckpoint(c, members, signatures, Number(threshold));
+        // Its own place unsigned: the contract counts the sender's place as signed (its
+        // transaction is its signature), one ecrecover and 44 bytes of calldata less.
+        const packed = packCheckpoint(c, members, signatures, { limit: Number(threshold), sender: this.address });
         // finalizePacked_11yn: the packed bytes after the selector, the ledger's two words in
         // the access list (src/supervisor/checkpoint.ts), about 1,100 gas less than finalizeRecords(bytes).
         const request = finalizeTransaction(this.config.quorum, this.config.ledger, packed);

@@ -1,13 +1,12 @@
-import { readFileSync } from "node:fs";
-
 import { expect } from "chai";
 import fc from "fast-check";
-import { Contract, ContractFactory, Interface, TypedDataEncoder, Wallet, concat, dataSlice, getBytes, hexlify, id, toBeHex, type InterfaceAbi } from "ethers";
+import { Contract, ContractFactory, Interface, TypedDataEncoder, Wallet, concat, dataSlice, getBytes, hexlify, id, toBeHex } from "ethers";
 import { network } from "hardhat";
 
 import { packBatch } from "../../src/ledger/codec.js";
 import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
 import { FINALIZE_PACKED_SELECTOR, finalizeTransaction } from "../../src/supervisor/checkpoint.js";
+import { PREVIOUS, deploySameAddress } from "../helpers/quorum-previous.js";
 import { CHECKPOINT_TYPES, SET_CHANGE_TYPES, packCheckpoint, toCompact } from "../helpers/quorum-types.js";
 import { Consume, TopUp, account, record } from "../helpers/records.js";
 
@@ -18,10 +17,6 @@ import { Consume, TopUp, account, record } from "../helpers/records.js";
  * with the same error and values.
  */
 const { ethers, networkHelpers } = await network.create();
-const PREVIOUS = JSON.parse(readFileSync(new URL("../../scripts/bench/fixtures/SupervisorQuorum.previous.json", import.meta.url), "utf8")) as {
-  abi: InterfaceAbi;
-  bytecode: string;
-};
 const QUORUM = new Interface(SUPERVISOR_QUORUM_ABI);
 const M = 1;
 
@@ -46,37 +41,6 @@ async function deployBoth() {
   return { ledger, ledgerAddress, keys, submitter, chainId, quorums: [previous, current].map((q) => q as unknown as Contract) };
 }
 type Fixture = Awaited<ReturnType<typeof deployBoth>>;
-
-/**
- * The fuzz's chain: the ledger of deployBoth and the current quorum at address A; the previous
- * contract deployed elsewhere, for its runtime code, which the fuzz swaps in at A
- * (hardhat_setCode) to ask it the same question in the same state: same storage (the two share
- * one layout, and the constructor wrote the same words), same address, so the same EIP-712
- * domain and one set of signatures for both. Its cached domain separator, made for the other
- * address, is not used at A: OpenZeppelin's EIP712 rebuilds it for address(this).
- */
-async function deploySameAddress(n: number, t: number) {
-  const { ethers: e } = await network.create();
-  const [admin, regulator, recorder, submitter] = await e.getSigners();
-  const keys = Array.from({ length: n }, (_, i) => new Wallet(id(`fast-path supervisor ${i}`)));
-  const ledger = await e.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
-  const ledgerAddress = await ledger.getAddress();
-  await ledger.connect(regulator).registerMerchant(M, recorder.address);
-  const a = account("alice");
-  const upload = async (records: ReturnType<typeof record>[]) =>
-    (await ledger.connect(recorder).recordBatch(M, (await ledger.merchantBooks(M)).nextSequence, "0x", packBatch(records))).wait();
-  await upload([record(TopUp, a, 1_000n), record(Consume, a, 10n)]);
-  await (await ledger.markCheckpoint()).wait();
-  await upload([record(Consume, a, 20n)]);
-  const args = [admin.address, ledgerAddress, keys.map((k) => k.address), t, 0, 3_600] as const;
-  const previous = await new ContractFactory(PREVIOUS.abi, PREVIOUS.bytecode, admin).deploy(...args);
-  await previous.waitForDeployment();
-  const current = await e.deployContract("SupervisorQuorum", [...args]);
-  const quorum = await current.getAddress();
-  const codes = [await e.provider.getCode(await previous.getAddress()), await e.provider.getCode(quorum)];
-  const { chainId } = await e.provider.getNetwork();
-  return { e, ledger, ledgerAddress, keys, submitter, chainId, quorum, codes };
-}
 
 interface Fields {
   recordCount: bigint;

@@ -49,7 +49,7 @@ async function packedHead(f: Fixture, quorum: Fixture["quorums"][number]): Promi
   const domain = checkpointDomain(f.chainId, await quorum.getAddress());
   const signatures = new Map<string, string>();
   for (const s of f.supervisors.slice(0, 3)) signatures.set(s.address.toLowerCase(), await s.signTypedData(domain, CHECKPOINT_TYPES, c));
-  return packCheckpoint(c, [...(await quorum.signingMembers(1n))], signatures, 3);
+  return packCheckpoint(c, [...(await quorum.signingMembers(1n))], signatures, { limit: 3 });
 }
 
 describe("supervisor/checkpoint: the finalizing transaction", function () {
