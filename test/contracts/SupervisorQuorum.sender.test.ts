@@ -5,7 +5,7 @@ import { Contract, Interface, Wallet, concat, id } from "ethers";
 import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
 import { FINALIZE_PACKED_SELECTOR, finalizeTransaction, packCheckpoint as packAsNode } from "../../src/supervisor/checkpoint.js";
 import { deploySameAddress } from "../helpers/quorum-previous.js";
-import { CHECKPOINT_TYPES, packCheckpoint, toCompact } from "../helpers/quorum-types.js";
+import { CHECKPOINT_TYPES, SET_CHANGE_TYPES, packCheckpoint, toCompact } from "../helpers/quorum-types.js";
 
 /**
  * A member that sends the finalizing transaction signs by sending it: its place, left unsigned
@@ -112,6 +112,22 @@ describe("SupervisorQuorum: the sender's own place counts as its signature", fun
     await expect(cheat.sendTransaction(finalizeTransaction(f.quorum, f.ledgerAddress, honest)))
       .to.be.revertedWithCustomError(quorum, "QuorumBelowThreshold")
       .withArgs(2, 3);
+  });
+
+  it("counts a replaced set's member sending in its grace, at that set's threshold", async function () {
+    const f = await atHead(4, 3);
+    const quorum = new Contract(f.quorum, SUPERVISOR_QUORUM_ABI, f.submitter);
+    const packed = f.pack([0, 2]); // set 1's checkpoint, made before the change
+    // Set 2 (the first three keys, threshold 3) replaces set 1 at the ledger's current count.
+    const members = f.members.slice(0, 3);
+    const change = { ledger: f.ledgerAddress, setId: 1n, supervisors: members, threshold: 3 };
+    const approvals = await Promise.all(f.keys.slice(0, 3).map((k) => k.signTypedData(f.domain, SET_CHANGE_TYPES, change)));
+    await (await quorum.getFunction("changeSupervisors")(members, 3, approvals)).wait();
+    expect(await quorum.setId()).to.equal(2n);
+    // Member 3 of set 1 is in no current set, and still signs set 1's checkpoint by sending it.
+    await expect((await memberWallet(f, 3)).sendTransaction(finalizeTransaction(f.quorum, f.ledgerAddress, packed)))
+      .to.emit(quorum, "CheckpointFinalized")
+      .withArgs(f.c.recordCount, f.c.chainHead, f.c.stateDigest, 1n, 0b1101n);
   });
 
   it("packCheckpoint leaves the sender's place unsigned and counts it toward the limit", async function () {
