@@ -23,7 +23,9 @@ import { gasBound } from "./gas.js";
 import type { JournalEntry, JournalState } from "./journal-state.js";
 
 const ledgerInterface = new Interface(PREPAID_LEDGER_ABI);
-const BATCH_RECORDED = ledgerInterface.getEvent("BatchRecorded")!.topicHash;
+/** The event's fragment, kept: Interface.parseLog finds it by computing every event's topic hash anew. */
+const BATCH_RECORDED_EVENT = ledgerInterface.getEvent("BatchRecorded")!;
+const BATCH_RECORDED = BATCH_RECORDED_EVENT.topicHash;
 /** How far below the last head seen a batch's BatchRecorded log is looked for (a reorg can shorten the chain). */
 const LOG_MARGIN = 128;
 /** Sequence conflicts tolerated while placing one batch. */
@@ -370,8 +372,7 @@ export class Settler {
     if (receipt.blockNumber > this.head) this.head = receipt.blockNumber;
     const sequenceTopic = "0x" + BigInt(entry.batch.sequence).toString(16).padStart(64, "0");
     const raw = receipt.logs.find((l) => l.topics[0] === BATCH_RECORDED && l.topics[2] === sequenceTopic);
-    const batchLog = raw === undefined ? null : ledgerInterface.parseLog({ topics: [...raw.topics], data: raw.data });
-    if (batchLog === null) {
+    if (raw === undefined) {
       throw new PrepaidLedgerError("SEQUENCE_CONFLICT", "the landed transaction has no BatchRecorded for this batch", {
         details: { txHash: receipt.hash, sequence: entry.batch.sequence },
       });
@@ -381,7 +382,7 @@ export class Settler {
       txHash: receipt.hash,
       blockNumber: receipt.blockNumber,
       blockHash: receipt.blockHash,
-      firstRecordIndex: (batchLog.args.firstRecordIndex as bigint).toString(),
+      firstRecordIndex: (ledgerInterface.decodeEventLog(BATCH_RECORDED_EVENT, raw.data, raw.topics).firstRecordIndex as bigint).toString(),
     };
     if (this.o.confirmations === 0) this.markFinal(entry, at);
     else this.journal.append({ t: "included", ...at });
