@@ -4,9 +4,9 @@
  * tables are in src/indexer/schema.ts.
  */
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
 
 import { PrepaidLedgerError } from "../errors.js";
+import { loadSqlite } from "../sqlite.js";
 import {
   CUSTODY_DDL,
   DDL,
@@ -22,23 +22,6 @@ import {
 import { type Database, hasTable, isPostgresUrl, num, redactUrl, setMeta } from "./store/database.js";
 import { postgresDdl } from "./store/dialect.js";
 import { PostgresDatabase } from "./store/postgres.js";
-
-const requireBuiltin = createRequire(import.meta.url);
-
-/** `node:sqlite` without its one-time ExperimentalWarning on stderr (it is stable enough for this use). */
-function loadSqlite(): typeof import("node:sqlite") {
-  const emit = process.emitWarning;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    const text = typeof warning === "string" ? warning : warning.message;
-    if (/SQLite/.test(text)) return;
-    (emit as (...a: unknown[]) => void).call(process, warning, ...rest);
-  }) as typeof process.emitWarning;
-  try {
-    return requireBuiltin("node:sqlite") as typeof import("node:sqlite");
-  } finally {
-    process.emitWarning = emit;
-  }
-}
 
 const SQLITE_MAGIC = "SQLite format 3\0";
 

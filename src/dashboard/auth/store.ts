@@ -15,10 +15,10 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
 import type { DatabaseSync } from "node:sqlite";
 
 import { PrepaidLedgerError } from "../../errors.js";
+import { loadSqlite } from "../../sqlite.js";
 
 /** Who may do what: an analyst reads every dashboard page; an auditor also reads the audit log. */
 export const ROLES = {
@@ -137,20 +137,6 @@ export interface AuditFilter {
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
-
-function loadSqlite(): typeof import("node:sqlite") {
-  // node:sqlite is stable from Node 22.13 but still warns on 22.x; the index does the same.
-  const emit = process.emitWarning;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    if (/SQLite/.test(typeof warning === "string" ? warning : warning.message)) return;
-    (emit as (...a: unknown[]) => void).call(process, warning, ...rest);
-  }) as typeof process.emitWarning;
-  try {
-    return createRequire(import.meta.url)("node:sqlite") as typeof import("node:sqlite");
-  } finally {
-    process.emitWarning = emit;
-  }
-}
 
 /**
  * An account name: 1–64 letters, digits, `.`, `_`, `@`, `-`, starting with a letter or digit.
