@@ -9,7 +9,7 @@
  * changed is never dropped before its row holds the change. A page that fails is rolled back
  * and its writer, with this cache, is thrown away; the next one starts from the table.
  */
-import type { AccountState, AccountStore } from "../regulator/books.js";
+import { type AccountState, type AccountStore, splitAccountKey, touchRecent } from "../regulator/books.js";
 
 import type { Database, Statement } from "./schema.js";
 
@@ -42,17 +42,11 @@ export class IndexedAccounts implements AccountStore {
   }
 
   get(key: string): AccountState | undefined {
-    const cached = this.cache.get(key);
-    if (cached !== undefined) {
-      // Most recently used last: Map keeps insertion order, so trim() drops the oldest first.
-      this.cache.delete(key);
-      this.cache.set(key, cached);
-      return cached;
-    }
+    // Most recently used last: trim() drops the oldest first.
+    const cached = touchRecent(this.cache, key);
+    if (cached !== undefined) return cached;
     this.misses++;
-    const colon = key.indexOf(":");
-    const merchantId = Number(key.slice(0, colon));
-    const account = key.slice(colon + 1);
+    const [merchantId, account] = splitAccountKey(key);
     const row = this.select.get(merchantId, account) as AccountRow | undefined;
     if (row === undefined) return undefined;
     const a: AccountState = {

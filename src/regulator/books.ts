@@ -56,11 +56,32 @@ export const balanceOf = (a: { toppedUp: bigint; consumed: bigint; refunded: big
 /** Accounts are per merchant (the contract keys them so): `${merchantId}:${account}`. */
 export const accountKey = (merchantId: number, account: string) => `${merchantId}:${account}`;
 
+/** `[merchantId, account]` from an {@link accountKey}. */
+export function splitAccountKey(key: string): [merchantId: number, account: string] {
+  const colon = key.indexOf(":");
+  return [Number(key.slice(0, colon)), key.slice(colon + 1)];
+}
+
 /**
- * Where {@link Books} keeps the accounts, by {@link accountKey}: a Map (the reader, a
- * supervisor), or a store over the index's own table with a bounded cache (the indexer, so its
- * memory does not grow with the number of cards). `get` returns the object `set` stored or
- * later loaded; Books changes it in place and calls `set` only when it opens an account.
+ * For a store's cache of recently used accounts: `cache`'s value for `key`, moved to the end of
+ * the Map's order (most recently used last, so the oldest are dropped first); undefined if absent.
+ */
+export function touchRecent<V>(cache: Map<string, V>, key: string): V | undefined {
+  const value = cache.get(key);
+  if (value === undefined) return undefined;
+  cache.delete(key);
+  cache.set(key, value);
+  return value;
+}
+
+/**
+ * Where {@link Books} keeps the accounts, by {@link accountKey}: a Map (a supervisor), or a store
+ * with a bounded cache so memory does not grow with the number of cards: over the index's own
+ * table (the indexer), or over a scratch file (the reader, src/regulator/spilled-accounts.ts).
+ * `get` returns the object `set` stored or later loaded; Books changes it in place and calls
+ * `set` only when it opens an account. Books holds one account at a time: it asks for one per
+ * record and is done changing it before its next `get`, so a store may write out and drop any
+ * account but the one it last returned or stored when `get` or `set` is called.
  */
 export interface AccountStore {
   get(key: string): AccountState | undefined;

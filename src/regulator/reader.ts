@@ -25,9 +25,11 @@ import { SUPERVISOR_QUORUM_ABI } from "../ledger/quorum-abi.js";
 import { CHAIN_VERSIONS, type ChainVersion, chainVersionOf } from "../ledger/codec.js";
 import { toLedgerError } from "../ledger/revert.js";
 import { balanceOf, type MerchantState } from "./books.js";
+import { compareWithContract } from "./compare.js";
 import { fetchLogs, type JsonRpcLike, type RpcLog } from "./logs.js";
 import { timedRpc, withTimeout } from "../rpc.js";
 import { LedgerReplay } from "./replay.js";
+import { DEFAULT_ACCOUNT_CACHE, SpilledAccounts } from "./spilled-accounts.js";
 
 const QUORUM_INTERFACE = new Interface(SUPERVISOR_QUORUM_ABI);
 
@@ -55,6 +57,13 @@ export const ReaderConfig = z
     quorum: addressSchema.optional(),
     /** How long any one JSON-RPC call may take before the read fails with TIMEOUT (retryable). */
     rpcTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    /**
+     * Accounts (cards) whose books stay in memory during a read, a whole number >= 1: beyond it
+     * the least recently used go to a scratch SQLite file under the system's temporary directory,
+     * removed when read() returns or throws (docs/ARCHITECTURE.md, "Memory"). The default, about
+     * 30 MB of books, keeps a ledger of up to 100,000 cards entirely in memory.
+     */
+    accountCache: z.number().int().min(1).max(100_000_000).default(DEFAULT_ACCOUNT_CACHE),
   })
   .refine((c) => c.toBlock === "latest" || BigInt(c.fromBlock) <= BigInt(c.toBlock), {
     message: "fromBlock is after toBlock",
@@ -217,7 +226,9 @@ export class RegulatorReader {
   }
 
   /**
-   * Reads the configured block range and verifies everything in it.
+   * Reads the configured block range and verifies everything in it. Cards' books beyond
+   * `accountCache` are kept in a scratch file for the read's length; it is removed before this
+   * returns or throws.
    *
    * @throws PrepaidLedgerError `WRONG_KEY` if a key was given and it opens none of the records
    *   (it is not a recipient's key); `UNSUPPORTED_VERSION` if the ledger's genesis head is that
@@ -225,14 +236,18 @@ export class RegulatorReader {
    *   if the node fails
    */
   async read(): Promise<SupervisionReport> {
+    const accounts = new SpilledAccounts(this.config.accountCache);
     try {
-      return await this.readRange();
+      return await this.readRange(accounts);
     } catch (e) {
       throw toLedgerError(e, { ledger: this.config.ledger });
+    } finally {
+      accounts.close();
     }
   }
 
-  private async readRange(): Promise<SupervisionReport> {
+  /** The range read and replayed into `accounts` (the caller closes it), then compared with the contract. */
+  private async readRange(accounts: SpilledAccounts): Promise<SupervisionReport> {
     const chainId = (await this.timed(this.provider.getNetwork(), "eth_chainId")).chainId;
     const fromBlock = BigInt(this.config.fromBlock);
     // The node's head asked directly: ethers' getBlockNumber() answers a repeated call within
@@ -246,7 +261,7 @@ export class RegulatorReader {
     // The version is read from the contract, not guessed from the logs: a batch linked by
     // another rule is then a chain break, whatever the rest of the chain says.
     const version = await this.chainVersion(chainId, toBlock);
-    const run = new LedgerReplay(this.config, { chainId, ledger: this.config.ledger, version }, this.onRecord);
+    const run = new LedgerReplay(this.config, { chainId, ledger: this.config.ledger, version }, this.onRecord, undefined, accounts);
     run.finalRecordCount = final?.recordCount;
     for await (const page of fetchLogs(this.rpc, {
       address: this.config.ledger,
@@ -265,7 +280,8 @@ export class RegulatorReader {
         details: { records: run.records, notForThisKey: run.wrongKey },
       });
     }
-    await this.compareWithContract(run, toBlock);
+    const views = { ledger: this.ledger, timed: <T>(p: Promise<T>, what: string) => this.timed(p, what) };
+    await compareWithContract(run, views, toBlock, this.config.compareAccounts === "all" ? accounts.ordered() : undefined);
     if (final !== undefined) {
       const rebuilt = run.headAt.get(final.recordCount);
       if (rebuilt !== undefined && bytesToHex(rebuilt) !== final.chainHead.toLowerCase()) {
@@ -290,7 +306,7 @@ export class RegulatorReader {
       batches: run.batches,
       settlements: run.settlements,
       verified: run.verified,
-      accounts: run.books.accounts.size,
+      accounts: accounts.size,
       chain: {
         recordCount: run.lastIndex,
         head: bytesToHex(run.head),
@@ -376,71 +392,4 @@ export class RegulatorReader {
     }
     return { recordCount, ...found };
   }
-
-  /** Rebuilt books and head against the contract's views at `toBlock`. */
-  private async compareWithContract(run: LedgerReplay, toBlock: bigint): Promise<void> {
-    const at = { blockTag: toBlock };
-    const [count, head] = (await this.timed(this.ledger.chainHead(at), "chainHead")) as [bigint, string];
-    if (count !== run.lastIndex || !run.matchesHead(head)) {
-      run.report({
-        kind: "chain-break",
-        message: "the chain head rebuilt from the logs differs from the contract's",
-        details: { rebuiltCount: run.lastIndex, rebuiltHead: bytesToHex(run.head), contractCount: count, contractHead: head },
-      });
-    }
-    if (run.startedMidway) return; // partial books cannot be compared with the contract's totals
-    for (const m of run.books.merchants.values()) {
-      const c = await this.timed(this.ledger.merchantBooks(m.merchantId, at), "merchantBooks");
-      const fields: [string, unknown, unknown][] = [
-        ["status", BigInt(m.status), c.status],
-        ["nextSequence", m.nextSequence, c.nextSequence],
-        ["recordCount", BigInt(m.recordCount), c.recordCount],
-        ["accountCount", BigInt(m.accountCount), c.accountCount],
-        ["toppedUp", m.toppedUp, c.toppedUp],
-        ["consumed", m.consumed, c.consumed],
-        ["refunded", m.refunded, c.refunded],
-      ];
-      for (const [field, rebuilt, stored] of fields) {
-        if (rebuilt !== stored) {
-          run.report({
-            kind: "books-mismatch",
-            merchantId: m.merchantId,
-            message: `merchant ${m.merchantId}: ${field} rebuilt from records differs from the contract's`,
-            details: { field, rebuilt, contract: stored },
-          });
-        }
-      }
-    }
-    if (this.config.compareAccounts === "none") return;
-    const entries = [...run.books.accounts.entries()];
-    for (let i = 0; i < entries.length; i += 64) {
-      const slice = entries.slice(i, i + 64);
-      const stored = await Promise.all(slice.map(([, a]) => this.timed(this.ledger.accountBooks(a.merchantId, a.account, at), "accountBooks")));
-      slice.forEach(([, a], j) => {
-        const account = a.account;
-        const c = stored[j];
-        const fields: [string, bigint, bigint][] = [
-          ["merchantId", BigInt(a.merchantId), c.merchantId],
-          ["recordCount", BigInt(a.recordCount), c.recordCount],
-          ["initialAmount", a.initialAmount, c.initialAmount],
-          ["toppedUp", a.toppedUp, c.toppedUp],
-          ["consumed", a.consumed, c.consumed],
-          ["refunded", a.refunded, c.refunded],
-          ["balance", balanceOf(a), c.balance],
-        ];
-        for (const [field, rebuilt, contract] of fields) {
-          if (rebuilt !== contract) {
-            run.report({
-              kind: "books-mismatch",
-              account,
-              merchantId: a.merchantId,
-              message: `account ${account}: ${field} rebuilt from records differs from the contract's`,
-              details: { field, rebuilt, contract },
-            });
-          }
-        }
-      });
-    }
-  }
 }
-

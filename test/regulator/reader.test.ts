@@ -1,5 +1,3 @@
-import { join } from "node:path";
-
 import { expect } from "chai";
 import { JsonRpcProvider, Network, getBytes, hexlify, id } from "ethers";
 import { network } from "hardhat";
@@ -10,42 +8,20 @@ import { LEDGER_TOPICS, decodeBatchRecorded } from "../../src/regulator/events.j
 import type { JsonRpcLike, RpcLog } from "../../src/regulator/logs.js";
 import { LedgerReplay, RegulatorReader, type Discrepancy, type ReaderConfigInput } from "../../src/regulator/reader.js";
 import { sealBatch, sealSingles, type SealedBatch } from "../../src/upload/sealing.js";
-import { Uploader } from "../../src/upload/uploader.js";
 import { expectRejects } from "../helpers/errors.js";
-import { MERCHANT_KEY, MERCHANT_PUB, REGULATOR_KEY, REGULATOR_PUB, card, detail, openings, tempDir } from "../helpers/ledger.js";
+import { MERCHANT_KEY, MERCHANT_PUB, REGULATOR_KEY, REGULATOR_PUB, card, detail } from "../helpers/ledger.js";
 import { freePort } from "../helpers/processes.js";
 import { editBatchData, relinked } from "../helpers/chain-versions.js";
+import { M1, RECORDED_TOPIC, type TrafficFixture, deployTraffic, editingNode, inflatingAmounts } from "../helpers/traffic.js";
 
 const { ethers, networkHelpers } = await network.create();
-const M1 = 1;
-const M2 = 2;
 const regulatorOnly = [{ publicKey: REGULATOR_PUB, role: "regulator" as const }];
 
 /** A ledger with an honest day of traffic for two merchants (36 records in 6 batches). */
 async function ledgerWithTraffic() {
-  const [admin, regulator, recorder1, recorder2] = await ethers.getSigners();
-  const ledger = await ethers.deployContract("PrepaidLedger", [admin.address, regulator.address, 0, 3_600]);
-  const address = await ledger.getAddress();
-  await ledger.connect(regulator).registerMerchant(M1, recorder1.address);
-  await ledger.connect(regulator).registerMerchant(M2, recorder2.address);
-  const open = (merchantId: number, signer: typeof recorder1) =>
-    Uploader.open(
-      { ledger: address, merchantId, regulatorPublicKey: REGULATOR_PUB, journalPath: join(tempDir(), "j.jsonl"), batchSize: 10 },
-      signer,
-    );
-  const u1 = await open(M1, recorder1);
-  const u2 = await open(M2, recorder2);
-  await u1.upload(openings(M1, 12, 50_000n));
-  await u2.upload(openings(M2, 6, 80_000n, 100));
-  await u1.upload([
-    ...Array.from({ length: 12 }, (_, i) => detail(M1, 2, card(i), 3_000n + BigInt(i), 200 + i)),
-    detail(M1, 3, card(0), 10_000n, 300),
-  ]);
-  await u2.upload(Array.from({ length: 5 }, (_, i) => detail(M2, 2, card(100 + i), 9_000n, 400 + i)));
-  await ledger.connect(regulator).suspendMerchant(M2, id("complaints"));
-  return { ledger, address, admin, regulator, recorder1, recorder2 };
+  return deployTraffic(ethers);
 }
-type Fixture = Awaited<ReturnType<typeof ledgerWithTraffic>>;
+type Fixture = TrafficFixture;
 
 async function read(f: Fixture, overrides: Partial<ReaderConfigInput> = {}, rpc?: JsonRpcLike) {
   const reader = await RegulatorReader.open({ ledger: f.address, privateKey: REGULATOR_KEY, ...overrides }, ethers.provider, { rpc });
@@ -71,12 +47,7 @@ const honest = (n: number, recipients: Recipient[] = regulatorOnly): Promise<Sea
 const kinds = (ds: Discrepancy[]) => ds.map((d) => [d.kind, d.recordIndex]);
 
 /** A node that passes every log through `edit` (return undefined to drop it). */
-const editing = (edit: (log: RpcLog) => RpcLog | undefined): JsonRpcLike => ({
-  send: async (method, params) => {
-    const logs = (await ethers.provider.send(method, params)) as RpcLog[];
-    return logs.map(edit).filter((l) => l !== undefined);
-  },
-});
+const editing = (edit: (log: RpcLog) => RpcLog | undefined): JsonRpcLike => editingNode(ethers, edit);
 
 /** Every log of the ledger, as eth_getLogs returns them. */
 const ledgerLogs = async (f: Fixture): Promise<RpcLog[]> =>
@@ -246,12 +217,10 @@ describe("RegulatorReader", function () {
   });
 
   describe("when the node's logs are wrong", function () {
-    const recordedTopic = id("Recorded(bytes32,uint32,bytes32)");
-
     it("reports a break in the chain when a record's log is missing", async function () {
       const f = await networkHelpers.loadFixture(ledgerWithTraffic);
       let seen = 0;
-      const dropFifth = editing((l) => (l.topics[0] === recordedTopic && ++seen === 5 ? undefined : l));
+      const dropFifth = editing((l) => (l.topics[0] === RECORDED_TOPIC && ++seen === 5 ? undefined : l));
       const report = await read(f, {}, dropFifth);
       const breaks = report.discrepancies.filter((d) => d.kind === "chain-break");
       expect(breaks.length).to.be.greaterThan(0);
@@ -262,15 +231,7 @@ describe("RegulatorReader", function () {
 
     it("reports a log whose amount was altered: amount, chain and books all disagree", async function () {
       const f = await networkHelpers.loadFixture(ledgerWithTraffic);
-      let seen = 0;
-      const inflate = editing((l) => {
-        if (l.topics[0] !== recordedTopic || ++seen !== 3) return l;
-        // data = recordIndex u64 | kind u8 | amount u48 | ciphertext: raise the amount's low byte
-        const hex = l.data;
-        const at = 2 + 2 * 14;
-        const low = (parseInt(hex.slice(at, at + 2), 16) + 1) & 0xff;
-        return { ...l, data: hex.slice(0, at) + low.toString(16).padStart(2, "0") + hex.slice(at + 2) };
-      });
+      const inflate = editing(inflatingAmounts((position) => position === 3));
       const report = await read(f, {}, inflate);
       const at3 = report.discrepancies.filter((d) => d.recordIndex === 3n).map((d) => d.kind);
       expect(at3).to.include("amount-mismatch");

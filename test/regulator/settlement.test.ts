@@ -31,8 +31,21 @@ describe("regulator reader: settlements", function () {
   });
   after(() => closeUploaders(s));
 
-  const read = async (rpc?: JsonRpcLike) =>
-    (await RegulatorReader.open({ ledger: address, privateKey: REGULATOR_KEY, keepRecords: true }, ethers.provider, { rpc })).read();
+  const read = async (rpc?: JsonRpcLike, accountCache?: number) =>
+    (await RegulatorReader.open({ ledger: address, privateKey: REGULATOR_KEY, keepRecords: true, accountCache }, ethers.provider, { rpc })).read();
+
+  /** A node that logs the claim paid in full (merchant FULL's settlement) as ¥1 less. */
+  const tampered: JsonRpcLike = {
+    async send(method, params) {
+      const out = await ethers.provider.send(method, params);
+      if (method !== "eth_getLogs") return out;
+      return (out as RpcLog[]).map((l) => {
+        if (l.topics[0] !== LEDGER_TOPICS.Settled || BigInt(l.topics[1]) !== BigInt(FULL)) return l;
+        const words = AbiCoder.defaultAbiCoder().decode(["uint64", "uint8", "uint48", "bytes32"], l.data);
+        return { ...l, data: AbiCoder.defaultAbiCoder().encode(["uint64", "uint8", "uint48", "bytes32"], [words[0], words[1], words[2] - 100n, words[3]]) };
+      });
+    },
+  };
 
   it("counts each settlement as a refund of its card, as merchantBooks and accountBooks do, and the chain verifies", async function () {
     const report = await read();
@@ -91,18 +104,6 @@ describe("regulator reader: settlements", function () {
   });
 
   it("reports a tampered settlement as a chain break at its record", async function () {
-    const tampered: JsonRpcLike = {
-      async send(method, params) {
-        const out = await ethers.provider.send(method, params);
-        if (method !== "eth_getLogs") return out;
-        return (out as RpcLog[]).map((l) => {
-          if (l.topics[0] !== LEDGER_TOPICS.Settled || BigInt(l.topics[1]) !== BigInt(FULL)) return l;
-          // The claim paid in full, logged as ¥1 less.
-          const words = AbiCoder.defaultAbiCoder().decode(["uint64", "uint8", "uint48", "bytes32"], l.data);
-          return { ...l, data: AbiCoder.defaultAbiCoder().encode(["uint64", "uint8", "uint48", "bytes32"], [words[0], words[1], words[2] - 100n, words[3]]) };
-        });
-      },
-    };
     const report = await read(tampered);
     expect(report.ok).to.equal(false);
     const breaks = report.discrepancies.filter((d) => d.kind === "chain-break");
@@ -110,5 +111,14 @@ describe("regulator reader: settlements", function () {
     expect(breaks.map((d) => [d.recordIndex, d.merchantId, d.account])).to.deep.equal([[claim.args.recordIndex, FULL, s.cards.E.account]]);
     // …and the books rebuilt from the altered log differ from the contract's.
     expect(report.discrepancies.filter((d) => d.kind === "books-mismatch").map((d) => d.details?.field)).to.include("refunded");
+  });
+
+  it("books settlements into cards that left memory: the same reports with one card in memory", async function () {
+    for (const rpc of [undefined, tampered]) {
+      const all = await read(rpc);
+      const one = await read(rpc, 1);
+      expect(one).to.deep.equal(all);
+      expect([one.ok, one.settlements]).to.deep.equal([rpc === undefined, 4]);
+    }
   });
 });
