@@ -6,6 +6,9 @@
  * its own `accounts` table (src/indexer/account-cache.ts); the reader has no table of its own,
  * so it writes a temporary one (docs/ARCHITECTURE.md, "Memory").
  *
+ * A filter of the keys written (1 MiB) answers most misses, such as a card's opening, without
+ * reading the file.
+ *
  * When accounts leave memory: inside `get` and `set`, never the account just returned or stored.
  * That is safe because {@link Books.apply} — the only caller that changes accounts, for records
  * and for settlements alike — asks for one account per record and changes that one object in
@@ -30,6 +33,9 @@ export const DEFAULT_ACCOUNT_CACHE = 100_000;
 /** Rows read from the scratch file at a time by {@link SpilledAccounts.ordered}. */
 const ORDERED_PAGE = 1_024;
 
+/** Bits in the filter of spilled keys: 2^23, 1 MiB whatever the number of cards. */
+const FILTER_BITS = 1 << 23;
+
 /** The largest value SQLite's INTEGER holds; a larger total is stored as its decimal text. */
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -52,7 +58,6 @@ interface Scratch {
   upsert: StatementSync;
   select: StatementSync;
   exists: StatementSync;
-  first: StatementSync;
   after: StatementSync;
 }
 
@@ -76,6 +81,13 @@ export class SpilledAccounts implements AccountStore {
   /** In memory, least recently used first (a Map keeps insertion order). */
   private readonly cache = new Map<string, AccountState>();
   private scratch: Scratch | undefined;
+  /**
+   * A Bloom filter of every key written to the scratch file (two bits a key), made with it: a
+   * miss on a key it does not hold, such as every card's opening, is answered without a read.
+   * At a million spilled cards about one opening in twenty still reads the file; at several
+   * millions more of them do. It never turns away a key that was written.
+   */
+  private written: Uint32Array | undefined;
   /** Distinct accounts stored, in memory and spilled. */
   private count = 0;
   /** The key of the last `get` that found nothing anywhere: a `set` of it opens an account. */
@@ -85,6 +97,8 @@ export class SpilledAccounts implements AccountStore {
   spills = 0;
   /** Accounts read back from the scratch file by `get`. */
   loads = 0;
+  /** Lookups of a key in the scratch file (keys the filter may hold); found or not. */
+  lookups = 0;
 
   /**
    * @param limit - accounts kept in memory, a whole number >= 1 (default {@link DEFAULT_ACCOUNT_CACHE})
@@ -109,7 +123,7 @@ export class SpilledAccounts implements AccountStore {
   get(key: string): AccountState | undefined {
     const cached = touchRecent(this.cache, key);
     if (cached !== undefined) return cached;
-    const row = this.scratch === undefined ? undefined : (this.scratch.select.get(...splitAccountKey(key)) as AccountRow | undefined);
+    const row = this.mayBeWritten(key) ? (this.scratch!.select.get(...splitAccountKey(key)) as AccountRow | undefined) : undefined;
     if (row === undefined) {
       this.absent = key;
       return undefined;
@@ -125,7 +139,7 @@ export class SpilledAccounts implements AccountStore {
     if (this.closed) throw new PrepaidLedgerError("INVALID_ARGUMENT", "the account store is closed");
     if (this.cache.has(key)) {
       this.cache.delete(key);
-    } else if (this.scratch === undefined || key === this.absent || this.scratch.exists.get(...splitAccountKey(key)) === undefined) {
+    } else if (!this.mayBeWritten(key) || key === this.absent || this.scratch!.exists.get(...splitAccountKey(key)) === undefined) {
       this.count++;
     }
     this.absent = undefined;
@@ -143,14 +157,16 @@ export class SpilledAccounts implements AccountStore {
       yield* [...this.cache.values()].sort(byMerchantThenAccount);
       return;
     }
-    const { first, after } = this.scratch;
-    this.write([...this.cache.values()]);
-    let page = first.all(pageSize) as unknown as AccountRow[];
-    while (page.length > 0) {
+    const { after } = this.scratch;
+    this.write([...this.cache]);
+    // Keyset paging: each page is a query of its own, so no statement stays open between pages
+    // (the caller awaits the contract between them). Merchant ids are >= 0.
+    let last: { merchant_id: bigint; account: string } = { merchant_id: -1n, account: "" };
+    for (;;) {
+      const page = after.all(last.merchant_id, last.account, pageSize) as unknown as AccountRow[];
       for (const row of page) yield fromRow(row);
       if (page.length < pageSize) return;
-      const last = page[page.length - 1]!;
-      page = after.all(last.merchant_id, last.account, pageSize) as unknown as AccountRow[];
+      last = page[page.length - 1]!;
     }
   }
 
@@ -165,6 +181,7 @@ export class SpilledAccounts implements AccountStore {
     this.absent = undefined;
     const scratch = this.scratch;
     this.scratch = undefined;
+    this.written = undefined;
     if (scratch === undefined) return;
     try {
       scratch.db.close();
@@ -187,24 +204,35 @@ export class SpilledAccounts implements AccountStore {
       leaving.push(key);
     }
     // Written before they leave memory: a failed write loses nothing (the read fails with it).
-    this.write(leaving.map((key) => this.cache.get(key)!));
+    this.write(leaving.map((key) => [key, this.cache.get(key)!]));
     for (const key of leaving) this.cache.delete(key);
     this.spills += leaving.length;
   }
 
   /** Upserts `accounts` into the scratch file (made now if it does not exist), in one transaction. */
-  private write(accounts: AccountState[]): void {
+  private write(accounts: [key: string, account: AccountState][]): void {
     const { db, upsert } = (this.scratch ??= openScratch());
+    const written = (this.written ??= new Uint32Array(FILTER_BITS / 32));
     db.exec("BEGIN");
     try {
-      for (const a of accounts) {
+      for (const [key, a] of accounts) {
         upsert.run(a.merchantId, a.account, a.recordCount, sqlAmount(a.initialAmount), sqlAmount(a.toppedUp), sqlAmount(a.consumed), sqlAmount(a.refunded));
+        for (const bit of filterBits(key)) written[bit >>> 5]! |= 1 << (bit & 31);
       }
       db.exec("COMMIT");
     } catch (e) {
       db.exec("ROLLBACK");
       throw e;
     }
+  }
+
+  /** Whether `key` may be in the scratch file (false: it is not); true counts the lookup the caller then makes. */
+  private mayBeWritten(key: string): boolean {
+    const written = this.written;
+    if (written === undefined) return false;
+    for (const bit of filterBits(key)) if ((written[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    this.lookups++;
+    return true;
   }
 }
 
@@ -237,13 +265,20 @@ function openScratch(): Scratch {
       upsert: prepare(`INSERT OR REPLACE INTO accounts (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       select: prepare(`SELECT ${COLUMNS} FROM accounts WHERE merchant_id = ? AND account = ?`),
       exists: prepare("SELECT 1 FROM accounts WHERE merchant_id = ? AND account = ?"),
-      first: prepare(`SELECT ${COLUMNS} FROM accounts ORDER BY merchant_id, account LIMIT ?`),
       after: prepare(`SELECT ${COLUMNS} FROM accounts WHERE (merchant_id, account) > (?, ?) ORDER BY merchant_id, account LIMIT ?`),
     };
   } catch (e) {
     rmSync(directory, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** The key's two bits in the filter: the low and the high 23 bits of two 32-bit hashes (FNV-1a, then mixed). */
+function filterBits(key: string): [number, number] {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  const mixed = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  return [h & (FILTER_BITS - 1), (mixed ^ (mixed >>> 12)) >>> 9];
 }
 
 const sqlAmount = (x: bigint): bigint | string => (x <= INT64_MAX ? x : x.toString());

@@ -118,6 +118,21 @@ describe("SpilledAccounts: the reader's account books with a bounded memory", fu
       .with.property("code", "INVALID_ARGUMENT");
   });
 
+  it("opens a card without reading the file, and reads back a card that was spilled", function () {
+    const store = new SpilledAccounts(8);
+    const books = new Books(store);
+    const cards = Array.from({ length: 2_000 }, (_, i) => id(`spilled-accounts opening ${i}`));
+    try {
+      for (const account of cards) books.apply(1, account, 1, 500n);
+      // Only the filter's false positives read the file: none expected at 2,000 keys in 2^23 bits.
+      expect([store.size, store.lookups, store.loads]).to.deep.equal([2_000, 0, 0]);
+      for (const account of cards.slice(0, 100)) expect(books.apply(1, account, 2, 200n)).to.equal(undefined);
+      expect([store.lookups, store.loads]).to.deep.equal([100, 100]);
+    } finally {
+      store.close();
+    }
+  });
+
   it("counts an account stored again after it spilled once, and keeps the later copy", function () {
     const store = new SpilledAccounts(1);
     const opened = (account: string, toppedUp: bigint): AccountState => ({
