@@ -92,25 +92,32 @@ describe("SpilledAccounts: the reader's account books with a bounded memory", fu
   it("keeps a ledger within its limit in memory: no file is made", function () {
     const store = new SpilledAccounts(5);
     const books = new Books(store);
-    for (const account of CARDS.slice(0, 5)) books.apply(1, account, 1, 100n);
-    for (const account of CARDS.slice(0, 5)) books.apply(1, account, 2, 40n);
-    expect([store.size, store.spills, store.directory]).to.deep.equal([5, 0, undefined]);
-    expect([...store.ordered()].map((a) => [a.account, a.consumed])).to.deep.equal(
-      [...CARDS.slice(0, 5)].sort().map((account) => [account, 40n]),
-    );
-    store.close();
+    try {
+      for (const account of CARDS.slice(0, 5)) books.apply(1, account, 1, 100n);
+      for (const account of CARDS.slice(0, 5)) books.apply(1, account, 2, 40n);
+      expect([store.size, store.spills, store.directory]).to.deep.equal([5, 0, undefined]);
+      expect([...store.ordered()].map((a) => [a.account, a.consumed])).to.deep.equal(
+        [...CARDS.slice(0, 5)].sort().map((account) => [account, 40n]),
+      );
+    } finally {
+      store.close();
+    }
   });
 
   it("spills beyond its limit to a private directory under the temporary one, which close() removes", function () {
     const store = new SpilledAccounts(2);
     const books = new Books(store);
-    for (const account of CARDS.slice(0, 3)) books.apply(7, account, 1, 100n);
-    const directory = store.directory!;
-    expect(directory.startsWith(tmpdir())).to.equal(true);
-    expect(existsSync(directory)).to.equal(true);
-    expect(store.size).to.equal(3);
-    expect(store.spills).to.be.within(1, 2); // down to the limit, or a sixteenth of it (rounded up) below
-    store.close();
+    let directory: string | undefined;
+    try {
+      for (const account of CARDS.slice(0, 3)) books.apply(7, account, 1, 100n);
+      directory = store.directory!;
+      expect(directory.startsWith(tmpdir())).to.equal(true);
+      expect(existsSync(directory)).to.equal(true);
+      expect(store.size).to.equal(3);
+      expect(store.spills).to.be.within(1, 2); // down to the limit, or a sixteenth of it (rounded up) below
+    } finally {
+      store.close();
+    }
     expect(existsSync(directory)).to.equal(false);
     store.close(); // twice is fine
     expect(() => books.apply(7, CARDS[5]!, 1, 100n))
