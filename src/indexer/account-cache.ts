@@ -13,8 +13,14 @@ import { type AccountState, type AccountStore, splitAccountKey, touchRecent } fr
 
 import type { Database, Statement } from "./schema.js";
 
-/** Accounts kept in memory between pages, by default: about 30 MB of books. */
-export const DEFAULT_ACCOUNT_CACHE = 100_000;
+/**
+ * Accounts kept in memory between pages, by default. A cached card costs about 1.4 kB of the
+ * process's peak (its books, its key and the garbage collector's headroom for a cache whose
+ * entries die old): syncing 1,000,000 records over 333,000 cards peaked at 297, 309, 347 and
+ * 423 MB with 5,000, 20,000, 50,000 and 100,000 cached, in about the same time, since a miss is
+ * one primary-key read (docs/BENCHMARKS.md, "The account cache's size").
+ */
+export const DEFAULT_ACCOUNT_CACHE = 20_000;
 
 interface AccountRow {
   record_count: number;

@@ -60,8 +60,9 @@ export const ReaderConfig = z
     /**
      * Accounts (cards) whose books stay in memory during a read, a whole number >= 1: beyond it
      * the least recently used go to a scratch SQLite file under the system's temporary directory,
-     * removed when read() returns or throws (docs/ARCHITECTURE.md, "Memory"). The default, about
-     * 30 MB of books, keeps a ledger of up to 100,000 cards entirely in memory.
+     * removed when read() returns or throws (docs/ARCHITECTURE.md, "Memory"). The default keeps a
+     * ledger of up to 100,000 cards entirely in memory, for about 140 MB of peak memory; a smaller
+     * one bounds memory lower but writes cards out sooner.
      */
     accountCache: z.number().int().min(1).max(100_000_000).default(DEFAULT_ACCOUNT_CACHE),
   })

@@ -27,7 +27,13 @@ import { PrepaidLedgerError } from "../errors.js";
 import { loadSqlite } from "../sqlite.js";
 import { type AccountState, type AccountStore, splitAccountKey, touchRecent } from "./books.js";
 
-/** Accounts kept in memory by default: about 30 MB of books, as the indexer's cache. */
+/**
+ * Accounts kept in memory by default. Larger than the indexer's (src/indexer/account-cache.ts):
+ * the reader has no table behind its cache, so a card that leaves memory is written to the
+ * scratch file, and a ledger of up to this many cards never touches the disk. About 1.4 kB of
+ * peak memory a cached card (440 MB against 300 MB with 20,000, verifying a million records over
+ * 333,000 cards; docs/BENCHMARKS.md).
+ */
 export const DEFAULT_ACCOUNT_CACHE = 100_000;
 
 /** Rows read from the scratch file at a time by {@link SpilledAccounts.ordered}. */
