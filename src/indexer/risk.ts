@@ -211,7 +211,9 @@ function custodyRule(db: Database, merchants: MerchantFigures[]): Alert[] {
 
 /**
  * One alert per row for the first `max` rows of each merchant (rows come with their rank `rn` in
- * the merchant and the merchant's count `n`), then one alert counting the rest.
+ * the merchant and the merchant's count `n`), then one alert counting the rest. The queries
+ * return only ranks up to `max + 1`: a city's ledger may hold a million cards over the cap, and
+ * their rows would otherwise all be read into memory to list a hundred a merchant.
  */
 function capped<R extends { merchant_id: number; rn: number; n: number }>(
   rows: R[],
@@ -226,12 +228,13 @@ function capped<R extends { merchant_id: number; rn: number; n: number }>(
 function cardRules(db: Database, c: RiskConfigValues): Alert[] {
   const rows = db
     .prepare(
-      `SELECT merchant_id, account, balance,
-              row_number() OVER (PARTITION BY merchant_id ORDER BY balance DESC, account) AS rn,
-              count(*) OVER (PARTITION BY merchant_id) AS n
-         FROM accounts WHERE balance > ?`,
+      `SELECT * FROM (SELECT merchant_id, account, balance,
+                             row_number() OVER (PARTITION BY merchant_id ORDER BY balance DESC, account) AS rn,
+                             count(*) OVER (PARTITION BY merchant_id) AS n
+                        FROM accounts WHERE balance > ?) ranked
+        WHERE rn <= ?`,
     )
-    .all(c.maxCardBalance) as { merchant_id: number; account: string; balance: number; rn: number; n: number }[];
+    .all(c.maxCardBalance, c.maxAlertsPerMerchant + 1) as { merchant_id: number; account: string; balance: number; rn: number; n: number }[];
   const cap = yuan(c.maxCardBalance);
   return capped(
     rows,
@@ -261,12 +264,13 @@ function cardRules(db: Database, c: RiskConfigValues): Alert[] {
 function verificationRules(db: Database, c: RiskConfigValues): Alert[] {
   const rows = db
     .prepare(
-      `SELECT record_index, merchant_id, account, problems,
-              row_number() OVER (PARTITION BY merchant_id ORDER BY record_index) AS rn,
-              count(*) OVER (PARTITION BY merchant_id) AS n
-         FROM records WHERE verification = 'failed'`,
+      `SELECT * FROM (SELECT record_index, merchant_id, account, problems,
+                             row_number() OVER (PARTITION BY merchant_id ORDER BY record_index) AS rn,
+                             count(*) OVER (PARTITION BY merchant_id) AS n
+                        FROM records WHERE verification = 'failed') ranked
+        WHERE rn <= ?`,
     )
-    .all() as { record_index: number; merchant_id: number; account: string; problems: string; rn: number; n: number }[];
+    .all(c.maxAlertsPerMerchant + 1) as { record_index: number; merchant_id: number; account: string; problems: string; rn: number; n: number }[];
   const out = capped(
     rows,
     c.maxAlertsPerMerchant,
