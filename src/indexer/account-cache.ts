@@ -9,7 +9,7 @@
  * changed is never dropped before its row holds the change. A page that fails is rolled back
  * and its writer, with this cache, is thrown away; the next one starts from the table.
  */
-import { type AccountState, type AccountStore, splitAccountKey, touchRecent } from "../regulator/books.js";
+import { type AccountState, type AccountStore, accountKey, splitAccountKey, touchRecent } from "../regulator/books.js";
 
 import type { Database, Statement } from "./schema.js";
 
@@ -21,6 +21,9 @@ import type { Database, Statement } from "./schema.js";
  * one primary-key read (docs/BENCHMARKS.md, "The account cache's size").
  */
 export const DEFAULT_ACCOUNT_CACHE = 20_000;
+
+/** Accounts read by one prefetch query: a batch of 1,000 records is a few queries, not 1,000. */
+export const PREFETCH_CHUNK = 250;
 
 interface AccountRow {
   record_count: number;
@@ -35,6 +38,11 @@ export class IndexedAccounts implements AccountStore {
   private readonly select: Statement;
   /** Rows read on a miss (opened accounts are misses too: their row does not exist yet). */
   misses = 0;
+  /** Accounts looked up by {@link IndexedAccounts.prefetch} (found or not). */
+  prefetched = 0;
+  /** Keys a prefetch found no row for, until they are set or the cache is trimmed: `get` answers them without a query. */
+  private readonly absent = new Set<string>();
+  private readonly selectMany: Statement;
 
   /** @param limit - accounts kept in memory after each page (at least 1) */
   constructor(
@@ -45,32 +53,63 @@ export class IndexedAccounts implements AccountStore {
     this.select = db.prepare(
       "SELECT record_count, initial_amount, topped_up, consumed, refunded FROM accounts WHERE merchant_id = ? AND account = ?",
     );
+    this.selectMany = db.prepare(
+      `SELECT account, record_count, initial_amount, topped_up, consumed, refunded FROM accounts
+        WHERE merchant_id = ? AND account IN (${Array(PREFETCH_CHUNK).fill("?").join(", ")})`,
+    );
   }
 
   get(key: string): AccountState | undefined {
     // Most recently used last: trim() drops the oldest first.
     const cached = touchRecent(this.cache, key);
     if (cached !== undefined) return cached;
+    if (this.absent.has(key)) return undefined; // a prefetch found no row: an opening
     this.misses++;
     const [merchantId, account] = splitAccountKey(key);
     const row = this.select.get(merchantId, account) as AccountRow | undefined;
     if (row === undefined) return undefined;
-    const a: AccountState = {
-      merchantId,
-      account,
-      recordCount: Number(row.record_count),
-      initialAmount: BigInt(row.initial_amount),
-      toppedUp: BigInt(row.topped_up),
-      consumed: BigInt(row.consumed),
-      refunded: BigInt(row.refunded),
-    };
+    const a = fromRow(merchantId, account, row);
     this.cache.set(key, a);
     return a;
   }
 
   set(key: string, account: AccountState): void {
+    this.absent.delete(key);
     this.cache.delete(key);
     this.cache.set(key, account);
+  }
+
+  /**
+   * Reads, {@link PREFETCH_CHUNK} to a query, the rows of the accounts among `keys` that are not
+   * in memory, so the `get`s of a batch's records that follow find them there (or know the row
+   * does not exist) without a query each: on PostgreSQL a query is a round trip. The cache may
+   * pass its limit until the next trim() by the accounts of one page.
+   */
+  prefetch(keys: readonly string[]): void {
+    const wanted = new Map<number, string[]>();
+    for (const key of keys) {
+      if (this.cache.has(key) || this.absent.has(key)) continue;
+      this.absent.add(key); // until its row is found below: also drops a key listed twice
+      const [merchantId, account] = splitAccountKey(key);
+      const list = wanted.get(merchantId);
+      if (list === undefined) wanted.set(merchantId, [account]);
+      else list.push(account);
+    }
+    for (const [merchantId, accounts] of wanted) {
+      for (let i = 0; i < accounts.length; i += PREFETCH_CHUNK) {
+        const chunk = accounts.slice(i, i + PREFETCH_CHUNK);
+        // A fixed number of parameters, so one prepared statement serves every chunk: the last
+        // one is padded with its own first account (a repeated value in IN changes nothing).
+        const params = Array.from({ length: PREFETCH_CHUNK }, (_, j) => chunk[j] ?? chunk[0]!);
+        const rows = this.selectMany.all(merchantId, ...params) as (AccountRow & { account: string })[];
+        for (const row of rows) {
+          const key = accountKey(merchantId, row.account);
+          this.absent.delete(key);
+          this.cache.set(key, fromRow(merchantId, row.account, row));
+        }
+        this.prefetched += chunk.length;
+      }
+    }
   }
 
   /** Accounts in memory now. */
@@ -83,6 +122,7 @@ export class IndexedAccounts implements AccountStore {
    * the replay changed is stored (after the page's flushBooks).
    */
   trim(): void {
+    this.absent.clear();
     let excess = this.cache.size - this.limit;
     if (excess <= 0) return;
     for (const key of this.cache.keys()) {
@@ -90,4 +130,16 @@ export class IndexedAccounts implements AccountStore {
       if (--excess === 0) break;
     }
   }
+}
+
+function fromRow(merchantId: number, account: string, row: AccountRow): AccountState {
+  return {
+    merchantId,
+    account,
+    recordCount: Number(row.record_count),
+    initialAmount: BigInt(row.initial_amount),
+    toppedUp: BigInt(row.topped_up),
+    consumed: BigInt(row.consumed),
+    refunded: BigInt(row.refunded),
+  };
 }

@@ -86,6 +86,12 @@ export function touchRecent<V>(cache: Map<string, V>, key: string): V | undefine
 export interface AccountStore {
   get(key: string): AccountState | undefined;
   set(key: string, account: AccountState): void;
+  /**
+   * Optional hint: the accounts a batch's records are about to `get`, so a store over a database
+   * can read the ones not in memory in a few queries instead of one each. It must not drop an
+   * account the caller may hold.
+   */
+  prefetch?(keys: readonly string[]): void;
 }
 
 export class Books<S extends AccountStore = Map<string, AccountState>> {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 
-import { IndexedAccounts } from "../../src/indexer/account-cache.js";
+import { IndexedAccounts, PREFETCH_CHUNK } from "../../src/indexer/account-cache.js";
 import { Indexer } from "../../src/indexer/indexer.js";
 import { openIndex } from "../../src/indexer/open.js";
 import { Uploader } from "../../src/upload/uploader.js";
@@ -130,6 +130,46 @@ describe("IndexedAccounts", function () {
     expect(accounts.get("7:0x01")?.account).to.equal("0x01");
     expect(accounts.get("7:0x03")?.account).to.equal("0x03");
     expect(accounts.misses).to.equal(misses + 1);
+    db.close();
+  });
+
+  it("prefetch reads the rows of a batch's accounts a chunk at a time, and knows the absent ones until the next trim", function () {
+    const { db, accounts } = store(10);
+    const insert = db.prepare(
+      `INSERT INTO accounts (merchant_id, account, record_count, initial_amount, topped_up, consumed, refunded, balance, opened_time, last_time)
+       VALUES (?, ?, 1, ?, ?, 0, 0, ?, 1, 2)`,
+    );
+    // More accounts than one query asks for, every other one with a row, over two merchants.
+    const names = Array.from({ length: PREFETCH_CHUNK * 2 + 7 }, (_, i) => `0x${i.toString(16).padStart(4, "0")}`);
+    for (const [i, a] of names.entries()) if (i % 2 === 0) insert.run(i % 3 === 0 ? 8 : 7, a, i, i, i);
+    const keys = names.map((a, i) => `${i % 3 === 0 ? 8 : 7}:${a}`);
+    accounts.prefetch([...keys, keys[0]!, "7:0xaa"]); // a key twice, and the row inserted by store()
+    expect(accounts.prefetched).to.equal(keys.length + 1);
+    names.forEach((a, i) => {
+      const got = accounts.get(keys[i]!);
+      if (i % 2 === 0) expect(got).to.deep.include({ merchantId: i % 3 === 0 ? 8 : 7, account: a, initialAmount: BigInt(i), toppedUp: BigInt(i) });
+      else expect(got).to.equal(undefined);
+    });
+    expect(accounts.get("7:0xaa")?.recordCount).to.equal(3);
+    expect(accounts.misses).to.equal(0); // every answer came from the prefetch
+    // An absent account that is then opened is the stored object from then on.
+    accounts.set(keys[1]!, fresh(names[1]!));
+    expect(accounts.get(keys[1]!)?.account).to.equal(names[1]);
+    // After a trim an absent key is asked again: by then its row may exist.
+    accounts.trim();
+    expect(accounts.get(keys[3]!)).to.equal(undefined);
+    expect(accounts.misses).to.equal(1);
+    db.close();
+  });
+
+  it("prefetch leaves the accounts in memory as they are (the replay's changes not yet stored)", function () {
+    const { db, accounts } = store(10);
+    const a = accounts.get("7:0xaa")!;
+    a.consumed += 5n; // changed in memory; its row still says 100
+    accounts.prefetch(["7:0xaa"]);
+    expect(accounts.get("7:0xaa")).to.equal(a);
+    expect(a.consumed).to.equal(105n);
+    expect(accounts.prefetched).to.equal(0);
     db.close();
   });
 
