@@ -14,6 +14,8 @@
  *   node --import tsx scripts/bench/indexer-worker.ts <rpcUrl> <ledger> <db> [maxBlockRange]
  *
  * `maxBlockRange` is `prepaid sync --max-block-range`; without it, the indexer's default.
+ * `BENCH_INDEXER_ACCOUNT_CACHE=<n>` sets the indexer's `accountCache` (cards' books kept in memory
+ * between pages); without it, the indexer's default. The result says which was used.
  */
 import { Indexer } from "../../src/indexer/indexer.js";
 import { httpJsonRpc } from "../../src/rpc.js";
@@ -29,6 +31,8 @@ export interface WorkerResult {
   /** Records in the largest page (one eth_getLogs answer, one SQLite transaction). */
   largestPage: number;
   pagesSeconds: number;
+  /** The indexer's `accountCache` the sync ran with. */
+  accountCache: number;
   verified: number;
   failed: number;
   discrepancies: number;
@@ -42,8 +46,10 @@ async function main(): Promise<void> {
     throw new Error("usage: indexer-worker.ts <rpcUrl> <ledger> <db> [maxBlockRange]");
   }
   const maxBlockRange = range === undefined ? undefined : Number(range);
+  const cache = process.env.BENCH_INDEXER_ACCOUNT_CACHE;
+  const accountCache = cache === undefined || cache === "" ? undefined : Number(cache);
   const started = performance.now();
-  const indexer = await Indexer.open({ ledger, privateKey: REGULATOR_KEY, db, maxBlockRange }, httpJsonRpc(url));
+  const indexer = await Indexer.open({ ledger, privateKey: REGULATOR_KEY, db, maxBlockRange, accountCache }, httpJsonRpc(url));
   let pages = 0;
   let largestPage = 0;
   let recordsBefore = 0;
@@ -67,6 +73,7 @@ async function main(): Promise<void> {
       pages,
       largestPage,
       pagesSeconds: (lastPage - started) / 1000,
+      accountCache: indexer.config.accountCache,
       verified: totals.verified,
       failed: totals.failed,
       discrepancies: result.discrepancies,

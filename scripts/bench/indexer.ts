@@ -18,6 +18,8 @@
  *   BENCH_INDEXER_CARDS=<n>            cards in the ledger (default one per 10 records); e.g.
  *                                      3,000,000 records over 1,000,000 cards for a city's size
  *   BENCH_INDEXER_MAX_BLOCK_RANGE=<n>  sync with `--max-block-range n` only
+ *   BENCH_INDEXER_ACCOUNT_CACHE=<n>    the syncs' `accountCache` (cards' books in memory between
+ *                                      pages; default the indexer's own, 20,000)
  *   BENCH_INDEXER_CPU_PROF=<dir>       write the sync's, the floor's and verify's CPU profiles there (node --cpu-prof)
  *
  * After the sync, the floor any reader pays and the RegulatorReader's verify read the same ledger,
@@ -615,7 +617,8 @@ export function formatIndexer(f: IndexerFigures): string {
     `sync: a process of its own, prepaid sync's JSON-RPC client, ` +
       (s.maxBlockRange === undefined ? "the default configuration" : `--max-block-range ${s.maxBlockRange} (not the default)`) +
       "; every record decrypted and verified, " +
-      `books equal to the contract's, ${int(s.discrepancies)} discrepancies, ${int(s.alerts)} risk alerts`,
+      `books equal to the contract's, ${int(s.discrepancies)} discrepancies, ${int(s.alerts)} risk alerts; ` +
+      `${int(s.accountCache)} cards' books cached`,
     `  ${int(s.records)} records in ${s.seconds.toFixed(1)} s: ${int(s.recordsPerSecond)} records/s  ` +
       `target >= ${int(f.targets.recordsPerSecond)} ${verdict(f.met.recordsPerSecond)}`,
     `  peak memory (max RSS) ${int(s.maxRssMb)} MB  target < ${f.targets.maxRssMb} MB ${verdict(f.met.maxRssMb)}`,

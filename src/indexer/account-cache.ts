@@ -101,7 +101,7 @@ export class IndexedAccounts implements AccountStore {
         // A fixed number of parameters, so one prepared statement serves every chunk: the last
         // one is padded with its own first account (a repeated value in IN changes nothing).
         const params = Array.from({ length: PREFETCH_CHUNK }, (_, j) => chunk[j] ?? chunk[0]!);
-        const rows = this.selectMany.all(merchantId, ...params) as (AccountRow & { account: string })[];
+        const rows = this.selectMany.all(merchantId, ...params) as unknown as (AccountRow & { account: string })[];
         for (const row of rows) {
           const key = accountKey(merchantId, row.account);
           this.absent.delete(key);
