@@ -4,7 +4,8 @@
  * same run, and the dashboard timed over each index. Printed side by side with PostgreSQL ÷
  * SQLite, the ratio that stays comparable across runs on a shared machine.
  *
- * Skipped, and said so, when PostgreSQL is not installed (`BENCH_POSTGRES=0` skips it too).
+ * Skipped, and said so, when PostgreSQL is not installed (`BENCH_POSTGRES=0` skips it too). A
+ * sync that fails is printed as failed, with its reason, beside the run's SQLite figures.
  */
 import { existsSync, readdirSync } from "node:fs";
 
@@ -19,7 +20,7 @@ export interface RouteTiming {
 }
 
 export interface BackendsFigures {
-  postgres: { sync: WorkerResult; dashboard: RouteTiming[]; server: string } | { skipped: string };
+  postgres: { sync: WorkerResult; dashboard: RouteTiming[]; server: string } | { skipped: string } | { failed: string };
 }
 
 /** Whether this machine can run the PostgreSQL pass (the Debian package's server binaries). */
@@ -49,7 +50,15 @@ export async function benchPostgres(
   }
   const server = await startPostgres();
   try {
-    const pg = await sync(server.url);
+    let pg: WorkerResult;
+    try {
+      pg = await sync(server.url);
+    } catch (e) {
+      // The SQLite figures of the run are still printed; the failure is, in place of the row.
+      await beforeDashboard();
+      const summary = e instanceof Error && "summary" in e && typeof e.summary === "string" ? e.summary : String(e);
+      return { postgres: { failed: summary } };
+    }
     await beforeDashboard();
     return { postgres: { sync: pg, dashboard: await dashboard(server.url), server: "PostgreSQL 15, private server on 127.0.0.1 (fsync off)" } };
   } finally {
@@ -62,6 +71,7 @@ const int = (x: number): string => Math.round(x).toLocaleString("en-US");
 /** SQLite and PostgreSQL side by side, with the ratio PostgreSQL ÷ SQLite. */
 export function formatBackends(f: BackendsFigures, sqlite: { sync: WorkerResult; dashboard: RouteTiming[] }): string[] {
   if ("skipped" in f.postgres) return [`PostgreSQL backend: not measured: ${f.postgres.skipped}`];
+  if ("failed" in f.postgres) return [`PostgreSQL backend: the sync FAILED: ${f.postgres.failed}`];
   const pg = f.postgres;
   const row = (label: string, a: number, b: number, unit: string, digits = 0) =>
     `${label.padEnd(34)} ${(digits === 0 ? int(a) : a.toFixed(digits)).padStart(10)} ${(digits === 0 ? int(b) : b.toFixed(digits)).padStart(12)} ${(b / a).toFixed(2).padStart(8)}  ${unit}`;

@@ -1,3 +1,5 @@
+import { MessageChannel, Worker } from "node:worker_threads";
+
 import { expect } from "chai";
 
 import { PrepaidLedgerError } from "../../src/errors.js";
@@ -5,7 +7,7 @@ import { SCHEMA_VERSION } from "../../src/indexer/schema.js";
 import { indexExists, openIndex, removeIndex } from "../../src/indexer/open.js";
 import { getMeta, hasTable, redactUrl, setMeta } from "../../src/indexer/store/database.js";
 import { postgresDdl, toPostgres } from "../../src/indexer/store/dialect.js";
-import { PostgresDatabase } from "../../src/indexer/store/postgres.js";
+import { PostgresDatabase, takeAnswer } from "../../src/indexer/store/postgres.js";
 import { TEST_BACKEND, indexDb } from "../helpers/index-db.js";
 
 function thrown(fn: () => unknown): PrepaidLedgerError {
@@ -17,6 +19,30 @@ function thrown(fn: () => unknown): PrepaidLedgerError {
   }
   expect.fail("expected a PrepaidLedgerError");
 }
+
+describe("index on PostgreSQL: the answer from the connection's thread", function () {
+  it("waits for an answer that is readable only after the signal, and gives up after its grace", async function () {
+    const { port1, port2 } = new MessageChannel();
+    // A thread that answers 150 ms after it is started, as if its signal had come first.
+    const late = new Worker(
+      `const { workerData } = require("node:worker_threads");
+       setTimeout(() => { workerData.port.postMessage({ changes: 7 }); workerData.port.close(); }, 150);`,
+      { eval: true, workerData: { port: port2 }, transferList: [port2] },
+    );
+    try {
+      const started = Date.now();
+      expect(takeAnswer(port1, 5_000)).to.deep.equal({ changes: 7 });
+      expect(Date.now() - started).to.be.at.least(100);
+      // Nothing more comes: undefined once the grace has passed, not before.
+      const again = Date.now();
+      expect(takeAnswer(port1, 80)).to.equal(undefined);
+      expect(Date.now() - again).to.be.at.least(80);
+    } finally {
+      port1.close();
+      await late.terminate();
+    }
+  });
+});
 
 describe("index on PostgreSQL: the dialect", function () {
   it("numbers ? placeholders, never inside quotes, identifiers or comments", function () {
