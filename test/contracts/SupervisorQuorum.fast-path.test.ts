@@ -8,7 +8,7 @@ import { SUPERVISOR_QUORUM_ABI } from "../../src/ledger/quorum-abi.js";
 import { FINALIZE_PACKED_SELECTOR, finalizeTransaction } from "../../src/supervisor/checkpoint.js";
 import { PREVIOUS, deploySameAddress } from "../helpers/quorum-previous.js";
 import { CHECKPOINT_TYPES, SET_CHANGE_TYPES, packCheckpoint, toCompact } from "../helpers/quorum-types.js";
-import { Consume, TopUp, account, record } from "../helpers/records.js";
+import { Consume, TopUp, account, fixedRecord } from "../helpers/records.js";
 
 /**
  * finalizePacked_11yn's one-pass path (SupervisorQuorum._finalizeFast) against the contract it
@@ -34,9 +34,9 @@ async function deployBoth() {
   const a = account("alice");
   const upload = async (records: ReturnType<typeof record>[]) =>
     ledger.connect(recorder).recordBatch(M, (await ledger.merchantBooks(M)).nextSequence, "0x", packBatch(records));
-  await upload([record(TopUp, a, 1_000n), record(Consume, a, 10n)]);
+  await upload([fixedRecord(TopUp, a, 1_000n, "r1"), fixedRecord(Consume, a, 10n, "r2")]);
   await ledger.markCheckpoint();
-  await upload([record(Consume, a, 20n)]);
+  await upload([fixedRecord(Consume, a, 20n, "r3")]);
   const { chainId } = await ethers.provider.getNetwork();
   return { ledger, ledgerAddress, keys, submitter, chainId, quorums: [previous, current].map((q) => q as unknown as Contract) };
 }

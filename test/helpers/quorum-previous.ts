@@ -9,7 +9,7 @@ import { ContractFactory, Wallet, id, type InterfaceAbi } from "ethers";
 import { network } from "hardhat";
 
 import { packBatch } from "../../src/ledger/codec.js";
-import { Consume, TopUp, account, record } from "./records.js";
+import { Consume, TopUp, account, fixedRecord } from "./records.js";
 
 /** The previous contract's ABI and creation code. */
 export const PREVIOUS = JSON.parse(readFileSync(new URL("../../scripts/bench/fixtures/SupervisorQuorum.previous.json", import.meta.url), "utf8")) as {
@@ -37,9 +37,9 @@ export async function deploySameAddress(n: number, t: number) {
   const a = account("alice");
   const upload = async (records: ReturnType<typeof record>[]) =>
     (await ledger.connect(recorder).recordBatch(M, (await ledger.merchantBooks(M)).nextSequence, "0x", packBatch(records))).wait();
-  await upload([record(TopUp, a, 1_000n), record(Consume, a, 10n)]);
+  await upload([fixedRecord(TopUp, a, 1_000n, "r1"), fixedRecord(Consume, a, 10n, "r2")]);
   await (await ledger.markCheckpoint()).wait();
-  await upload([record(Consume, a, 20n)]);
+  await upload([fixedRecord(Consume, a, 20n, "r3")]);
   const args = [admin.address, ledgerAddress, keys.map((k) => k.address), t, 0, 3_600] as const;
   const previous = await new ContractFactory(PREVIOUS.abi, PREVIOUS.bytecode, admin).deploy(...args);
   await previous.waitForDeployment();

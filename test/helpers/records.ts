@@ -30,6 +30,17 @@ export function record(kind: number, acct: Uint8Array, amount: bigint, overrides
 }
 
 /**
+ * A record whose commitment and ciphertext are derived from `label` (keccak256), so that the
+ * ledger's head, and every signature over it, is the same in every run: for tests whose
+ * coverage depends on those bytes (a fuzz with a fixed seed).
+ */
+export function fixedRecord(kind: number, acct: Uint8Array, amount: bigint, label: string): PackedRecord {
+  const bytes = (part: string) => getBytes(id(`${label}:${part}`));
+  const body = Uint8Array.from([...bytes("c1"), ...bytes("c2"), ...bytes("c3")]).slice(0, 73);
+  return record(kind, acct, amount, { commitment: bytes("commitment"), ciphertext: Uint8Array.from([2, ...body]) });
+}
+
+/**
  * head_n computed with ethers' solidityPackedKeccak256 — an implementation independent of
  * src/ledger/codec.ts's linkHead, which the tests check against it.
  */
