@@ -32,7 +32,7 @@ async function deployBoth() {
   const current = await ethers.deployContract("SupervisorQuorum", [...args]);
   await ledger.connect(regulator).registerMerchant(M, recorder.address);
   const a = account("alice");
-  const upload = async (records: ReturnType<typeof record>[]) =>
+  const upload = async (records: ReturnType<typeof fixedRecord>[]) =>
     ledger.connect(recorder).recordBatch(M, (await ledger.merchantBooks(M)).nextSequence, "0x", packBatch(records));
   await upload([fixedRecord(TopUp, a, 1_000n, "r1"), fixedRecord(Consume, a, 10n, "r2")]);
   await ledger.markCheckpoint();

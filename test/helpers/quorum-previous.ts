@@ -35,7 +35,7 @@ export async function deploySameAddress(n: number, t: number) {
   const ledgerAddress = await ledger.getAddress();
   await ledger.connect(regulator).registerMerchant(M, recorder.address);
   const a = account("alice");
-  const upload = async (records: ReturnType<typeof record>[]) =>
+  const upload = async (records: ReturnType<typeof fixedRecord>[]) =>
     (await ledger.connect(recorder).recordBatch(M, (await ledger.merchantBooks(M)).nextSequence, "0x", packBatch(records))).wait();
   await upload([fixedRecord(TopUp, a, 1_000n, "r1"), fixedRecord(Consume, a, 10n, "r2")]);
   await (await ledger.markCheckpoint()).wait();
