@@ -9,7 +9,16 @@
  * changed is never dropped before its row holds the change. A page that fails is rolled back
  * and its writer, with this cache, is thrown away; the next one starts from the table.
  */
-import { type AccountState, type AccountStore, accountKey, splitAccountKey, touchRecent } from "../regulator/books.js";
+import {
+  type AccountBooksRow,
+  type AccountRef,
+  type AccountState,
+  type AccountStore,
+  accountFromRow,
+  accountKey,
+  splitAccountKey,
+  touchRecent,
+} from "../regulator/books.js";
 
 import type { Database, Statement } from "./schema.js";
 
@@ -24,14 +33,6 @@ export const DEFAULT_ACCOUNT_CACHE = 20_000;
 
 /** Accounts read by one prefetch query: a batch of 1,000 records is a few queries, not 1,000. */
 export const PREFETCH_CHUNK = 250;
-
-interface AccountRow {
-  record_count: number;
-  initial_amount: number;
-  topped_up: number;
-  consumed: number;
-  refunded: number;
-}
 
 export class IndexedAccounts implements AccountStore {
   private readonly cache = new Map<string, AccountState>();
@@ -66,9 +67,9 @@ export class IndexedAccounts implements AccountStore {
     if (this.absent.has(key)) return undefined; // a prefetch found no row: an opening
     this.misses++;
     const [merchantId, account] = splitAccountKey(key);
-    const row = this.select.get(merchantId, account) as AccountRow | undefined;
+    const row = this.select.get(merchantId, account) as AccountBooksRow | undefined;
     if (row === undefined) return undefined;
-    const a = fromRow(merchantId, account, row);
+    const a = accountFromRow(merchantId, account, row);
     this.cache.set(key, a);
     return a;
   }
@@ -80,17 +81,17 @@ export class IndexedAccounts implements AccountStore {
   }
 
   /**
-   * Reads, {@link PREFETCH_CHUNK} to a query, the rows of the accounts among `keys` that are not
+   * Reads, {@link PREFETCH_CHUNK} to a query, the rows of the accounts among `refs` that are not
    * in memory, so the `get`s of a batch's records that follow find them there (or know the row
    * does not exist) without a query each: on PostgreSQL a query is a round trip. The cache may
    * pass its limit until the next trim() by the accounts of one page.
    */
-  prefetch(keys: readonly string[]): void {
+  prefetch(refs: readonly AccountRef[]): void {
     const wanted = new Map<number, string[]>();
-    for (const key of keys) {
+    for (const { merchantId, account } of refs) {
+      const key = accountKey(merchantId, account);
       if (this.cache.has(key) || this.absent.has(key)) continue;
-      this.absent.add(key); // until its row is found below: also drops a key listed twice
-      const [merchantId, account] = splitAccountKey(key);
+      this.absent.add(key); // until its row is found below: also drops an account listed twice
       const list = wanted.get(merchantId);
       if (list === undefined) wanted.set(merchantId, [account]);
       else list.push(account);
@@ -101,11 +102,11 @@ export class IndexedAccounts implements AccountStore {
         // A fixed number of parameters, so one prepared statement serves every chunk: the last
         // one is padded with its own first account (a repeated value in IN changes nothing).
         const params = Array.from({ length: PREFETCH_CHUNK }, (_, j) => chunk[j] ?? chunk[0]!);
-        const rows = this.selectMany.all(merchantId, ...params) as unknown as (AccountRow & { account: string })[];
+        const rows = this.selectMany.all(merchantId, ...params) as unknown as (AccountBooksRow & { account: string })[];
         for (const row of rows) {
           const key = accountKey(merchantId, row.account);
           this.absent.delete(key);
-          this.cache.set(key, fromRow(merchantId, row.account, row));
+          this.cache.set(key, accountFromRow(merchantId, row.account, row));
         }
         this.prefetched += chunk.length;
       }
@@ -130,16 +131,4 @@ export class IndexedAccounts implements AccountStore {
       if (--excess === 0) break;
     }
   }
-}
-
-function fromRow(merchantId: number, account: string, row: AccountRow): AccountState {
-  return {
-    merchantId,
-    account,
-    recordCount: Number(row.record_count),
-    initialAmount: BigInt(row.initial_amount),
-    toppedUp: BigInt(row.topped_up),
-    consumed: BigInt(row.consumed),
-    refunded: BigInt(row.refunded),
-  };
 }

@@ -53,6 +53,37 @@ export const merchantStatusName = (status: number): MerchantStatusName =>
 export const balanceOf = (a: { toppedUp: bigint; consumed: bigint; refunded: bigint }): bigint =>
   a.toppedUp - a.consumed - a.refunded;
 
+/** An account as the contract keys it: a merchant's id and the account's 0x-hex id. */
+export interface AccountRef {
+  merchantId: number;
+  account: string;
+}
+
+/**
+ * An account's books as a table row holds them (the indexer's `accounts`, the reader's scratch
+ * file), integers as the driver returns them: number, bigint, or text for amounts beyond 2^63.
+ */
+export interface AccountBooksRow {
+  record_count: number | bigint;
+  initial_amount: number | bigint | string;
+  topped_up: number | bigint | string;
+  consumed: number | bigint | string;
+  refunded: number | bigint | string;
+}
+
+/** The {@link AccountState} of `account` of `merchantId` from its row. */
+export function accountFromRow(merchantId: number, account: string, row: AccountBooksRow): AccountState {
+  return {
+    merchantId,
+    account,
+    recordCount: Number(row.record_count),
+    initialAmount: BigInt(row.initial_amount),
+    toppedUp: BigInt(row.topped_up),
+    consumed: BigInt(row.consumed),
+    refunded: BigInt(row.refunded),
+  };
+}
+
 /** Accounts are per merchant (the contract keys them so): `${merchantId}:${account}`. */
 export const accountKey = (merchantId: number, account: string) => `${merchantId}:${account}`;
 
@@ -91,7 +122,7 @@ export interface AccountStore {
    * can read the ones not in memory in a few queries instead of one each. It must not drop an
    * account the caller may hold.
    */
-  prefetch?(keys: readonly string[]): void;
+  prefetch?(accounts: readonly AccountRef[]): void;
 }
 
 export class Books<S extends AccountStore = Map<string, AccountState>> {

@@ -10,7 +10,7 @@ import { openBatchRecord, openEnvelope } from "../crypto/envelope.js";
 import { bytesToHex, keccak256 } from "../crypto/hash.js";
 import { openSingle } from "../crypto/single.js";
 import { CHAIN_VERSIONS, RECORDED_DATA_HEAD_BYTES, type ChainVersion, SettlementReason, genesisHead, linkBatch, linkSettlement } from "../ledger/codec.js";
-import { type AccountState, type AccountStore, Books, accountKey } from "./books.js";
+import { type AccountState, type AccountStore, Books } from "./books.js";
 import type { RpcLog } from "./logs.js";
 import {
   type BatchRecordedLog,
@@ -219,7 +219,7 @@ export class LedgerReplay<S extends AccountStore = Map<string, AccountState>> {
     const key = await this.batchKey(records, b.envelope);
     const announced = bytesToHex(b.chainHead);
     const rebuilt = this.linkBatch(b, records);
-    this.books.accounts.prefetch?.(records.map((r) => accountKey(r.merchantId, r.account)));
+    this.books.accounts.prefetch?.(records);
     for (let i = 0; i < records.length; i++) {
       const pending = this.record(records[i], i, key);
       if (pending !== undefined) await pending; // only single-record ECIES is asynchronous

@@ -25,7 +25,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 import { PrepaidLedgerError } from "../errors.js";
 import { loadSqlite } from "../sqlite.js";
-import { type AccountState, type AccountStore, splitAccountKey, touchRecent } from "./books.js";
+import { type AccountBooksRow, type AccountState, type AccountStore, accountFromRow, splitAccountKey, touchRecent } from "./books.js";
 
 /**
  * Accounts kept in memory by default. Larger than the indexer's (src/indexer/account-cache.ts):
@@ -47,14 +47,9 @@ const INT64_MAX = 2n ** 63n - 1n;
 
 const COLUMNS = "merchant_id, account, record_count, initial_amount, topped_up, consumed, refunded";
 
-interface AccountRow {
+interface AccountRow extends AccountBooksRow {
   merchant_id: bigint;
   account: string;
-  record_count: bigint;
-  initial_amount: bigint | string;
-  topped_up: bigint | string;
-  consumed: bigint | string;
-  refunded: bigint | string;
 }
 
 /** The scratch file and its statements, made at the first spill. */
@@ -134,7 +129,7 @@ export class SpilledAccounts implements AccountStore {
       this.absent = key;
       return undefined;
     }
-    const a = fromRow(row);
+    const a = accountFromRow(Number(row.merchant_id), row.account, row);
     this.loads++;
     this.cache.set(key, a);
     this.spillBeyondLimit();
@@ -170,7 +165,7 @@ export class SpilledAccounts implements AccountStore {
     let last: { merchant_id: bigint; account: string } = { merchant_id: -1n, account: "" };
     for (;;) {
       const page = after.all(last.merchant_id, last.account, pageSize) as unknown as AccountRow[];
-      for (const row of page) yield fromRow(row);
+      for (const row of page) yield accountFromRow(Number(row.merchant_id), row.account, row);
       if (page.length < pageSize) return;
       last = page[page.length - 1]!;
     }
@@ -288,15 +283,3 @@ function filterBits(key: string): [number, number] {
 }
 
 const sqlAmount = (x: bigint): bigint | string => (x <= INT64_MAX ? x : x.toString());
-
-function fromRow(row: AccountRow): AccountState {
-  return {
-    merchantId: Number(row.merchant_id),
-    account: row.account,
-    recordCount: Number(row.record_count),
-    initialAmount: BigInt(row.initial_amount),
-    toppedUp: BigInt(row.topped_up),
-    consumed: BigInt(row.consumed),
-    refunded: BigInt(row.refunded),
-  };
-}

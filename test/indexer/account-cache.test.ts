@@ -142,8 +142,9 @@ describe("IndexedAccounts", function () {
     // More accounts than one query asks for, every other one with a row, over two merchants.
     const names = Array.from({ length: PREFETCH_CHUNK * 2 + 7 }, (_, i) => `0x${i.toString(16).padStart(4, "0")}`);
     for (const [i, a] of names.entries()) if (i % 2 === 0) insert.run(i % 3 === 0 ? 8 : 7, a, i, i, i);
-    const keys = names.map((a, i) => `${i % 3 === 0 ? 8 : 7}:${a}`);
-    accounts.prefetch([...keys, keys[0]!, "7:0xaa"]); // a key twice, and the row inserted by store()
+    const refs = names.map((a, i) => ({ merchantId: i % 3 === 0 ? 8 : 7, account: a }));
+    const keys = refs.map((r) => `${r.merchantId}:${r.account}`);
+    accounts.prefetch([...refs, refs[0]!, { merchantId: 7, account: "0xaa" }]); // an account twice, and the row inserted by store()
     expect(accounts.prefetched).to.equal(keys.length + 1);
     names.forEach((a, i) => {
       const got = accounts.get(keys[i]!);
@@ -166,7 +167,7 @@ describe("IndexedAccounts", function () {
     const { db, accounts } = store(10);
     const a = accounts.get("7:0xaa")!;
     a.consumed += 5n; // changed in memory; its row still says 100
-    accounts.prefetch(["7:0xaa"]);
+    accounts.prefetch([{ merchantId: 7, account: "0xaa" }]);
     expect(accounts.get("7:0xaa")).to.equal(a);
     expect(a.consumed).to.equal(105n);
     expect(accounts.prefetched).to.equal(0);
