@@ -20,7 +20,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -118,7 +118,14 @@ async function run(command) {
   const forward = (signal) => child.kill(signal);
   process.on("SIGINT", forward);
   process.on("SIGTERM", forward);
-  const code = await new Promise((resolve) => child.once("exit", (c, s) => resolve(c ?? (s ? 1 : 0))));
+  const code = await new Promise((resolve) => {
+    child.once("exit", (c, s) => resolve(c ?? (s ? 1 : 0)));
+    // A command that cannot start (not on PATH): said plainly, and the server still stopped.
+    child.once("error", (e) => {
+      console.error(`[postgres] cannot run ${command[0]}: ${e.message}`);
+      resolve(127);
+    });
+  });
   await server.stop();
   process.exit(code);
 }
@@ -133,6 +140,9 @@ function indexTests() {
   };
   INDEX_TEST_FOLDERS.forEach(walk);
   process.env.PREPAID_TEST_INDEX = "postgres";
+  // The project's own hardhat and Node 22 first on PATH, as `npm run` puts them, so this also works
+  // when started as `node tools/postgres.mjs index-tests`.
+  process.env.PATH = [join(root, "node_modules", ".bin"), process.env.PATH].join(delimiter);
   return run(["hardhat", "test", "mocha", ...files]);
 }
 

@@ -710,9 +710,10 @@ describe("PrepaidLedger invariants", function () {
 
   it("generates runs that reach success and every refusal", function () {
     // The model alone, on many runs: the properties below are only as strong as the runs they
-    // see, so a change of weights that stops reaching an outcome must fail here.
+    // see, so a change of weights that stops reaching an outcome must fail here. A fixed seed:
+    // the same 300 runs every time, so this fails for a change of the generator, never by chance.
     const seen = new Set<string>();
-    for (const batches of fc.sample(runArb, 300)) {
+    for (const batches of fc.sample(runArb, { numRuns: 300, seed: 20261203 })) {
       const model = new LedgerModel(ZeroHash);
       for (const [index, spec] of batches.entries()) {
         const sequence = sequenceOf(spec.sequence, model.merchant(spec.merchantId).nextSequence);

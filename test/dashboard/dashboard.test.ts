@@ -1,6 +1,6 @@
 import { readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 
 import { expect } from "chai";
 import { ZeroAddress, id } from "ethers";
@@ -135,6 +135,8 @@ describe("dashboard: the main job's day in headless Chromium", function () {
   let connection: Connection;
   let day: DayResult;
   let dbPath: string;
+  /** The test's folder: the SQLite index and the uploaders' journals (a PostgreSQL index is a URL, not a file in it). */
+  let dir: string | undefined;
   let index: Database;
   let q: IndexQueries;
   let dashboard: Dashboard;
@@ -166,13 +168,14 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     browser = await launchChromium();
     connection = await network.create();
     day = await runDay(connection);
-    dbPath = indexDb(tempDir("dashboard"), "index.sqlite");
+    dir = tempDir("dashboard");
+    dbPath = indexDb(dir, "index.sqlite");
     // Twenty more small cards for the first merchant after the day, so the alerts (one per card
     // above the test's tiny cap) fill more than one page: the day's claims empty most cards of
     // the closed merchants.
     const [first] = MERCHANTS;
     const extra = await Uploader.open(
-      { ledger: day.ledgerAddress, merchantId: first.id, regulatorPublicKey: publicKeyOf(DEMO_REGULATOR_KEY), journalPath: join(dirname(dbPath), "extra-journal.jsonl") },
+      { ledger: day.ledgerAddress, merchantId: first.id, regulatorPublicKey: publicKeyOf(DEMO_REGULATOR_KEY), journalPath: join(dir, "extra-journal.jsonl") },
       (await connection.ethers.getSigners())[2 + MERCHANTS.indexOf(first)],
     );
     try {
@@ -201,7 +204,7 @@ describe("dashboard: the main job's day in headless Chromium", function () {
     await browser?.close();
     await dashboard?.close();
     index?.close();
-    if (dbPath !== undefined) rmSync(dirname(dbPath), { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it("listens on 127.0.0.1 and shows every merchant's books as the contract and the index hold them", async function () {
@@ -556,8 +559,8 @@ describe("dashboard: the main job's day in headless Chromium", function () {
         ledger: day.ledgerAddress,
         merchantId: first.id,
         regulatorPublicKey: publicKeyOf(DEMO_REGULATOR_KEY),
-        // Next to the index, so `after` removes it too.
-        journalPath: join(dirname(dbPath), "late-journal.jsonl"),
+        // In the test's folder, so `after` removes it too.
+        journalPath: join(dir!, "late-journal.jsonl"),
       },
       recorder,
     );

@@ -4,7 +4,7 @@
  * falling silent), served, and looked at in headless Chromium.
  */
 import { readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 
 import { expect } from "chai";
 import type { Browser } from "playwright-core";
@@ -74,6 +74,8 @@ describe("dashboard: weeks of history in headless Chromium", function () {
   this.timeout(120_000);
   let tz: string | undefined;
   let dbPath: string;
+  /** Holds the SQLite index (a PostgreSQL index is a URL, not a file in it). */
+  let dir: string | undefined;
   let browser: Browser;
   let dashboard: Dashboard;
   let liability: Map<number, number>;
@@ -81,7 +83,8 @@ describe("dashboard: weeks of history in headless Chromium", function () {
   before(async function () {
     tz = process.env.TZ;
     process.env.TZ = "UTC";
-    dbPath = indexDb(tempDir("dashboard-weeks"), "index.sqlite");
+    dir = tempDir("dashboard-weeks");
+    dbPath = indexDb(dir, "index.sqlite");
     ({ liability } = buildIndex(dbPath));
     browser = await launchChromium();
     dashboard = await serveDashboard({ db: dbPath });
@@ -90,7 +93,7 @@ describe("dashboard: weeks of history in headless Chromium", function () {
   after(async function () {
     await browser?.close();
     await dashboard?.close();
-    if (dbPath !== undefined) rmSync(dirname(dbPath), { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     if (tz === undefined) delete process.env.TZ;
     else process.env.TZ = tz;
   });

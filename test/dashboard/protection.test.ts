@@ -7,7 +7,7 @@
  * figures. Screenshots go to test-artifacts/dashboard/protection-*.png.
  */
 import { readFileSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 
 import { expect } from "chai";
 import { network } from "hardhat";
@@ -37,6 +37,8 @@ describe("dashboard: the card holders' protection (Chromium)", function () {
   let dashboard: Dashboard;
   let page: Page;
   let db: string;
+  /** Holds the SQLite index (a PostgreSQL index is a URL, not a file in it). */
+  let dir: string | undefined;
 
   const text = (selector: string) => page.locator(selector).first().textContent();
   const screenshot = async (name: string, selector?: string) => {
@@ -50,7 +52,8 @@ describe("dashboard: the card holders' protection (Chromium)", function () {
     browser = await launchChromium();
     s = await protectionScenario(ethers);
     await increaseTime(ethers, 8 * DAY); // OWING's return on card D is now past its due date
-    db = indexDb(tempDir("dashboard-protection"), "index.sqlite");
+    dir = tempDir("dashboard-protection");
+    db = indexDb(dir, "index.sqlite");
     const indexer = await Indexer.open({ ledger: await s.ledger.getAddress(), privateKey: REGULATOR_KEY, db, confirmations: 0 }, ethers.provider);
     try {
       expect((await indexer.sync()).matchesContract).to.equal(true);
@@ -65,7 +68,7 @@ describe("dashboard: the card holders' protection (Chromium)", function () {
     await browser?.close();
     await dashboard?.close();
     closeUploaders(s);
-    if (db !== undefined) rmSync(dirname(db), { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it("shows a closed merchant's claims round as custody's claimsOf holds it, with every claim", async function () {
