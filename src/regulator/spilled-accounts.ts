@@ -129,7 +129,7 @@ export class SpilledAccounts implements AccountStore {
       this.absent = key;
       return undefined;
     }
-    const a = accountFromRow(Number(row.merchant_id), row.account, row);
+    const a = fromScratch(row);
     this.loads++;
     this.cache.set(key, a);
     this.spillBeyondLimit();
@@ -165,7 +165,7 @@ export class SpilledAccounts implements AccountStore {
     let last: { merchant_id: bigint; account: string } = { merchant_id: -1n, account: "" };
     for (;;) {
       const page = after.all(last.merchant_id, last.account, pageSize) as unknown as AccountRow[];
-      for (const row of page) yield accountFromRow(Number(row.merchant_id), row.account, row);
+      for (const row of page) yield fromScratch(row);
       if (page.length < pageSize) return;
       last = page[page.length - 1]!;
     }
@@ -283,3 +283,6 @@ function filterBits(key: string): [number, number] {
 }
 
 const sqlAmount = (x: bigint): bigint | string => (x <= INT64_MAX ? x : x.toString());
+
+/** An account from its scratch-file row, which also holds its merchant id and account. */
+const fromScratch = (row: AccountRow): AccountState => accountFromRow(Number(row.merchant_id), row.account, row);
